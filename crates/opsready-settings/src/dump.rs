@@ -1,0 +1,202 @@
+//! [`Dump`]: the effective settings, redacted, with the origin of each value.
+
+use std::collections::{BTreeMap, HashSet};
+
+use figment::Figment;
+use figment::value::Value;
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+use crate::de::is_within;
+use crate::origin::Origin;
+use crate::secret::REDACTED;
+
+/// The effective settings, one entry per dotted key, redacted, each with the
+/// layer its value came from. Serializes to JSON as
+/// `{"http.port": {"value": 8080, "origin": "environment variable APP__HTTP__PORT"}}`,
+/// keys in order; this is what `--print-config` prints and `/admin/config`
+/// serves.
+///
+/// Values are redacted when their type is [`crate::Secret`], when their key
+/// looks like a credential (`password`, `token`, `secret`, `api_key`, …),
+/// and passwords inside URLs (`postgres://user:…@host`) are masked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dump {
+    entries: BTreeMap<String, DumpEntry>,
+}
+
+/// One effective setting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DumpEntry {
+    /// The value, redacted where needed.
+    pub value: serde_json::Value,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+impl Dump {
+    /// Builds the dump from the serialized settings and the layers they were
+    /// loaded from.
+    pub(crate) fn build(
+        serialized: &serde_json::Value,
+        figment: &Figment,
+        root: &Value,
+        secrets: &HashSet<String>,
+    ) -> Self {
+        let mut entries = BTreeMap::new();
+        let mut leaves = Vec::new();
+        flatten(serialized, String::new(), &mut leaves);
+        for (key, value) in leaves {
+            let origin = find(root, &key).map_or(Origin::Default, |node| {
+                Origin::of(figment, node.tag(), &key)
+            });
+            let secret = secrets.iter().any(|s| is_within(&key, s));
+            let value = redact_json(&key, value, secret);
+            entries.insert(key, DumpEntry { value, origin });
+        }
+        Self { entries }
+    }
+
+    /// The entry of a dotted key.
+    pub fn get(&self, key: &str) -> Option<&DumpEntry> {
+        self.entries.get(key)
+    }
+
+    /// Every entry, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &DumpEntry)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The dump as pretty-printed JSON, as `--print-config` prints it.
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+impl Serialize for Dump {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.entries.len()))?;
+        for (key, entry) in &self.entries {
+            map.serialize_entry(key, entry)?;
+        }
+        map.end()
+    }
+}
+
+fn flatten(value: &serde_json::Value, key: String, out: &mut Vec<(String, serde_json::Value)>) {
+    match value {
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                flatten(v, crate::de::join(&key, k), out);
+            }
+        }
+        other => out.push((key, other.clone())),
+    }
+}
+
+/// The node at a dotted key (with `[i]` for list items) in figment's tree.
+pub(crate) fn find<'a>(root: &'a Value, key: &str) -> Option<&'a Value> {
+    let mut node = root;
+    if key.is_empty() {
+        return Some(node);
+    }
+    for part in key.split('.') {
+        let (name, indices) = part.split_once('[').unwrap_or((part, ""));
+        node = node.as_dict()?.get(name)?;
+        for index in indices.split('[').filter(|s| !s.is_empty()) {
+            let i: usize = index.trim_end_matches(']').parse().ok()?;
+            node = node.as_array()?.get(i)?;
+        }
+    }
+    Some(node)
+}
+
+/// Key names whose values are credentials whatever their type. A safety net
+/// for settings that should have been a `Secret` and are not.
+const SENSITIVE: [&str; 9] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "credential",
+    "dsn",
+];
+
+/// Whether the last part of a dotted key names a credential.
+pub(crate) fn is_sensitive_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
+    SENSITIVE.iter().any(|s| last.contains(s))
+}
+
+/// Masks the password of a URL (`scheme://user:password@host`), if any.
+pub(crate) fn mask_url_password(text: &str) -> String {
+    let Some(scheme_end) = text.find("://") else {
+        return text.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = text[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| authority_start + i);
+    let authority = &text[authority_start..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return text.to_owned();
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return text.to_owned();
+    };
+    format!(
+        "{}{}{REDACTED}{}",
+        &text[..authority_start],
+        &authority[..=colon],
+        &text[authority_start + at..]
+    )
+}
+
+fn redact_json(key: &str, value: serde_json::Value, secret: bool) -> serde_json::Value {
+    if secret || is_sensitive_key(key) {
+        return serde_json::Value::String(REDACTED.to_owned());
+    }
+    match value {
+        serde_json::Value::String(s) => serde_json::Value::String(mask_url_password(&s)),
+        serde_json::Value::Array(items) => serde_json::Value::Array(
+            items
+                .into_iter()
+                .map(|item| redact_json("", item, false))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_are_masked_and_the_rest_kept() {
+        assert_eq!(
+            mask_url_password("postgres://app:hunter2@db:5432/accounts"),
+            "postgres://app:[REDACTED]@db:5432/accounts"
+        );
+        assert_eq!(
+            mask_url_password("postgres://app@db/accounts"),
+            "postgres://app@db/accounts"
+        );
+        assert_eq!(
+            mask_url_password("sqlite://data/a.db"),
+            "sqlite://data/a.db"
+        );
+        assert_eq!(mask_url_password("plain"), "plain");
+    }
+
+    #[test]
+    fn credential_key_names_are_sensitive() {
+        assert!(is_sensitive_key("database.password"));
+        assert!(is_sensitive_key("admin.token"));
+        assert!(is_sensitive_key("telemetry.sentry.dsn"));
+        assert!(!is_sensitive_key("server.addr"));
+    }
+}

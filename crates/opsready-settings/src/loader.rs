@@ -1,0 +1,874 @@
+//! [`Loader`]: the layers, in order, into a typed struct, with every problem
+//! reported at once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsString;
+use std::fmt;
+use std::ops::Deref;
+use std::path::PathBuf;
+
+use figment::providers::{Format, Toml};
+use figment::value::{Tag, Value};
+use figment::{Figment, Provider};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::de::{self, De, EMPTY_TABLE, ErrorKind, PLACEHOLDER_MODES, Session, is_within, join};
+use crate::dump::{Dump, find, is_sensitive_key, mask_url_password};
+use crate::error::{Diagnostic, DiagnosticKind, EX_USAGE, LoadError};
+use crate::origin::Origin;
+use crate::secret::REDACTED;
+use crate::sources::StringLayer;
+use crate::validate::{Validate, Violations};
+
+/// Loads settings from, lowest first: defaults in code (serde defaults),
+/// `config/default.toml`, `config/{env}.toml`, environment variables
+/// `{PREFIX}__SECTION__KEY`, and overrides ([`Loader::set`], `--set`).
+///
+/// `env` is `{PREFIX}_ENV` (single underscore), `local` when unset.
+///
+/// ```
+/// use opsready_settings::{Duration, Loader, Validate};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Deserialize, Serialize)]
+/// struct Settings {
+///     #[serde(default)]
+///     http: Http,
+/// }
+///
+/// #[derive(Deserialize, Serialize)]
+/// #[serde(default)]
+/// struct Http {
+///     read_timeout: Duration,
+///     port: u16,
+/// }
+///
+/// impl Default for Http {
+///     fn default() -> Self {
+///         Self { read_timeout: Duration::from_secs(30), port: 8080 }
+///     }
+/// }
+///
+/// impl Validate for Settings {}
+///
+/// let loaded = Loader::new("MINIMAL")
+///     .env([("MINIMAL__HTTP__READ_TIMEOUT", "250ms")])
+///     .set("http.port", "9000")
+///     .load::<Settings>()
+///     .unwrap();
+/// assert_eq!(loaded.http.read_timeout, Duration::from_millis(250));
+/// assert_eq!(loaded.http.port, 9000);
+/// assert_eq!(
+///     loaded.dump().get("http.read_timeout").unwrap().origin.to_string(),
+///     "environment variable MINIMAL__HTTP__READ_TIMEOUT"
+/// );
+/// ```
+#[derive(Debug, Clone)]
+pub struct Loader {
+    prefix: String,
+    config_dir: PathBuf,
+    env: Option<Vec<(String, String)>>,
+    overrides: Vec<(String, String)>,
+}
+
+impl Loader {
+    /// A loader for the variables of `prefix` (upper-cased: `minimal` reads
+    /// `MINIMAL__…`).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into().to_ascii_uppercase(),
+            config_dir: PathBuf::from("config"),
+            env: None,
+            overrides: Vec::new(),
+        }
+    }
+
+    /// The directory of `default.toml` and `{env}.toml`. Missing files are
+    /// skipped. Defaults to `config`, relative to the working directory.
+    pub fn config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config_dir = dir.into();
+        self
+    }
+
+    /// Reads these variables instead of the process environment (for tests,
+    /// which must not change the environment of a process they share).
+    /// Defaults to the process environment.
+    pub fn env<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.env = Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// Overrides one dotted key, above every other layer, as `--set key=value`
+    /// does. The value is read as the key's type.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.overrides.push((key.into(), value.into()));
+        self
+    }
+
+    /// Applies the `--set` overrides of a parsed command line.
+    pub fn command_line(mut self, command_line: &CommandLine) -> Self {
+        self.overrides
+            .extend(command_line.overrides.iter().cloned());
+        self
+    }
+
+    fn vars(&self) -> (Vec<(String, String)>, Vec<Diagnostic>) {
+        let mut problems = Vec::new();
+        let mut vars = match &self.env {
+            Some(vars) => vars.clone(),
+            None => std::env::vars_os()
+                .filter_map(|(name, value)| {
+                    let name = name.into_string().ok()?;
+                    if !name.starts_with(&self.prefix) {
+                        return None;
+                    }
+                    match value.into_string() {
+                        Ok(value) => Some((name, value)),
+                        Err(_) => {
+                            problems.push(Diagnostic {
+                                kind: DiagnosticKind::Source,
+                                key: None,
+                                origin: Origin::Env(name),
+                                message: "the value is not valid UTF-8".to_owned(),
+                                value: None,
+                                help: Some("set it to UTF-8 text".to_owned()),
+                            });
+                            None
+                        }
+                    }
+                })
+                .collect(),
+        };
+        vars.sort();
+        (vars, problems)
+    }
+
+    /// Loads, validates and returns the settings with their dump, or every
+    /// problem found.
+    pub fn load<T>(&self) -> Result<Loaded<T>, LoadError>
+    where
+        T: DeserializeOwned + Serialize + Validate,
+    {
+        let (vars, mut diagnostics) = self.vars();
+        let env_var = format!("{}_ENV", self.prefix);
+        let environment = vars
+            .iter()
+            .find(|(k, _)| *k == env_var)
+            .map_or_else(|| "local".to_owned(), |(_, v)| v.clone());
+        let fail = |diagnostics| LoadError {
+            prefix: self.prefix.clone(),
+            environment: environment.clone(),
+            diagnostics,
+        };
+        let environment_is_a_name = !environment.is_empty()
+            && environment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !environment_is_a_name {
+            diagnostics.push(Diagnostic {
+                kind: DiagnosticKind::Source,
+                key: None,
+                origin: Origin::Env(env_var),
+                message: format!("`{environment}` is not an environment name"),
+                value: None,
+                help: Some(
+                    "use letters, digits, `-` and `_`, as in `local` or `production`".to_owned(),
+                ),
+            });
+            return Err(fail(diagnostics));
+        }
+
+        let mut figment = Figment::new();
+        for name in ["default", environment.as_str()] {
+            let path = self.config_dir.join(format!("{name}.toml"));
+            if !path.exists() {
+                continue;
+            }
+            let file = Toml::file_exact(&path);
+            match file.data() {
+                Ok(_) => figment = figment.merge(file),
+                Err(error) => diagnostics.push(Diagnostic {
+                    kind: DiagnosticKind::Source,
+                    key: None,
+                    origin: Origin::File(path.clone()),
+                    message: format!("cannot be read: {}", error.kind),
+                    value: None,
+                    help: Some(format!("fix or remove {}", path.display())),
+                }),
+            }
+        }
+        let (env_layer, problems) = StringLayer::from_env(&self.prefix, &vars);
+        diagnostics.extend(problems);
+        let (override_layer, problems) = StringLayer::from_overrides(&self.overrides);
+        diagnostics.extend(problems);
+        let figment = figment.merge(env_layer).merge(override_layer);
+        let root = figment
+            .find_value("")
+            .unwrap_or_else(|_| Value::Dict(Tag::Default, Default::default()));
+
+        let report = Report {
+            loader: self,
+            figment: &figment,
+            root: &root,
+        };
+        let extraction = extract::<T>(&root);
+        diagnostics.extend(report.failures(&extraction));
+
+        let serialized = match &extraction.value {
+            Some(value) => match serde_json::to_value(value) {
+                Ok(serialized) => Some(serialized),
+                Err(error) => {
+                    diagnostics.push(Diagnostic {
+                        kind: DiagnosticKind::Source,
+                        key: None,
+                        origin: Origin::Default,
+                        message: format!("the settings type cannot be serialized: {error}"),
+                        value: None,
+                        help: Some(
+                            "settings must serialize to JSON objects with string keys".to_owned(),
+                        ),
+                    });
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut unknown = extraction.unknown.clone();
+        if let Some(serialized) = &serialized {
+            unused_keys(&root, serialized, "", &extraction.accepted, &mut unknown);
+        }
+        unknown.retain(|key, _| !extraction.skip.iter().any(|s| is_within(key, s)));
+        diagnostics.extend(
+            unknown
+                .iter()
+                .map(|(key, (tag, known))| report.unknown_key(key, *tag, known)),
+        );
+
+        let (Some(settings), Some(serialized), true) =
+            (extraction.value, serialized, diagnostics.is_empty())
+        else {
+            return Err(fail(diagnostics));
+        };
+
+        let mut violations = Violations::new();
+        settings.validate(&mut violations);
+        diagnostics.extend(
+            violations
+                .iter()
+                .map(|(key, message)| report.violation(key, message, &extraction.secrets)),
+        );
+        if !diagnostics.is_empty() {
+            return Err(fail(diagnostics));
+        }
+
+        let dump = Dump::build(&serialized, &figment, &root, &extraction.secrets);
+        Ok(Loaded {
+            settings,
+            dump,
+            environment,
+        })
+    }
+
+    /// Runs what a parsed command line asks: loads the settings, and for
+    /// `--print-config` prints their dump and exits 0, for `--check-config`
+    /// says they are valid, prints the dump and exits 0. Bad settings print
+    /// every problem and exit 78 (`EX_CONFIG`).
+    pub fn load_or_exit<T>(self, command_line: &CommandLine) -> Loaded<T>
+    where
+        T: DeserializeOwned + Serialize + Validate,
+    {
+        let loaded = match self.command_line(command_line).load::<T>() {
+            Ok(loaded) => loaded,
+            Err(error) => error.exit(),
+        };
+        match command_line.action {
+            Action::Run => loaded,
+            Action::PrintConfig => {
+                print_stdout(&loaded.dump.to_json_pretty());
+                std::process::exit(0)
+            }
+            Action::CheckConfig => {
+                eprintln!("settings are valid (environment `{}`)", loaded.environment);
+                print_stdout(&loaded.dump.to_json_pretty());
+                std::process::exit(0)
+            }
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)] // printing the dump is what `--print-config` asks for
+fn print_stdout(text: &str) {
+    println!("{text}");
+}
+
+/// Loads settings for `prefix` from the process's environment and command
+/// line, the one call a `main` needs.
+///
+/// Handles `--set key=value`, `--print-config`, `--check-config` and
+/// `--help`; exits 64 (`EX_USAGE`) on any other argument and 78
+/// (`EX_CONFIG`) on bad settings, after printing why. A service with its own
+/// command line parses it itself and uses [`Loader`] with [`Loader::set`].
+pub fn load_or_exit<T>(prefix: &str) -> Loaded<T>
+where
+    T: DeserializeOwned + Serialize + Validate,
+{
+    let command_line = match CommandLine::parse(std::env::args_os().skip(1)) {
+        Ok(command_line) => command_line,
+        Err(error) if error.help => {
+            eprintln!("{USAGE}");
+            std::process::exit(0)
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            std::process::exit(EX_USAGE)
+        }
+    };
+    Loader::new(prefix).load_or_exit(&command_line)
+}
+
+/// Settings that loaded, with the dump of their values and origins.
+///
+/// Dereferences to the settings.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    settings: T,
+    dump: Dump,
+    environment: String,
+}
+
+impl<T> Loaded<T> {
+    /// The redacted effective settings with the origin of each value.
+    pub fn dump(&self) -> &Dump {
+        &self.dump
+    }
+
+    /// The environment the settings were loaded for (`{PREFIX}_ENV`, default
+    /// `local`).
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// The settings.
+    pub fn into_inner(self) -> T {
+        self.settings
+    }
+
+    /// The settings and their dump.
+    pub fn into_parts(self) -> (T, Dump) {
+        (self.settings, self.dump)
+    }
+}
+
+impl<T> Deref for Loaded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.settings
+    }
+}
+
+/// What a command line asks of the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Action {
+    /// Load and run the service.
+    #[default]
+    Run,
+    /// Print the effective settings (`--print-config`) and exit.
+    PrintConfig,
+    /// Validate, print and exit 0 or 78 (`--check-config`), for deploy
+    /// pipelines.
+    CheckConfig,
+}
+
+/// The settings part of a service's command line: `--set key=value`
+/// (repeatable), `--print-config`, `--check-config`.
+///
+/// ```
+/// use opsready_settings::{Action, CommandLine};
+///
+/// let cli = CommandLine::parse(["--set", "http.port=9000", "--check-config"]).unwrap();
+/// assert_eq!(cli.action(), Action::CheckConfig);
+/// assert_eq!(cli.overrides(), [("http.port".to_owned(), "9000".to_owned())]);
+/// assert!(CommandLine::parse(["--sett", "x=1"]).is_err());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandLine {
+    overrides: Vec<(String, String)>,
+    action: Action,
+}
+
+const USAGE: &str = "\
+options:
+  --set KEY=VALUE   override one setting (dotted key), above files and environment
+  --print-config    print the effective settings with their origins, then exit
+  --check-config    validate the settings, print them, exit 0 (valid) or 78 (invalid)
+  -h, --help        print this help";
+
+impl CommandLine {
+    /// Parses arguments (without the program name).
+    pub fn parse<I, S>(args: I) -> Result<Self, UsageError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let mut parsed = Self::default();
+        let mut args = args.into_iter().map(Into::into);
+        while let Some(arg) = args.next() {
+            let arg = arg
+                .into_string()
+                .map_err(|arg| UsageError::new(format!("argument {arg:?} is not UTF-8")))?;
+            let pair = match arg.as_str() {
+                "--print-config" => {
+                    parsed.action = Action::PrintConfig;
+                    continue;
+                }
+                "--check-config" => {
+                    parsed.action = Action::CheckConfig;
+                    continue;
+                }
+                "-h" | "--help" => {
+                    return Err(UsageError {
+                        message: String::new(),
+                        help: true,
+                    });
+                }
+                "--set" => args
+                    .next()
+                    .and_then(|v| v.into_string().ok())
+                    .ok_or_else(|| UsageError::new("--set needs KEY=VALUE".to_owned()))?,
+                other => match other.strip_prefix("--set=") {
+                    Some(pair) => pair.to_owned(),
+                    None => {
+                        return Err(UsageError::new(format!("unknown argument `{other}`")));
+                    }
+                },
+            };
+            let (key, value) = pair.split_once('=').ok_or_else(|| {
+                UsageError::new(format!(
+                    "--set {pair}: expected KEY=VALUE, as in http.port=8080"
+                ))
+            })?;
+            parsed
+                .overrides
+                .push((key.trim().to_owned(), value.to_owned()));
+        }
+        Ok(parsed)
+    }
+
+    /// What the command line asks for.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+
+    /// The `--set` overrides, in order.
+    pub fn overrides(&self) -> &[(String, String)] {
+        &self.overrides
+    }
+}
+
+/// A command line that [`CommandLine::parse`] does not accept.
+#[derive(Debug, Clone)]
+pub struct UsageError {
+    message: String,
+    help: bool,
+}
+
+impl UsageError {
+    fn new(message: String) -> Self {
+        Self {
+            message,
+            help: false,
+        }
+    }
+
+    /// Whether the user asked for `--help` (not an error: print the usage
+    /// and exit 0).
+    pub fn is_help(&self) -> bool {
+        self.help
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.help {
+            writeln!(f, "error: {}", self.message)?;
+            writeln!(f)?;
+        }
+        f.write_str(USAGE)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A problem met while deserializing, kept until the end of the load.
+#[derive(Debug)]
+struct Failure {
+    path: String,
+    tag: Tag,
+    kind: ErrorKind,
+}
+
+#[derive(Debug)]
+struct Extraction<T> {
+    value: Option<T>,
+    failures: Vec<Failure>,
+    /// Unknown keys with the tag of their value and the names known beside
+    /// them.
+    unknown: BTreeMap<String, (Tag, Vec<String>)>,
+    secrets: HashSet<String>,
+    skip: HashSet<String>,
+    /// Keys a struct field took, in the last pass.
+    accepted: HashSet<String>,
+}
+
+/// Enough passes for dozens of problems; each pass only runs after an error.
+const MAX_PASSES: usize = 512;
+
+/// Deserializes `T`, and after each error again, with the bad key left out (so
+/// its default applies) or a missing key filled with a stand-in, until it
+/// succeeds or cannot go on: serde stops at the first error, a person fixing
+/// a deployment wants them all.
+fn extract<T: DeserializeOwned>(root: &Value) -> Extraction<T> {
+    let mut failures = Vec::new();
+    let mut unknown = BTreeMap::new();
+    let mut secrets = HashSet::new();
+    let mut skip: HashSet<String> = HashSet::new();
+    let mut placeholders: HashMap<String, usize> = HashMap::new();
+    // Missing keys tried as empty tables, not reported unless that fails.
+    let mut pending: HashMap<String, &'static str> = HashMap::new();
+    let mut value = None;
+    let mut accepted = HashSet::new();
+    for _ in 0..MAX_PASSES {
+        let session = Session {
+            skip: skip.clone(),
+            placeholders: placeholders.clone(),
+            ..Session::default()
+        };
+        let result = T::deserialize(De::root(root, &session));
+        secrets.extend(session.secrets.take());
+        accepted = session.accepted.take();
+        for (key, (tag, fields)) in session.unknown.take() {
+            unknown.insert(key, (tag, fields.iter().map(|f| (*f).to_owned()).collect()));
+        }
+        let error = match result {
+            Ok(v) => {
+                value = Some(v);
+                break;
+            }
+            Err(error) => error,
+        };
+        let path = error.path.unwrap_or_default();
+        let skipped = |key: &str| skip.iter().any(|s| is_within(key, s));
+        // A consequence of a stand-in or of a key left out is not news.
+        let pretended = |key: &str| {
+            placeholders
+                .iter()
+                .any(|(p, mode)| *mode != EMPTY_TABLE && is_within(key, p))
+        };
+        match error.kind {
+            ErrorKind::MissingField(field) => {
+                let key = join(&path, field);
+                if placeholders.contains_key(&key) {
+                    break;
+                }
+                if !skipped(&key) && !pretended(&key) {
+                    pending.insert(key.clone(), field);
+                }
+                placeholders.insert(key, EMPTY_TABLE);
+            }
+            ErrorKind::UnknownField { expected } => {
+                // Only from a struct that denies unknown fields below a map
+                // (a flattened one): it is reported as an unknown key.
+                let known = expected.iter().map(|f| (*f).to_owned()).collect();
+                unknown.insert(path.clone(), (error.tag, known));
+                skip.insert(path);
+            }
+            ErrorKind::PlaceholderExhausted => break,
+            kind => {
+                let stand_in = placeholders
+                    .keys()
+                    .filter(|p| is_within(&path, p))
+                    .max_by_key(|p| p.len())
+                    .cloned();
+                if let Some(stand_in) = stand_in {
+                    let mode = placeholders.get(&stand_in).copied().unwrap_or_default();
+                    let next = if mode == EMPTY_TABLE {
+                        // Not a section after all: the key itself is missing.
+                        if let Some(field) = pending.remove(&stand_in) {
+                            failures.push(missing(stand_in.clone(), field));
+                        }
+                        0
+                    } else {
+                        mode + 1
+                    };
+                    if next >= PLACEHOLDER_MODES {
+                        break;
+                    }
+                    placeholders.retain(|p, _| !is_within(p, &stand_in));
+                    placeholders.insert(stand_in, next);
+                    continue;
+                }
+                let consequence = skipped(&path) || skip.iter().any(|s| is_within(s, &path));
+                if !consequence {
+                    failures.push(Failure {
+                        path: path.clone(),
+                        tag: error.tag,
+                        kind,
+                    });
+                }
+                if path.is_empty() || skip.contains(&path) {
+                    break;
+                }
+                skip.insert(path);
+            }
+        }
+    }
+    if value.is_none() {
+        // The load stopped early: a pending key with no problem found below
+        // it is reported as missing, lest it be lost.
+        let mut rest: Vec<_> = pending
+            .into_iter()
+            .filter(|(key, _)| !failures.iter().any(|f| is_within(&f.path, key)))
+            .collect();
+        rest.sort();
+        failures.extend(rest.into_iter().map(|(key, field)| missing(key, field)));
+    }
+    Extraction {
+        value,
+        failures,
+        unknown,
+        secrets,
+        skip,
+        accepted,
+    }
+}
+
+fn missing(path: String, field: &'static str) -> Failure {
+    Failure {
+        path,
+        tag: Tag::Default,
+        kind: ErrorKind::MissingField(field),
+    }
+}
+
+/// Keys of the input that the settings type did not take, found by
+/// comparison with the serialized settings; catches what field tracking
+/// cannot see, such as keys below a `#[serde(flatten)]` section.
+fn unused_keys(
+    input: &Value,
+    output: &serde_json::Value,
+    path: &str,
+    accepted: &HashSet<String>,
+    unknown: &mut BTreeMap<String, (Tag, Vec<String>)>,
+) {
+    let (Value::Dict(_, dict), serde_json::Value::Object(fields)) = (input, output) else {
+        return;
+    };
+    for (key, value) in dict {
+        let key_path = join(path, key);
+        match fields.get(key) {
+            Some(output) => unused_keys(value, output, &key_path, accepted, unknown),
+            // Taken under an alias: serialized under its canonical name.
+            None if accepted.contains(&key_path) => {}
+            None => {
+                let known = fields.keys().cloned().collect();
+                unknown.entry(key_path).or_insert((value.tag(), known));
+            }
+        }
+    }
+}
+
+/// Turns what the load found into diagnostics a person can act on.
+struct Report<'a> {
+    loader: &'a Loader,
+    figment: &'a Figment,
+    root: &'a Value,
+}
+
+impl Report<'_> {
+    fn env_var(&self, key: &str) -> Option<String> {
+        if key.contains('[') || key.is_empty() {
+            return None;
+        }
+        let mut name = self.loader.prefix.clone();
+        for part in key.split('.') {
+            name.push_str("__");
+            name.push_str(&part.to_ascii_uppercase());
+        }
+        Some(name)
+    }
+
+    fn shown_value(&self, key: &str, secret: bool) -> Option<String> {
+        let node = find(self.root, key)?;
+        let text = de::scalar_text(node)?;
+        if secret {
+            return Some(REDACTED.to_owned());
+        }
+        let text = mask_url_password(&text);
+        let shown: String = text.chars().take(80).collect();
+        let ellipsis = if shown.len() < text.len() { "…" } else { "" };
+        Some(match node {
+            Value::String(..) => format!("{shown:?}{ellipsis}"),
+            _ => format!("{shown}{ellipsis}"),
+        })
+    }
+
+    fn fix_for(&self, key: &str, origin: &Origin) -> String {
+        match origin {
+            Origin::Env(var) => format!("set {var} to a valid value, or unset it"),
+            Origin::File(file) => format!("fix `{key}` in {}", file.display()),
+            Origin::CommandLine(key) => format!("fix --set {key}=…"),
+            Origin::Default => "fix the default in code".to_owned(),
+        }
+    }
+
+    fn failures<T>(&self, extraction: &Extraction<T>) -> Vec<Diagnostic> {
+        extraction
+            .failures
+            .iter()
+            .map(|failure| {
+                let key = failure.path.clone();
+                let secret =
+                    extraction.secrets.iter().any(|s| is_within(&key, s)) || is_sensitive_key(&key);
+                match &failure.kind {
+                    ErrorKind::MissingField(field) => self.missing(&key, field),
+                    kind => {
+                        let origin = Origin::of(self.figment, failure.tag, &key);
+                        let message = match kind {
+                            ErrorKind::Custom(_)
+                            | ErrorKind::InvalidValue { .. }
+                            | ErrorKind::UnknownVariant { .. }
+                                if secret =>
+                            {
+                                "invalid value (the reason is not shown: this key holds a secret)"
+                                    .to_owned()
+                            }
+                            kind => kind.to_string(),
+                        };
+                        let help = match kind {
+                            ErrorKind::UnknownVariant { variant, expected } if !secret => {
+                                suggest(variant, expected).map(|s| format!("did you mean `{s}`?"))
+                            }
+                            _ => None,
+                        };
+                        Diagnostic {
+                            kind: DiagnosticKind::InvalidValue,
+                            value: self.shown_value(&key, secret),
+                            help: Some(help.unwrap_or_else(|| self.fix_for(&key, &origin))),
+                            key: (!key.is_empty()).then_some(key),
+                            origin,
+                            message,
+                        }
+                    }
+                }
+            })
+            .collect()
+    }
+
+    fn missing(&self, key: &str, field: &str) -> Diagnostic {
+        let file = self.loader.config_dir.join("default.toml");
+        let parent = key.strip_suffix(field).unwrap_or("").trim_end_matches('.');
+        let in_file = if parent.is_empty() {
+            format!("`{field} = …` to {}", file.display())
+        } else {
+            format!("`{field} = …` under `[{parent}]` in {}", file.display())
+        };
+        let help = match self.env_var(key) {
+            Some(var) => format!("set the environment variable {var}, or add {in_file}"),
+            None => format!("add {in_file}"),
+        };
+        Diagnostic {
+            kind: DiagnosticKind::MissingKey,
+            key: Some(key.to_owned()),
+            origin: Origin::Default,
+            message: "missing required key".to_owned(),
+            value: None,
+            help: Some(help),
+        }
+    }
+
+    fn unknown_key(&self, key: &str, tag: Tag, known: &[String]) -> Diagnostic {
+        let origin = Origin::of(self.figment, tag, key);
+        let (parent, name) = key.rsplit_once('.').unwrap_or(("", key));
+        let candidates: Vec<&str> = known.iter().map(String::as_str).collect();
+        let help = match suggest(name, &candidates) {
+            Some(suggestion) => {
+                let full = join(parent, suggestion);
+                match (&origin, self.env_var(&full)) {
+                    (Origin::Env(_), Some(var)) => format!("did you mean `{full}` ({var})?"),
+                    _ => format!("did you mean `{full}`?"),
+                }
+            }
+            None => format!("remove it; {}", self.fix_for(key, &origin)),
+        };
+        Diagnostic {
+            kind: DiagnosticKind::UnknownKey,
+            key: Some(key.to_owned()),
+            origin,
+            message: "unknown key: no setting has this name".to_owned(),
+            value: None,
+            help: Some(help),
+        }
+    }
+
+    fn violation(&self, key: &str, message: &str, secrets: &HashSet<String>) -> Diagnostic {
+        let secret = secrets.iter().any(|s| is_within(key, s)) || is_sensitive_key(key);
+        let origin = find(self.root, key).map_or(Origin::Default, |node| {
+            Origin::of(self.figment, node.tag(), key)
+        });
+        Diagnostic {
+            kind: DiagnosticKind::Violation,
+            value: self.shown_value(key, secret),
+            help: Some(self.fix_for(key, &origin)),
+            key: Some(key.to_owned()),
+            origin,
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// The closest of `candidates` to `name`, if close enough to be a typo.
+fn suggest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    // Edit distance catches short swaps (`tsl` for `tls`) that Jaro-Winkler
+    // misses; Jaro-Winkler catches long names with a few letters off.
+    let max_edits = (name.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(name, c),
+                strsim::jaro_winkler(name, c),
+                *c,
+            )
+        })
+        .filter(|(edits, similarity, _)| *edits <= max_edits || *similarity >= 0.85)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::suggest;
+
+    #[test]
+    fn suggestions_catch_swaps_drops_and_near_misses_but_not_strangers() {
+        assert_eq!(suggest("tsl", &["plain", "tls"]), Some("tls"));
+        assert_eq!(
+            suggest("read_timout", &["read_timeout", "write_timeout"]),
+            Some("read_timeout")
+        );
+        assert_eq!(suggest("prot", &["port", "addr"]), Some("port"));
+        assert_eq!(suggest("colour", &["port", "addr"]), None);
+    }
+}

@@ -1,0 +1,729 @@
+//! Black-box tests of loading settings: layers, origins, errors, secrets.
+
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use opsready_settings::{
+    ByteSize, DiagnosticKind, Duration, LoadError, Loaded, Loader, Origin, Secret, Validate,
+    Violations,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Settings {
+    #[serde(default)]
+    http: Http,
+    database: Database,
+    #[serde(default)]
+    admin: Admin,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default)]
+struct Http {
+    read_timeout: Duration,
+    body_limit: ByteSize,
+    port: u16,
+    mode: Mode,
+    allowed_origins: Vec<String>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            read_timeout: Duration::from_secs(30),
+            body_limit: ByteSize::mib(1),
+            port: 8080,
+            mode: Mode::Plain,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum Mode {
+    Plain,
+    Tls,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Database {
+    url: String,
+    #[serde(default)]
+    pool_size: u32,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+struct Admin {
+    token: Option<Secret<String>>,
+    pin: Option<Secret<u32>>,
+}
+
+impl Validate for Settings {
+    fn validate(&self, v: &mut Violations) {
+        if self.http.port <= 1024 {
+            v.add("http.port", "must be > 1024");
+        }
+        v.nested("database", &self.database);
+    }
+}
+
+impl Validate for Database {
+    fn validate(&self, v: &mut Violations) {
+        if self.pool_size > 100 {
+            v.add("pool_size", "must be at most 100");
+        }
+    }
+}
+
+/// A config directory of its own for each test.
+fn config(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+fn loader(dir: &Path, env: &[(&str, &str)]) -> Loader {
+    Loader::new("APP")
+        .config_dir(dir)
+        .env(env.iter().map(|(k, v)| (*k, *v)))
+}
+
+const DATABASE: &str = "[database]\nurl = \"postgres://db/app\"\n";
+
+fn load(dir: &Path, env: &[(&str, &str)]) -> Result<Loaded<Settings>, LoadError> {
+    loader(dir, env).load::<Settings>()
+}
+
+fn origin(loaded: &Loaded<Settings>, key: &str) -> String {
+    loaded.dump().get(key).unwrap().origin.to_string()
+}
+
+#[test]
+fn each_layer_overrides_the_one_below_and_the_dump_names_it() {
+    // Arrange
+    let dir = config(&[
+        (
+            "default.toml",
+            "[database]\nurl = \"postgres://db/app\"\npool_size = 5\n[http]\nport = 2000\nread_timeout = \"1s\"\nbody_limit = \"2MB\"\n",
+        ),
+        (
+            "staging.toml",
+            "[http]\nport = 3000\nread_timeout = \"2s\"\n",
+        ),
+    ]);
+
+    // Act
+    let loaded = loader(
+        dir.path(),
+        &[
+            ("APP_ENV", "staging"),
+            ("APP__HTTP__PORT", "4000"),
+            ("APP__HTTP__READ_TIMEOUT", "3s"),
+        ],
+    )
+    .set("http.port", "5000")
+    .load::<Settings>()
+    .unwrap();
+
+    // Assert
+    assert_eq!(loaded.environment(), "staging");
+    assert_eq!(loaded.http.port, 5000);
+    assert_eq!(origin(&loaded, "http.port"), "--set http.port");
+    assert_eq!(loaded.http.read_timeout, Duration::from_secs(3));
+    assert_eq!(
+        origin(&loaded, "http.read_timeout"),
+        "environment variable APP__HTTP__READ_TIMEOUT"
+    );
+    assert_eq!(loaded.http.body_limit.as_u64(), 2_000_000);
+    assert_eq!(
+        loaded.dump().get("http.body_limit").unwrap().origin,
+        Origin::File(dir.path().join("default.toml"))
+    );
+    assert_eq!(loaded.database.pool_size, 5);
+    assert_eq!(loaded.http.mode, Mode::Plain);
+    assert_eq!(origin(&loaded, "http.mode"), "default");
+    assert_eq!(
+        loaded.dump().get("http.mode").unwrap().value,
+        serde_json::json!("plain")
+    );
+}
+
+#[test]
+fn the_environment_file_is_chosen_by_the_prefix_env_variable_and_defaults_to_local() {
+    let dir = config(&[
+        ("default.toml", DATABASE),
+        ("local.toml", "[http]\nport = 3001\n"),
+        ("production.toml", "[http]\nport = 3002\n"),
+    ]);
+
+    let local = load(dir.path(), &[]).unwrap();
+    let production = load(dir.path(), &[("APP_ENV", "production")]).unwrap();
+
+    assert_eq!(local.environment(), "local");
+    assert_eq!(local.http.port, 3001);
+    assert_eq!(production.http.port, 3002);
+    assert_eq!(
+        production.dump().get("http.port").unwrap().origin,
+        Origin::File(dir.path().join("production.toml"))
+    );
+}
+
+#[test]
+fn an_environment_name_that_could_escape_the_config_directory_is_refused() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = load(dir.path(), &[("APP_ENV", "../../etc/passwd")]).unwrap_err();
+
+    assert_eq!(
+        error.diagnostics()[0].origin(),
+        &Origin::Env("APP_ENV".into())
+    );
+    assert!(error.to_string().contains("is not an environment name"));
+}
+
+#[test]
+fn only_double_underscores_nest_so_snake_case_keys_stay_whole() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let loaded = load(
+        dir.path(),
+        &[
+            ("APP__HTTP__READ_TIMEOUT", "250ms"),
+            ("APP__HTTP__BODY_LIMIT", "512KB"),
+            ("APP__DATABASE__POOL_SIZE", "7"),
+        ],
+    )
+    .unwrap();
+
+    assert_eq!(loaded.http.read_timeout, Duration::from_millis(250));
+    assert_eq!(loaded.http.body_limit.as_u64(), 512_000);
+    assert_eq!(loaded.database.pool_size, 7);
+}
+
+#[test]
+fn environment_strings_are_read_as_the_type_of_their_field() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let loaded = load(
+        dir.path(),
+        &[
+            ("APP__HTTP__MODE", "tls"),
+            (
+                "APP__HTTP__ALLOWED_ORIGINS",
+                "https://a.example, https://b.example",
+            ),
+            ("APP__ADMIN__PIN", "1234"),
+            ("APP__ADMIN__TOKEN", "007"),
+        ],
+    )
+    .unwrap();
+
+    assert_eq!(loaded.http.mode, Mode::Tls);
+    assert_eq!(
+        loaded.http.allowed_origins,
+        ["https://a.example", "https://b.example"]
+    );
+    assert_eq!(*loaded.admin.pin.as_ref().unwrap().expose_secret(), 1234);
+    // A numeric-looking string stays the string it was, leading zero included.
+    assert_eq!(loaded.admin.token.as_ref().unwrap().expose_secret(), "007");
+}
+
+#[test]
+fn every_problem_of_a_load_is_reported_at_once() {
+    // Arrange: problems in a file, in variables and in the code's demands.
+    let dir = config(&[("default.toml", "[http]\nread_timeout = \"5 parsecs\"\n")]);
+
+    // Act
+    let error = load(
+        dir.path(),
+        &[
+            ("APP__HTTP__PORT", "eighty"),
+            ("APP__HTTP__BODY_LIMIT", "lots"),
+            ("APP__HTTP__MODE", "tsl"),
+            ("APP__HTTP__READ_TIMOUT", "5s"),
+        ],
+    )
+    .unwrap_err();
+
+    // Assert
+    let found: Vec<(DiagnosticKind, &str)> = error
+        .diagnostics()
+        .iter()
+        .map(|d| (d.kind(), d.key().unwrap()))
+        .collect();
+    assert_eq!(error.diagnostics().len(), 6, "{error}");
+    for expected in [
+        (DiagnosticKind::InvalidValue, "http.read_timeout"),
+        (DiagnosticKind::InvalidValue, "http.port"),
+        (DiagnosticKind::InvalidValue, "http.body_limit"),
+        (DiagnosticKind::InvalidValue, "http.mode"),
+        (DiagnosticKind::UnknownKey, "http.read_timout"),
+        (DiagnosticKind::MissingKey, "database.url"),
+    ] {
+        assert!(found.contains(&expected), "{expected:?} not in {found:?}");
+    }
+    let text = error.to_string();
+    assert!(text.contains("6 problems"), "{text}");
+    assert!(text.contains("unknown unit `parsecs`"), "{text}");
+    assert!(text.contains("did you mean `tls`?"), "{text}");
+}
+
+#[test]
+fn each_invalid_value_names_its_key_origin_value_and_fix() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = load(dir.path(), &[("APP__HTTP__PORT", "99999")]).unwrap_err();
+
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.key(), Some("http.port"));
+    assert_eq!(diagnostic.origin(), &Origin::Env("APP__HTTP__PORT".into()));
+    assert_eq!(diagnostic.value(), Some("\"99999\""));
+    assert!(
+        diagnostic.message().contains("u16"),
+        "{}",
+        diagnostic.message()
+    );
+    assert!(
+        diagnostic
+            .help()
+            .unwrap()
+            .contains("set APP__HTTP__PORT to a valid value"),
+        "{diagnostic}"
+    );
+}
+
+#[test]
+fn an_unknown_key_in_a_variable_is_an_error_with_a_suggestion_naming_the_variable() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = load(dir.path(), &[("APP__HTTP__READ_TIMOUT", "5s")]).unwrap_err();
+
+    assert_eq!(error.diagnostics().len(), 1);
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.kind(), DiagnosticKind::UnknownKey);
+    assert_eq!(diagnostic.key(), Some("http.read_timout"));
+    assert_eq!(
+        diagnostic.origin(),
+        &Origin::Env("APP__HTTP__READ_TIMOUT".into())
+    );
+    assert_eq!(
+        diagnostic.help(),
+        Some("did you mean `http.read_timeout` (APP__HTTP__READ_TIMEOUT)?")
+    );
+}
+
+#[test]
+fn an_unknown_key_in_a_file_names_the_file() {
+    let dir = config(&[("default.toml", "[database]\nurl = \"x\"\npool_sise = 3\n")]);
+
+    let error = load(dir.path(), &[]).unwrap_err();
+
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.key(), Some("database.pool_sise"));
+    assert_eq!(
+        diagnostic.origin(),
+        &Origin::File(dir.path().join("default.toml"))
+    );
+    assert_eq!(
+        diagnostic.help(),
+        Some("did you mean `database.pool_size`?")
+    );
+}
+
+#[test]
+fn unknown_keys_below_a_flattened_section_are_found_too() {
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Outer {
+        #[serde(flatten)]
+        ops: Ops,
+        name: Option<String>,
+    }
+    #[derive(Debug, Default, Deserialize, Serialize)]
+    #[serde(default)]
+    struct Ops {
+        server: Server,
+    }
+    #[derive(Debug, Default, Deserialize, Serialize)]
+    #[serde(default)]
+    struct Server {
+        addr: String,
+    }
+    impl Validate for Outer {}
+    let dir = config(&[]);
+
+    let error = loader(
+        dir.path(),
+        &[
+            ("APP__SERVER__ADR", "127.0.0.1:1"),
+            ("APP__SERVR__ADDR", "x"),
+        ],
+    )
+    .load::<Outer>()
+    .unwrap_err();
+
+    let keys: Vec<_> = error
+        .diagnostics()
+        .iter()
+        .map(|d| d.key().unwrap())
+        .collect();
+    assert_eq!(keys, ["server.adr", "servr"], "{error}");
+    assert_eq!(
+        error.diagnostics()[0].help(),
+        Some("did you mean `server.addr` (APP__SERVER__ADDR)?")
+    );
+}
+
+#[test]
+fn a_key_given_by_its_alias_is_accepted() {
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Aliased {
+        #[serde(alias = "listen")]
+        addr: String,
+    }
+    impl Validate for Aliased {}
+    let dir = config(&[]);
+
+    let loaded = loader(dir.path(), &[("APP__LISTEN", "127.0.0.1:1")])
+        .load::<Aliased>()
+        .unwrap();
+
+    assert_eq!(loaded.addr, "127.0.0.1:1");
+}
+
+#[test]
+fn a_missing_required_key_names_the_variable_that_would_set_it() {
+    let dir = config(&[]);
+
+    let error = load(dir.path(), &[]).unwrap_err();
+
+    assert_eq!(error.diagnostics().len(), 1, "{error}");
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.kind(), DiagnosticKind::MissingKey);
+    assert_eq!(diagnostic.key(), Some("database.url"));
+    let help = diagnostic.help().unwrap();
+    assert!(
+        help.contains("set the environment variable APP__DATABASE__URL"),
+        "{help}"
+    );
+    assert!(help.contains("under `[database]`"), "{help}");
+}
+
+#[test]
+fn several_missing_keys_are_all_reported() {
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Needs {
+        first: String,
+        second: std::net::SocketAddr,
+        third: Inner,
+    }
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Inner {
+        timeout: Duration,
+        retries: u8,
+    }
+    impl Validate for Needs {}
+    let dir = config(&[]);
+
+    let error = loader(dir.path(), &[]).load::<Needs>().unwrap_err();
+
+    let keys: Vec<_> = error
+        .diagnostics()
+        .iter()
+        .map(|d| d.key().unwrap())
+        .collect();
+    // A missing section is reported key by key, as a person fixes it.
+    assert_eq!(
+        keys,
+        ["first", "second", "third.timeout", "third.retries"],
+        "{error}"
+    );
+}
+
+#[test]
+fn a_malformed_file_is_an_error_naming_the_file_and_line() {
+    let dir = config(&[(
+        "default.toml",
+        "[database]\nurl = \"x\"\n[http]\nport = = 3\n",
+    )]);
+
+    let error = load(dir.path(), &[]).unwrap_err();
+
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.kind(), DiagnosticKind::Source);
+    assert_eq!(
+        diagnostic.origin(),
+        &Origin::File(dir.path().join("default.toml"))
+    );
+    assert!(diagnostic.message().contains("line 4"), "{error}");
+}
+
+#[test]
+fn an_unreadable_file_is_an_error_naming_the_file() {
+    let dir = config(&[]);
+    std::fs::create_dir(dir.path().join("default.toml")).unwrap();
+
+    let error = load(dir.path(), &[]).unwrap_err();
+
+    assert_eq!(
+        error.diagnostics()[0].origin(),
+        &Origin::File(dir.path().join("default.toml"))
+    );
+    assert!(error.to_string().contains("cannot be read"), "{error}");
+}
+
+#[test]
+fn missing_files_are_fine() {
+    let dir = config(&[]);
+
+    let loaded = load(dir.path(), &[("APP__DATABASE__URL", "postgres://db/app")]).unwrap();
+
+    assert_eq!(loaded.database.url, "postgres://db/app");
+    assert_eq!(loaded.http.port, 8080);
+}
+
+#[test]
+fn durations_and_sizes_reject_garbage_with_a_clear_message() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = load(
+        dir.path(),
+        &[
+            ("APP__HTTP__READ_TIMEOUT", "30"),
+            ("APP__HTTP__BODY_LIMIT", "10 parsecs"),
+        ],
+    )
+    .unwrap_err();
+
+    let message = |key: &str| {
+        error
+            .diagnostics()
+            .iter()
+            .find(|d| d.key() == Some(key))
+            .unwrap()
+            .message()
+            .to_owned()
+    };
+    assert!(message("http.read_timeout").contains("has no unit"));
+    assert!(message("http.read_timeout").contains("`30s`"));
+    assert!(message("http.body_limit").contains("unknown unit `parsecs`"));
+    assert!(message("http.body_limit").contains("MiB"));
+}
+
+#[test]
+fn validation_rules_report_key_origin_and_value() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = load(
+        dir.path(),
+        &[
+            ("APP__HTTP__PORT", "80"),
+            ("APP__DATABASE__POOL_SIZE", "500"),
+        ],
+    )
+    .unwrap_err();
+
+    assert_eq!(error.diagnostics().len(), 2, "{error}");
+    let port = &error.diagnostics()[0];
+    assert_eq!(port.kind(), DiagnosticKind::Violation);
+    assert_eq!(port.key(), Some("http.port"));
+    assert_eq!(port.message(), "must be > 1024");
+    assert_eq!(port.origin(), &Origin::Env("APP__HTTP__PORT".into()));
+    assert_eq!(port.value(), Some("\"80\""));
+    assert_eq!(error.diagnostics()[1].key(), Some("database.pool_size"));
+}
+
+#[test]
+fn validation_waits_until_every_value_parses() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = load(
+        dir.path(),
+        &[("APP__HTTP__PORT", "80"), ("APP__HTTP__MODE", "nope")],
+    )
+    .unwrap_err();
+
+    assert_eq!(error.diagnostics().len(), 1, "{error}");
+    assert_eq!(error.diagnostics()[0].key(), Some("http.mode"));
+}
+
+const SECRET: &str = "hunter2-s3cr3t";
+
+#[test]
+fn secrets_never_appear_in_debug_display_or_the_dump() {
+    let dir = config(&[(
+        "default.toml",
+        "[database]\nurl = \"postgres://app:hunter2-s3cr3t@db/app\"\n",
+    )]);
+
+    let loaded = load(dir.path(), &[("APP__ADMIN__TOKEN", SECRET)]).unwrap();
+
+    assert_eq!(loaded.admin.token.as_ref().unwrap().expose_secret(), SECRET);
+    for printed in [
+        format!("{:?}", loaded.admin),
+        format!("{}", loaded.admin.token.as_ref().unwrap()),
+        loaded.dump().to_json_pretty(),
+        serde_json::to_string(&*loaded).unwrap().replace(
+            // The URL is a plain string in the settings: only the dump masks it.
+            "postgres://app:hunter2-s3cr3t@db/app",
+            "",
+        ),
+    ] {
+        assert!(!printed.contains(SECRET), "{printed}");
+    }
+    assert_eq!(
+        loaded.dump().get("admin.token").unwrap().value,
+        serde_json::json!("[REDACTED]")
+    );
+    assert_eq!(
+        loaded.dump().get("database.url").unwrap().value,
+        serde_json::json!("postgres://app:[REDACTED]@db/app")
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_load_errors() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    // A secret that does not parse, a secret-looking unknown key, and a
+    // credential-named plain key.
+    let error = load(
+        dir.path(),
+        &[
+            ("APP__ADMIN__PIN", SECRET),
+            ("APP__ADMIN__TOKN", SECRET),
+            ("APP__DATABASE__URL", "postgres://app:hunter2-s3cr3t@db/app"),
+            ("APP__DATABASE__POOL_SIZE", "-1"),
+        ],
+    )
+    .unwrap_err();
+
+    let text = format!("{error}\n{error:?}");
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let pin = error
+        .diagnostics()
+        .iter()
+        .find(|d| d.key() == Some("admin.pin"))
+        .unwrap();
+    assert_eq!(pin.value(), Some("[REDACTED]"));
+    assert_eq!(pin.origin(), &Origin::Env("APP__ADMIN__PIN".into()));
+}
+
+#[test]
+fn malformed_variable_names_and_overrides_are_reported() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = loader(dir.path(), &[("APP__HTTP____PORT", "1")])
+        .set("http..port", "1")
+        .load::<Settings>()
+        .unwrap_err();
+
+    let origins: Vec<_> = error
+        .diagnostics()
+        .iter()
+        .map(|d| d.origin().clone())
+        .collect();
+    assert_eq!(
+        origins,
+        [
+            Origin::Env("APP__HTTP____PORT".into()),
+            Origin::CommandLine("http..port".into())
+        ]
+    );
+}
+
+/// Runs this test binary again as a child that calls `load_or_exit`, so the
+/// exit status and output of a real process can be checked.
+fn run_child(test: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let dir = config(&[("default.toml", DATABASE)]);
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("OPSREADY_SETTINGS_CHILD_ARGS", args.join("\u{1f}"))
+        .env("OPSREADY_SETTINGS_CHILD_DIR", dir.path())
+        .env_remove("APP_ENV");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+/// The child's side of [`run_child`]; does nothing when run as a test.
+#[test]
+fn child_process() {
+    let Ok(args) = std::env::var("OPSREADY_SETTINGS_CHILD_ARGS") else {
+        return;
+    };
+    let dir = std::env::var("OPSREADY_SETTINGS_CHILD_DIR").unwrap();
+    let args: Vec<&str> = args.split('\u{1f}').filter(|a| !a.is_empty()).collect();
+    let command_line = match opsready_settings::CommandLine::parse(&args) {
+        Ok(command_line) => command_line,
+        Err(error) => {
+            eprintln!("{error}");
+            std::process::exit(opsready_settings::EX_USAGE)
+        }
+    };
+    let loaded = Loader::new("APP")
+        .config_dir(dir)
+        .load_or_exit::<Settings>(&command_line);
+    println!("running with port {}", loaded.http.port);
+    std::process::exit(0);
+}
+
+#[test]
+fn bad_settings_exit_with_status_78_and_say_why() {
+    let output = run_child("child_process", &[], &[("APP__HTTP__PORT", "eighty")]);
+
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("http.port"), "{stderr}");
+    assert!(stderr.contains("APP__HTTP__PORT"), "{stderr}");
+}
+
+#[test]
+fn check_config_validates_prints_and_exits_zero() {
+    let output = run_child(
+        "child_process",
+        &["--check-config", "--set", "http.port=9001"],
+        &[("APP__ADMIN__TOKEN", SECRET)],
+    );
+
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let start = stdout.find('{').unwrap();
+    let end = stdout.rfind('}').unwrap();
+    let dump: serde_json::Value = serde_json::from_str(&stdout[start..=end]).unwrap();
+    assert_eq!(dump["http.port"]["value"], 9001);
+    assert_eq!(dump["http.port"]["origin"], "--set http.port");
+    assert_eq!(dump["admin.token"]["value"], "[REDACTED]");
+    assert!(!stdout.contains(SECRET));
+    assert!(!stdout.contains("running with port"));
+}
+
+#[test]
+fn check_config_exits_78_on_bad_settings() {
+    let output = run_child(
+        "child_process",
+        &["--check-config", "--set", "http.port=80"],
+        &[],
+    );
+
+    assert_eq!(output.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("must be > 1024"));
+}
+
+#[test]
+fn good_settings_run_the_service() {
+    let output = run_child("child_process", &["--set=http.port=9002"], &[]);
+
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("running with port 9002"));
+}
