@@ -1,0 +1,103 @@
+//! Extractors that reject with problems, listing every failing field.
+//!
+//! | extractor | checks | rejects with |
+//! |---|---|---|
+//! | [`Json<T>`] | `content-type` is JSON (`application/json` or `…+json`), size limit, syntax, shape | 415 `UNSUPPORTED_MEDIA_TYPE`, 413 `PAYLOAD_TOO_LARGE`, 400 `MALFORMED_JSON`, 422 `VALIDATION_FAILED` |
+//! | [`ValidJson<T>`] | as [`Json<T>`], then [`Validate`] | the same; 422 lists structural and rule violations together |
+//! | [`Path<T>`] | path parameters parse | 400 `INVALID_PATH_PARAMETER` |
+//! | [`Query<T>`] | query parameters parse | 400 `INVALID_QUERY_PARAMETER` |
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, body::Body, http::Request, routing::post};
+//! use opsready_problem::extract::{Json, Validate, ValidationErrors, ValidJson};
+//! use serde::Deserialize;
+//! use tower::ServiceExt;
+//!
+//! #[derive(Deserialize)]
+//! struct NewUser {
+//!     email: String,
+//!     age: u8,
+//! }
+//!
+//! impl Validate for NewUser {
+//!     fn validate(&self, errors: &mut ValidationErrors) {
+//!         if !self.email.contains('@') {
+//!             errors.add("/email", "INVALID_EMAIL", "must contain an @");
+//!         }
+//!     }
+//! }
+//!
+//! async fn create(ValidJson(user): ValidJson<NewUser>) -> Json<u8> {
+//!     Json(user.age)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let app = Router::new().route("/users", post(create));
+//! let response = app
+//!     .oneshot(
+//!         Request::post("/users")
+//!             .header("content-type", "application/json")
+//!             .body(Body::from(r#"{"email": "nope", "age": "old"}"#))
+//!             .unwrap(),
+//!     )
+//!     .await
+//!     .unwrap();
+//!
+//! assert_eq!(response.status(), 422);
+//! let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+//! let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+//! let pointers: Vec<&str> = body["errors"]
+//!     .as_array()
+//!     .unwrap()
+//!     .iter()
+//!     .map(|e| e["pointer"].as_str().unwrap())
+//!     .collect();
+//! // The wrong type and the broken rule, in one answer.
+//! assert_eq!(pointers, ["/age", "/email"]);
+//! # }
+//! ```
+//!
+//! # How every field is found
+//!
+//! serde stops at the first error. The JSON extractors parse the body into a
+//! `serde_json::Value`, deserialize `T` from it, and on an error record it,
+//! remove the offending member (or fill a missing one with a placeholder)
+//! and try again, up to a bound. Field codes are `MISSING_FIELD`,
+//! `INVALID_TYPE`, `INVALID_VALUE` and `UNKNOWN_FIELD` (the last only with
+//! `#[serde(deny_unknown_fields)]`).
+//!
+//! # Gotchas
+//!
+//! - The body limit is axum's [`DefaultBodyLimit`](axum::extract::DefaultBodyLimit):
+//!   the body is read through axum's `Bytes` extractor.
+//! - Rule violations reported by [`Validate`] at a pointer that already has
+//!   a structural error are dropped: that value was a placeholder.
+//! - `#[serde(flatten)]` and untagged enums buffer their input, so their
+//!   errors may point at the enclosing object rather than the member.
+//! - Every extractor `Deref`s to the value and has `into_inner()`.
+
+mod json;
+mod path;
+mod query;
+mod repair;
+mod validate;
+
+pub use json::{Json, ValidJson};
+pub use path::Path;
+pub use query::Query;
+pub use validate::{Validate, ValidationErrors};
+
+/// Field codes of the errors the extractors report.
+pub mod field_codes {
+    /// A required member or parameter is absent.
+    pub const MISSING_FIELD: &str = "MISSING_FIELD";
+    /// A value has the wrong JSON type (a string where a number belongs).
+    pub const INVALID_TYPE: &str = "INVALID_TYPE";
+    /// A value has the right type but is not acceptable.
+    pub const INVALID_VALUE: &str = "INVALID_VALUE";
+    /// A member the type does not know, with `deny_unknown_fields`.
+    pub const UNKNOWN_FIELD: &str = "UNKNOWN_FIELD";
+}

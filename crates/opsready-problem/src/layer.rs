@@ -1,0 +1,767 @@
+//! [`ProblemLayer`]: turns every 4xx and 5xx leaving a service into an
+//! `application/problem+json` body carrying the request's id and trace id.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, body::Body, http::Request, routing::get};
+//! use opsready_problem::ProblemLayer;
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let app = Router::new()
+//!     .route("/users", get(|| async { "[]" }))
+//!     .layer(ProblemLayer::new());
+//!
+//! let response = app
+//!     .oneshot(
+//!         Request::get("/nope")
+//!             .header("x-request-id", "req-1")
+//!             .body(Body::empty())
+//!             .unwrap(),
+//!     )
+//!     .await
+//!     .unwrap();
+//!
+//! assert_eq!(response.status(), 404);
+//! assert_eq!(response.headers()["content-type"], "application/problem+json");
+//! let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+//! let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+//! assert_eq!(body["code"], "NOT_FOUND");
+//! assert_eq!(body["request_id"], "req-1");
+//! assert_eq!(body["instance"], "urn:request:req-1");
+//! # }
+//! ```
+//!
+//! # What it does to a response
+//!
+//! - A response made from a [`Problem`] (it keeps the problem in its
+//!   extensions) gets its body re-rendered with `request_id`, `instance`,
+//!   `trace_id` and the configured type base.
+//! - Any other response with a status of 400 or more whose content type is
+//!   not already `application/problem+json` is rewritten into a problem with
+//!   the code [`Code::for_status`] picks. For a 4xx a short (≤ 1 KiB) UTF-8
+//!   `text/plain` body, like axum's rejection messages, becomes `detail`; a
+//!   5xx always gets the catalog description, and its original text is kept
+//!   only as the problem's internal detail for logs. Headers are kept except
+//!   those describing the old body (`content-type`, `content-length`,
+//!   `content-encoding`, …), so `Allow`, `Retry-After`, `WWW-Authenticate`
+//!   and CORS headers survive.
+//! - A 503 without `Retry-After` gets one
+//!   ([`ProblemLayer::default_retry_after`]).
+//! - 1xx, 2xx and 3xx responses pass through untouched and unbuffered.
+//! - The answer to a `HEAD` request has no body.
+//!
+//! # Gotchas
+//!
+//! - Add it **last** (outermost), so it sees the responses of every other
+//!   layer, including the [panic](mod@crate::panic), [timeout](crate::timeout)
+//!   and [overload](crate::limit) layers.
+//! - The request id is the response's `x-request-id` if an inner layer set
+//!   one, else the request's. This layer does not generate ids; a
+//!   request-id layer inside it should.
+//! - axum's method router answers a wrong method with an empty 405 and adds
+//!   `Allow` itself. With `Router::layer` it adds `Allow` *after* this layer
+//!   ran, and with the layer wrapped around the whole router this layer
+//!   keeps it; either way the client gets the problem and `Allow`. The layer
+//!   never invents an `Allow` value.
+//! - Errors of the inner service (`Err`) are passed through; with axum they
+//!   cannot happen.
+//! - An error response that is meant as it is, in a format of its own (a
+//!   readiness probe's 503 in the health-check format, say), carries the
+//!   [`Exempt`] extension and passes through untouched.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, StatusCode, response::Parts};
+use http_body::Body as HttpBody;
+use http_body_util::{BodyExt, Limited};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use crate::problem::{DEFAULT_TYPE_BASE, PROBLEM_JSON, RenderContext, retry_after_secs};
+use crate::{Code, Problem};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The request id header this layer reads.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The W3C trace context header this layer reads.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// The largest original body that is read to become a `detail`.
+const MAX_DETAIL_BODY: usize = 1024;
+/// Request ids longer than this are not reflected into the body.
+const MAX_REQUEST_ID_LEN: usize = 128;
+/// Paths quoted in a `detail` are cut to this many bytes.
+const MAX_QUOTED_PATH_LEN: usize = 256;
+
+/// Headers that describe the body being replaced; they must not survive the
+/// rewrite, or a client would e.g. gunzip plain JSON.
+const REPRESENTATION_HEADERS: [HeaderName; 8] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_ENCODING,
+    header::CONTENT_RANGE,
+    header::CONTENT_LANGUAGE,
+    header::CONTENT_DISPOSITION,
+    header::TRANSFER_ENCODING,
+    header::ETAG,
+];
+
+/// A response extension that exempts an error response from rewriting: the
+/// response is a deliberate answer in a format of its own, not a failure.
+///
+/// ```
+/// use axum::http::StatusCode;
+/// use axum::response::IntoResponse;
+/// use opsready_problem::layer::Exempt;
+///
+/// // A readiness probe's "not ready" is an answer, not an error.
+/// let response = (StatusCode::SERVICE_UNAVAILABLE, Exempt, "readyz check failed").into_response();
+/// assert!(response.extensions().get::<Exempt>().is_some());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exempt;
+
+impl axum::response::IntoResponseParts for Exempt {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(
+        self,
+        mut res: axum::response::ResponseParts,
+    ) -> Result<axum::response::ResponseParts, Self::Error> {
+        res.extensions_mut().insert(self);
+        Ok(res)
+    }
+}
+
+/// A [`Layer`] that renders every error response as a problem. See the
+/// [module docs](self).
+#[derive(Debug, Clone, Default)]
+pub struct ProblemLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    type_base: String,
+    default_retry_after: Option<Duration>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            type_base: DEFAULT_TYPE_BASE.to_owned(),
+            default_retry_after: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+impl ProblemLayer {
+    /// A layer with the default configuration.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The base every problem `type` URI starts with; the code's slug is
+    /// appended verbatim, so end it with `/`.
+    ///
+    /// Defaults to `https://opsready.dev/problems/`.
+    #[must_use]
+    pub fn type_base(mut self, base: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.config).type_base = base.into();
+        self
+    }
+
+    /// The `Retry-After` added to a 503 that has none; `None` adds nothing.
+    ///
+    /// Defaults to 1 second.
+    #[must_use]
+    pub fn default_retry_after(mut self, after: impl Into<Option<Duration>>) -> Self {
+        Arc::make_mut(&mut self.config).default_retry_after = after.into();
+        self
+    }
+}
+
+impl<S> Layer<S> for ProblemLayer {
+    type Service = ProblemService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ProblemService {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service [`ProblemLayer`] wraps around a service.
+#[derive(Debug, Clone)]
+pub struct ProblemService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> ProblemService<S> {
+    /// Wraps `inner` with the default configuration.
+    pub fn new(inner: S) -> Self {
+        ProblemLayer::new().layer(inner)
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ProblemService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let headers = request.headers();
+        let info = RequestInfo {
+            request_id: headers.get(X_REQUEST_ID).and_then(sane_request_id),
+            trace_id: headers.get(TRACEPARENT).and_then(trace_id_from_header),
+            method: request.method().clone(),
+            path: quoted_path(request.uri().path()),
+        };
+        ResponseFuture {
+            state: State::Inner {
+                future: self.inner.call(request),
+            },
+            info: Some(info),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// What the layer remembers of the request until the response arrives.
+#[derive(Debug, Default)]
+struct RequestInfo {
+    request_id: Option<String>,
+    trace_id: Option<String>,
+    method: Method,
+    path: String,
+}
+
+pin_project! {
+    /// Response future of [`ProblemService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+        info: Option<RequestInfo>,
+        config: Arc<Config>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Inner { #[pin] future: F },
+        // Only entered for error responses whose short text body becomes
+        // the detail, so the allocation is off the happy path.
+        Reading { future: BoxFuture<'static, Response> },
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Inner { future } => {
+                    let response = ready!(future.poll(cx))?;
+                    let info = this.info.take().unwrap_or_default();
+                    match process(response, info, Arc::clone(this.config)) {
+                        Step::Done(response) => return Poll::Ready(Ok(response)),
+                        Step::Read(future) => this.state.set(State::Reading { future }),
+                    }
+                }
+                StateProj::Reading { future } => return future.as_mut().poll(cx).map(Ok),
+            }
+        }
+    }
+}
+
+enum Step {
+    Done(Response),
+    Read(BoxFuture<'static, Response>),
+}
+
+fn process<B>(response: Response<B>, info: RequestInfo, config: Arc<Config>) -> Step
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let status = response.status();
+    if status.as_u16() < 400 && response.extensions().get::<Problem>().is_none() {
+        // The hot path: no parsing, no buffering.
+        return Step::Done(response.map(Body::new));
+    }
+
+    let (parts, body) = response.into_parts();
+    let renderer = Renderer {
+        request_id: parts
+            .headers
+            .get(X_REQUEST_ID)
+            .and_then(sane_request_id)
+            .or(info.request_id),
+        trace_id: parts
+            .headers
+            .get(TRACEPARENT)
+            .and_then(trace_id_from_header)
+            .or(info.trace_id),
+        is_head: info.method == Method::HEAD,
+        config,
+    };
+
+    if let Some(problem) = parts.extensions.get::<Problem>()
+        && problem.status() == status
+    {
+        let problem = problem.clone();
+        drop(body);
+        return Step::Done(renderer.finish(parts, &problem));
+    }
+
+    if status.as_u16() < 400
+        || is_problem_json(&parts.headers)
+        || parts.extensions.get::<Exempt>().is_some()
+    {
+        return Step::Done(Response::from_parts(parts, Body::new(body)));
+    }
+
+    let code = Code::for_status(status);
+    let fallback = fallback_detail(status, &info.method, &info.path);
+    if is_short_text(&parts.headers, &body) {
+        let future = async move {
+            let text = read_text(body).await;
+            let mut problem = Problem::new(code);
+            if let Some(detail) = text.or(fallback) {
+                problem = problem.detail(detail);
+            }
+            renderer.finish(parts, &problem)
+        };
+        return Step::Read(Box::pin(future));
+    }
+
+    drop(body);
+    let mut problem = Problem::new(code);
+    if let Some(detail) = fallback {
+        problem = problem.detail(detail);
+    }
+    Step::Done(renderer.finish(parts, &problem))
+}
+
+/// Everything needed to render a problem for this request.
+struct Renderer {
+    request_id: Option<String>,
+    trace_id: Option<String>,
+    is_head: bool,
+    config: Arc<Config>,
+}
+
+impl Renderer {
+    fn finish(&self, mut parts: Parts, problem: &Problem) -> Response {
+        let body = problem.to_body(&RenderContext {
+            type_base: &self.config.type_base,
+            request_id: self.request_id.as_deref(),
+            trace_id: self.trace_id.as_deref(),
+        });
+
+        for name in &REPRESENTATION_HEADERS {
+            parts.headers.remove(name);
+        }
+        parts
+            .headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        if parts.status == StatusCode::SERVICE_UNAVAILABLE
+            && !parts.headers.contains_key(header::RETRY_AFTER)
+            && let Some(after) = self.config.default_retry_after
+        {
+            parts.headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(after)),
+            );
+        }
+        parts.extensions.insert(problem.clone());
+
+        let body = if self.is_head {
+            Body::empty()
+        } else {
+            Body::from(body)
+        };
+        Response::from_parts(parts, body)
+    }
+}
+
+/// A detail for empty 404 and 405 answers, which say nothing themselves.
+fn fallback_detail(status: StatusCode, method: &Method, path: &str) -> Option<String> {
+    match status {
+        StatusCode::NOT_FOUND => Some(format!("Nothing exists at `{path}`.")),
+        StatusCode::METHOD_NOT_ALLOWED => Some(format!(
+            "`{method}` is not allowed on `{path}`; see `Allow`."
+        )),
+        _ => None,
+    }
+}
+
+fn is_problem_json(headers: &HeaderMap) -> bool {
+    media_type(headers).is_some_and(|media| media.eq_ignore_ascii_case(PROBLEM_JSON))
+}
+
+/// Whether the body is plain text small enough to be worth reading.
+fn is_short_text<B: HttpBody>(headers: &HeaderMap, body: &B) -> bool {
+    let is_text = media_type(headers).is_some_and(|media| media.eq_ignore_ascii_case("text/plain"));
+    let hint = body.size_hint();
+    let may_fit = hint.lower() as usize <= MAX_DETAIL_BODY;
+    let is_empty = hint.exact() == Some(0);
+    is_text && may_fit && !is_empty
+}
+
+/// The media type of `content-type`, without parameters.
+fn media_type(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let media = value.split(';').next().unwrap_or(value).trim();
+    Some(media)
+}
+
+/// Reads at most [`MAX_DETAIL_BODY`] bytes; anything longer, not UTF-8 or
+/// blank is not a usable detail.
+async fn read_text<B>(body: B) -> Option<String>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let bytes = Limited::new(body, MAX_DETAIL_BODY)
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// The request id, if it is something that can be safely echoed: visible
+/// ASCII, not too long.
+fn sane_request_id(value: &HeaderValue) -> Option<String> {
+    let value = value.to_str().ok()?;
+    let sane = !value.is_empty()
+        && value.len() <= MAX_REQUEST_ID_LEN
+        && value.bytes().all(|b| b.is_ascii_graphic());
+    sane.then(|| value.to_owned())
+}
+
+fn trace_id_from_header(value: &HeaderValue) -> Option<String> {
+    trace_id_from_traceparent(value.to_str().ok()?).map(str::to_owned)
+}
+
+/// The trace-id field of a W3C `traceparent`
+/// (`{version}-{trace-id}-{parent-id}-{flags}`), if the header is valid.
+pub(crate) fn trace_id_from_traceparent(value: &str) -> Option<&str> {
+    let mut fields = value.trim().split('-');
+    let version = fields.next()?;
+    let trace_id = fields.next()?;
+    let parent_id = fields.next()?;
+    let flags = fields.next()?;
+
+    let valid = is_lower_hex(version, 2)
+        && version != "ff"
+        // Version 00 has exactly four fields; later versions may append more.
+        && (version != "00" || fields.next().is_none())
+        && is_lower_hex(trace_id, 32)
+        && !is_all_zeros(trace_id)
+        && is_lower_hex(parent_id, 16)
+        && !is_all_zeros(parent_id)
+        && is_lower_hex(flags, 2);
+    valid.then_some(trace_id)
+}
+
+fn is_lower_hex(field: &str, len: usize) -> bool {
+    field.len() == len
+        && field
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn is_all_zeros(field: &str) -> bool {
+    field.bytes().all(|b| b == b'0')
+}
+
+/// The path as it may appear in a detail: cut to a sane length.
+pub(crate) fn quoted_path(path: &str) -> String {
+    if path.len() <= MAX_QUOTED_PATH_LEN {
+        return path.to_owned();
+    }
+    let mut end = MAX_QUOTED_PATH_LEN;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    use axum::body::to_bytes;
+    use tower::ServiceExt;
+
+    async fn call(
+        method: Method,
+        request_headers: &[(&'static str, &'static str)],
+        response: fn() -> Response,
+    ) -> (Response, serde_json::Value) {
+        let service = ProblemLayer::new().layer(tower::service_fn(move |_: Request<Body>| {
+            std::future::ready(Ok::<_, std::convert::Infallible>(response()))
+        }));
+        let mut request = Request::builder().method(method).uri("/thing");
+        for (name, value) in request_headers {
+            request = request.header(*name, *value);
+        }
+        let response = service
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = to_bytes(body, usize::MAX).await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (Response::from_parts(parts, Body::empty()), json)
+    }
+
+    #[tokio::test]
+    async fn the_response_request_id_and_traceparent_win_over_the_request_ones() {
+        let (_, body) = call(
+            Method::GET,
+            &[("x-request-id", "from-client"), ("traceparent", VALID)],
+            || {
+                let mut response = StatusCode::CONFLICT.into_response();
+                response
+                    .headers_mut()
+                    .insert(X_REQUEST_ID, HeaderValue::from_static("from-inner-layer"));
+                response.headers_mut().insert(
+                    TRACEPARENT,
+                    HeaderValue::from_static(
+                        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                    ),
+                );
+                response
+            },
+        )
+        .await;
+        assert_eq!(body["request_id"], "from-inner-layer");
+        assert_eq!(body["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+    }
+
+    #[tokio::test]
+    async fn a_head_answer_has_headers_but_no_body() {
+        let (response, body) =
+            call(Method::HEAD, &[], || StatusCode::NOT_FOUND.into_response()).await;
+        assert_eq!(response.status(), 404);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(body, serde_json::Value::Null);
+    }
+
+    #[tokio::test]
+    async fn a_503_without_retry_after_gets_the_default() {
+        let (response, _) = call(Method::GET, &[], || {
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        })
+        .await;
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[tokio::test]
+    async fn representation_headers_of_the_old_body_are_dropped_and_allow_is_kept() {
+        let (response, body) = call(Method::POST, &[], || {
+            let mut response = (StatusCode::METHOD_NOT_ALLOWED, "nope").into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
+            response
+        })
+        .await;
+        assert!(!response.headers().contains_key(header::CONTENT_ENCODING));
+        assert_eq!(response.headers()[header::ALLOW], "GET");
+        assert_eq!(body["detail"], "nope");
+    }
+
+    #[tokio::test]
+    async fn a_long_4xx_text_body_is_replaced_by_the_catalog_description() {
+        let (_, body) = call(Method::GET, &[], || {
+            (StatusCode::BAD_REQUEST, "x".repeat(MAX_DETAIL_BODY + 1)).into_response()
+        })
+        .await;
+        assert_eq!(body["detail"], crate::codes::BAD_REQUEST.description());
+    }
+
+    #[tokio::test]
+    async fn a_json_error_body_is_rewritten_but_a_problem_body_is_left_alone() {
+        let (_, body) = call(Method::GET, &[], || {
+            (
+                StatusCode::CONFLICT,
+                axum::Json(serde_json::json!({"error": "x"})),
+            )
+                .into_response()
+        })
+        .await;
+        assert_eq!(body["code"], "CONFLICT");
+
+        let (response, body) = call(Method::GET, &[], || {
+            (
+                StatusCode::CONFLICT,
+                [(header::CONTENT_TYPE, PROBLEM_JSON)],
+                r#"{"title":"foreign"}"#,
+            )
+                .into_response()
+        })
+        .await;
+        assert_eq!(response.status(), 409);
+        assert_eq!(body, serde_json::json!({"title": "foreign"}));
+    }
+
+    #[tokio::test]
+    async fn an_exempt_error_response_passes_through_untouched() {
+        let service = ProblemLayer::new().layer(tower::service_fn(|_: Request<Body>| {
+            std::future::ready(Ok::<_, std::convert::Infallible>(
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Exempt,
+                    "readyz check failed\n",
+                )
+                    .into_response(),
+            ))
+        }));
+        let response = service
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503);
+        assert!(!response.headers().contains_key(header::RETRY_AFTER));
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        assert_eq!(&body[..], b"readyz check failed\n");
+    }
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_valid_traceparent_yields_its_trace_id() {
+        assert_eq!(
+            trace_id_from_traceparent(VALID),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+    }
+
+    #[test]
+    fn a_traceparent_with_an_all_zero_trace_id_is_rejected() {
+        let value = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
+        assert_eq!(trace_id_from_traceparent(value), None);
+    }
+
+    #[test]
+    fn a_traceparent_with_an_all_zero_parent_id_is_rejected() {
+        let value = "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01";
+        assert_eq!(trace_id_from_traceparent(value), None);
+    }
+
+    #[test]
+    fn a_traceparent_with_uppercase_hex_is_rejected() {
+        let value = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01";
+        assert_eq!(trace_id_from_traceparent(value), None);
+    }
+
+    #[test]
+    fn a_traceparent_with_a_short_trace_id_is_rejected() {
+        let value = "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01";
+        assert_eq!(trace_id_from_traceparent(value), None);
+    }
+
+    #[test]
+    fn version_ff_is_rejected() {
+        let value = "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(trace_id_from_traceparent(value), None);
+    }
+
+    #[test]
+    fn version_00_with_extra_fields_is_rejected_but_a_later_version_is_accepted() {
+        let extra = "-what-ever";
+        assert_eq!(trace_id_from_traceparent(&format!("{VALID}{extra}")), None);
+        let future = format!("01{}{extra}", &VALID[2..]);
+        assert_eq!(
+            trace_id_from_traceparent(&future),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+    }
+
+    #[test]
+    fn garbage_is_not_a_traceparent() {
+        assert_eq!(trace_id_from_traceparent(""), None);
+        assert_eq!(trace_id_from_traceparent("hello"), None);
+        assert_eq!(trace_id_from_traceparent("00-x-y-z"), None);
+    }
+
+    #[test]
+    fn a_request_id_with_spaces_or_too_long_is_not_echoed() {
+        assert_eq!(
+            sane_request_id(&HeaderValue::from_static("abc-123")),
+            Some("abc-123".to_owned())
+        );
+        assert_eq!(sane_request_id(&HeaderValue::from_static("a b")), None);
+        assert_eq!(sane_request_id(&HeaderValue::from_static("")), None);
+        let long = HeaderValue::from_str(&"a".repeat(129)).unwrap();
+        assert_eq!(sane_request_id(&long), None);
+    }
+
+    #[test]
+    fn a_long_path_is_cut_at_a_char_boundary() {
+        let path = format!("/{}", "é".repeat(200));
+        let quoted = quoted_path(&path);
+        assert!(quoted.len() <= MAX_QUOTED_PATH_LEN + '…'.len_utf8());
+        assert!(quoted.ends_with('…'));
+    }
+}
