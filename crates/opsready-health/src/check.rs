@@ -1,0 +1,294 @@
+//! Checks: what a dependency says about itself, bounded in time and cached.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+
+/// The outcome of a check, in the health-check draft's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Healthy.
+    Pass,
+    /// Healthy with a concern (also what a failed non-critical check counts
+    /// as in the overall status).
+    Warn,
+    /// Unhealthy.
+    Fail,
+}
+
+/// What one run of a check observed.
+///
+/// ```
+/// use opsready_health::{Reading, Status};
+///
+/// let reading = Reading::pass().observed(3.0, "ms");
+/// assert_eq!(reading.status(), Status::Pass);
+/// let reading = Reading::fail("connection refused");
+/// assert_eq!(reading.output(), Some("connection refused"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    status: Status,
+    observed: Option<(f64, Cow<'static, str>)>,
+    output: Option<String>,
+}
+
+impl Reading {
+    /// A passing reading.
+    pub fn pass() -> Self {
+        Self {
+            status: Status::Pass,
+            observed: None,
+            output: None,
+        }
+    }
+
+    /// A reading with a concern, said in `output`.
+    pub fn warn(output: impl Into<String>) -> Self {
+        Self {
+            status: Status::Warn,
+            observed: None,
+            output: Some(output.into()),
+        }
+    }
+
+    /// A failing reading; `output` says why (shown to whoever can read the
+    /// probe: keep secrets out of it).
+    pub fn fail(output: impl Into<String>) -> Self {
+        Self {
+            status: Status::Fail,
+            observed: None,
+            output: Some(output.into()),
+        }
+    }
+
+    /// Adds an observed value and its unit (`"ms"`, `"connections"`, …).
+    /// Without one, the check's response time in milliseconds is reported.
+    pub fn observed(mut self, value: f64, unit: impl Into<Cow<'static, str>>) -> Self {
+        self.observed = Some((value, unit.into()));
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The output, on warn and fail.
+    pub fn output(&self) -> Option<&str> {
+        self.output.as_deref()
+    }
+
+    /// The observed value and unit, if the check gave one.
+    pub fn observed_value(&self) -> Option<(f64, &str)> {
+        self.observed.as_ref().map(|(v, u)| (*v, u.as_ref()))
+    }
+}
+
+/// What a check's future may return: a [`Reading`], or a `Result` whose
+/// error becomes a failing reading with the error's message as output.
+pub trait IntoReading {
+    /// Converts into a reading.
+    fn into_reading(self) -> Reading;
+}
+
+impl IntoReading for Reading {
+    fn into_reading(self) -> Reading {
+        self
+    }
+}
+
+impl<E: fmt::Display> IntoReading for Result<(), E> {
+    fn into_reading(self) -> Reading {
+        match self {
+            Ok(()) => Reading::pass(),
+            Err(error) => Reading::fail(error.to_string()),
+        }
+    }
+}
+
+impl<E: fmt::Display> IntoReading for Result<Reading, E> {
+    fn into_reading(self) -> Reading {
+        self.unwrap_or_else(|error| Reading::fail(error.to_string()))
+    }
+}
+
+/// Something that can say whether a dependency is healthy.
+///
+/// Implemented for async closures: `|| async { Ok::<_, MyError>(()) }`.
+/// Implementations need not bound their own time nor cache: the
+/// [`Component`] that holds them does both.
+pub trait Check: Send + Sync + 'static {
+    /// Runs the check once.
+    fn check(&self) -> BoxFuture<'_, Reading>;
+}
+
+impl<F, Fut> Check for F
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoReading,
+{
+    fn check(&self) -> BoxFuture<'_, Reading> {
+        let future = self();
+        Box::pin(async move { future.await.into_reading() })
+    }
+}
+
+/// The kubelet's default probe timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a reading is reused by default.
+pub const DEFAULT_CACHE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A named check with its timeout, criticality and cache interval.
+///
+/// ```
+/// use std::time::Duration;
+/// use opsready_health::Component;
+///
+/// let cache = Component::new("cache", || async { Ok::<(), std::io::Error>(()) })
+///     .non_critical()
+///     .component_type("datastore")
+///     .timeout(Duration::from_millis(500))
+///     .cache_interval(Duration::from_secs(5));
+/// assert_eq!(cache.name(), "cache");
+/// assert!(!cache.is_critical());
+/// ```
+#[derive(Clone)]
+pub struct Component {
+    name: Cow<'static, str>,
+    component_type: Option<Cow<'static, str>>,
+    timeout: Duration,
+    critical: bool,
+    cache_interval: Duration,
+    check: Arc<dyn Check>,
+    last: Arc<tokio::sync::Mutex<Option<Stamped>>>,
+}
+
+impl fmt::Debug for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Component")
+            .field("name", &self.name)
+            .field("component_type", &self.component_type)
+            .field("timeout", &self.timeout)
+            .field("critical", &self.critical)
+            .field("cache_interval", &self.cache_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reading with when it was taken.
+#[derive(Debug, Clone)]
+pub struct Stamped {
+    /// What was observed.
+    pub reading: Reading,
+    /// When the reading was taken (cached readings keep their time).
+    pub time: SystemTime,
+    taken: Instant,
+    elapsed: Duration,
+}
+
+impl Stamped {
+    /// How long the check took.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+}
+
+impl Component {
+    /// A critical check named `name`, with a timeout of 1 s and a cache
+    /// interval of 1 s.
+    pub fn new(name: impl Into<Cow<'static, str>>, check: impl Check) -> Self {
+        Self {
+            name: name.into(),
+            component_type: None,
+            timeout: DEFAULT_TIMEOUT,
+            critical: true,
+            cache_interval: DEFAULT_CACHE_INTERVAL,
+            check: Arc::new(check),
+            last: Arc::default(),
+        }
+    }
+
+    /// A failure of a non-critical check makes readiness `warn` (still 200),
+    /// not `fail`. Checks are critical by default.
+    pub fn non_critical(mut self) -> Self {
+        self.critical = false;
+        self
+    }
+
+    /// The draft's `componentType` (`datastore`, `component`, `system`, …).
+    /// Defaults to none.
+    pub fn component_type(mut self, kind: impl Into<Cow<'static, str>>) -> Self {
+        self.component_type = Some(kind.into());
+        self
+    }
+
+    /// How long a run may take before it counts as a failure. Defaults to
+    /// 1 s, the kubelet's probe timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long a reading is reused, so that a probe storm reaches the
+    /// dependency at most once per interval. Defaults to 1 s.
+    pub fn cache_interval(mut self, interval: Duration) -> Self {
+        self.cache_interval = interval;
+        self
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether a failure makes the service not ready.
+    pub fn is_critical(&self) -> bool {
+        self.critical
+    }
+
+    pub(crate) fn kind(&self) -> Option<&str> {
+        self.component_type.as_deref()
+    }
+
+    /// A fresh enough reading: the cached one if younger than the cache
+    /// interval, else a new run bounded by the timeout.
+    ///
+    /// Callers that arrive while a run is under way wait for it and share
+    /// its reading: the lock is held across the run on purpose, so that the
+    /// dependency sees one call however many probes arrive.
+    pub async fn read(&self) -> Stamped {
+        let mut last = self.last.lock().await;
+        if let Some(stamped) = last.as_ref()
+            && stamped.taken.elapsed() < self.cache_interval
+        {
+            return stamped.clone();
+        }
+        let started = Instant::now();
+        // A check that panics is a failing check, not a failing probe.
+        let run = AssertUnwindSafe(self.check.check()).catch_unwind();
+        let reading = match tokio::time::timeout(self.timeout, run).await {
+            Ok(Ok(reading)) => reading,
+            Ok(Err(_panic)) => Reading::fail("the check panicked"),
+            Err(_) => Reading::fail(format!("timed out after {:?}", self.timeout)),
+        };
+        let stamped = Stamped {
+            reading,
+            time: SystemTime::now(),
+            taken: Instant::now(),
+            elapsed: started.elapsed(),
+        };
+        *last = Some(stamped.clone());
+        stamped
+    }
+}

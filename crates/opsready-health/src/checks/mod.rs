@@ -1,0 +1,31 @@
+//! Ready-made checks for common dependencies.
+//!
+//! | check | feature | passes when |
+//! |---|---|---|
+//! | [`tcp`] | always | a TCP connection to the address opens |
+//! | `http` | `http` | a `GET` of the URL answers with the expected status class |
+//! | `postgres` | `postgres` | `SELECT 1` runs on a connection from the pool |
+//! | `sqlite` | `sqlite` | `SELECT 1` runs on a connection from the pool |
+//! | `redis` | `redis` | `PING` answers `PONG` |
+//!
+//! Each returns a [`Check`](crate::Check) to wrap in a
+//! [`Component`](crate::Component), which bounds its time and caches its
+//! readings.
+
+#[cfg(feature = "http")]
+mod http;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql;
+mod tcp;
+
+#[cfg(feature = "http")]
+pub use http::http;
+#[cfg(feature = "redis")]
+pub use redis::redis;
+#[cfg(feature = "postgres")]
+pub use sql::postgres;
+#[cfg(feature = "sqlite")]
+pub use sql::sqlite;
+pub use tcp::tcp;

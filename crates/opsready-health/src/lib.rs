@@ -1,0 +1,89 @@
+//! Liveness, readiness and startup probes for axum services: dependency
+//! checks bounded in time and cached against probe storms, a lifecycle that
+//! drains before shutdown, and the Kubernetes and health-check-draft answers.
+//!
+//! # Example
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::time::Duration;
+//! use axum::{Router, body::Body, http::Request};
+//! use opsready_health::{Component, Health, checks};
+//! use tower::ServiceExt as _;
+//!
+//! let health = Health::new()
+//!     .component(Component::new("database", || async { Ok::<(), std::io::Error>(()) }))
+//!     .component(
+//!         Component::new("search", checks::tcp("127.0.0.1:1"))
+//!             .non_critical()
+//!             .timeout(Duration::from_millis(200)),
+//!     );
+//! let app: Router = Router::new().merge(health.router());
+//!
+//! // Before startup finishes, readiness is 503.
+//! let probe = || Request::get("/readyz?verbose").body(Body::empty()).unwrap();
+//! let response = app.clone().oneshot(probe()).await.unwrap();
+//! assert_eq!(response.status(), 503);
+//!
+//! // Ready, with a non-critical dependency down: 200, with the failure shown.
+//! health.lifecycle().set_ready();
+//! let response = app.clone().oneshot(probe()).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+//! let body = String::from_utf8(body.to_vec()).unwrap();
+//! assert!(body.starts_with("[+]database ok\n[-]search failed (non-critical): cannot connect"));
+//! assert!(body.ends_with("readyz check passed\n"));
+//!
+//! // Draining: readiness is 503 at once, liveness stays 200.
+//! health.lifecycle().start_draining();
+//! let response = app.clone().oneshot(probe()).await.unwrap();
+//! assert_eq!(response.status(), 503);
+//! let live = Request::get("/livez").body(Body::empty()).unwrap();
+//! assert_eq!(app.oneshot(live).await.unwrap().status(), 200);
+//! # });
+//! ```
+//!
+//! # What each probe means
+//!
+//! - `/livez`: the process can serve. It runs no check and does no I/O: a
+//!   failing liveness probe restarts the container, and a database outage
+//!   must not restart every replica at once.
+//! - `/readyz`: send me traffic. Critical checks that fail make it 503;
+//!   non-critical ones make it `warn` (still 200). It is 503 before startup
+//!   finishes and from the first instant of draining.
+//! - `/startupz`: startup hooks finished. Until then the kubelet holds off the
+//!   other probes.
+//!
+//! # Gotchas
+//!
+//! - Each check runs at most once per cache interval, however many probes
+//!   arrive: concurrent probes wait for the run under way and share its
+//!   reading, whose `time` is when it was taken.
+//! - A check that exceeds its timeout, or panics, is a failing reading; the
+//!   probe itself always answers.
+//! - The `output` of a failing check is visible to anyone who can reach the
+//!   probe: say what failed, not credentials.
+//!
+//! # Feature flags
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `http` | [`checks::http`][crate::checks]: an upstream answers 2xx |
+//! | `postgres` | `checks::postgres`: `SELECT 1` on a sqlx `PgPool` |
+//! | `sqlite` | `checks::sqlite`: `SELECT 1` on a sqlx `SqlitePool` |
+//! | `redis` | `checks::redis`: `PING` |
+//!
+//! The TCP check needs no feature.
+
+mod check;
+pub mod checks;
+mod health;
+mod lifecycle;
+mod time;
+
+pub use check::{
+    Check, Component, DEFAULT_CACHE_INTERVAL, DEFAULT_TIMEOUT, IntoReading, Reading, Stamped,
+    Status,
+};
+pub use health::{HEALTH_JSON, Health, Report};
+pub use lifecycle::{Lifecycle, Phase};

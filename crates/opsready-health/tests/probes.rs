@@ -1,0 +1,438 @@
+//! Black-box tests of the probes, through HTTP on port 0.
+
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use opsready_health::{Component, Health, Reading, checks};
+use opsready_problem::ProblemLayer;
+use serde_json::Value;
+
+struct App {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl App {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn json(&self, path: &str) -> (u16, String, Value) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (status, content_type, response.json().await.unwrap())
+    }
+
+    async fn text(&self, path: &str) -> (u16, String) {
+        let response = self.get(path).await;
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+async fn spawn_app(health: &Health) -> App {
+    let app: Router = health.router().layer(ProblemLayer::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    App {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+    }
+}
+
+fn passing() -> impl opsready_health::Check {
+    || async { Reading::pass() }
+}
+
+fn failing(output: &'static str) -> impl opsready_health::Check {
+    move || async move { Reading::fail(output) }
+}
+
+/// A check that counts its runs.
+fn counted(runs: &Arc<AtomicUsize>) -> impl opsready_health::Check {
+    let runs = Arc::clone(runs);
+    move || {
+        runs.fetch_add(1, Ordering::SeqCst);
+        async { Reading::pass() }
+    }
+}
+
+#[tokio::test]
+async fn startup_is_503_until_the_service_is_ready() {
+    let health = Health::new();
+    let app = spawn_app(&health).await;
+
+    let (before, _, body) = app.json("/startupz").await;
+    health.lifecycle().set_ready();
+    let (after, _, _) = app.json("/startupz").await;
+
+    assert_eq!(before, 503);
+    assert_eq!(body["status"], "fail");
+    assert_eq!(after, 200);
+}
+
+#[tokio::test]
+async fn readiness_is_503_before_startup_even_with_passing_checks() {
+    let health = Health::new().component(Component::new("database", passing()));
+    let app = spawn_app(&health).await;
+
+    let (status, _, body) = app.json("/readyz").await;
+
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "fail");
+    assert_eq!(body["output"], "starting");
+}
+
+#[tokio::test]
+async fn readiness_answers_in_the_health_check_draft_form() {
+    let health = Health::new()
+        .component(Component::new("database", passing()).component_type("datastore"))
+        .component(Component::new("quota", || async {
+            Reading::pass().observed(42.0, "percent")
+        }));
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+
+    let (status, content_type, body) = app.json("/readyz").await;
+
+    assert_eq!(status, 200);
+    assert_eq!(content_type, "application/health+json");
+    assert_eq!(body["status"], "pass");
+    let database = &body["checks"]["database"][0];
+    assert_eq!(database["componentId"], "database");
+    assert_eq!(database["componentType"], "datastore");
+    assert_eq!(database["status"], "pass");
+    assert_eq!(database["observedUnit"], "ms");
+    assert!(database["observedValue"].as_f64().unwrap() >= 0.0);
+    assert!(database.get("output").is_none(), "output only on failure");
+    let time = database["time"].as_str().unwrap();
+    assert!(time.len() == 24 && time.ends_with('Z'), "{time}");
+    assert_eq!(body["checks"]["quota"][0]["observedValue"], 42.0);
+    assert_eq!(body["checks"]["quota"][0]["observedUnit"], "percent");
+}
+
+#[tokio::test]
+async fn a_failing_critical_check_makes_the_service_not_ready() {
+    let health = Health::new()
+        .component(Component::new("database", failing("connection refused")))
+        .component(Component::new("cache", passing()));
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+
+    let (status, _, body) = app.json("/readyz").await;
+
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "fail");
+    assert_eq!(body["checks"]["database"][0]["status"], "fail");
+    assert_eq!(
+        body["checks"]["database"][0]["output"],
+        "connection refused"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_non_critical_check_warns_but_stays_ready() {
+    let health = Health::new()
+        .component(Component::new("database", passing()))
+        .component(Component::new("cache", failing("connection refused")).non_critical());
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+
+    let (status, _, body) = app.json("/readyz").await;
+
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "warn");
+    assert_eq!(body["checks"]["cache"][0]["status"], "fail");
+}
+
+#[tokio::test]
+async fn verbose_readiness_is_the_kubernetes_text_form_and_honours_exclude() {
+    let health = Health::new()
+        .component(Component::new("database", passing()))
+        .component(Component::new("cache", failing("connection refused")))
+        .component(Component::new("search", failing("down")));
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+
+    let (failed, failed_text) = app.text("/readyz?verbose").await;
+    let (passed, passed_text) = app
+        .text("/readyz?verbose&exclude=cache&exclude=search")
+        .await;
+
+    assert_eq!(failed, 503);
+    assert_eq!(
+        failed_text,
+        "[+]database ok\n[-]cache failed: connection refused\n[-]search failed: down\nreadyz check failed\n"
+    );
+    assert_eq!(passed, 200);
+    assert_eq!(
+        passed_text,
+        "[+]database ok\n[+]cache excluded: ok\n[+]search excluded: ok\nreadyz check passed\n"
+    );
+}
+
+#[tokio::test]
+async fn one_check_can_be_asked_for_by_name_and_an_unknown_name_is_a_404_problem() {
+    let health = Health::new()
+        .component(Component::new("database", passing()))
+        .component(Component::new("cache", failing("connection refused")).non_critical());
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+
+    let (database, _, database_body) = app.json("/readyz/database").await;
+    let (cache, _, _) = app.json("/readyz/cache").await;
+    let (unknown, content_type, problem) = app.json("/readyz/nope").await;
+
+    assert_eq!(database, 200);
+    assert_eq!(database_body["checks"]["database"][0]["status"], "pass");
+    assert!(database_body["checks"].get("cache").is_none());
+    assert_eq!(cache, 503);
+    assert_eq!(unknown, 404);
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(problem["status"], 404);
+    assert_eq!(problem["code"], "NOT_FOUND");
+    assert!(problem["detail"].as_str().unwrap().contains("nope"));
+}
+
+#[tokio::test]
+async fn a_hung_check_is_answered_within_its_timeout_as_a_failure() {
+    let timeout = Duration::from_millis(300);
+    let health = Health::new()
+        .component(Component::new("hung", std::future::pending::<Reading>).timeout(timeout));
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+
+    let started = Instant::now();
+    let (status, _, body) = app.json("/readyz").await;
+    let took = started.elapsed();
+
+    assert_eq!(status, 503);
+    let output = body["checks"]["hung"][0]["output"].as_str().unwrap();
+    assert!(output.contains("timed out after 300ms"), "{output}");
+    // The margin is generous: this asserts an answer bounded by the timeout,
+    // not a speed.
+    assert!(took < timeout + Duration::from_secs(2), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_probe_storm_reaches_the_dependency_once_per_cache_interval() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let health = Health::new().component(
+        Component::new("database", counted(&runs)).cache_interval(Duration::from_secs(3600)),
+    );
+    health.lifecycle().set_ready();
+    let app = Arc::new(spawn_app(&health).await);
+
+    let probes = (0..1000).map(|_| {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { app.get("/readyz").await.status().as_u16() })
+    });
+    let statuses = futures_util::future::join_all(probes).await;
+
+    assert!(statuses.into_iter().all(|s| s.unwrap() == 200));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn cached_readings_keep_the_time_they_were_taken() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let health = Health::new().component(
+        Component::new("database", counted(&runs)).cache_interval(Duration::from_secs(3600)),
+    );
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+
+    let (_, _, first) = app.json("/readyz").await;
+    let (_, _, second) = app.json("/readyz").await;
+
+    assert_eq!(
+        first["checks"]["database"][0]["time"],
+        second["checks"]["database"][0]["time"]
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_zero_cache_interval_runs_the_check_on_every_probe() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let health = Health::new()
+        .component(Component::new("database", counted(&runs)).cache_interval(Duration::ZERO));
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+
+    app.get("/readyz").await;
+    app.get("/readyz").await;
+
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_panicking_check_is_a_failure_and_the_probe_still_answers() {
+    let health = Health::new().component(Component::new("broken", || async {
+        if true {
+            panic!("check exploded");
+        }
+        Reading::pass()
+    }));
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+
+    let (status, _, body) = app.json("/readyz").await;
+
+    assert_eq!(status, 503);
+    assert_eq!(body["checks"]["broken"][0]["output"], "the check panicked");
+}
+
+#[tokio::test]
+async fn draining_makes_readiness_503_while_liveness_stays_200() {
+    let health = Health::new().component(Component::new("database", passing()));
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+    let (ready_before, _, _) = app.json("/readyz").await;
+
+    health.lifecycle().start_draining();
+    let (ready, _, body) = app.json("/readyz").await;
+    let (live, _, live_body) = app.json("/livez").await;
+    let (_, verbose) = app.text("/readyz?verbose").await;
+
+    assert_eq!(ready_before, 200);
+    assert_eq!(ready, 503);
+    assert_eq!(body["output"], "draining");
+    assert_eq!(live, 200);
+    assert_eq!(live_body["status"], "pass");
+    assert!(
+        verbose.starts_with("[-]lifecycle failed: draining\n"),
+        "{verbose}"
+    );
+}
+
+#[tokio::test]
+async fn the_tcp_check_passes_on_an_open_port_and_fails_on_a_closed_one() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open = listener.local_addr().unwrap().to_string();
+    // A port that was just free: bind, read the port, release it.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+
+    let open = Component::new("open", checks::tcp(open)).read().await;
+    let closed = Component::new("closed", checks::tcp(closed)).read().await;
+
+    assert_eq!(open.reading.status(), opsready_health::Status::Pass);
+    assert_eq!(closed.reading.status(), opsready_health::Status::Fail);
+    assert!(closed.reading.output().unwrap().contains("cannot connect"));
+}
+
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn the_http_check_follows_the_status_class_of_the_upstream() {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+
+    let upstream: Router = Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .route("/broken", get(|| async { StatusCode::BAD_GATEWAY }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, upstream).await.unwrap() });
+    let component =
+        |path: &str| Component::new("upstream", checks::http(format!("http://{addr}{path}")));
+
+    let ok = component("/ok").read().await;
+    let broken = component("/broken").read().await;
+    let missing = component("/missing").read().await;
+
+    assert_eq!(ok.reading.status(), opsready_health::Status::Pass);
+    assert_eq!(broken.reading.status(), opsready_health::Status::Fail);
+    assert!(broken.reading.output().unwrap().contains("502"));
+    assert_eq!(missing.reading.status(), opsready_health::Status::Warn);
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn the_postgres_check_passes_on_the_real_server_and_fails_on_a_missing_database() {
+    let Ok(url) = std::env::var("OPSREADY_TEST_DATABASE_URL") else {
+        eprintln!("skipped: OPSREADY_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let good = sqlx::PgPool::connect_lazy(&url).unwrap();
+    let missing_url = match url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/opsready_no_such_database"),
+        None => panic!("OPSREADY_TEST_DATABASE_URL has no database name: {url}"),
+    };
+    let missing = sqlx::PgPool::connect_lazy(&missing_url).unwrap();
+
+    let good = Component::new("database", checks::postgres(good))
+        .read()
+        .await;
+    let missing = Component::new("database", checks::postgres(missing))
+        .timeout(Duration::from_secs(5))
+        .read()
+        .await;
+
+    assert_eq!(
+        good.reading.status(),
+        opsready_health::Status::Pass,
+        "{good:?}"
+    );
+    assert_eq!(missing.reading.status(), opsready_health::Status::Fail);
+    assert!(
+        missing
+            .reading
+            .output()
+            .unwrap()
+            .contains("opsready_no_such_database"),
+        "{missing:?}"
+    );
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn the_sqlite_check_passes_on_a_working_pool() {
+    let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+
+    let reading = Component::new("database", checks::sqlite(pool))
+        .read()
+        .await;
+
+    assert_eq!(reading.reading.status(), opsready_health::Status::Pass);
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn the_redis_check_passes_on_the_real_server_and_fails_on_a_closed_port() {
+    let Ok(url) = std::env::var("OPSREADY_TEST_REDIS_URL") else {
+        eprintln!("skipped: OPSREADY_TEST_REDIS_URL is not set");
+        return;
+    };
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let good = redis::Client::open(url).unwrap();
+    let closed = redis::Client::open(format!("redis://127.0.0.1:{closed_port}")).unwrap();
+
+    let good = Component::new("cache", checks::redis(good)).read().await;
+    let closed = Component::new("cache", checks::redis(closed)).read().await;
+
+    assert_eq!(
+        good.reading.status(),
+        opsready_health::Status::Pass,
+        "{good:?}"
+    );
+    assert_eq!(closed.reading.status(), opsready_health::Status::Fail);
+}
