@@ -15,7 +15,6 @@ use serde_json::{Map, Value, json};
 
 use crate::check::{Component, Stamped, Status};
 use crate::lifecycle::{Lifecycle, Phase};
-use crate::time::rfc3339;
 
 /// The media type of the health-check draft.
 pub const HEALTH_JSON: &str = "application/health+json";
@@ -235,7 +234,10 @@ fn component_json(component: &Component, stamped: &Stamped) -> Value {
         item.insert("componentType".into(), json!(kind));
     }
     item.insert("status".into(), json!(reading.status()));
-    item.insert("time".into(), json!(rfc3339(stamped.time)));
+    item.insert(
+        "time".into(),
+        json!(humantime::format_rfc3339_millis(stamped.time).to_string()),
+    );
     let (value, unit) = reading
         .observed_value()
         .unwrap_or((stamped.elapsed().as_secs_f64() * 1000.0, "ms"));

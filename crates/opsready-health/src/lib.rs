@@ -79,7 +79,6 @@ mod check;
 pub mod checks;
 mod health;
 mod lifecycle;
-mod time;
 
 pub use check::{
     Check, Component, DEFAULT_CACHE_INTERVAL, DEFAULT_TIMEOUT, IntoReading, Reading, Stamped,

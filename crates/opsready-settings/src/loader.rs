@@ -159,6 +159,50 @@ impl Loader {
     where
         T: DeserializeOwned + Serialize + Validate,
     {
+        self.load_with::<T, Nothing>()
+            .map(|loaded| loaded.map(|(settings, _)| settings))
+    }
+
+    /// Loads two settings types from the same layers, each taking its own
+    /// keys: a key is unknown only if neither takes it. This is how a
+    /// library's sections (say, `server` and `admin`) and a service's own
+    /// share one namespace (`APP__SERVER__ADDR`, `APP__DATABASE__URL`)
+    /// without `#[serde(flatten)]`, which would lose the key and origin of
+    /// errors in the flattened part.
+    ///
+    /// ```
+    /// use opsready_settings::{Loader, Validate};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Deserialize, Serialize, Default)]
+    /// #[serde(default)]
+    /// struct Library { server: Server }
+    /// #[derive(Debug, Deserialize, Serialize, Default)]
+    /// #[serde(default)]
+    /// struct Server { port: u16 }
+    /// #[derive(Debug, Deserialize, Serialize)]
+    /// struct Service { greeting: String }
+    /// impl Validate for Library {}
+    /// impl Validate for Service {}
+    ///
+    /// let loaded = Loader::new("APP")
+    ///     .env([("APP__SERVER__PORT", "9000"), ("APP__GREETING", "hi")])
+    ///     .load_with::<Library, Service>()
+    ///     .unwrap();
+    /// let (library, service) = loaded.into_inner();
+    /// assert_eq!((library.server.port, service.greeting.as_str()), (9000, "hi"));
+    ///
+    /// let error = Loader::new("APP")
+    ///     .env([("APP__SERVER__PROT", "9000"), ("APP__GREETING", "hi")])
+    ///     .load_with::<Library, Service>()
+    ///     .unwrap_err();
+    /// assert_eq!(error.diagnostics()[0].key(), Some("server.prot"));
+    /// ```
+    pub fn load_with<A, B>(&self) -> Result<Loaded<(A, B)>, LoadError>
+    where
+        A: DeserializeOwned + Serialize + Validate,
+        B: DeserializeOwned + Serialize + Validate,
+    {
         let (vars, mut diagnostics) = self.vars();
         let env_var = format!("{}_ENV", self.prefix);
         let environment = vars
@@ -221,13 +265,18 @@ impl Loader {
             figment: &figment,
             root: &root,
         };
-        let extraction = extract::<T>(&root);
-        diagnostics.extend(report.failures(&extraction));
+        let first = extract::<A>(&root);
+        let second = extract::<B>(&root);
+        diagnostics.extend(report.failures(&first));
+        diagnostics.extend(report.failures(&second));
 
-        let serialized = match &extraction.value {
-            Some(value) => match serde_json::to_value(value) {
-                Ok(serialized) => Some(serialized),
-                Err(error) => {
+        let serialized = match (&first.value, &second.value) {
+            (Some(a), Some(b)) => match (serde_json::to_value(a), serde_json::to_value(b)) {
+                (Ok(mut a), Ok(b)) => {
+                    merge_json(&mut a, b);
+                    Some(a)
+                }
+                (Err(error), _) | (_, Err(error)) => {
                     diagnostics.push(Diagnostic {
                         kind: DiagnosticKind::Source,
                         key: None,
@@ -241,37 +290,51 @@ impl Loader {
                     None
                 }
             },
-            None => None,
+            _ => None,
         };
-        let mut unknown = extraction.unknown.clone();
+        let mut unknown = unknown_to_both(&first.unknown, &second.unknown);
+        let accepted: HashSet<String> = first.accepted.union(&second.accepted).cloned().collect();
         if let Some(serialized) = &serialized {
-            unused_keys(&root, serialized, "", &extraction.accepted, &mut unknown);
+            unused_keys(&root, serialized, "", &accepted, &mut unknown);
         }
-        unknown.retain(|key, _| !extraction.skip.iter().any(|s| is_within(key, s)));
+        let skipped = |key: &str| {
+            first
+                .skip
+                .iter()
+                .chain(&second.skip)
+                .any(|s| is_within(key, s))
+        };
+        unknown.retain(|key, _| !skipped(key));
         diagnostics.extend(
             unknown
                 .iter()
                 .map(|(key, (tag, known))| report.unknown_key(key, *tag, known)),
         );
 
-        let (Some(settings), Some(serialized), true) =
-            (extraction.value, serialized, diagnostics.is_empty())
-        else {
+        let secrets: HashSet<String> = first.secrets.union(&second.secrets).cloned().collect();
+        let (Some(a), Some(b), Some(serialized), true) = (
+            first.value,
+            second.value,
+            serialized,
+            diagnostics.is_empty(),
+        ) else {
             return Err(fail(diagnostics));
         };
 
         let mut violations = Violations::new();
-        settings.validate(&mut violations);
+        a.validate(&mut violations);
+        b.validate(&mut violations);
         diagnostics.extend(
             violations
                 .iter()
-                .map(|(key, message)| report.violation(key, message, &extraction.secrets)),
+                .map(|(key, message)| report.violation(key, message, &secrets)),
         );
         if !diagnostics.is_empty() {
             return Err(fail(diagnostics));
         }
 
-        let dump = Dump::build(&serialized, &figment, &root, &extraction.secrets);
+        let dump = Dump::build(&serialized, &figment, &root, &secrets);
+        let settings = (a, b);
         Ok(Loaded {
             settings,
             dump,
@@ -287,21 +350,38 @@ impl Loader {
     where
         T: DeserializeOwned + Serialize + Validate,
     {
-        let loaded = match self.command_line(command_line).load::<T>() {
-            Ok(loaded) => loaded,
-            Err(error) => error.exit(),
-        };
-        match command_line.action {
-            Action::Run => loaded,
-            Action::PrintConfig => {
-                print_stdout(&loaded.dump.to_json_pretty());
-                std::process::exit(0)
-            }
-            Action::CheckConfig => {
-                eprintln!("settings are valid (environment `{}`)", loaded.environment);
-                print_stdout(&loaded.dump.to_json_pretty());
-                std::process::exit(0)
-            }
+        let loaded = self.command_line(command_line).load::<T>();
+        act(loaded, command_line.action)
+    }
+
+    /// [`Loader::load_or_exit`] for two settings types sharing the layers,
+    /// as [`Loader::load_with`] loads them.
+    pub fn load_with_or_exit<A, B>(self, command_line: &CommandLine) -> Loaded<(A, B)>
+    where
+        A: DeserializeOwned + Serialize + Validate,
+        B: DeserializeOwned + Serialize + Validate,
+    {
+        let loaded = self.command_line(command_line).load_with::<A, B>();
+        act(loaded, command_line.action)
+    }
+}
+
+/// Does what the command line asked with the outcome of a load.
+fn act<T>(loaded: Result<Loaded<T>, LoadError>, action: Action) -> Loaded<T> {
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => error.exit(),
+    };
+    match action {
+        Action::Run => loaded,
+        Action::PrintConfig => {
+            print_stdout(&loaded.dump.to_json_pretty());
+            std::process::exit(0)
+        }
+        Action::CheckConfig => {
+            eprintln!("settings are valid (environment `{}`)", loaded.environment);
+            print_stdout(&loaded.dump.to_json_pretty());
+            std::process::exit(0)
         }
     }
 }
@@ -322,18 +402,60 @@ pub fn load_or_exit<T>(prefix: &str) -> Loaded<T>
 where
     T: DeserializeOwned + Serialize + Validate,
 {
-    let command_line = match CommandLine::parse(std::env::args_os().skip(1)) {
-        Ok(command_line) => command_line,
-        Err(error) if error.help => {
-            eprintln!("{USAGE}");
-            std::process::exit(0)
-        }
-        Err(error) => {
-            eprintln!("{error}");
-            std::process::exit(EX_USAGE)
-        }
+    Loader::new(prefix).load_or_exit(&CommandLine::from_args_or_exit())
+}
+
+/// A settings type with no keys, the second part of [`Loader::load`].
+#[derive(Debug, serde::Deserialize, Serialize)]
+struct Nothing {}
+
+impl Validate for Nothing {}
+
+/// The keys unknown to both parts of a [`Loader::load_with`]: a key the first
+/// does not know is still fine if the second knows it, and a typo below a
+/// section of the first (`server.prot`) is reported although the second
+/// only sees an unknown `server`.
+fn unknown_to_both(
+    first: &BTreeMap<String, (Tag, Vec<String>)>,
+    second: &BTreeMap<String, (Tag, Vec<String>)>,
+) -> BTreeMap<String, (Tag, Vec<String>)> {
+    let covered = |key: &str, by: &BTreeMap<String, (Tag, Vec<String>)>| {
+        by.keys().any(|unknown| is_within(key, unknown))
     };
-    Loader::new(prefix).load_or_exit(&command_line)
+    let mut unknown: BTreeMap<String, (Tag, Vec<String>)> = BTreeMap::new();
+    for (key, (tag, known)) in first.iter().chain(second) {
+        let other = if first.contains_key(key) {
+            second
+        } else {
+            first
+        };
+        if !covered(key, other) {
+            continue;
+        }
+        // Suggestions come from the names both parts know at that place.
+        let entry = unknown.entry(key.clone()).or_insert((*tag, Vec::new()));
+        entry.1.extend(known.iter().cloned());
+        entry.1.sort();
+        entry.1.dedup();
+    }
+    unknown
+}
+
+/// Merges the serialized `other` into `into`, table by table.
+fn merge_json(into: &mut serde_json::Value, other: serde_json::Value) {
+    match (into, other) {
+        (serde_json::Value::Object(into), serde_json::Value::Object(other)) => {
+            for (key, value) in other {
+                match into.get_mut(&key) {
+                    Some(existing) => merge_json(existing, value),
+                    None => {
+                        into.insert(key, value);
+                    }
+                }
+            }
+        }
+        (into, other) => *into = other,
+    }
 }
 
 /// Settings that loaded, with the dump of their values and origins.
@@ -347,6 +469,15 @@ pub struct Loaded<T> {
 }
 
 impl<T> Loaded<T> {
+    /// Transforms the settings, keeping the dump and environment.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Loaded<U> {
+        Loaded {
+            settings: f(self.settings),
+            dump: self.dump,
+            environment: self.environment,
+        }
+    }
+
     /// The redacted effective settings with the origin of each value.
     pub fn dump(&self) -> &Dump {
         &self.dump
@@ -416,6 +547,22 @@ options:
   -h, --help        print this help";
 
 impl CommandLine {
+    /// Parses the process's arguments; prints the usage and exits 0 on
+    /// `--help`, or exits 64 (`EX_USAGE`) on an argument it does not know.
+    pub fn from_args_or_exit() -> Self {
+        match Self::parse(std::env::args_os().skip(1)) {
+            Ok(command_line) => command_line,
+            Err(error) if error.help => {
+                eprintln!("{USAGE}");
+                std::process::exit(0)
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                std::process::exit(EX_USAGE)
+            }
+        }
+    }
+
     /// Parses arguments (without the program name).
     pub fn parse<I, S>(args: I) -> Result<Self, UsageError>
     where

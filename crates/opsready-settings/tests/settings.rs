@@ -381,6 +381,132 @@ fn unknown_keys_below_a_flattened_section_are_found_too() {
     );
 }
 
+/// A library's sections, loaded beside a service's own with `load_with`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+struct Library {
+    server: LibraryServer,
+    admin: Admin,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default)]
+struct LibraryServer {
+    addr: std::net::SocketAddr,
+    workers: usize,
+}
+
+impl Default for LibraryServer {
+    fn default() -> Self {
+        Self {
+            addr: ([127, 0, 0, 1], 8080).into(),
+            workers: 4,
+        }
+    }
+}
+
+impl Validate for Library {
+    fn validate(&self, v: &mut Violations) {
+        if self.server.workers == 0 {
+            v.add("server.workers", "must be at least 1");
+        }
+    }
+}
+
+#[test]
+fn two_settings_types_share_one_namespace_each_taking_its_keys() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let loaded = loader(
+        dir.path(),
+        &[("APP__SERVER__WORKERS", "8"), ("APP__HTTP__PORT", "9000")],
+    )
+    .load_with::<Library, Settings>()
+    .unwrap();
+
+    let (library, service) = (&loaded.0, &loaded.1);
+    assert_eq!(library.server.workers, 8);
+    assert_eq!(service.http.port, 9000);
+    assert_eq!(
+        origin_of(loaded.dump(), "server.workers"),
+        "environment variable APP__SERVER__WORKERS"
+    );
+    assert_eq!(
+        origin_of(loaded.dump(), "database.url"),
+        format!("file {}", dir.path().join("default.toml").display())
+    );
+}
+
+fn origin_of(dump: &opsready_settings::Dump, key: &str) -> String {
+    dump.get(key).unwrap().origin.to_string()
+}
+
+#[test]
+fn with_two_settings_types_errors_keep_their_key_and_origin_and_typos_are_caught() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = loader(
+        dir.path(),
+        &[
+            ("APP__SERVER__ADDR", "not-an-address"),
+            ("APP__SERVER__WORKRS", "8"),
+            ("APP__NOT_A_SECTION", "1"),
+        ],
+    )
+    .load_with::<Library, Settings>()
+    .unwrap_err();
+
+    let found: Vec<_> = error
+        .diagnostics()
+        .iter()
+        .map(|d| (d.kind(), d.key().unwrap(), d.origin().to_string()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                DiagnosticKind::InvalidValue,
+                "server.addr",
+                "environment variable APP__SERVER__ADDR".to_owned()
+            ),
+            (
+                DiagnosticKind::UnknownKey,
+                "not_a_section",
+                "environment variable APP__NOT_A_SECTION".to_owned()
+            ),
+            (
+                DiagnosticKind::UnknownKey,
+                "server.workrs",
+                "environment variable APP__SERVER__WORKRS".to_owned()
+            ),
+        ],
+        "{error}"
+    );
+    assert_eq!(
+        error.diagnostics()[2].help(),
+        Some("did you mean `server.workers` (APP__SERVER__WORKERS)?")
+    );
+}
+
+#[test]
+fn with_two_settings_types_both_sets_of_rules_run() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = loader(
+        dir.path(),
+        &[("APP__SERVER__WORKERS", "0"), ("APP__HTTP__PORT", "80")],
+    )
+    .load_with::<Library, Settings>()
+    .unwrap_err();
+
+    let keys: Vec<_> = error
+        .diagnostics()
+        .iter()
+        .map(|d| d.key().unwrap())
+        .collect();
+    assert_eq!(keys, ["server.workers", "http.port"]);
+}
+
 #[test]
 fn a_key_given_by_its_alias_is_accepted() {
     #[derive(Debug, Deserialize, Serialize)]
