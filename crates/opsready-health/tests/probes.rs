@@ -1,7 +1,7 @@
 //! Black-box tests of the probes, through HTTP on port 0.
 
 // Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

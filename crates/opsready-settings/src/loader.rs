@@ -92,8 +92,9 @@ impl Loader {
     }
 
     /// Reads these variables instead of the process environment (for tests,
-    /// which must not change the environment of a process they share).
-    /// Defaults to the process environment.
+    /// which must not change the environment of a process they share). A
+    /// name given twice takes its last value. Defaults to the process
+    /// environment.
     pub fn env<I, K, V>(mut self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
@@ -124,8 +125,14 @@ impl Loader {
 
     fn vars(&self) -> (Vec<(String, String)>, Vec<Diagnostic>) {
         let mut problems = Vec::new();
-        let mut vars = match &self.env {
-            Some(vars) => vars.clone(),
+        let mut vars: Vec<(String, String)> = match &self.env {
+            // A variable given twice takes its last value, as in a shell.
+            Some(vars) => vars
+                .iter()
+                .cloned()
+                .collect::<BTreeMap<String, String>>()
+                .into_iter()
+                .collect(),
             None => std::env::vars_os()
                 .filter_map(|(name, value)| {
                     let name = name.into_string().ok()?;

@@ -47,14 +47,21 @@ impl StringLayer {
                 Ok(()) => {
                     names.insert(keys.join("."), name.clone());
                 }
-                Err(other) => problems.push(source_problem(
-                    Origin::Env(name.clone()),
-                    &format!(
-                        "conflicts with {}: one sets `{other}` to a value, the other a key inside it",
-                        names.get(&other).map_or(other.as_str(), String::as_str)
-                    ),
-                    "unset one of the two variables".to_owned(),
-                )),
+                Err(other) => {
+                    let by = names.get(&other).map_or(other.as_str(), String::as_str);
+                    let message = if other == keys.join(".") {
+                        format!("sets the same key `{other}` as {by}")
+                    } else {
+                        format!(
+                            "conflicts with {by}: one sets `{other}` to a value, the other a key inside it"
+                        )
+                    };
+                    problems.push(source_problem(
+                        Origin::Env(name.clone()),
+                        &message,
+                        "unset one of the two variables".to_owned(),
+                    ));
+                }
             }
         }
         layer.names = Arc::new(names);
@@ -187,6 +194,19 @@ mod tests {
         let (_, problems) = StringLayer::from_env("APP", &vars(&[("APP__HTTP____PORT", "1")]));
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].origin, Origin::Env("APP__HTTP____PORT".into()));
+    }
+
+    #[test]
+    fn two_spellings_of_one_key_conflict_and_say_so() {
+        let (_, problems) = StringLayer::from_env(
+            "APP",
+            &vars(&[("APP__HTTP__PORT", "1"), ("APP__http__port", "2")]),
+        );
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].message,
+            "sets the same key `http.port` as APP__HTTP__PORT"
+        );
     }
 
     #[test]

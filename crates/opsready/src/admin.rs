@@ -1,0 +1,81 @@
+//! The admin router: `/admin/info` for anyone who can reach the admin
+//! listener, `/admin/config` (and later state-changing routes) behind the
+//! bearer token of `admin.token`.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use opsready_problem::Problem;
+use opsready_settings::{Dump, Secret};
+use subtle::ConstantTimeEq as _;
+
+use crate::BuildInfo;
+
+#[derive(Clone)]
+pub(crate) struct AdminState {
+    pub(crate) token: Option<Secret<String>>,
+    pub(crate) dump: Arc<Dump>,
+    pub(crate) info: Arc<BuildInfo>,
+}
+
+/// The admin routes, all under `/admin`.
+pub(crate) fn router(state: AdminState) -> Router {
+    let guarded = Router::new()
+        .route("/admin/config", get(config))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/admin/info", get(info))
+        .merge(guarded)
+        .with_state(state)
+}
+
+async fn info(State(state): State<AdminState>) -> Json<BuildInfo> {
+    Json((*state.info).clone())
+}
+
+async fn config(State(state): State<AdminState>) -> Json<Dump> {
+    Json((*state.dump).clone())
+}
+
+/// Lets a request through only with `Authorization: Bearer <admin.token>`.
+async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let Some(token) = &state.token else {
+        // Disabled rather than open: a service that forgot its token must
+        // not serve its configuration to whoever asks.
+        return Problem::not_found(
+            "this admin endpoint is disabled: it needs admin.token to be set",
+        )
+        .into_response();
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    let authorized = presented.is_some_and(|presented| {
+        // Constant-time, so response timing does not reveal how much of a
+        // guess was right.
+        bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes()))
+    });
+    if authorized {
+        next.run(request).await
+    } else {
+        let problem = if presented.is_some() {
+            Problem::unauthorized("the bearer token is wrong")
+        } else {
+            Problem::unauthorized("this admin endpoint needs `Authorization: Bearer <admin.token>`")
+        };
+        problem
+            .header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"admin\""),
+            )
+            .into_response()
+    }
+}

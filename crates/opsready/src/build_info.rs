@@ -1,0 +1,74 @@
+//! [`BuildInfo`]: what is running, for `/admin/info`.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// The name, version, commit and build time of the running service.
+///
+/// Make it with [`build_info!`](crate::build_info) in the service's crate,
+/// so that the name and version are the service's, not opsready's; add
+/// `opsready-build` as a build dependency with `opsready_build::emit()` in
+/// `build.rs` for the commit and build time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildInfo {
+    /// The package name.
+    pub name: String,
+    /// The package version.
+    pub version: String,
+    /// The git commit, `unknown` when not recorded.
+    pub git_sha: String,
+    /// The build time (RFC 3339), `unknown` when not recorded.
+    pub build_time: String,
+}
+
+impl BuildInfo {
+    /// Assembles build information; `build_time` is seconds since the Unix
+    /// epoch, as `opsready-build` records it. Prefer
+    /// [`build_info!`](crate::build_info).
+    pub fn new(name: &str, version: &str, git_sha: Option<&str>, build_time: Option<&str>) -> Self {
+        let build_time = build_time
+            .and_then(|secs| secs.parse::<u64>().ok())
+            .map(|secs| {
+                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs))
+                    .to_string()
+            });
+        Self {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            git_sha: git_sha.unwrap_or("unknown").to_owned(),
+            build_time: build_time.unwrap_or_else(|| "unknown".to_owned()),
+        }
+    }
+}
+
+impl Default for BuildInfo {
+    /// What is known without [`build_info!`](crate::build_info): the
+    /// executable's name.
+    fn default() -> Self {
+        let name = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "unknown".to_owned());
+        Self::new(&name, "unknown", None, None)
+    }
+}
+
+/// The [`BuildInfo`] of the crate this is written in.
+///
+/// ```
+/// let info = opsready::build_info!();
+/// assert_eq!(info.name, "opsready");
+/// assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+/// ```
+#[macro_export]
+macro_rules! build_info {
+    () => {
+        $crate::BuildInfo::new(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+            option_env!("OPSREADY_GIT_SHA"),
+            option_env!("OPSREADY_BUILD_TIME"),
+        )
+    };
+}

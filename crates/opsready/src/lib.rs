@@ -1,0 +1,82 @@
+//! Production readiness for an axum service in about ten lines: typed
+//! settings from files and environment, liveness/readiness/startup probes,
+//! one error envelope for every failure, request ids, limits that answer
+//! instead of dropping connections, an admin listener, and a graceful
+//! shutdown that drains before it stops.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use opsready::{Ops, settings::Validate};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize, Serialize)]
+//! struct AppSettings {
+//!     greeting: String,
+//! }
+//!
+//! impl Validate for AppSettings {}
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), opsready::ServeError> {
+//!     // MINIMAL__SERVER__ADDR, MINIMAL__GREETING, config/*.toml, --set …;
+//!     // exits 78 naming every bad key.
+//!     let settings = opsready::settings::<AppSettings>("MINIMAL");
+//!     let greeting = settings.greeting.clone();
+//!     let app = Router::new().route("/hello", get(move || async move { greeting }));
+//!     Ops::new(&settings)
+//!         .build_info(opsready::build_info!())
+//!         .serve(app)
+//!         .await
+//! }
+//! ```
+//!
+//! # The HTTP contract
+//!
+//! | listener | path | answer |
+//! |---|---|---|
+//! | main (`server.addr`) | `/livez`, `/readyz`, `/readyz/{check}`, `/startupz` | the probes of [`opsready_health`] |
+//! | main | the service's routes | with a body limit, a timeout and load shedding |
+//! | main | anything else | 404 problem |
+//! | admin (`admin.addr`) | `/admin/info` | name, version, git commit, build time |
+//! | admin | `/admin/config` | the redacted settings with origins; needs `Authorization: Bearer <admin.token>` (401 without or wrong, 404 when no token is configured) |
+//!
+//! Every response carries `x-request-id`; every 4xx and 5xx is
+//! `application/problem+json` ([`opsready_problem`]).
+//!
+//! # Settings
+//!
+//! [`OpsSettings`] documents the keys opsready reads; they share the
+//! service's namespace (`MINIMAL__SERVER__ADDR`, `MINIMAL__ADMIN__TOKEN`),
+//! loaded by [`settings()`] with [`opsready_settings`].
+//!
+//! # Feature flags
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `http-check` | the HTTP upstream check of [`opsready_health::checks`] |
+//! | `postgres` | the Postgres check (sqlx) |
+//! | `sqlite` | the SQLite check (sqlx) |
+//! | `redis` | the Redis check |
+//! | `utoipa` | the envelope's OpenAPI schema |
+
+mod admin;
+mod build_info;
+mod ops_settings;
+mod request_id;
+mod serve;
+
+pub use build_info::BuildInfo;
+pub use ops_settings::{
+    AdminSettings, HttpSettings, MIN_TOKEN_LEN, OpsSettings, ServerSettings, Settings,
+    ShutdownSettings, load, settings,
+};
+pub use serve::{Ops, ServeError, Server, shutdown_signal};
+
+/// Probes, checks and the lifecycle.
+pub use opsready_health as health;
+/// The error envelope.
+pub use opsready_problem as problem;
+/// Typed layered settings (a module beside the [`settings()`] function).
+pub use opsready_settings as settings;

@@ -1,0 +1,251 @@
+//! [`OpsSettings`]: the sections opsready reads (`server`, `admin`,
+//! `shutdown`, `http`), and [`Settings`], those beside a service's own.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+
+use opsready_settings::{
+    ByteSize, CommandLine, Dump, Duration, LoadError, Loader, Secret, Validate, Violations,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The sections opsready reads from a service's settings.
+///
+/// | key | default | what |
+/// |---|---|---|
+/// | `server.addr` | `127.0.0.1:8080` | the main listener |
+/// | `admin.addr` | `127.0.0.1:9091` | the admin listener; empty to mount `/admin` on the main listener |
+/// | `admin.token` | none | the bearer token of `/admin/config` and other sensitive admin routes; without it they answer 404 |
+/// | `shutdown.drain_delay` | `5s` | how long a draining service keeps serving new requests, so load balancers notice it is not ready |
+/// | `shutdown.deadline` | `30s` | the time from the signal to exit, the kubelet's default grace period |
+/// | `http.request_timeout` | `30s` | a handler running longer answers 503 `HANDLER_TIMEOUT` |
+/// | `http.body_limit` | `2MiB` | a larger request body answers 413 |
+/// | `http.concurrency_limit` | `1024` | requests in flight beyond this answer 503 `OVERLOADED` at once |
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct OpsSettings {
+    /// The main listener.
+    pub server: ServerSettings,
+    /// The admin listener and its token.
+    pub admin: AdminSettings,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownSettings,
+    /// Limits of the main listener's application routes.
+    pub http: HttpSettings,
+}
+
+/// `server.*`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct ServerSettings {
+    /// Where the main listener binds. Defaults to `127.0.0.1:8080`.
+    pub addr: SocketAddr,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// `admin.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct AdminSettings {
+    /// Where the admin listener binds; `None` (an empty value) mounts the
+    /// admin routes under `/admin` on the main listener. Defaults to
+    /// `127.0.0.1:9091`.
+    pub addr: Option<SocketAddr>,
+    /// The bearer token that sensitive admin routes require. Without one they
+    /// are disabled (404), never open. Defaults to none.
+    pub token: Option<Secret<String>>,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            addr: Some(SocketAddr::from(([127, 0, 0, 1], 9091))),
+            token: None,
+        }
+    }
+}
+
+impl PartialEq for AdminSettings {
+    fn eq(&self, other: &Self) -> bool {
+        let token = |s: &Self| s.token.as_ref().map(|t| t.expose_secret().clone());
+        self.addr == other.addr && token(self) == token(other)
+    }
+}
+
+/// `shutdown.*`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct ShutdownSettings {
+    /// How long a draining service goes on serving new requests after the
+    /// signal, while its readiness is already 503. Match it with the
+    /// `preStop` sleep of the pod. Defaults to 5 s.
+    pub drain_delay: Duration,
+    /// The time from the signal to exit; requests still running then are
+    /// cut. Defaults to 30 s, the kubelet's `terminationGracePeriodSeconds`.
+    pub deadline: Duration,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self {
+            drain_delay: Duration::from_secs(5),
+            deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `http.*`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct HttpSettings {
+    /// How long a handler may run before the answer is 503
+    /// `HANDLER_TIMEOUT`. Defaults to 30 s.
+    pub request_timeout: Duration,
+    /// The largest request body extractors accept. Defaults to 2 MiB.
+    pub body_limit: ByteSize,
+    /// Requests in flight beyond this are answered 503 `OVERLOADED` at once
+    /// rather than queued. Defaults to 1024.
+    pub concurrency_limit: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            body_limit: ByteSize::mib(2),
+            concurrency_limit: 1024,
+        }
+    }
+}
+
+/// The shortest admin token accepted: a guessable token is worse than none.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+impl Validate for OpsSettings {
+    fn validate(&self, v: &mut Violations) {
+        if self.shutdown.drain_delay >= self.shutdown.deadline {
+            v.add(
+                "shutdown.drain_delay",
+                format!(
+                    "must be shorter than shutdown.deadline ({}), or in-flight requests get no time to finish",
+                    self.shutdown.deadline
+                ),
+            );
+        }
+        if self.http.concurrency_limit == 0 {
+            v.add("http.concurrency_limit", "must be at least 1");
+        }
+        if self.http.request_timeout == Duration::ZERO {
+            v.add("http.request_timeout", "must be longer than 0s");
+        }
+        if let Some(token) = &self.admin.token
+            && token.expose_secret().chars().count() < MIN_TOKEN_LEN
+        {
+            v.add(
+                "admin.token",
+                format!("must be at least {MIN_TOKEN_LEN} characters"),
+            );
+        }
+        if self.admin.addr == Some(self.server.addr) && self.server.addr.port() != 0 {
+            v.add(
+                "admin.addr",
+                "must differ from server.addr; leave it empty to mount /admin on the main listener",
+            );
+        }
+    }
+}
+
+/// A service's settings beside opsready's, loaded from one namespace:
+/// `PREFIX__SERVER__ADDR` sets `ops.server.addr` and `PREFIX__DATABASE__URL`
+/// the service's `database.url`. Dereferences to the service's settings.
+///
+/// The top-level names of [`OpsSettings`] (`server`, `admin`, `shutdown`,
+/// `http`, and those later opsready crates add) belong to opsready: keep
+/// the service's own sections under other names.
+#[derive(Debug, Clone)]
+pub struct Settings<T> {
+    /// opsready's sections.
+    pub ops: OpsSettings,
+    /// The service's own settings.
+    pub app: T,
+    dump: Dump,
+    environment: String,
+}
+
+impl<T> Settings<T> {
+    /// The redacted effective settings of both, with origins: what
+    /// `/admin/config` serves.
+    pub fn dump(&self) -> &Dump {
+        &self.dump
+    }
+
+    /// The environment the settings were loaded for.
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// Settings with defaults for opsready's sections and `app` as the
+    /// service's, with an empty dump: for tests that build a service without
+    /// loading.
+    pub fn from_parts(ops: OpsSettings, app: T) -> Self {
+        Self {
+            ops,
+            app,
+            dump: Dump::default(),
+            environment: "test".to_owned(),
+        }
+    }
+}
+
+impl<T> Deref for Settings<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.app
+    }
+}
+
+/// Loads opsready's and the service's settings with `loader`.
+pub fn load<T>(loader: &Loader) -> Result<Settings<T>, LoadError>
+where
+    T: DeserializeOwned + Serialize + Validate,
+{
+    loader.load_with::<OpsSettings, T>().map(into_settings)
+}
+
+/// Loads opsready's and the service's settings for `prefix` from
+/// `config/`, the environment and the command line: the one call a `main`
+/// needs. Handles `--set`, `--print-config` and `--check-config`; exits 78
+/// naming every bad key on bad settings.
+pub fn settings<T>(prefix: &str) -> Settings<T>
+where
+    T: DeserializeOwned + Serialize + Validate,
+{
+    let loaded =
+        Loader::new(prefix).load_with_or_exit::<OpsSettings, T>(&CommandLine::from_args_or_exit());
+    into_settings(loaded)
+}
+
+fn into_settings<T>(loaded: opsready_settings::Loaded<(OpsSettings, T)>) -> Settings<T> {
+    let environment = loaded.environment().to_owned();
+    let ((ops, app), dump) = loaded.into_parts();
+    Settings {
+        ops,
+        app,
+        dump,
+        environment,
+    }
+}

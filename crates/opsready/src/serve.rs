@@ -1,0 +1,489 @@
+//! [`Ops`]: composes the layers and routers around a service's router and
+//! serves it with the lifecycle; [`Server`]: a bound service, ready to run.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use futures_util::future::BoxFuture;
+use opsready_health::{Component, Health, Lifecycle};
+use opsready_problem::limit::ConcurrencyLimitLayer;
+use opsready_problem::panic::catch_panic_layer;
+use opsready_problem::timeout::TimeoutLayer;
+use opsready_problem::{ProblemLayer, fallback};
+use opsready_settings::Dump;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{self, AdminState};
+use crate::request_id::request_id;
+use crate::{BuildInfo, OpsSettings, Settings};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Hook = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>;
+
+/// Everything production asks of an axum service, around its router.
+///
+/// ```no_run
+/// use axum::{Router, routing::get};
+/// use opsready::Ops;
+/// # #[derive(serde::Deserialize, serde::Serialize)] struct AppSettings {}
+/// # impl opsready::settings::Validate for AppSettings {}
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), opsready::ServeError> {
+///     let settings = opsready::settings::<AppSettings>("MINIMAL");
+///     let app = Router::new().route("/hello", get(|| async { "hello" }));
+///     Ops::new(&settings)
+///         .build_info(opsready::build_info!())
+///         .serve(app)
+///         .await
+/// }
+/// ```
+///
+/// # What it adds
+///
+/// - On the main listener (`server.addr`): the probes of
+///   [`opsready_health`] (`/livez`, `/readyz`, `/startupz`), the service's
+///   routes with a body limit, a concurrency limit that sheds load (503
+///   `OVERLOADED`) and a timeout (503 `HANDLER_TIMEOUT`); around everything a
+///   panic catcher, request ids (`x-request-id`, kept when sane, else a
+///   UUIDv7) and the problem envelope for every error.
+/// - On the admin listener (`admin.addr`, or under `/admin` on the main
+///   listener): `/admin/info` and, behind `admin.token`, `/admin/config`.
+/// - The lifecycle: starting (startup hooks run; not ready) → ready →
+///   draining on SIGTERM or Ctrl-C (not ready at once, still serving for
+///   `shutdown.drain_delay`) → stopped (listeners closed, in-flight requests
+///   finished), all within `shutdown.deadline`. A second signal exits at
+///   once.
+///
+/// # Gotchas
+///
+/// - The probes are outside the concurrency limit and the timeout, so an
+///   overloaded service still answers its probes.
+/// - Give the service's router its state before handing it over
+///   (`Router<()>`).
+pub struct Ops {
+    settings: OpsSettings,
+    dump: Arc<Dump>,
+    health: Health,
+    hooks: Vec<Hook>,
+    info: BuildInfo,
+}
+
+impl fmt::Debug for Ops {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ops")
+            .field("settings", &self.settings)
+            .field("health", &self.health)
+            .field("hooks", &self.hooks.len())
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ops {
+    /// Ops for loaded settings, whose dump `/admin/config` serves.
+    pub fn new<T>(settings: &Settings<T>) -> Self {
+        Self {
+            settings: settings.ops.clone(),
+            dump: Arc::new(settings.dump().clone()),
+            health: Health::new(),
+            hooks: Vec::new(),
+            info: BuildInfo::default(),
+        }
+    }
+
+    /// Adds a readiness check.
+    pub fn check(mut self, component: Component) -> Self {
+        self.health = self.health.component(component);
+        self
+    }
+
+    /// Adds a startup hook (warming a cache, running migrations). Hooks run
+    /// in order once the listeners are bound; `/startupz` and `/readyz` say
+    /// 503 until all have finished. An error stops the service.
+    pub fn on_startup<F, Fut, E>(mut self, hook: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.hooks.push(Box::new(move || {
+            Box::pin(async move { hook().await.map_err(Into::into) })
+        }));
+        self
+    }
+
+    /// What `/admin/info` reports; pass [`build_info!()`](crate::build_info).
+    /// Defaults to the executable's name.
+    pub fn build_info(mut self, info: BuildInfo) -> Self {
+        self.info = info;
+        self
+    }
+
+    /// The checks and lifecycle the probes report.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// The lifecycle shared by the probes and the server.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        self.health.lifecycle()
+    }
+
+    /// The admin routes with their outer layers, for the admin listener.
+    fn admin_router(&self) -> Router {
+        admin::router(AdminState {
+            token: self.settings.admin.token.clone(),
+            dump: Arc::clone(&self.dump),
+            info: Arc::new(self.info.clone()),
+        })
+    }
+
+    /// The main listener's router: probes, the service's routes with their
+    /// limits, and `/admin` too when there is no admin listener, inside the
+    /// layers every answer goes through. Useful for in-process tests with
+    /// `oneshot`.
+    pub fn router(&self, app: Router) -> Router {
+        let http = &self.settings.http;
+        let app = app
+            .layer(DefaultBodyLimit::max(http.body_limit.as_usize()))
+            .layer(ConcurrencyLimitLayer::new(http.concurrency_limit))
+            .layer(TimeoutLayer::new(http.request_timeout.as_std()));
+        let mut router = Router::new().merge(self.health.router()).merge(app);
+        if self.settings.admin.addr.is_none() {
+            router = router.merge(self.admin_router());
+        }
+        outer_layers(router)
+    }
+
+    /// Binds the listeners, so that their addresses are known (port 0 works)
+    /// and a busy port is an error before anything runs.
+    pub async fn bind(self, app: Router) -> Result<Server, ServeError> {
+        let main = bind(self.settings.server.addr, "server.addr").await?;
+        let admin = match self.settings.admin.addr {
+            Some(addr) => Some((
+                bind(addr, "admin.addr").await?,
+                outer_layers(self.admin_router()),
+            )),
+            None => None,
+        };
+        let router = self.router(app);
+        Ok(Server {
+            main: (main, router),
+            admin,
+            lifecycle: self.health.lifecycle().clone(),
+            hooks: self.hooks,
+            drain_delay: self.settings.shutdown.drain_delay.as_std(),
+            deadline: self.settings.shutdown.deadline.as_std(),
+        })
+    }
+
+    /// Binds and serves until SIGTERM or Ctrl-C, then drains and stops.
+    pub async fn serve(self, app: Router) -> Result<(), ServeError> {
+        // Handlers first: a signal during start-up must drain, not kill.
+        let signal = shutdown_signal();
+        self.bind(app).await?.run_until(signal).await
+    }
+}
+
+/// The layers every answer of a listener goes through, outermost last.
+fn outer_layers(router: Router) -> Router {
+    router
+        .fallback(fallback::not_found)
+        .layer(catch_panic_layer())
+        .layer(axum::middleware::from_fn(request_id))
+        .layer(ProblemLayer::new())
+}
+
+async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| ServeError {
+        kind: ErrorKind::Bind { addr, key, source },
+    })
+}
+
+/// A bound service: [`Server::run_until`] serves it.
+pub struct Server {
+    main: (TcpListener, Router),
+    admin: Option<(TcpListener, Router)>,
+    lifecycle: Lifecycle,
+    hooks: Vec<Hook>,
+    drain_delay: Duration,
+    deadline: Duration,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.local_addr())
+            .field("admin_addr", &self.admin_addr())
+            .field("lifecycle", &self.lifecycle.phase())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// The main listener's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        local_addr(&self.main.0)
+    }
+
+    /// The admin listener's address, if it has its own.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+            .as_ref()
+            .map(|(listener, _)| local_addr(listener))
+    }
+
+    /// The lifecycle of the service.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then drains and stops.
+    pub async fn run(self) -> Result<(), ServeError> {
+        let signal = shutdown_signal();
+        self.run_until(signal).await
+    }
+
+    /// Serves until `shutdown` completes, then drains: readiness turns 503
+    /// at once, new requests are still served for the drain delay, then the
+    /// listeners close and in-flight requests finish, all within the
+    /// deadline counted from `shutdown`.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        let (stop, stopped) = watch::channel(false);
+        let main_addr = self.local_addr();
+        let admin_addr = self.admin_addr();
+        let mut tasks = vec![serve_on(self.main, stopped.clone())];
+        if let Some(admin) = self.admin {
+            tasks.push(serve_on(admin, stopped));
+        }
+        if let Some(admin) = admin_addr {
+            tracing::info!("listening on http://{main_addr}, admin on http://{admin}");
+        } else {
+            tracing::info!("listening on http://{main_addr}, admin under /admin");
+        }
+
+        tokio::pin!(shutdown);
+        let mut signalled = false;
+        for hook in self.hooks {
+            tokio::select! {
+                result = hook() => if let Err(source) = result {
+                    let _ = stop.send(true);
+                    return Err(ServeError { kind: ErrorKind::Startup(source) });
+                },
+                () = &mut shutdown => {
+                    // Asked to stop while starting: never become ready.
+                    signalled = true;
+                    break;
+                }
+            }
+        }
+        if !signalled {
+            self.lifecycle.set_ready();
+            tracing::info!("ready");
+            shutdown.await;
+        }
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        self.lifecycle.start_draining();
+        tracing::info!(
+            drain_delay = ?self.drain_delay,
+            "draining: not ready, still serving until the drain delay ends"
+        );
+        // Load balancers take a while to notice a failing readiness probe;
+        // closing the listeners at once would refuse requests still on
+        // their way.
+        tokio::time::sleep(self.drain_delay).await;
+        let _ = stop.send(true);
+        tracing::info!("listeners closed; waiting for in-flight requests");
+
+        let waiting = futures_util::future::join_all(tasks.iter_mut());
+        let outcome = tokio::time::timeout_at(deadline, waiting).await;
+        self.lifecycle.set_stopped();
+        match outcome {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(Ok(())) => {}
+                        Ok(Err(source)) => {
+                            return Err(ServeError {
+                                kind: ErrorKind::Serve(source),
+                            });
+                        }
+                        Err(join) => {
+                            return Err(ServeError {
+                                kind: ErrorKind::Serve(std::io::Error::other(join)),
+                            });
+                        }
+                    }
+                }
+                tracing::info!("stopped");
+                Ok(())
+            }
+            Err(_) => {
+                for task in &tasks {
+                    task.abort();
+                }
+                Err(ServeError {
+                    kind: ErrorKind::Deadline(self.deadline),
+                })
+            }
+        }
+    }
+}
+
+fn local_addr(listener: &TcpListener) -> SocketAddr {
+    // A bound listener always has an address; the fallback is unreachable.
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+fn serve_on(
+    (listener, router): (TcpListener, Router),
+    mut stopped: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    let serving = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    });
+    tokio::spawn(serving.into_future())
+}
+
+/// Completes on the first SIGTERM or Ctrl-C; a second one exits the process
+/// at once (status 130), for an operator who cannot wait for the drain.
+///
+/// The signal handlers are installed when this is called, not when the
+/// future is first polled, so a signal that arrives between the two is not
+/// lost to the default action (which kills the process without a drain).
+/// Call it inside a Tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    let mut signals = Signals::install();
+    async move {
+        signals.recv().await;
+        tracing::info!("shutdown signal received; a second one exits at once");
+        tokio::spawn(async move {
+            signals.recv().await;
+            tracing::warn!("second shutdown signal: exiting at once");
+            std::process::exit(130);
+        });
+    }
+}
+
+/// SIGTERM and SIGINT, listened to from the moment of installation.
+struct Signals {
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            // Failing to install a handler leaves that signal's default
+            // action in place; the other one still drains.
+            Self {
+                terminate: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            let terminate = async {
+                match &mut self.terminate {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let interrupt = async {
+                match &mut self.interrupt {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = terminate => {},
+                () = interrupt => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// The service could not start or did not stop cleanly.
+#[derive(Debug)]
+pub struct ServeError {
+    kind: ErrorKind,
+}
+
+#[derive(Debug)]
+enum ErrorKind {
+    Bind {
+        addr: SocketAddr,
+        key: &'static str,
+        source: std::io::Error,
+    },
+    Startup(BoxError),
+    Serve(std::io::Error),
+    Deadline(Duration),
+}
+
+impl ServeError {
+    /// Whether the shutdown deadline passed with requests still running.
+    pub fn is_deadline(&self) -> bool {
+        matches!(self.kind, ErrorKind::Deadline(_))
+    }
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ErrorKind::Bind { addr, key, source } => write!(
+                f,
+                "cannot listen on {addr} (the setting {key}): {source}; free the port or change {key}"
+            ),
+            ErrorKind::Startup(source) => write!(f, "a startup hook failed: {source}"),
+            ErrorKind::Serve(source) => write!(f, "serving failed: {source}"),
+            ErrorKind::Deadline(deadline) => write!(
+                f,
+                "requests were still running when the shutdown deadline ({}) passed; they were cut",
+                humantime::format_duration(*deadline)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ErrorKind::Bind { source, .. } | ErrorKind::Serve(source) => Some(source),
+            ErrorKind::Startup(source) => Some(source.as_ref()),
+            ErrorKind::Deadline(_) => None,
+        }
+    }
+}

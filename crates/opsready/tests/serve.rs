@@ -1,0 +1,416 @@
+//! Black-box tests of a service served by `Ops`: lifecycle, drain, deadline,
+//! admin authentication, request ids. Each test binds its own ports (0).
+
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use opsready::health::{Component, Phase, Reading};
+use opsready::settings::{Loader, Validate};
+use opsready::{Ops, ServeError, Settings};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{Notify, oneshot};
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct AppSettings {}
+
+impl Validate for AppSettings {}
+
+const TOKEN: &str = "a-long-enough-admin-token";
+
+/// Settings as a deployment would give them, through the real loader.
+fn settings(extra: &[(&str, &str)]) -> Settings<AppSettings> {
+    let mut vars = vec![
+        ("TEST__SERVER__ADDR", "127.0.0.1:0"),
+        ("TEST__ADMIN__ADDR", "127.0.0.1:0"),
+        ("TEST__SHUTDOWN__DRAIN_DELAY", "300ms"),
+        ("TEST__SHUTDOWN__DEADLINE", "5s"),
+    ];
+    vars.extend_from_slice(extra);
+    let dir = no_config_dir();
+    opsready::load(&Loader::new("TEST").config_dir(dir).env(vars)).unwrap()
+}
+
+/// A config directory that does not exist: no files, only variables.
+fn no_config_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("opsready-no-config-here")
+}
+
+/// The running service and what the test needs to steer it.
+struct Running {
+    base: String,
+    admin: Option<String>,
+    lifecycle: opsready::health::Lifecycle,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<Result<(), ServeError>>,
+    client: reqwest::Client,
+}
+
+impl Running {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    fn shut_down(&mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+    }
+
+    /// Waits until the lifecycle reaches `phase`, with a deadline.
+    async fn reach(&self, phase: Phase) {
+        tokio::time::timeout(Duration::from_secs(10), self.lifecycle.reached(phase))
+            .await
+            .unwrap_or_else(|_| panic!("the service never reached {phase}"));
+    }
+}
+
+async fn spawn(ops: Ops, app: Router) -> Running {
+    let server = ops.bind(app).await.unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let admin = server.admin_addr().map(|addr| format!("http://{addr}"));
+    let lifecycle = server.lifecycle().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(server.run_until(async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        base,
+        admin,
+        lifecycle,
+        stop: Some(stop),
+        done,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// An app whose `/slow` signals when it started and then waits for `release`.
+fn slow_app(started: Arc<Notify>, release: Arc<Notify>) -> Router {
+    Router::new()
+        .route("/fast", get(|| async { "fast" }))
+        .route(
+            "/slow",
+            get(move || {
+                let (started, release) = (Arc::clone(&started), Arc::clone(&release));
+                async move {
+                    started.notify_one();
+                    release.notified().await;
+                    "slow"
+                }
+            }),
+        )
+}
+
+#[tokio::test]
+async fn draining_keeps_serving_finishes_in_flight_requests_and_stops() {
+    // Arrange
+    let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let settings = settings(&[("TEST__SHUTDOWN__DRAIN_DELAY", "1s")]);
+    let mut running = spawn(
+        Ops::new(&settings),
+        slow_app(Arc::clone(&started), Arc::clone(&release)),
+    )
+    .await;
+    running.reach(Phase::Ready).await;
+    let in_flight = {
+        let request = running.client.get(format!("{}/slow", running.base)).send();
+        tokio::spawn(request)
+    };
+    started.notified().await;
+
+    // Act
+    running.shut_down();
+    running.reach(Phase::Draining).await;
+    let ready = running.get("/readyz").await.status();
+    let live = running.get("/livez").await.status();
+    let fresh = running.get("/fast").await;
+    let fresh_status = fresh.status();
+    release.notify_one();
+    let in_flight = in_flight.await.unwrap().unwrap();
+
+    // Assert
+    assert_eq!(
+        ready, 503,
+        "readiness fails from the first moment of draining"
+    );
+    assert_eq!(live, 200, "liveness holds while draining");
+    assert_eq!(
+        fresh_status, 200,
+        "requests inside the drain delay are served"
+    );
+    assert_eq!(in_flight.status(), 200);
+    assert_eq!(in_flight.text().await.unwrap(), "slow");
+    let stopped = tokio::time::timeout(Duration::from_secs(10), running.done)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stopped.is_ok(), "{stopped:?}");
+    assert_eq!(running.lifecycle.phase(), Phase::Stopped);
+}
+
+#[tokio::test]
+async fn a_request_still_running_at_the_deadline_is_cut_and_the_server_stops_in_time() {
+    let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let settings = settings(&[
+        ("TEST__SHUTDOWN__DRAIN_DELAY", "100ms"),
+        ("TEST__SHUTDOWN__DEADLINE", "1s"),
+    ]);
+    let mut running = spawn(Ops::new(&settings), slow_app(Arc::clone(&started), release)).await;
+    running.reach(Phase::Ready).await;
+    let _hung = tokio::spawn(running.client.get(format!("{}/slow", running.base)).send());
+    started.notified().await;
+
+    let signalled = Instant::now();
+    running.shut_down();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), running.done)
+        .await
+        .unwrap()
+        .unwrap();
+    let took = signalled.elapsed();
+
+    assert!(outcome.unwrap_err().is_deadline());
+    // Bounded by the deadline (1 s); the margin absorbs a loaded machine.
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+}
+
+#[tokio::test]
+async fn the_service_is_not_ready_until_its_startup_hooks_finish() {
+    let gate = Arc::new(Notify::new());
+    let settings = settings(&[]);
+    let hook_gate = Arc::clone(&gate);
+    let ops = Ops::new(&settings)
+        .check(Component::new("database", || async { Reading::pass() }))
+        .on_startup(move || async move {
+            hook_gate.notified().await;
+            Ok::<(), std::io::Error>(())
+        });
+    let running = spawn(ops, Router::new()).await;
+
+    let startup_before = running.get("/startupz").await.status();
+    let ready_before = running.get("/readyz").await.status();
+    gate.notify_one();
+    running.reach(Phase::Ready).await;
+    let startup_after = running.get("/startupz").await.status();
+    let ready_after = running.get("/readyz").await.status();
+
+    assert_eq!((startup_before.as_u16(), ready_before.as_u16()), (503, 503));
+    assert_eq!((startup_after.as_u16(), ready_after.as_u16()), (200, 200));
+}
+
+#[tokio::test]
+async fn a_failing_startup_hook_stops_the_service_with_its_reason() {
+    let settings = settings(&[]);
+    let ops = Ops::new(&settings)
+        .on_startup(|| async { Err::<(), _>(std::io::Error::other("migrations failed")) });
+    let running = spawn(ops, Router::new()).await;
+
+    let outcome = tokio::time::timeout(Duration::from_secs(10), running.done)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let message = outcome.unwrap_err().to_string();
+    assert!(message.contains("migrations failed"), "{message}");
+}
+
+#[tokio::test]
+async fn a_busy_port_is_an_error_naming_the_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let settings = settings(&[("TEST__SERVER__ADDR", addr.as_str())]);
+
+    let error = Ops::new(&settings).bind(Router::new()).await.unwrap_err();
+
+    let message = error.to_string();
+    assert!(message.contains(&addr), "{message}");
+    assert!(message.contains("server.addr"), "{message}");
+}
+
+#[tokio::test]
+async fn admin_config_needs_the_token_and_never_shows_it() {
+    let settings = settings(&[("TEST__ADMIN__TOKEN", TOKEN)]);
+    let running = spawn(Ops::new(&settings), Router::new()).await;
+    let admin = running.admin.clone().unwrap();
+    let config = format!("{admin}/admin/config");
+
+    let none = running.client.get(&config).send().await.unwrap();
+    let wrong = running
+        .client
+        .get(&config)
+        .bearer_auth("a-wrong-token-of-some-length")
+        .send()
+        .await
+        .unwrap();
+    let right = running
+        .client
+        .get(&config)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(none.status(), 401);
+    assert_eq!(none.headers()["content-type"], "application/problem+json");
+    assert_eq!(none.headers()["www-authenticate"], "Bearer realm=\"admin\"");
+    assert_eq!(wrong.status(), 401);
+    let wrong: Value = wrong.json().await.unwrap();
+    assert_eq!(wrong["code"], "UNAUTHORIZED");
+    assert_eq!(right.status(), 200);
+    let dump = right.text().await.unwrap();
+    assert!(!dump.contains(TOKEN), "{dump}");
+    let dump: Value = serde_json::from_str(&dump).unwrap();
+    assert_eq!(dump["admin.token"]["value"], "[REDACTED]");
+    assert_eq!(
+        dump["admin.token"]["origin"],
+        "environment variable TEST__ADMIN__TOKEN"
+    );
+    assert_eq!(dump["shutdown.drain_delay"]["value"], "300ms");
+    assert_eq!(dump["http.concurrency_limit"]["origin"], "default");
+}
+
+#[tokio::test]
+async fn without_a_token_admin_config_is_disabled_not_open() {
+    let settings = settings(&[]);
+    let running = spawn(Ops::new(&settings), Router::new()).await;
+    let admin = running.admin.clone().unwrap();
+
+    let response = running
+        .client
+        .get(format!("{admin}/admin/config"))
+        .bearer_auth("anything-at-all-here")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("admin.token"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn admin_info_reports_the_build() {
+    let settings = settings(&[]);
+    let ops = Ops::new(&settings).build_info(opsready::build_info!());
+    let running = spawn(ops, Router::new()).await;
+    let admin = running.admin.clone().unwrap();
+
+    let info: Value = running
+        .client
+        .get(format!("{admin}/admin/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(info["name"], "opsready");
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert!(info["git_sha"].is_string());
+}
+
+#[tokio::test]
+async fn with_an_empty_admin_address_admin_routes_live_on_the_main_listener() {
+    let settings = settings(&[("TEST__ADMIN__ADDR", ""), ("TEST__ADMIN__TOKEN", TOKEN)]);
+    let running = spawn(Ops::new(&settings), Router::new()).await;
+
+    let info = running.get("/admin/info").await.status();
+    let config = running.get("/admin/config").await.status();
+
+    assert!(running.admin.is_none());
+    assert_eq!(info, 200);
+    assert_eq!(config, 401);
+}
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_kept_when_sane_and_made_otherwise() {
+    let settings = settings(&[]);
+    let running = spawn(Ops::new(&settings), Router::new()).await;
+    let url = format!("{}/nowhere", running.base);
+
+    let kept = running
+        .client
+        .get(&url)
+        .header("x-request-id", "req-42")
+        .send()
+        .await
+        .unwrap();
+    let replaced = running
+        .client
+        .get(&url)
+        .header("x-request-id", "x".repeat(200))
+        .send()
+        .await
+        .unwrap();
+    let made = running.client.get(&url).send().await.unwrap();
+
+    assert_eq!(kept.status(), 404);
+    assert_eq!(kept.headers()["x-request-id"], "req-42");
+    let kept: Value = kept.json().await.unwrap();
+    assert_eq!(kept["request_id"], "req-42");
+    let replaced_id = replaced.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(replaced_id.len(), 36, "{replaced_id}");
+    let made_id = made.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(&made_id[14..15], "7", "a UUIDv7: {made_id}");
+    let made: Value = made.json().await.unwrap();
+    assert_eq!(made["request_id"], made_id.as_str());
+}
+
+#[tokio::test]
+async fn the_limits_of_the_settings_apply_to_the_service_routes_but_not_the_probes() {
+    let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let settings = settings(&[
+        ("TEST__HTTP__CONCURRENCY_LIMIT", "1"),
+        ("TEST__HTTP__REQUEST_TIMEOUT", "10s"),
+    ]);
+    let running = spawn(
+        Ops::new(&settings),
+        slow_app(Arc::clone(&started), Arc::clone(&release)),
+    )
+    .await;
+    running.reach(Phase::Ready).await;
+    let holder = tokio::spawn(running.client.get(format!("{}/slow", running.base)).send());
+    started.notified().await;
+
+    let shed = running.get("/fast").await;
+    let probe = running.get("/readyz").await.status();
+    release.notify_one();
+    holder.await.unwrap().unwrap();
+
+    assert_eq!(shed.status(), 503);
+    assert!(shed.headers().contains_key("retry-after"));
+    let shed: Value = shed.json().await.unwrap();
+    assert_eq!(shed["code"], "OVERLOADED");
+    assert_eq!(probe, 200, "probes are not shed");
+}
+
+#[test]
+fn ops_settings_refuse_a_drain_delay_longer_than_the_deadline_and_a_short_token() {
+    let error =
+        opsready::load::<AppSettings>(&Loader::new("TEST").config_dir(no_config_dir()).env([
+            ("TEST__SHUTDOWN__DRAIN_DELAY", "40s"),
+            ("TEST__ADMIN__TOKEN", "short"),
+        ]))
+        .unwrap_err();
+
+    let keys: Vec<_> = error
+        .diagnostics()
+        .iter()
+        .map(|d| d.key().unwrap())
+        .collect();
+    assert_eq!(keys, ["shutdown.drain_delay", "admin.token"], "{error}");
+    assert!(!error.to_string().contains("short\""), "{error}");
+}

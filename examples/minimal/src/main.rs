@@ -1,0 +1,23 @@
+//! The smallest real adoption of opsready: typed settings, probes, the error
+//! envelope, request ids, an admin listener and a graceful shutdown.
+//!
+//! ```sh
+//! cargo run -p minimal
+//! curl -i localhost:8080/hello/ops
+//! curl -i localhost:8080/readyz?verbose
+//! MINIMAL__ADMIN__TOKEN=change-me-to-16-chars cargo run -p minimal
+//! curl -H 'Authorization: Bearer change-me-to-16-chars' localhost:9091/admin/config
+//! ```
+
+#[tokio::main]
+async fn main() -> Result<(), opsready::ServeError> {
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    let settings = opsready::settings::<minimal::Settings>("MINIMAL");
+    let app = minimal::app(&settings);
+    opsready::Ops::new(&settings)
+        .build_info(opsready::build_info!())
+        .serve(app)
+        .await
+}

@@ -1,0 +1,70 @@
+use serde_json::Value;
+
+use crate::helpers::Service;
+
+#[tokio::test]
+async fn hello_greets_with_the_configured_greeting() {
+    let service = Service::start(&[("MINIMAL__GREETING", "Bonjour")]);
+
+    let plain: Value = service.get("/hello").await.json().await.unwrap();
+    let named = service.get("/hello/ops").await;
+
+    assert_eq!(plain["message"], "Bonjour, world!");
+    assert_eq!(named.status(), 200);
+    assert!(named.headers().contains_key("x-request-id"));
+    let named: Value = named.json().await.unwrap();
+    assert_eq!(named["message"], "Bonjour, ops!");
+}
+
+#[tokio::test]
+async fn failures_answer_problems_without_internals_and_the_service_keeps_serving() {
+    let service = Service::start(&[]);
+
+    let panic = service.get("/fail?kind=panic").await;
+    let error = service.get("/fail?kind=error").await;
+    let bad = service.get("/fail?kind=sideways").await;
+    let after = service.get("/hello").await.status();
+
+    assert_eq!(panic.status(), 500);
+    assert_eq!(panic.headers()["content-type"], "application/problem+json");
+    let panic = panic.text().await.unwrap();
+    assert!(!panic.contains("on purpose"), "{panic}");
+    assert_eq!(error.status(), 500);
+    let error = error.text().await.unwrap();
+    assert!(!error.contains("relation"), "{error}");
+    assert_eq!(bad.status(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["code"], "INVALID_QUERY_PARAMETER");
+    assert_eq!(after, 200);
+}
+
+#[tokio::test]
+async fn work_beyond_the_request_timeout_is_a_503_problem_with_retry_after() {
+    let service = Service::start(&[("MINIMAL__HTTP__REQUEST_TIMEOUT", "200ms")]);
+
+    let response = service.get("/work?ms=5000").await;
+
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "HANDLER_TIMEOUT");
+}
+
+#[tokio::test]
+async fn the_admin_listener_reports_the_build() {
+    let service = Service::start(&[]);
+
+    let info: Value = service
+        .client
+        .get(format!("{}/admin/info", service.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(info["name"], "minimal");
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert_ne!(info["build_time"], "unknown");
+}

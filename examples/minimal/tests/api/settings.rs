@@ -1,0 +1,50 @@
+use crate::helpers::run;
+
+#[test]
+fn bad_settings_exit_78_naming_the_key_and_the_variable() {
+    let output = run(&[("MINIMAL__SERVER__ADDR", "not-an-address")], &[]);
+
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("server.addr"), "{stderr}");
+    assert!(stderr.contains("MINIMAL__SERVER__ADDR"), "{stderr}");
+}
+
+#[test]
+fn a_typo_in_a_variable_is_refused_with_a_suggestion() {
+    let output = run(&[("MINIMAL__SHUTDOWN__DRAIN_DELAI", "1s")], &[]);
+
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("did you mean `shutdown.drain_delay` (MINIMAL__SHUTDOWN__DRAIN_DELAY)?"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_prints_the_redacted_settings_and_exits_zero() {
+    let token = "a-token-that-is-long-enough";
+    let output = run(
+        &[
+            ("MINIMAL__ADMIN__TOKEN", token),
+            ("MINIMAL__GREETING", "Bonjour"),
+        ],
+        &["--check-config"],
+    );
+
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains(token), "{stdout}");
+    let dump: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(dump["greeting"]["value"], "Bonjour");
+    assert_eq!(
+        dump["greeting"]["origin"],
+        "environment variable MINIMAL__GREETING"
+    );
+    assert_eq!(dump["admin.token"]["value"], "[REDACTED]");
+    assert_eq!(
+        dump["server.addr"]["origin"],
+        "environment variable MINIMAL__SERVER__ADDR"
+    );
+}
