@@ -104,6 +104,9 @@
 //!   (`HashMap<String, _>`) are free-form and never unknown.
 //! - Load errors hold every problem found, but semantic rules
 //!   ([`Validate`]) run only once every value parsed.
+//! - Avoid `#[serde(flatten)]`: serde buffers a flattened section, which
+//!   loses the typed reading of environment strings and the key of its
+//!   errors. Combine two settings types with [`Loader::load_with`].
 //! - Mark credentials [`Secret`]: they are redacted everywhere. Keys whose
 //!   name looks like a credential (`password`, `token`, `secret`, …) and
 //!   passwords in URLs are redacted in dumps and errors as a safety net.

@@ -11,10 +11,10 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use futures_util::future::BoxFuture;
 use opsready_health::{Component, Health, Lifecycle};
+use opsready_problem::ProblemLayer;
 use opsready_problem::limit::ConcurrencyLimitLayer;
 use opsready_problem::panic::catch_panic_layer;
 use opsready_problem::timeout::TimeoutLayer;
-use opsready_problem::{ProblemLayer, fallback};
 use opsready_settings::Dump;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -194,9 +194,11 @@ impl Ops {
 }
 
 /// The layers every answer of a listener goes through, outermost last.
+///
+/// No fallback is set here: a service's own fallback stays in charge, and
+/// axum's default empty 404 becomes a problem in the problem layer.
 fn outer_layers(router: Router) -> Router {
     router
-        .fallback(fallback::not_found)
         .layer(catch_panic_layer())
         .layer(axum::middleware::from_fn(request_id))
         .layer(ProblemLayer::new())

@@ -414,3 +414,19 @@ fn ops_settings_refuse_a_drain_delay_longer_than_the_deadline_and_a_short_token(
     assert_eq!(keys, ["shutdown.drain_delay", "admin.token"], "{error}");
     assert!(!error.to_string().contains("short\""), "{error}");
 }
+
+#[tokio::test]
+async fn a_service_fallback_is_kept_and_unknown_routes_are_otherwise_404_problems() {
+    let settings = settings(&[]);
+    let with_fallback = Router::new().fallback(|| async { "the service's own fallback" });
+    let own = spawn(Ops::new(&settings), with_fallback).await;
+    let plain = spawn(Ops::new(&settings), Router::new()).await;
+
+    let own = own.get("/anything").await;
+    let plain = plain.get("/anything").await;
+
+    assert_eq!(own.status(), 200);
+    assert_eq!(own.text().await.unwrap(), "the service's own fallback");
+    assert_eq!(plain.status(), 404);
+    assert_eq!(plain.headers()["content-type"], "application/problem+json");
+}
