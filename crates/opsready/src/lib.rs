@@ -42,7 +42,8 @@
 //! | admin (`admin.addr`) | `/admin/info` | name, version, git commit, build time |
 //! | admin | `/admin/config` | the redacted settings with origins; needs `Authorization: Bearer <admin.token>` (401 without or wrong, 404 when no token is configured) |
 //!
-//! Every response carries `x-request-id`; every 4xx and 5xx is
+//! Every response carries `x-request-id` and `traceparent`; every request
+//! gets a span and a log line ([`opsready_telemetry`]); every 4xx and 5xx is
 //! `application/problem+json` ([`opsready_problem`]).
 //!
 //! # Settings
@@ -64,7 +65,6 @@
 mod admin;
 mod build_info;
 mod ops_settings;
-mod request_id;
 mod serve;
 
 pub use build_info::BuildInfo;
@@ -80,3 +80,5 @@ pub use opsready_health as health;
 pub use opsready_problem as problem;
 /// Typed layered settings (a module beside the [`settings()`] function).
 pub use opsready_settings as settings;
+/// Request ids, trace context, logs and blocking work.
+pub use opsready_telemetry as telemetry;

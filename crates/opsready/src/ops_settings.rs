@@ -7,6 +7,7 @@ use std::ops::Deref;
 use opsready_settings::{
     ByteSize, CommandLine, Dump, Duration, LoadError, Loader, Secret, Validate, Violations,
 };
+use opsready_telemetry::TelemetrySettings;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 /// | `http.request_timeout` | `30s` | a handler running longer answers 503 `HANDLER_TIMEOUT` |
 /// | `http.body_limit` | `2MiB` | a larger request body answers 413 |
 /// | `http.concurrency_limit` | `1024` | requests in flight beyond this answer 503 `OVERLOADED` at once |
+/// | `telemetry.*` | | logs and tracing: see [`TelemetrySettings`] |
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 #[non_exhaustive]
@@ -34,6 +36,8 @@ pub struct OpsSettings {
     pub shutdown: ShutdownSettings,
     /// Limits of the main listener's application routes.
     pub http: HttpSettings,
+    /// Logs, request tracing and blocking work.
+    pub telemetry: TelemetrySettings,
 }
 
 /// `server.*`
@@ -159,6 +163,7 @@ impl Validate for OpsSettings {
                 format!("must be at least {MIN_TOKEN_LEN} characters"),
             );
         }
+        v.nested("telemetry", &self.telemetry);
         if self.admin.addr == Some(self.server.addr) && self.server.addr.port() != 0 {
             v.add(
                 "admin.addr",

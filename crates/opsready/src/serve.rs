@@ -16,12 +16,12 @@ use opsready_problem::limit::ConcurrencyLimitLayer;
 use opsready_problem::panic::catch_panic_layer;
 use opsready_problem::timeout::TimeoutLayer;
 use opsready_settings::Dump;
+use opsready_telemetry::{Blocking, TelemetryLayer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
-use crate::request_id::request_id;
 use crate::{BuildInfo, OpsSettings, Settings};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -160,7 +160,27 @@ impl Ops {
         if self.settings.admin.addr.is_none() {
             router = router.merge(self.admin_router());
         }
-        outer_layers(router)
+        self.outer_layers(router)
+    }
+
+    /// The blocking-work pool sized by `telemetry.blocking.max_concurrency`:
+    /// hand a clone to the handlers that hash, parse or call synchronous
+    /// libraries.
+    pub fn blocking(&self) -> Blocking {
+        Blocking::from_settings(&self.settings.telemetry.blocking)
+    }
+
+    /// The layers every answer of a listener goes through, outermost last.
+    ///
+    /// No fallback is set here: a service's own fallback stays in charge, and
+    /// axum's default empty 404 becomes a problem in the problem layer.
+    fn outer_layers(&self, router: Router) -> Router {
+        let telemetry = TelemetryLayer::new().trace_probes(self.settings.telemetry.trace_probes);
+        router
+            .layer(catch_panic_layer())
+            // Inside the problem layer, so problems carry its ids.
+            .layer(telemetry)
+            .layer(ProblemLayer::new())
     }
 
     /// Binds the listeners, so that their addresses are known (port 0 works)
@@ -170,7 +190,7 @@ impl Ops {
         let admin = match self.settings.admin.addr {
             Some(addr) => Some((
                 bind(addr, "admin.addr").await?,
-                outer_layers(self.admin_router()),
+                self.outer_layers(self.admin_router()),
             )),
             None => None,
         };
@@ -185,23 +205,20 @@ impl Ops {
         })
     }
 
-    /// Binds and serves until SIGTERM or Ctrl-C, then drains and stops.
+    /// Installs the log subscriber of the `telemetry` settings, binds, and
+    /// serves until SIGTERM or Ctrl-C, then drains and stops.
+    ///
+    /// When the process already has a tracing subscriber, that one stays
+    /// and a warning on standard error says the `telemetry.log` settings do
+    /// not apply.
     pub async fn serve(self, app: Router) -> Result<(), ServeError> {
+        if let Err(error) = opsready_telemetry::init(&self.settings.telemetry) {
+            eprintln!("warning: {error}");
+        }
         // Handlers first: a signal during start-up must drain, not kill.
         let signal = shutdown_signal();
         self.bind(app).await?.run_until(signal).await
     }
-}
-
-/// The layers every answer of a listener goes through, outermost last.
-///
-/// No fallback is set here: a service's own fallback stays in charge, and
-/// axum's default empty 404 becomes a problem in the problem layer.
-fn outer_layers(router: Router) -> Router {
-    router
-        .layer(catch_panic_layer())
-        .layer(axum::middleware::from_fn(request_id))
-        .layer(ProblemLayer::new())
 }
 
 async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, ServeError> {

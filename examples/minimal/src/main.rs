@@ -11,9 +11,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), opsready::ServeError> {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
     let settings = opsready::settings::<minimal::Settings>("MINIMAL");
     let app = minimal::app(&settings);
     opsready::Ops::new(&settings)

@@ -68,3 +68,26 @@ async fn the_admin_listener_reports_the_build() {
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert_ne!(info["build_time"], "unknown");
 }
+
+#[tokio::test]
+async fn logs_are_json_lines_that_carry_the_request_id() {
+    let service = Service::start(&[("MINIMAL__TELEMETRY__LOG__FORMAT", "json")]);
+
+    let response = service
+        .client
+        .get(format!("{}/hello/logs", service.base))
+        .header("x-request-id", "req-minimal-logs")
+        .header("authorization", "Bearer NEVER-LOGGED-TOKEN")
+        .send()
+        .await
+        .unwrap();
+    let line = service.wait_for_line("req-minimal-logs");
+
+    assert_eq!(response.headers()["x-request-id"], "req-minimal-logs");
+    assert!(!line.contains("NEVER-LOGGED-TOKEN"), "{line}");
+    let line: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["route"], "/hello/{name}");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["level"], "INFO");
+}

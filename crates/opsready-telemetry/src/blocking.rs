@@ -1,0 +1,120 @@
+//! [`Blocking`]: CPU-bound or blocking work off the async workers, in the
+//! request's span, with a bound on how much runs at once.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+use tracing::field::Empty;
+
+use crate::settings::BlockingSettings;
+
+/// Runs closures on Tokio's blocking threads: hashing a password, parsing a
+/// large document, calling a synchronous library.
+///
+/// A handler that blocks an async worker stalls every request that worker
+/// carries; this moves the work away while keeping it in the request's span
+/// (a `blocking` child span with `queue_wait_ms` and `run_ms`), and bounds
+/// how many jobs run at once so a burst cannot exhaust the blocking pool.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use opsready_telemetry::Blocking;
+///
+/// let blocking = Blocking::new(4);
+/// let digest = blocking.run(|| (1..=20u64).product::<u64>()).await.unwrap();
+/// assert_eq!(digest, 2_432_902_008_176_640_000);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Blocking {
+    permits: Arc<Semaphore>,
+    max_concurrency: usize,
+}
+
+impl fmt::Debug for Blocking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Blocking")
+            .field("max_concurrency", &self.max_concurrency)
+            .field("running", &self.running())
+            .finish()
+    }
+}
+
+impl Blocking {
+    /// At most `max_concurrency` jobs at once (at least 1).
+    pub fn new(max_concurrency: usize) -> Self {
+        let max_concurrency = max_concurrency.max(1);
+        Self {
+            permits: Arc::new(Semaphore::new(max_concurrency)),
+            max_concurrency,
+        }
+    }
+
+    /// Sized by `telemetry.blocking.max_concurrency`.
+    pub fn from_settings(settings: &BlockingSettings) -> Self {
+        Self::new(settings.max_concurrency)
+    }
+
+    /// How many jobs are running now.
+    pub fn running(&self) -> usize {
+        self.max_concurrency - self.permits.available_permits()
+    }
+
+    /// Runs `job` on a blocking thread once a slot is free, and returns its
+    /// result.
+    ///
+    /// # Errors
+    ///
+    /// When the job panicked (the panic does not reach the caller's task).
+    pub async fn run<F, T>(&self, job: F) -> Result<T, BlockingError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let span = tracing::info_span!("blocking", queue_wait_ms = Empty, run_ms = Empty);
+        let queued = Instant::now();
+        let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
+            // The semaphore is never closed; this is unreachable.
+            return Err(BlockingError { panicked: false });
+        };
+        span.record("queue_wait_ms", queued.elapsed().as_secs_f64() * 1000.0);
+        let handle = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let _entered = span.enter();
+            let started = Instant::now();
+            let output = job();
+            span.record("run_ms", started.elapsed().as_secs_f64() * 1000.0);
+            output
+        });
+        handle.await.map_err(|error| BlockingError {
+            panicked: error.is_panic(),
+        })
+    }
+}
+
+/// A blocking job did not complete.
+#[derive(Debug)]
+pub struct BlockingError {
+    panicked: bool,
+}
+
+impl BlockingError {
+    /// Whether the job panicked.
+    pub fn is_panic(&self) -> bool {
+        self.panicked
+    }
+}
+
+impl fmt::Display for BlockingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.panicked {
+            f.write_str("a blocking job panicked")
+        } else {
+            f.write_str("a blocking job was cancelled")
+        }
+    }
+}
+
+impl std::error::Error for BlockingError {}

@@ -1,0 +1,216 @@
+//! W3C trace context (`traceparent`) and request ids.
+
+use std::fmt;
+
+use http::HeaderValue;
+
+/// A 16-byte W3C trace id, never all zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceId(u128);
+
+/// An 8-byte W3C span id, never all zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpanId(u64);
+
+impl TraceId {
+    /// A random trace id.
+    pub fn random() -> Self {
+        loop {
+            let id = fastrand::u128(..);
+            if id != 0 {
+                return Self(id);
+            }
+        }
+    }
+
+    /// The id as an integer.
+    pub fn to_u128(self) -> u128 {
+        self.0
+    }
+}
+
+impl SpanId {
+    /// A random span id.
+    pub fn random() -> Self {
+        loop {
+            let id = fastrand::u64(..);
+            if id != 0 {
+                return Self(id);
+            }
+        }
+    }
+
+    /// The id as an integer.
+    pub fn to_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// The trace context of one request: the trace it belongs to, the caller's
+/// span (if it came with a `traceparent`) and this service's span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    /// The trace, continued from the caller or new.
+    pub trace_id: TraceId,
+    /// The caller's span, when the request carried a valid `traceparent`.
+    pub parent_id: Option<SpanId>,
+    /// This service's span for the request.
+    pub span_id: SpanId,
+    /// The caller's sampling decision (`true` for a new trace).
+    pub sampled: bool,
+}
+
+impl TraceContext {
+    /// Continues the trace of an incoming `traceparent`, or starts a new one
+    /// when there is none or it is malformed (the W3C rule: a broken header
+    /// restarts the trace rather than failing the request).
+    pub fn continue_or_start(traceparent: Option<&HeaderValue>) -> Self {
+        match traceparent.and_then(|v| v.to_str().ok()).and_then(parse) {
+            Some((trace_id, parent_id, sampled)) => Self {
+                trace_id,
+                parent_id: Some(parent_id),
+                span_id: SpanId::random(),
+                sampled,
+            },
+            None => Self {
+                trace_id: TraceId::random(),
+                parent_id: None,
+                span_id: SpanId::random(),
+                sampled: true,
+            },
+        }
+    }
+
+    /// The `traceparent` this service passes on: its own span as parent.
+    pub fn traceparent(&self) -> String {
+        let flags = if self.sampled { "01" } else { "00" };
+        format!("00-{}-{}-{flags}", self.trace_id, self.span_id)
+    }
+}
+
+/// Parses `version-traceid-parentid-flags`; versions above 00 are read by
+/// their first four fields, as the specification asks.
+fn parse(value: &str) -> Option<(TraceId, SpanId, bool)> {
+    let mut parts = value.trim().split('-');
+    let version = parts.next()?;
+    let trace = parts.next()?;
+    let parent = parts.next()?;
+    let flags = parts.next()?;
+    let rest_ok = version != "00" || parts.next().is_none();
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let well_formed = hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && rest_ok;
+    if !well_formed {
+        return None;
+    }
+    let trace = u128::from_str_radix(trace, 16).ok().filter(|t| *t != 0)?;
+    let parent = u64::from_str_radix(parent, 16).ok().filter(|p| *p != 0)?;
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    Some((TraceId(trace), SpanId(parent), flags & 1 == 1))
+}
+
+/// The longest incoming request id kept.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Whether an incoming `x-request-id` can be kept: 1 to 128 visible ASCII
+/// characters. Anything else (a log-injection attempt, a megabyte of text) is
+/// replaced by a new id.
+pub fn is_sane_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty() && bytes.len() <= MAX_REQUEST_ID_LEN && bytes.iter().all(u8::is_ascii_graphic)
+}
+
+/// A new request id: a UUIDv7, so ids sort by time.
+pub fn new_request_id() -> HeaderValue {
+    let id = uuid::Uuid::now_v7();
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let text = id.hyphenated().encode_lower(&mut buffer);
+    // A hyphenated UUID is always a valid header value.
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("invalid-request-id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_valid_traceparent_is_continued_with_a_new_span() {
+        let context = TraceContext::continue_or_start(Some(&HeaderValue::from_static(VALID)));
+        assert_eq!(
+            context.trace_id.to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(context.parent_id.unwrap().to_string(), "00f067aa0ba902b7");
+        assert_ne!(context.span_id.to_string(), "00f067aa0ba902b7");
+        assert!(context.sampled);
+        assert!(
+            context
+                .traceparent()
+                .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+        );
+        assert!(context.traceparent().ends_with("-01"));
+    }
+
+    #[test]
+    fn malformed_traceparents_start_a_new_trace() {
+        for bad in [
+            "",
+            "garbage",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            let context = TraceContext::continue_or_start(Some(&HeaderValue::from_static(bad)));
+            assert!(context.parent_id.is_none(), "{bad:?} was continued");
+        }
+    }
+
+    #[test]
+    fn a_later_version_is_read_by_its_first_four_fields() {
+        let value = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-what-comes-next";
+        let context = TraceContext::continue_or_start(Some(&HeaderValue::from_static(value)));
+        assert!(context.parent_id.is_some());
+        assert!(!context.sampled);
+    }
+
+    #[test]
+    fn new_request_ids_are_uuid_v7() {
+        let id = new_request_id();
+        let text = id.to_str().unwrap();
+        assert_eq!(text.len(), 36);
+        assert_eq!(&text[14..15], "7");
+    }
+
+    #[test]
+    fn short_printable_request_ids_are_kept_and_others_replaced() {
+        assert!(is_sane_request_id(&HeaderValue::from_static("req-1")));
+        assert!(!is_sane_request_id(&HeaderValue::from_static("")));
+        assert!(!is_sane_request_id(&HeaderValue::from_static("has space")));
+        let long = HeaderValue::try_from("x".repeat(MAX_REQUEST_ID_LEN + 1)).unwrap();
+        assert!(!is_sane_request_id(&long));
+    }
+}

@@ -1,0 +1,264 @@
+//! [`TelemetryLayer`]: a request id, the W3C trace context, one span and one
+//! log line per request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use axum::extract::MatchedPath;
+use http::header::HeaderName;
+use http::{HeaderValue, Method, Request, Response};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+use tracing::Span;
+use tracing::field::Empty;
+
+use crate::context::{TraceContext, is_sane_request_id, new_request_id};
+
+/// The request id header.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The W3C trace context header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The W3C vendor trace state header.
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// The target of request spans and of the line logged when a request ends.
+pub const REQUEST_TARGET: &str = "opsready::request";
+
+/// Paths of probes and metrics, not traced or logged unless asked: they are
+/// many, regular and say nothing a dashboard does not.
+const QUIET_PATHS: [&str; 4] = ["/livez", "/readyz", "/startupz", "/metrics"];
+
+/// The per-request telemetry layer. Put it inside the problem layer (so that
+/// problems carry its request id and trace id) and outside everything else.
+///
+/// For each request it:
+///
+/// - keeps a sane incoming `x-request-id` (1–128 visible ASCII characters)
+///   or makes a UUIDv7, sets it on the request for the handlers and returns
+///   it on the response;
+/// - continues an incoming W3C `traceparent` (and echoes `tracestate`) or
+///   starts a trace, and returns this service's `traceparent`;
+/// - opens a span named `{METHOD} {route template}` (`GET /hello/{name}`;
+///   just the method for unmatched paths, so random URLs add no names) with
+///   OpenTelemetry HTTP fields, `request_id` and `trace_id`;
+/// - logs one line when the response is ready: error for 5xx, info
+///   otherwise, with method, route, status and latency.
+///
+/// No header value is recorded anywhere, so `Authorization`, cookies and API
+/// keys never reach logs or spans; nor is the query string, which may carry
+/// tokens.
+#[derive(Debug, Clone, Default)]
+pub struct TelemetryLayer {
+    trace_probes: bool,
+}
+
+impl TelemetryLayer {
+    /// A layer that leaves probes and `/metrics` untraced.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether probes (`/livez`, `/readyz`, `/startupz`) and `/metrics` get
+    /// spans and log lines. Defaults to `false`.
+    pub fn trace_probes(mut self, trace: bool) -> Self {
+        self.trace_probes = trace;
+        self
+    }
+}
+
+impl<S> Layer<S> for TelemetryLayer {
+    type Service = Telemetry<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Telemetry {
+            inner,
+            layer: Arc::new(self.clone()),
+        }
+    }
+}
+
+/// The service of [`TelemetryLayer`].
+#[derive(Debug, Clone)]
+pub struct Telemetry<S> {
+    inner: S,
+    layer: Arc<TelemetryLayer>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Telemetry<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let request_id = match request.headers().get(X_REQUEST_ID) {
+            Some(id) if is_sane_request_id(id) => id.clone(),
+            _ => {
+                let id = new_request_id();
+                request.headers_mut().insert(X_REQUEST_ID, id.clone());
+                id
+            }
+        };
+        let context = TraceContext::continue_or_start(request.headers().get(TRACEPARENT));
+        let tracestate = context
+            .parent_id
+            .and_then(|_| request.headers().get(TRACESTATE).cloned());
+        request.extensions_mut().insert(context);
+
+        let path = request.uri().path();
+        let quiet = !self.layer.trace_probes && is_quiet(path);
+        let span = if quiet {
+            Span::none()
+        } else {
+            request_span(&request, &request_id, &context)
+        };
+        let future = span.in_scope(|| self.inner.call(request));
+        ResponseFuture {
+            future,
+            span,
+            quiet,
+            start: Instant::now(),
+            request_id: Some(request_id),
+            traceparent: HeaderValue::from_str(&context.traceparent()).ok(),
+            tracestate,
+        }
+    }
+}
+
+fn is_quiet(path: &str) -> bool {
+    QUIET_PATHS.iter().any(|quiet| {
+        path.strip_prefix(quiet)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// The method as OpenTelemetry names it: known methods as they are, any
+/// other as `_OTHER`, so a client cannot invent span names.
+pub(crate) fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+fn request_span<B>(request: &Request<B>, request_id: &HeaderValue, context: &TraceContext) -> Span {
+    let method = method_name(request.method());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let name = match route {
+        Some(route) => format!("{method} {route}"),
+        None => method.to_owned(),
+    };
+    let request_id = request_id.to_str().unwrap_or_default();
+    tracing::info_span!(
+        target: REQUEST_TARGET,
+        "request",
+        otel.name = %name,
+        otel.kind = "server",
+        http.request.method = method,
+        http.route = route,
+        url.path = request.uri().path(),
+        http.response.status_code = Empty,
+        request_id,
+        trace_id = %context.trace_id,
+        span_id = %context.span_id,
+        parent_span_id = context.parent_id.map(tracing::field::display),
+    )
+}
+
+pin_project! {
+    /// The response future of [`Telemetry`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        future: F,
+        span: Span,
+        quiet: bool,
+        start: Instant,
+        request_id: Option<HeaderValue>,
+        traceparent: Option<HeaderValue>,
+        tracestate: Option<HeaderValue>,
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let result = ready!(this.future.poll(cx));
+        let Ok(mut response) = result else {
+            return Poll::Ready(result);
+        };
+        let headers = response.headers_mut();
+        if let Some(id) = this.request_id.take() {
+            headers.insert(X_REQUEST_ID, id);
+        }
+        if let Some(traceparent) = this.traceparent.take() {
+            headers.insert(TRACEPARENT, traceparent);
+        }
+        if let Some(tracestate) = this.tracestate.take() {
+            headers.insert(TRACESTATE, tracestate);
+        }
+        if !*this.quiet {
+            let status = response.status().as_u16();
+            this.span.record("http.response.status_code", status);
+            let latency_ms = this.start.elapsed().as_secs_f64() * 1000.0;
+            if status >= 500 {
+                tracing::error!(target: REQUEST_TARGET, status, latency_ms, "request failed");
+            } else {
+                tracing::info!(target: REQUEST_TARGET, status, latency_ms, "request finished");
+            }
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_and_metrics_are_quiet_but_lookalikes_are_not() {
+        assert!(is_quiet("/livez"));
+        assert!(is_quiet("/readyz"));
+        assert!(is_quiet("/readyz/database"));
+        assert!(is_quiet("/metrics"));
+        assert!(!is_quiet("/readyzz"));
+        assert!(!is_quiet("/hello"));
+    }
+
+    #[test]
+    fn unknown_methods_are_named_other() {
+        assert_eq!(method_name(&Method::GET), "GET");
+        assert_eq!(method_name(&Method::from_bytes(b"BREW").unwrap()), "_OTHER");
+    }
+}

@@ -1,0 +1,288 @@
+//! Black-box tests of request telemetry through HTTP: ids, trace context and
+//! the JSON log lines. This binary installs a global subscriber that writes
+//! into a buffer; each test finds its own lines by its own request id.
+
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use opsready_problem::{Problem, ProblemLayer};
+use opsready_telemetry::{LogFormat, TelemetryLayer, TelemetrySettings};
+use serde_json::Value;
+use tracing::Subscriber;
+use tracing::span::{Attributes, Id};
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The `otel.name` of every span opened, in order.
+#[derive(Clone, Default)]
+struct SpanNames(Arc<Mutex<Vec<String>>>);
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for SpanNames {
+    fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
+        struct Name(Option<String>);
+        impl tracing::field::Visit for Name {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "otel.name" {
+                    self.0 = Some(format!("{value:?}"));
+                }
+            }
+        }
+        let mut name = Name(None);
+        attrs.record(&mut name);
+        if let Some(name) = name.0 {
+            self.0.lock().unwrap().push(name);
+        }
+    }
+}
+
+struct Captured {
+    logs: Capture,
+    spans: SpanNames,
+}
+
+fn captured() -> &'static Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let logs = Capture::default();
+        let spans = SpanNames::default();
+        let mut settings = TelemetrySettings::default();
+        settings.log.format = Some(LogFormat::Json);
+        settings.log.level = "info".to_owned();
+        let writer = logs.clone();
+        let subscriber = opsready_telemetry::subscriber(&settings, move || writer.clone())
+            .unwrap()
+            .with(spans.clone());
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        Captured { logs, spans }
+    })
+}
+
+/// Every log line so far, parsed; a line that is not JSON fails the test.
+fn lines() -> Vec<Value> {
+    let bytes = captured().logs.0.lock().unwrap().clone();
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+fn lines_of(request_id: &str) -> Vec<Value> {
+    lines()
+        .into_iter()
+        .filter(|line| line["request_id"] == request_id)
+        .collect()
+}
+
+async fn spawn_app() -> String {
+    captured();
+    let app: Router = Router::new()
+        .route(
+            "/hello/{name}",
+            get(
+                |axum::extract::Path(name): axum::extract::Path<String>| async move {
+                    tracing::info!(name = %name, "greeting someone");
+                    format!("hello {name}")
+                },
+            ),
+        )
+        .route(
+            "/boom",
+            get(|| async {
+                Err::<(), _>(Problem::internal(std::io::Error::other("disk on fire")))
+            }),
+        )
+        .route("/teapot", get(|| async { StatusCode::IM_A_TEAPOT }))
+        .route("/readyz", get(|| async { "ready" }))
+        .layer(TelemetryLayer::new())
+        .layer(ProblemLayer::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+#[tokio::test]
+async fn one_request_id_in_the_header_the_log_line_and_the_problem_body() {
+    let base = spawn_app().await;
+
+    let response = reqwest::Client::new()
+        .get(format!("{base}/boom"))
+        .header("x-request-id", "req-boom-1")
+        .header("traceparent", TRACEPARENT)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.headers()["x-request-id"], "req-boom-1");
+    let traceparent = response.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["request_id"], "req-boom-1");
+    assert_eq!(body["trace_id"], TRACE_ID);
+    assert!(traceparent.starts_with(&format!("00-{TRACE_ID}-")));
+    let lines = lines_of("req-boom-1");
+    let finished = lines
+        .iter()
+        .find(|line| line["status"] == 500)
+        .unwrap_or_else(|| panic!("no request line in {lines:?}"));
+    assert_eq!(finished["level"], "ERROR");
+    assert_eq!(finished["trace_id"], TRACE_ID);
+    assert_eq!(finished["route"], "/boom");
+    assert_eq!(finished["method"], "GET");
+    assert!(finished["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert!(finished["timestamp"].as_str().unwrap().ends_with('Z'));
+    // The span id in the line is the one the response passed on.
+    assert_eq!(finished["span_id"], &traceparent[36..52]);
+}
+
+#[tokio::test]
+async fn lines_logged_inside_a_handler_carry_the_request_and_trace_ids() {
+    let base = spawn_app().await;
+
+    reqwest::Client::new()
+        .get(format!("{base}/hello/ops"))
+        .header("x-request-id", "req-hello-1")
+        .header("traceparent", TRACEPARENT)
+        .send()
+        .await
+        .unwrap();
+
+    let lines = lines_of("req-hello-1");
+    let greeting = lines
+        .iter()
+        .find(|line| line["message"] == "greeting someone")
+        .unwrap_or_else(|| panic!("no handler line in {lines:?}"));
+    assert_eq!(greeting["name"], "ops");
+    assert_eq!(greeting["trace_id"], TRACE_ID);
+    assert_eq!(greeting["route"], "/hello/{name}");
+    let finished = lines.iter().find(|line| line["status"] == 200).unwrap();
+    assert_eq!(finished["level"], "INFO");
+}
+
+#[tokio::test]
+async fn client_errors_are_logged_at_info() {
+    let base = spawn_app().await;
+
+    reqwest::Client::new()
+        .get(format!("{base}/teapot"))
+        .header("x-request-id", "req-teapot-1")
+        .send()
+        .await
+        .unwrap();
+
+    let lines = lines_of("req-teapot-1");
+    let finished = lines.iter().find(|line| line["status"] == 418).unwrap();
+    assert_eq!(finished["level"], "INFO");
+}
+
+#[tokio::test]
+async fn the_span_is_named_after_the_route_template() {
+    let base = spawn_app().await;
+
+    reqwest::get(format!("{base}/hello/span-name-test"))
+        .await
+        .unwrap();
+    reqwest::get(format!("{base}/no/such/route")).await.unwrap();
+
+    let names = captured().spans.0.lock().unwrap().clone();
+    assert!(names.contains(&"GET /hello/{name}".to_owned()), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.contains("span-name-test")),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("/no/such")), "{names:?}");
+}
+
+#[tokio::test]
+async fn credentials_in_headers_and_queries_never_reach_the_logs() {
+    let base = spawn_app().await;
+
+    reqwest::Client::new()
+        .get(format!("{base}/hello/ops?token=QUERY-SECRET-42"))
+        .header("x-request-id", "req-secret-1")
+        .header("authorization", "Bearer AUTH-SECRET-42")
+        .header("cookie", "session=COOKIE-SECRET-42")
+        .header("x-api-key", "KEY-SECRET-42")
+        .send()
+        .await
+        .unwrap();
+
+    assert!(!lines_of("req-secret-1").is_empty());
+    let all = String::from_utf8(captured().logs.0.lock().unwrap().clone()).unwrap();
+    for secret in ["QUERY-SECRET", "AUTH-SECRET", "COOKIE-SECRET", "KEY-SECRET"] {
+        assert!(!all.contains(secret), "{secret} leaked");
+    }
+}
+
+#[tokio::test]
+async fn probes_are_neither_traced_nor_logged() {
+    let base = spawn_app().await;
+
+    let response = reqwest::Client::new()
+        .get(format!("{base}/readyz"))
+        .header("x-request-id", "req-probe-1")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.headers()["x-request-id"], "req-probe-1");
+    assert!(lines_of("req-probe-1").is_empty());
+}
+
+#[tokio::test]
+async fn a_generated_request_id_is_a_uuid_v7_and_reaches_the_log_line() {
+    let base = spawn_app().await;
+
+    let response = reqwest::get(format!("{base}/hello/anonymous"))
+        .await
+        .unwrap();
+
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(&id[14..15], "7", "{id}");
+    assert!(!lines_of(&id).is_empty());
+}
+
+#[tokio::test]
+async fn every_log_line_is_a_json_object_with_the_basic_fields() {
+    let base = spawn_app().await;
+    reqwest::get(format!("{base}/hello/json")).await.unwrap();
+
+    let lines = lines();
+
+    assert!(!lines.is_empty());
+    for line in lines {
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(line.get(key).is_some(), "{key} missing in {line}");
+        }
+    }
+}
