@@ -8,7 +8,6 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::File;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -34,14 +33,22 @@ fn request() -> Request<Body> {
 
 fn layer(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let file = Arc::new(File::create(dir.path().join("bench.log")).unwrap());
+    let file = File::create(dir.path().join("bench.log")).unwrap();
+    // As `init` does for standard output: lines are written by a background
+    // thread, off the request path.
+    let (writer, _guard) = tracing_appender::non_blocking(file);
     let mut settings = TelemetrySettings::default();
     settings.log.format = Some(LogFormat::Json);
     if let Ok(level) = std::env::var("BENCH_LEVEL") {
         settings.log.level = level;
     }
-    let subscriber = opsready_telemetry::subscriber(&settings, move || Arc::clone(&file)).unwrap();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    if std::env::var_os("BENCH_SINK").is_some() {
+        let subscriber = opsready_telemetry::subscriber(&settings, std::io::sink).unwrap();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    } else {
+        let subscriber = opsready_telemetry::subscriber(&settings, writer).unwrap();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -95,8 +95,32 @@ impl TraceContext {
 
     /// The `traceparent` this service passes on: its own span as parent.
     pub fn traceparent(&self) -> String {
-        let flags = if self.sampled { "01" } else { "00" };
-        format!("00-{}-{}-{flags}", self.trace_id, self.span_id)
+        String::from_utf8_lossy(&self.traceparent_bytes()).into_owned()
+    }
+
+    /// [`TraceContext::traceparent`] as a header value, written without
+    /// allocating an intermediate string: it is made for every request.
+    pub fn traceparent_header(&self) -> HeaderValue {
+        HeaderValue::from_bytes(&self.traceparent_bytes()).unwrap_or(HeaderValue::from_static(
+            "00-00000000000000000000000000000000-0000000000000000-00",
+        ))
+    }
+
+    fn traceparent_bytes(&self) -> [u8; 55] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        let trace = self.trace_id.0;
+        for i in 0..32 {
+            out[3 + i] = HEX[((trace >> (4 * (31 - i))) & 0xf) as usize];
+        }
+        let span = self.span_id.0;
+        for i in 0..16 {
+            out[36 + i] = HEX[((span >> (4 * (15 - i))) & 0xf) as usize];
+        }
+        if self.sampled {
+            out[54] = b'1';
+        }
+        out
     }
 }
 
@@ -141,8 +165,18 @@ pub fn is_sane_request_id(value: &HeaderValue) -> bool {
 }
 
 /// A new request id: a UUIDv7, so ids sort by time.
+///
+/// The random part comes from a fast thread-local generator rather than the
+/// operating system's: it is made for every request, and a request id needs
+/// to be unique, not unpredictable.
 pub fn new_request_id() -> HeaderValue {
-    let id = uuid::Uuid::now_v7();
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let random = fastrand::u128(..).to_le_bytes();
+    let mut bytes = [0u8; 10];
+    bytes.copy_from_slice(&random[..10]);
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid();
     let mut buffer = uuid::Uuid::encode_buffer();
     let text = id.hyphenated().encode_lower(&mut buffer);
     // A hyphenated UUID is always a valid header value.
@@ -171,6 +205,14 @@ mod tests {
                 .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
         );
         assert!(context.traceparent().ends_with("-01"));
+        assert_eq!(
+            context.traceparent_header().to_str().unwrap(),
+            context.traceparent()
+        );
+        assert_eq!(
+            context.traceparent(),
+            format!("00-{}-{}-01", context.trace_id, context.span_id)
+        );
     }
 
     #[test]

@@ -128,7 +128,7 @@ where
             quiet,
             start: Instant::now(),
             request_id: Some(request_id),
-            traceparent: HeaderValue::from_str(&context.traceparent()).ok(),
+            traceparent: Some(context.traceparent_header()),
             tracestate,
         }
     }
@@ -164,15 +164,13 @@ fn request_span<B>(request: &Request<B>, request_id: &HeaderValue, context: &Tra
         .extensions()
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
-    let name = match route {
-        Some(route) => format!("{method} {route}"),
-        None => method.to_owned(),
-    };
     let request_id = request_id.to_str().unwrap_or_default();
+    // Field values are only evaluated when the span is enabled, so the name
+    // costs nothing when spans are filtered out.
     tracing::info_span!(
         target: REQUEST_TARGET,
         "request",
-        otel.name = %name,
+        otel.name = %SpanName(method, route),
         otel.kind = "server",
         http.request.method = method,
         http.route = route,
@@ -183,6 +181,18 @@ fn request_span<B>(request: &Request<B>, request_id: &HeaderValue, context: &Tra
         span_id = %context.span_id,
         parent_span_id = context.parent_id.map(tracing::field::display),
     )
+}
+
+/// `{METHOD} {route}`, or the method alone for an unmatched path.
+struct SpanName<'a>(&'a str, Option<&'a str>);
+
+impl std::fmt::Display for SpanName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Some(route) => write!(f, "{} {route}", self.0),
+            None => f.write_str(self.0),
+        }
+    }
 }
 
 pin_project! {

@@ -2,15 +2,15 @@
 //! the request's id, trace id, method and route on every line logged inside
 //! a request.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
 use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -48,10 +48,7 @@ where
         ),
     })?;
     let (json, pretty) = if settings.log.format() == LogFormat::Json {
-        let json = tracing_subscriber::fmt::layer()
-            .event_format(JsonLines)
-            .with_writer(writer);
-        (Some(json), None)
+        (Some(JsonLayer { writer }), None)
     } else {
         let pretty = tracing_subscriber::fmt::layer()
             .with_ansi(settings.log.ansi())
@@ -60,23 +57,40 @@ where
     };
     Ok(tracing_subscriber::registry()
         .with(filter)
-        .with(RequestFieldsLayer)
         .with(json)
         .with(pretty))
 }
 
+/// Flushes the log lines still buffered when dropped: keep it until the
+/// process ends.
+#[must_use = "log lines buffered when the guard drops are flushed; dropping it early loses none but ends buffering"]
+pub struct TelemetryGuard {
+    _writer: tracing_appender::non_blocking::WorkerGuard,
+}
+
+impl fmt::Debug for TelemetryGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelemetryGuard").finish_non_exhaustive()
+    }
+}
+
 /// Installs the subscriber of `settings` for the whole process, writing to
-/// standard output.
+/// standard output from a background thread, so that a slow terminal or
+/// pipe never blocks a request.
+///
+/// Lines are dropped only when more than 128,000 are waiting to be written.
 ///
 /// # Errors
 ///
 /// When the level directive is malformed, or another subscriber is already
 /// installed (opsready's settings would then silently not apply).
-pub fn init(settings: &TelemetrySettings) -> Result<(), TelemetryError> {
-    let subscriber = subscriber(settings, std::io::stdout)?;
+pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let subscriber = subscriber(settings, writer)?;
     tracing::subscriber::set_global_default(subscriber).map_err(|_| TelemetryError {
         message: "a tracing subscriber is already installed, so the telemetry.log settings cannot apply; remove the other initialisation".to_owned(),
-    })
+    })?;
+    Ok(TelemetryGuard { _writer: guard })
 }
 
 /// The request fields kept on a request span for log lines.
@@ -89,30 +103,50 @@ struct RequestFields {
     route: Option<String>,
 }
 
-impl Visit for RequestFields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        let slot = match field.name() {
-            "request_id" => &mut self.request_id,
-            "trace_id" => &mut self.trace_id,
-            "span_id" => &mut self.span_id,
-            "http.request.method" => &mut self.method,
-            "http.route" => &mut self.route,
-            _ => return,
-        };
-        *slot = Some(value.to_owned());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.record_str(field, &format!("{value:?}"));
+impl RequestFields {
+    fn slot(&mut self, field: &Field) -> Option<&mut Option<String>> {
+        match field.name() {
+            "request_id" => Some(&mut self.request_id),
+            "trace_id" => Some(&mut self.trace_id),
+            "span_id" => Some(&mut self.span_id),
+            "http.request.method" => Some(&mut self.method),
+            "http.route" => Some(&mut self.route),
+            _ => None,
+        }
     }
 }
 
-/// Keeps the fields of request spans where the JSON formatter finds them.
-struct RequestFieldsLayer;
+impl Visit for RequestFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if let Some(slot) = self.slot(field) {
+            *slot = Some(value.to_owned());
+        }
+    }
 
-impl<S> tracing_subscriber::Layer<S> for RequestFieldsLayer
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // Formatted only for the fields a line shows.
+        if let Some(slot) = self.slot(field) {
+            *slot = Some(format!("{value:?}"));
+        }
+    }
+}
+
+/// One JSON object per line: `timestamp`, `level`, `target`, `message`, the
+/// event's fields, and `request_id`, `trace_id`, `span_id`, `method`,
+/// `route` of the request the event happened in.
+///
+/// A layer of its own rather than a format of tracing-subscriber's `fmt`
+/// layer, which renders every span's fields to text whether or not a line
+/// ever shows them: here only request spans keep fields, and only the five
+/// a line carries.
+struct JsonLayer<W> {
+    writer: W,
+}
+
+impl<S, W> tracing_subscriber::Layer<S> for JsonLayer<W>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if attrs.metadata().target() != REQUEST_TARGET {
@@ -132,85 +166,94 @@ where
             values.record(fields);
         }
     }
-}
 
-/// One JSON object per line: `timestamp`, `level`, `target`, `message`, the
-/// event's fields, and `request_id`, `trace_id`, `span_id`, `method`,
-/// `route` of the request the event happened in.
-struct JsonLines;
-
-impl<S, N> FormatEvent<S, N> for JsonLines
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let metadata = event.metadata();
-        writer.write_str("{\"timestamp\":\"")?;
-        write!(
-            writer,
-            "{}",
-            humantime::format_rfc3339_micros(SystemTime::now())
-        )?;
-        write!(writer, "\",\"level\":\"{}\",\"target\":", metadata.level())?;
-        write_json_str(&mut writer, metadata.target())?;
-        let mut visitor = JsonFields {
-            writer: &mut writer,
-            result: Ok(()),
-        };
-        event.record(&mut visitor);
-        visitor.result?;
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope {
-                let extensions = span.extensions();
-                let Some(fields) = extensions.get::<RequestFields>() else {
-                    continue;
-                };
-                for (key, value) in [
-                    ("request_id", &fields.request_id),
-                    ("trace_id", &fields.trace_id),
-                    ("span_id", &fields.span_id),
-                    ("method", &fields.method),
-                    ("route", &fields.route),
-                ] {
-                    if let Some(value) = value {
-                        write!(writer, ",\"{key}\":")?;
-                        write_json_str(&mut writer, value)?;
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        thread_local! {
+            // One buffer per thread, reused: a line costs no allocation.
+            static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        LINE.with(|line| {
+            let Ok(mut line) = line.try_borrow_mut() else {
+                // Logging from inside a writer: drop the nested line.
+                return;
+            };
+            line.clear();
+            let mut formatted = format_event(&mut line, event);
+            if let Some(scope) = ctx.event_scope(event) {
+                for span in scope {
+                    let extensions = span.extensions();
+                    if let Some(fields) = extensions.get::<RequestFields>() {
+                        formatted = formatted.and_then(|()| format_request(&mut line, fields));
+                        break;
                     }
                 }
-                break;
             }
-        }
-        writer.write_str("}\n")
+            line.push_str("}\n");
+            if formatted.is_ok() {
+                let mut writer = self.writer.make_writer_for(event.metadata());
+                let _ = writer.write_all(line.as_bytes());
+            }
+        });
     }
 }
 
-struct JsonFields<'a, 'w> {
-    writer: &'a mut Writer<'w>,
+/// The line up to the request fields: time, level, target, event fields.
+fn format_event(line: &mut String, event: &Event<'_>) -> fmt::Result {
+    let metadata = event.metadata();
+    write!(
+        line,
+        "{{\"timestamp\":\"{}\",\"level\":\"{}\",\"target\":",
+        humantime::format_rfc3339_micros(SystemTime::now()),
+        metadata.level()
+    )?;
+    write_json_str(line, metadata.target())?;
+    let mut visitor = JsonFields {
+        line: &mut *line,
+        result: Ok(()),
+    };
+    event.record(&mut visitor);
+    visitor.result
+}
+
+/// The fields of the request an event happened in.
+fn format_request(line: &mut String, fields: &RequestFields) -> fmt::Result {
+    for (key, value) in [
+        ("request_id", &fields.request_id),
+        ("trace_id", &fields.trace_id),
+        ("span_id", &fields.span_id),
+        ("method", &fields.method),
+        ("route", &fields.route),
+    ] {
+        if let Some(value) = value {
+            write!(line, ",\"{key}\":")?;
+            write_json_str(line, value)?;
+        }
+    }
+    Ok(())
+}
+
+struct JsonFields<'a> {
+    line: &'a mut String,
     result: fmt::Result,
 }
 
-impl JsonFields<'_, '_> {
+impl JsonFields<'_> {
     fn key(&mut self, field: &Field) -> fmt::Result {
-        self.writer.write_char(',')?;
-        write_json_str(self.writer, field.name())?;
-        self.writer.write_char(':')
+        self.line.push(',');
+        write_json_str(self.line, field.name())?;
+        self.line.push(':');
+        Ok(())
     }
 }
 
-impl Visit for JsonFields<'_, '_> {
+impl Visit for JsonFields<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if self.result.is_ok() {
             self.result = self.key(field).and_then(|()| {
                 if value.is_finite() {
-                    write!(self.writer, "{value}")
+                    write!(self.line, "{value}")
                 } else {
-                    self.writer.write_str("null")
+                    self.line.write_str("null")
                 }
             });
         }
@@ -218,25 +261,19 @@ impl Visit for JsonFields<'_, '_> {
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         if self.result.is_ok() {
-            self.result = self
-                .key(field)
-                .and_then(|()| write!(self.writer, "{value}"));
+            self.result = self.key(field).and_then(|()| write!(self.line, "{value}"));
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         if self.result.is_ok() {
-            self.result = self
-                .key(field)
-                .and_then(|()| write!(self.writer, "{value}"));
+            self.result = self.key(field).and_then(|()| write!(self.line, "{value}"));
         }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         if self.result.is_ok() {
-            self.result = self
-                .key(field)
-                .and_then(|()| write!(self.writer, "{value}"));
+            self.result = self.key(field).and_then(|()| write!(self.line, "{value}"));
         }
     }
 
@@ -244,24 +281,42 @@ impl Visit for JsonFields<'_, '_> {
         if self.result.is_ok() {
             self.result = self
                 .key(field)
-                .and_then(|()| write_json_str(self.writer, value));
+                .and_then(|()| write_json_str(self.line, value));
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if self.result.is_ok() {
-            // `message` arrives as `format_args!`, whose Debug is its text.
-            let text = format!("{value:?}");
-            self.result = self
-                .key(field)
-                .and_then(|()| write_json_str(self.writer, &text));
+            // `message` arrives as `format_args!`, whose Debug is its text;
+            // the escaping writer escapes it as it is formatted.
+            self.result = self.key(field).and_then(|()| {
+                self.line.push('"');
+                write!(Escaping(self.line), "{value:?}")?;
+                self.line.push('"');
+                Ok(())
+            });
         }
+    }
+}
+
+/// A writer that escapes what is written into it for a JSON string.
+struct Escaping<'a>(&'a mut String);
+
+impl fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_json_chars(self.0, s)
     }
 }
 
 /// Writes `value` as a JSON string.
 fn write_json_str(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
     writer.write_char('"')?;
+    write_json_chars(writer, value)?;
+    writer.write_char('"')
+}
+
+/// Writes `value` escaped for the inside of a JSON string.
+fn write_json_chars(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
     let mut start = 0;
     for (i, byte) in value.bytes().enumerate() {
         let escape = match byte {
@@ -281,8 +336,7 @@ fn write_json_str(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
         }
         start = i + 1;
     }
-    writer.write_str(&value[start..])?;
-    writer.write_char('"')
+    writer.write_str(&value[start..])
 }
 
 #[cfg(test)]

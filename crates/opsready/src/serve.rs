@@ -212,9 +212,15 @@ impl Ops {
     /// and a warning on standard error says the `telemetry.log` settings do
     /// not apply.
     pub async fn serve(self, app: Router) -> Result<(), ServeError> {
-        if let Err(error) = opsready_telemetry::init(&self.settings.telemetry) {
-            eprintln!("warning: {error}");
-        }
+        // Held to the end of `serve`, so that log lines still buffered at
+        // exit are written.
+        let _logs = match opsready_telemetry::init(&self.settings.telemetry) {
+            Ok(guard) => Some(guard),
+            Err(error) => {
+                eprintln!("warning: {error}");
+                None
+            }
+        };
         // Handlers first: a signal during start-up must drain, not kill.
         let signal = shutdown_signal();
         self.bind(app).await?.run_until(signal).await
