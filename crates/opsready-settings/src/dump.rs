@@ -156,6 +156,11 @@ pub(crate) fn mask_url_password(text: &str) -> String {
 }
 
 fn redact_json(key: &str, value: serde_json::Value, secret: bool) -> serde_json::Value {
+    // An unset secret reveals nothing but its absence, which an operator
+    // needs to see (no admin token: admin routes disabled).
+    if value.is_null() {
+        return value;
+    }
     if secret || is_sensitive_key(key) {
         return serde_json::Value::String(REDACTED.to_owned());
     }
@@ -190,6 +195,18 @@ mod tests {
             "sqlite://data/a.db"
         );
         assert_eq!(mask_url_password("plain"), "plain");
+    }
+
+    #[test]
+    fn unset_secrets_show_as_null_and_set_ones_as_redacted() {
+        assert_eq!(
+            redact_json("admin.token", serde_json::Value::Null, true),
+            serde_json::Value::Null
+        );
+        assert_eq!(
+            redact_json("admin.token", serde_json::json!("abc"), false),
+            serde_json::json!(REDACTED)
+        );
     }
 
     #[test]

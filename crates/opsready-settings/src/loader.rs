@@ -883,7 +883,13 @@ impl Report<'_> {
             Origin::Env(var) => format!("set {var} to a valid value, or unset it"),
             Origin::File(file) => format!("fix `{key}` in {}", file.display()),
             Origin::CommandLine(key) => format!("fix --set {key}=…"),
-            Origin::Default => "fix the default in code".to_owned(),
+            // The default breaks a rule only next to another setting (a
+            // drain delay longer than a deadline that was lowered): the fix
+            // is to set this one too.
+            Origin::Default => match self.env_var(key) {
+                Some(var) => format!("this is the default; set {var} (or `{key}` in a file)"),
+                None => format!("this is the default; set `{key}` in a file"),
+            },
         }
     }
 

@@ -667,6 +667,44 @@ fn validation_rules_report_key_origin_and_value() {
 }
 
 #[test]
+fn a_rule_broken_by_a_default_says_which_variable_would_fix_it() {
+    #[derive(Debug, Deserialize, Serialize)]
+    #[serde(default)]
+    struct Shutdown {
+        drain_delay: Duration,
+        deadline: Duration,
+    }
+    impl Default for Shutdown {
+        fn default() -> Self {
+            Self {
+                drain_delay: Duration::from_secs(5),
+                deadline: Duration::from_secs(30),
+            }
+        }
+    }
+    impl Validate for Shutdown {
+        fn validate(&self, v: &mut Violations) {
+            if self.drain_delay >= self.deadline {
+                v.add("drain_delay", "must be shorter than deadline");
+            }
+        }
+    }
+    let dir = config(&[]);
+
+    let error = loader(dir.path(), &[("APP__DEADLINE", "2s")])
+        .load::<Shutdown>()
+        .unwrap_err();
+
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.key(), Some("drain_delay"));
+    assert_eq!(diagnostic.origin(), &Origin::Default);
+    assert_eq!(
+        diagnostic.help(),
+        Some("this is the default; set APP__DRAIN_DELAY (or `drain_delay` in a file)")
+    );
+}
+
+#[test]
 fn validation_waits_until_every_value_parses() {
     let dir = config(&[("default.toml", DATABASE)]);
 

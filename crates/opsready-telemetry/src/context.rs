@@ -27,6 +27,11 @@ impl TraceId {
     pub fn to_u128(self) -> u128 {
         self.0
     }
+
+    /// The id of an integer; `None` for zero, which is not an id.
+    pub fn from_u128(id: u128) -> Option<Self> {
+        (id != 0).then_some(Self(id))
+    }
 }
 
 impl SpanId {
@@ -43,6 +48,11 @@ impl SpanId {
     /// The id as an integer.
     pub fn to_u64(self) -> u64 {
         self.0
+    }
+
+    /// The id of an integer; `None` for zero, which is not an id.
+    pub fn from_u64(id: u64) -> Option<Self> {
+        (id != 0).then_some(Self(id))
     }
 }
 

@@ -108,19 +108,31 @@ where
                 id
             }
         };
-        let context = TraceContext::continue_or_start(request.headers().get(TRACEPARENT));
+        #[allow(unused_mut)] // changed only when spans are exported
+        let mut context = TraceContext::continue_or_start(request.headers().get(TRACEPARENT));
         let tracestate = context
             .parent_id
             .and_then(|_| request.headers().get(TRACESTATE).cloned());
-        request.extensions_mut().insert(context);
 
         let path = request.uri().path();
         let quiet = !self.layer.trace_probes && is_quiet(path);
         let span = if quiet {
             Span::none()
         } else {
-            request_span(&request, &request_id, &context)
+            // When spans are exported, the exported span's ids are the ones
+            // this service passes on; they are known once it has started.
+            #[cfg(feature = "otlp")]
+            let exporting = crate::otlp::active();
+            #[cfg(not(feature = "otlp"))]
+            let exporting = false;
+            let span = request_span(&request, &request_id, &context, !exporting);
+            #[cfg(feature = "otlp")]
+            if exporting {
+                crate::otlp::adopt(&span, &mut context, tracestate.as_ref());
+            }
+            span
         };
+        request.extensions_mut().insert(context);
         let future = span.in_scope(|| self.inner.call(request));
         ResponseFuture {
             future,
@@ -158,7 +170,14 @@ pub(crate) fn method_name(method: &Method) -> &'static str {
     }
 }
 
-fn request_span<B>(request: &Request<B>, request_id: &HeaderValue, context: &TraceContext) -> Span {
+/// The request's span; with `with_ids` false its `trace_id` and `span_id`
+/// are left for the exporter to fill in.
+fn request_span<B>(
+    request: &Request<B>,
+    request_id: &HeaderValue,
+    context: &TraceContext,
+    with_ids: bool,
+) -> Span {
     let method = method_name(request.method());
     let route = request
         .extensions()
@@ -177,8 +196,8 @@ fn request_span<B>(request: &Request<B>, request_id: &HeaderValue, context: &Tra
         url.path = request.uri().path(),
         http.response.status_code = Empty,
         request_id,
-        trace_id = %context.trace_id,
-        span_id = %context.span_id,
+        trace_id = with_ids.then_some(tracing::field::display(context.trace_id)),
+        span_id = with_ids.then_some(tracing::field::display(context.span_id)),
         parent_span_id = context.parent_id.map(tracing::field::display),
     )
 }
@@ -240,7 +259,10 @@ where
         }
         if !*this.quiet {
             let status = response.status().as_u16();
-            this.span.record("http.response.status_code", status);
+            // As a signed integer: OpenTelemetry has no unsigned one, and
+            // an unsigned value would be exported as text.
+            this.span
+                .record("http.response.status_code", i64::from(status));
             let latency_ms = this.start.elapsed().as_secs_f64() * 1000.0;
             if status >= 500 {
                 tracing::error!(target: REQUEST_TARGET, status, latency_ms, "request failed");

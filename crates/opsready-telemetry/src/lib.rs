@@ -33,6 +33,36 @@
 //! facade does it from the `telemetry` settings); [`subscriber`] builds the
 //! same subscriber with another writer, for tests.
 //!
+//! # Exporting spans (feature `otlp`)
+//!
+//! With `telemetry.otlp.endpoint` set, [`init`] also exports the spans to an
+//! OpenTelemetry collector over gRPC or HTTP/protobuf, in batches. The
+//! exported request span continues the caller's `traceparent`, and its span
+//! id is the one in the response's `traceparent` and in the log lines. Keep
+//! the returned [`TelemetryGuard`] and shut it down once the server has
+//! stopped, so that no span is lost at exit:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use opsready_telemetry::{OtlpProtocol, ServiceInfo, TelemetrySettings};
+//!
+//! let mut settings = TelemetrySettings::default();
+//! settings.otlp.endpoint = Some("http://localhost:4317".to_owned());
+//! settings.otlp.protocol = OtlpProtocol::Grpc;
+//! let service = ServiceInfo::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+//! // Inside the Tokio runtime: the gRPC exporter needs it.
+//! let telemetry = opsready_telemetry::init(&settings, &service)?;
+//!
+//! // ... serve until a shutdown signal, then:
+//! tokio::task::spawn_blocking(move || telemetry.shutdown()).await??;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! An endpoint that cannot be exported to (not an `http://` URL, or a build
+//! without the feature) is an error from [`init`] and from the settings'
+//! validation, never a silently inactive exporter.
+//!
 //! # What is logged
 //!
 //! - One line per finished request (`request finished`, or `request failed`
@@ -51,17 +81,24 @@
 //!
 //! # Not yet
 //!
-//! OTLP export of the spans and Sentry events are not part of this version;
-//! the settings keys for them do not exist yet, so configuring them is an
-//! unknown-key error rather than a silently inactive exporter.
+//! Sentry events are not part of this version; the settings keys for them
+//! do not exist yet, so configuring them is an unknown-key error rather than
+//! a silently inactive exporter.
 //!
 //! # Feature flags
 //!
-//! This crate has no optional features yet.
+//! | feature | adds |
+//! |---|---|
+//! | `otlp` | OTLP export of the spans over gRPC or HTTP/protobuf (`telemetry.otlp.*`) |
+//! | `sentry` | Sentry events for 5xx answers and panics ([`SentryLayer`], `telemetry.sentry.*`) |
 
 mod blocking;
 mod context;
 mod layer;
+#[cfg(feature = "otlp")]
+mod otlp;
+#[cfg(feature = "sentry")]
+mod sentry_events;
 mod settings;
 mod subscriber;
 
@@ -73,5 +110,10 @@ pub use layer::{
     REQUEST_TARGET, ResponseFuture, TRACEPARENT, TRACESTATE, Telemetry, TelemetryLayer,
     X_REQUEST_ID,
 };
-pub use settings::{BlockingSettings, LogFormat, LogSettings, TelemetrySettings};
-pub use subscriber::{TelemetryError, init, subscriber};
+#[cfg(feature = "sentry")]
+pub use sentry_events::{SentryFuture, SentryGuard, SentryLayer, SentryService, init_sentry};
+pub use settings::{
+    BlockingSettings, LogFormat, LogSettings, OtlpProtocol, OtlpSettings, SentrySettings,
+    TelemetrySettings,
+};
+pub use subscriber::{ServiceInfo, TelemetryError, TelemetryGuard, init, subscriber};

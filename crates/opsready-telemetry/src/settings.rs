@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal as _;
 
-use opsready_settings::{Validate, Violations};
+use opsready_settings::{Secret, Validate, Violations};
 use serde::{Deserialize, Serialize};
 
 /// The `telemetry` section of a service's settings.
@@ -13,7 +13,13 @@ use serde::{Deserialize, Serialize};
 /// | `telemetry.log.level` | `info` | an `EnvFilter` directive, e.g. `info,sqlx=warn` |
 /// | `telemetry.trace_probes` | `false` | whether probes and `/metrics` get spans and log lines |
 /// | `telemetry.blocking.max_concurrency` | `16` | blocking jobs running at once ([`crate::Blocking`]) |
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+/// | `telemetry.service_name` | the service's package name | `service.name` of the exported spans |
+/// | `telemetry.otlp.endpoint` | none: no export | the collector's base address, `http://localhost:4317` (gRPC) or `http://localhost:4318` (HTTP) (feature `otlp`) |
+/// | `telemetry.otlp.protocol` | `grpc` | `grpc` or `http` (HTTP/protobuf, sent to `{endpoint}/v1/traces`) |
+/// | `telemetry.sample_ratio` | `1.0` | the share of new traces exported, 0.0 to 1.0; a continued trace follows the caller's decision |
+/// | `telemetry.sentry.dsn` | none | a Sentry DSN (a secret); events for 5xx answers and panics (feature `sentry`) |
+/// | `telemetry.sentry.environment` | the settings environment | the Sentry environment |
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct TelemetrySettings {
@@ -24,6 +30,74 @@ pub struct TelemetrySettings {
     pub trace_probes: bool,
     /// Blocking work.
     pub blocking: BlockingSettings,
+    /// The `service.name` of exported spans. Defaults to none: the service's
+    /// package name given to [`crate::init`].
+    pub service_name: Option<String>,
+    /// OTLP export of the spans.
+    pub otlp: OtlpSettings,
+    /// The share of new traces whose spans are exported, from 0.0 to 1.0;
+    /// a trace continued from a caller follows the caller's sampling
+    /// decision. Defaults to 1.0.
+    pub sample_ratio: f64,
+    /// Sentry events for 5xx answers and panics.
+    pub sentry: SentrySettings,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log: LogSettings::default(),
+            trace_probes: false,
+            blocking: BlockingSettings::default(),
+            sentry: SentrySettings::default(),
+            service_name: None,
+            otlp: OtlpSettings::default(),
+            sample_ratio: 1.0,
+        }
+    }
+}
+
+/// `telemetry.otlp.*`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct OtlpSettings {
+    /// The collector's base address, `http://host:port`; unset, no span is
+    /// exported. For `http` the spans go to `{endpoint}/v1/traces`. Needs
+    /// the `otlp` feature: setting it in a binary built without is a
+    /// settings error. Defaults to none.
+    pub endpoint: Option<String>,
+    /// How spans are sent. Defaults to `grpc`.
+    pub protocol: OtlpProtocol,
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC, usually on port 4317.
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies, usually on port 4318.
+    #[serde(alias = "http/protobuf")]
+    Http,
+}
+
+/// What is wrong with an OTLP endpoint, if anything: it must be an absolute
+/// `http://` address (no TLS is built in yet).
+pub(crate) fn otlp_endpoint_problem(endpoint: &str) -> Option<String> {
+    let uri = match endpoint.parse::<http::Uri>() {
+        Ok(uri) => uri,
+        Err(error) => return Some(format!("is not a URL: {error}")),
+    };
+    match uri.scheme_str() {
+        Some("http") if uri.host().is_some_and(|host| !host.is_empty()) => None,
+        Some("http") => Some("has no host".to_owned()),
+        Some("https") => Some(
+            "uses https, which this version cannot export to (no TLS is built in): send to a collector reachable over http, such as a local agent or sidecar".to_owned(),
+        ),
+        _ => Some("must be an http:// URL such as `http://localhost:4317`".to_owned()),
+    }
 }
 
 /// `telemetry.log.*`
@@ -104,5 +178,43 @@ impl Validate for TelemetrySettings {
         if self.blocking.max_concurrency == 0 {
             v.add("blocking.max_concurrency", "must be at least 1");
         }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            v.add("sample_ratio", "must be between 0.0 and 1.0");
+        }
+        if let Some(endpoint) = &self.otlp.endpoint {
+            if !cfg!(feature = "otlp") {
+                v.add(
+                    "otlp.endpoint",
+                    "is set, but this binary was built without the `otlp` feature of opsready: no span would be exported",
+                );
+            } else if let Some(problem) = otlp_endpoint_problem(endpoint) {
+                v.add("otlp.endpoint", problem);
+            }
+        }
+        if self.sentry.dsn.is_some() && !cfg!(feature = "sentry") {
+            v.add(
+                "sentry.dsn",
+                "is set, but this binary was built without the `sentry` feature of opsready: no event would be sent",
+            );
+        }
+    }
+}
+
+/// `telemetry.sentry.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct SentrySettings {
+    /// The project's DSN; unset, nothing is sent. Defaults to none.
+    pub dsn: Option<Secret<String>>,
+    /// The environment events are filed under. Defaults to the settings
+    /// environment (`{PREFIX}_ENV`, `local` when unset).
+    pub environment: Option<String>,
+}
+
+impl PartialEq for SentrySettings {
+    fn eq(&self, other: &Self) -> bool {
+        let dsn = |s: &Self| s.dsn.as_ref().map(|d| d.expose_secret().clone());
+        dsn(self) == dsn(other) && self.environment == other.environment
     }
 }

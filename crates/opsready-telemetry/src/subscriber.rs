@@ -29,15 +29,24 @@ impl fmt::Display for TelemetryError {
     }
 }
 
+impl TelemetryError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
 impl std::error::Error for TelemetryError {}
 
 /// Builds the subscriber of `settings`, writing log lines to `writer`.
 ///
-/// Separate from [`init`] so that tests can capture the lines.
+/// Separate from [`init`] so that tests can capture the lines. It exports no
+/// span: [`init`] adds the exporter of `telemetry.otlp`.
 pub fn subscriber<W>(
     settings: &TelemetrySettings,
     writer: W,
-) -> Result<impl Subscriber + Send + Sync + 'static, TelemetryError>
+) -> Result<impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static, TelemetryError>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -61,11 +70,74 @@ where
         .with(pretty))
 }
 
-/// Flushes the log lines still buffered when dropped: keep it until the
-/// process ends.
-#[must_use = "log lines buffered when the guard drops are flushed; dropping it early loses none but ends buffering"]
+/// The service whose telemetry this is: the `service.name` and
+/// `service.version` of exported spans (`telemetry.service_name`, when set,
+/// overrides the name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServiceInfo {
+    /// The service's name, usually its package name.
+    pub name: String,
+    /// The service's version.
+    pub version: String,
+}
+
+impl ServiceInfo {
+    /// A service of this name and version.
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            version: version.into(),
+        }
+    }
+}
+
+/// Exports the spans and writes the log lines still buffered when dropped
+/// or shut down: keep it until the server has stopped.
+#[must_use = "spans and log lines still buffered are flushed when the guard drops; dropping it early stops span export"]
 pub struct TelemetryGuard {
+    #[cfg(feature = "otlp")]
+    tracer: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
     _writer: tracing_appender::non_blocking::WorkerGuard,
+}
+
+impl TelemetryGuard {
+    /// Exports the spans still buffered, waiting up to 5 seconds for the
+    /// collector, and stops the exporter; the log lines still buffered are
+    /// written when it returns. Spans ended after this are not exported, so
+    /// call it once the server has stopped.
+    ///
+    /// It blocks: from async code call it in
+    /// [`tokio::task::spawn_blocking`] (on a current-thread runtime the gRPC
+    /// exporter needs the runtime's thread to send).
+    ///
+    /// # Errors
+    ///
+    /// When the spans could not all be sent.
+    pub fn shutdown(mut self) -> Result<(), TelemetryError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), TelemetryError> {
+        #[cfg(feature = "otlp")]
+        if let Some(provider) = self.tracer.take() {
+            provider.shutdown().map_err(|error| {
+                TelemetryError::new(format!(
+                    "the last spans may not have reached telemetry.otlp.endpoint: {error}"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Err(error) = self.stop() {
+            // The log writer is still running: it stops after this.
+            tracing::warn!("{error}");
+        }
+    }
 }
 
 impl fmt::Debug for TelemetryGuard {
@@ -76,21 +148,50 @@ impl fmt::Debug for TelemetryGuard {
 
 /// Installs the subscriber of `settings` for the whole process, writing to
 /// standard output from a background thread, so that a slow terminal or
-/// pipe never blocks a request.
+/// pipe never blocks a request, and, when `telemetry.otlp.endpoint` is set,
+/// exporting the spans to that collector in batches from another thread.
 ///
 /// Lines are dropped only when more than 128,000 are waiting to be written.
+/// Spans below `telemetry.log.level` are neither logged nor exported.
+///
+/// Call it inside a Tokio runtime when `telemetry.otlp.protocol` is `grpc`.
 ///
 /// # Errors
 ///
-/// When the level directive is malformed, or another subscriber is already
-/// installed (opsready's settings would then silently not apply).
-pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
+/// When the level directive is malformed; when an OTLP endpoint is set but
+/// its exporter cannot start (a malformed endpoint, gRPC outside a Tokio
+/// runtime, a binary built without the `otlp` feature); or when another
+/// subscriber is already installed (opsready's settings would then silently
+/// not apply).
+pub fn init(
+    settings: &TelemetrySettings,
+    service: &ServiceInfo,
+) -> Result<TelemetryGuard, TelemetryError> {
+    #[cfg(feature = "otlp")]
+    let tracer = crate::otlp::provider(settings, service)?;
+    #[cfg(not(feature = "otlp"))]
+    {
+        let _ = service;
+        if settings.otlp.endpoint.is_some() {
+            return Err(TelemetryError::new(
+                "telemetry.otlp.endpoint is set, but this binary was built without the `otlp` feature of opsready: no span would be exported",
+            ));
+        }
+    }
     let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
     let subscriber = subscriber(settings, writer)?;
+    #[cfg(feature = "otlp")]
+    let subscriber = subscriber
+        .with(tracer.as_ref().map(crate::otlp::layer))
+        .with(tracer.as_ref().map(|_| crate::otlp::Exporting));
     tracing::subscriber::set_global_default(subscriber).map_err(|_| TelemetryError {
-        message: "a tracing subscriber is already installed, so the telemetry.log settings cannot apply; remove the other initialisation".to_owned(),
+        message: "a tracing subscriber is already installed, so the telemetry settings cannot apply; remove the other initialisation".to_owned(),
     })?;
-    Ok(TelemetryGuard { _writer: guard })
+    Ok(TelemetryGuard {
+        #[cfg(feature = "otlp")]
+        tracer,
+        _writer: guard,
+    })
 }
 
 /// The request fields kept on a request span for log lines.
@@ -350,5 +451,23 @@ mod tests {
         assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
         let parsed: String = serde_json::from_str(&out).unwrap();
         assert_eq!(parsed, "a\"b\\c\nd\u{1}é");
+    }
+
+    #[cfg(not(feature = "otlp"))]
+    #[test]
+    fn an_otlp_endpoint_in_a_build_without_the_feature_is_an_error() {
+        use opsready_settings::{Validate as _, Violations};
+
+        let mut settings = crate::TelemetrySettings::default();
+        settings.otlp.endpoint = Some("http://localhost:4317".to_owned());
+
+        let error = super::init(&settings, &super::ServiceInfo::new("svc", "1.0.0")).unwrap_err();
+        let mut violations = Violations::new();
+        settings.validate(&mut violations);
+
+        assert!(error.to_string().contains("`otlp` feature"), "{error}");
+        let (key, message) = violations.iter().next().unwrap();
+        assert_eq!(key, "otlp.endpoint");
+        assert!(message.contains("`otlp` feature"), "{message}");
     }
 }

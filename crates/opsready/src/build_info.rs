@@ -42,6 +42,18 @@ impl BuildInfo {
     }
 }
 
+impl BuildInfo {
+    /// The release name error trackers file events under:
+    /// `name@version+gitsha`, without the commit when it is unknown.
+    pub fn release(&self) -> String {
+        if self.git_sha == "unknown" {
+            format!("{}@{}", self.name, self.version)
+        } else {
+            format!("{}@{}+{}", self.name, self.version, self.git_sha)
+        }
+    }
+}
+
 impl Default for BuildInfo {
     /// What is known without [`build_info!`](crate::build_info): the
     /// executable's name.

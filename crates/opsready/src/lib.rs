@@ -61,10 +61,13 @@
 //! | `sqlite` | the SQLite check (sqlx) |
 //! | `redis` | the Redis check |
 //! | `utoipa` | the envelope's OpenAPI schema |
+//! | `sentry` | Sentry events for 5xx answers and panics (`telemetry.sentry.dsn`) |
+//! | `otlp` | OTLP export of the request spans to an OpenTelemetry collector (`telemetry.otlp.*`) |
 
 mod admin;
 mod build_info;
 mod ops_settings;
+mod reference;
 mod serve;
 
 pub use build_info::BuildInfo;
@@ -72,6 +75,7 @@ pub use ops_settings::{
     AdminSettings, HttpSettings, MIN_TOKEN_LEN, OpsSettings, ServerSettings, Settings,
     ShutdownSettings, load, settings,
 };
+pub use reference::config_reference;
 pub use serve::{Ops, ServeError, Server, shutdown_signal};
 
 /// Probes, checks and the lifecycle.

@@ -16,7 +16,7 @@ use opsready_problem::limit::ConcurrencyLimitLayer;
 use opsready_problem::panic::catch_panic_layer;
 use opsready_problem::timeout::TimeoutLayer;
 use opsready_settings::Dump;
-use opsready_telemetry::{Blocking, TelemetryLayer};
+use opsready_telemetry::{Blocking, ServiceInfo, TelemetryLayer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -74,6 +74,8 @@ pub struct Ops {
     health: Health,
     hooks: Vec<Hook>,
     info: BuildInfo,
+    #[cfg_attr(not(feature = "sentry"), allow(dead_code))]
+    environment: String,
 }
 
 impl fmt::Debug for Ops {
@@ -96,6 +98,7 @@ impl Ops {
             health: Health::new(),
             hooks: Vec::new(),
             info: BuildInfo::default(),
+            environment: settings.environment().to_owned(),
         }
     }
 
@@ -176,8 +179,11 @@ impl Ops {
     /// axum's default empty 404 becomes a problem in the problem layer.
     fn outer_layers(&self, router: Router) -> Router {
         let telemetry = TelemetryLayer::new().trace_probes(self.settings.telemetry.trace_probes);
+        let router = router.layer(catch_panic_layer());
+        // Outside the panic catcher, so a caught panic is seen as its 500.
+        #[cfg(feature = "sentry")]
+        let router = router.layer(opsready_telemetry::SentryLayer);
         router
-            .layer(catch_panic_layer())
             // Inside the problem layer, so problems carry its ids.
             .layer(telemetry)
             .layer(ProblemLayer::new())
@@ -205,25 +211,58 @@ impl Ops {
         })
     }
 
-    /// Installs the log subscriber of the `telemetry` settings, binds, and
-    /// serves until SIGTERM or Ctrl-C, then drains and stops.
+    /// Installs the log subscriber of the `telemetry` settings (and the span
+    /// exporter of `telemetry.otlp`), binds, and serves until SIGTERM or
+    /// Ctrl-C, then drains, stops, and sends the spans still buffered.
     ///
     /// When the process already has a tracing subscriber, that one stays
-    /// and a warning on standard error says the `telemetry.log` settings do
-    /// not apply.
+    /// and a warning on standard error says the `telemetry` settings do not
+    /// apply; with `telemetry.otlp.endpoint` set this is an error instead, as
+    /// is an exporter that cannot start: no span would be exported.
     pub async fn serve(self, app: Router) -> Result<(), ServeError> {
-        // Held to the end of `serve`, so that log lines still buffered at
-        // exit are written.
-        let _logs = match opsready_telemetry::init(&self.settings.telemetry) {
+        // Held until the server has stopped, then shut down, so that spans
+        // and log lines still buffered at exit are sent and written.
+        let service = ServiceInfo::new(&self.info.name, &self.info.version);
+        let telemetry = match opsready_telemetry::init(&self.settings.telemetry, &service) {
             Ok(guard) => Some(guard),
+            // An exporter that was asked for but does not run stops the
+            // service: missing traces would be discovered at the worst moment.
+            Err(source) if self.settings.telemetry.otlp.endpoint.is_some() => {
+                return Err(ServeError {
+                    kind: ErrorKind::Telemetry(source),
+                });
+            }
             Err(error) => {
                 eprintln!("warning: {error}");
                 None
             }
         };
+        // A configured Sentry that cannot start stops the service: silence
+        // would be discovered at the worst moment.
+        #[cfg(feature = "sentry")]
+        let _sentry = opsready_telemetry::init_sentry(
+            &self.settings.telemetry.sentry,
+            &self.info.release(),
+            &self.environment,
+        )
+        .map_err(|source| ServeError {
+            kind: ErrorKind::Telemetry(source),
+        })?;
         // Handlers first: a signal during start-up must drain, not kill.
         let signal = shutdown_signal();
-        self.bind(app).await?.run_until(signal).await
+        let outcome = match self.bind(app).await {
+            Ok(server) => server.run_until(signal).await,
+            Err(error) => Err(error),
+        };
+        if let Some(telemetry) = telemetry {
+            // Shutting down blocks while the last spans are sent.
+            match tokio::task::spawn_blocking(move || telemetry.shutdown()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => eprintln!("warning: {error}"),
+                Err(error) => eprintln!("warning: telemetry did not shut down: {error}"),
+            }
+        }
+        outcome
     }
 }
 
@@ -474,6 +513,7 @@ enum ErrorKind {
         source: std::io::Error,
     },
     Startup(BoxError),
+    Telemetry(opsready_telemetry::TelemetryError),
     Serve(std::io::Error),
     Deadline(Duration),
 }
@@ -493,6 +533,7 @@ impl fmt::Display for ServeError {
                 "cannot listen on {addr} (the setting {key}): {source}; free the port or change {key}"
             ),
             ErrorKind::Startup(source) => write!(f, "a startup hook failed: {source}"),
+            ErrorKind::Telemetry(source) => write!(f, "telemetry could not start: {source}"),
             ErrorKind::Serve(source) => write!(f, "serving failed: {source}"),
             ErrorKind::Deadline(deadline) => write!(
                 f,
@@ -508,6 +549,7 @@ impl std::error::Error for ServeError {
         match &self.kind {
             ErrorKind::Bind { source, .. } | ErrorKind::Serve(source) => Some(source),
             ErrorKind::Startup(source) => Some(source.as_ref()),
+            ErrorKind::Telemetry(source) => Some(source),
             ErrorKind::Deadline(_) => None,
         }
     }

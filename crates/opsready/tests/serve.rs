@@ -430,3 +430,17 @@ async fn a_service_fallback_is_kept_and_unknown_routes_are_otherwise_404_problem
     assert_eq!(plain.status(), 404);
     assert_eq!(plain.headers()["content-type"], "application/problem+json");
 }
+
+#[test]
+fn an_otlp_endpoint_that_cannot_be_exported_to_is_a_settings_error() {
+    // Without the `otlp` feature any endpoint is refused; with it, one that
+    // is not http:// is.
+    let vars = vec![("TEST__TELEMETRY__OTLP__ENDPOINT", "https://collector:4317")];
+
+    let error =
+        opsready::load::<AppSettings>(&Loader::new("TEST").config_dir(no_config_dir()).env(vars))
+            .unwrap_err();
+
+    let message = error.to_string();
+    assert!(message.contains("telemetry.otlp.endpoint"), "{message}");
+}

@@ -1,0 +1,304 @@
+//! OTLP export of the spans (feature `otlp`): the tracer provider built from
+//! `telemetry.otlp.*`, and the hand-over of the incoming trace context to the
+//! exported request span.
+
+use std::str::FromStr as _;
+
+use http::HeaderValue;
+use opentelemetry::trace::{
+    SpanContext, TraceContextExt as _, TraceFlags, TraceState, TracerProvider as _,
+};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, TracerProviderBuilder,
+};
+use tracing::Span;
+use tracing::Subscriber;
+use tracing::field::display;
+use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt as _};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::context::{SpanId, TraceContext, TraceId};
+use crate::settings::{OtlpProtocol, TelemetrySettings, otlp_endpoint_problem};
+use crate::subscriber::{ServiceInfo, TelemetryError};
+
+/// The tracer provider of `settings`, or `None` when no endpoint is set.
+///
+/// # Errors
+///
+/// When the endpoint is malformed or the exporter cannot be built: a
+/// configured exporter that does not run is an error, never silence.
+pub(crate) fn provider(
+    settings: &TelemetrySettings,
+    service: &ServiceInfo,
+) -> Result<Option<SdkTracerProvider>, TelemetryError> {
+    let Some(endpoint) = settings.otlp.endpoint.as_deref() else {
+        return Ok(None);
+    };
+    if let Some(problem) = otlp_endpoint_problem(endpoint) {
+        return Err(TelemetryError::new(format!(
+            "telemetry.otlp.endpoint `{endpoint}` {problem}"
+        )));
+    }
+    if !(0.0..=1.0).contains(&settings.sample_ratio) {
+        return Err(TelemetryError::new(format!(
+            "telemetry.sample_ratio {} must be between 0.0 and 1.0",
+            settings.sample_ratio
+        )));
+    }
+    let cannot_start = |error: &dyn std::fmt::Display| {
+        TelemetryError::new(format!(
+            "the OTLP exporter for telemetry.otlp.endpoint `{endpoint}` cannot start: {error}"
+        ))
+    };
+    let exporter = match settings.otlp.protocol {
+        OtlpProtocol::Grpc => {
+            // The gRPC channel spawns its connection task when it is built.
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(cannot_start(
+                    &"gRPC export needs `init` to be called inside a Tokio runtime",
+                ));
+            }
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_protocol(Protocol::Grpc)
+                .with_endpoint(endpoint)
+                .build()
+        }
+        OtlpProtocol::Http => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            // The setting is the collector's base address, as
+            // OTEL_EXPORTER_OTLP_ENDPOINT is; traces go to its `/v1/traces`.
+            .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+            .build(),
+    }
+    .map_err(|error| cannot_start(&error))?;
+
+    // A dedicated thread batches and sends the spans, off the request path.
+    let processor = BatchSpanProcessor::builder(exporter).build();
+    Ok(Some(
+        provider_builder(settings, service)
+            .with_span_processor(processor)
+            .build(),
+    ))
+}
+
+/// The provider's sampler and resource, without an exporter.
+fn provider_builder(settings: &TelemetrySettings, service: &ServiceInfo) -> TracerProviderBuilder {
+    let name = settings
+        .service_name
+        .clone()
+        .unwrap_or_else(|| service.name.clone());
+    let resource = Resource::builder()
+        .with_service_name(name)
+        .with_attribute(KeyValue::new("service.version", service.version.clone()))
+        .build();
+    // A continued trace keeps the caller's decision, so that a trace is
+    // whole or absent; only new traces are sampled by the ratio.
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sample_ratio)));
+    SdkTracerProvider::builder()
+        .with_sampler(sampler)
+        .with_resource(resource)
+}
+
+/// The tracing layer that turns spans into OpenTelemetry spans of
+/// `provider`.
+pub(crate) fn layer<S>(provider: &SdkTracerProvider) -> OpenTelemetryLayer<S, SdkTracer>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let scope = InstrumentationScope::builder("opsready-telemetry")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build();
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer_with_scope(scope))
+        // Source locations and threads would name this crate's files and
+        // the runtime's workers, not the service's code.
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+}
+
+/// A layer that does nothing but mark a subscriber as exporting spans, so
+/// that [`active`] can tell with a type check rather than per-request work.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Exporting;
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for Exporting {}
+
+/// Whether the current subscriber exports spans over OTLP.
+pub(crate) fn active() -> bool {
+    tracing::dispatcher::get_default(|dispatch| dispatch.is::<Exporting>())
+}
+
+/// Makes `span`'s OpenTelemetry span the child of the incoming trace
+/// context, and takes its ids into `context` and into the span's
+/// `trace_id` and `span_id` fields: the `traceparent` returned to the
+/// caller, the log lines and the exported span then name the same span.
+///
+/// Without an incoming parent the span starts a trace of its own, even if it
+/// was opened inside another span: a request is a root in this service.
+pub(crate) fn adopt(span: &Span, context: &mut TraceContext, tracestate: Option<&HeaderValue>) {
+    let parent = match context.parent_id {
+        Some(parent_id) => {
+            let state = tracestate
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| TraceState::from_str(value).ok())
+                .unwrap_or_default();
+            let flags = if context.sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            };
+            let remote = SpanContext::new(
+                opentelemetry::TraceId::from(context.trace_id.to_u128()),
+                opentelemetry::SpanId::from(parent_id.to_u64()),
+                flags,
+                true,
+                state,
+            );
+            opentelemetry::Context::new().with_remote_span_context(remote)
+        }
+        None => opentelemetry::Context::new(),
+    };
+    // Fails only for a span the filter disabled, which has no ids to share.
+    let _ = span.set_parent(parent);
+    let otel = span.context();
+    let exported = otel.span().span_context().clone();
+    if exported.is_valid()
+        && let Some(trace_id) =
+            TraceId::from_u128(u128::from_be_bytes(exported.trace_id().to_bytes()))
+        && let Some(span_id) = SpanId::from_u64(u64::from_be_bytes(exported.span_id().to_bytes()))
+    {
+        context.trace_id = trace_id;
+        context.span_id = span_id;
+        context.sampled = exported.is_sampled();
+    }
+    span.record("trace_id", display(context.trace_id));
+    span.record("span_id", display(context.span_id));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::Request;
+    use tower::ServiceExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+    use crate::{LogFormat, TelemetryLayer};
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Serves one request in a subscriber that exports to nowhere, and
+    /// returns the response's `traceparent`, the ids the handler saw in the
+    /// request's `TraceContext`, and the request's log line.
+    fn one_request(
+        sample_ratio: f64,
+        traceparent: Option<&str>,
+    ) -> (String, TraceContext, serde_json::Value) {
+        let mut settings = TelemetrySettings::default();
+        settings.log.format = Some(LogFormat::Json);
+        settings.sample_ratio = sample_ratio;
+        let provider = provider_builder(&settings, &ServiceInfo::new("svc", "1.0.0")).build();
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = crate::subscriber(&settings, move || writer.clone())
+            .unwrap()
+            .with(Some(layer(&provider)))
+            .with(Some(Exporting));
+        let seen = Arc::new(Mutex::new(None));
+        let app = {
+            let seen = Arc::clone(&seen);
+            Router::new()
+                .route(
+                    "/hello/{name}",
+                    get(move |request: Request<Body>| async move {
+                        *seen.lock().unwrap() = request.extensions().get::<TraceContext>().copied();
+                        "hi"
+                    }),
+                )
+                .layer(TelemetryLayer::new())
+        };
+        let mut request = Request::get("/hello/ops");
+        if let Some(traceparent) = traceparent {
+            request = request.header("traceparent", traceparent);
+        }
+        let request = request.body(Body::empty()).unwrap();
+
+        let response = tracing::subscriber::with_default(subscriber, || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(app.oneshot(request))
+                .unwrap()
+        });
+
+        let returned = response.headers()["traceparent"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let line = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line = line
+            .lines()
+            .find(|line| line.contains("request finished"))
+            .unwrap();
+        let seen = seen.lock().unwrap().unwrap();
+        (returned, seen, serde_json::from_str(line).unwrap())
+    }
+
+    #[test]
+    fn the_response_the_handler_and_the_log_line_name_the_exported_span() {
+        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+        let (returned, seen, line) = one_request(1.0, Some(incoming));
+
+        assert_eq!(returned, seen.traceparent());
+        assert_eq!(line["span_id"], seen.span_id.to_string());
+        assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(seen.parent_id.unwrap().to_string(), "00f067aa0ba902b7");
+        assert!(returned.ends_with("-01"));
+    }
+
+    #[test]
+    fn a_new_trace_takes_the_exported_spans_trace_id_and_sampling_decision() {
+        let (returned, seen, line) = one_request(0.0, None);
+
+        assert_eq!(line["trace_id"], seen.trace_id.to_string());
+        assert_eq!(line["span_id"], seen.span_id.to_string());
+        assert_eq!(returned, seen.traceparent());
+        // Ratio 0: the new trace is not sampled, and callees are told so.
+        assert!(returned.ends_with("-00"), "{returned}");
+    }
+
+    #[test]
+    fn a_continued_trace_follows_the_callers_sampling_decision() {
+        let sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let (returned, _, _) = one_request(0.0, Some(sampled));
+        assert!(returned.ends_with("-01"), "{returned}");
+
+        let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let (returned, _, _) = one_request(1.0, Some(unsampled));
+        assert!(returned.ends_with("-00"), "{returned}");
+    }
+}

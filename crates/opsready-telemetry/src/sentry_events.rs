@@ -1,0 +1,260 @@
+//! Sentry: one event for every 5xx answer (a caught panic is a 500 problem,
+//! so panics are included), with the request id as a tag, the trace context,
+//! the route as transaction and the release. 4xx answers are the client's
+//! and send nothing.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use axum::extract::MatchedPath;
+use http::{Request, Response};
+use opsready_problem::Problem;
+use pin_project_lite::pin_project;
+use sentry::protocol::{self, Event, Exception, Level};
+use tower::{Layer, Service};
+
+use crate::context::TraceContext;
+use crate::layer::{X_REQUEST_ID, method_name};
+use crate::settings::SentrySettings;
+use crate::subscriber::TelemetryError;
+
+/// Keeps the Sentry client alive; events still queued when it drops are sent
+/// first (for up to two seconds).
+#[must_use = "dropping the guard shuts the Sentry client down"]
+pub struct SentryGuard {
+    _client: sentry::ClientInitGuard,
+}
+
+impl std::fmt::Debug for SentryGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentryGuard").finish_non_exhaustive()
+    }
+}
+
+/// Starts the Sentry client of `settings`, if a DSN is set.
+///
+/// `release` names the build (`name@version+gitsha`); `environment` is used
+/// when `telemetry.sentry.environment` is unset.
+///
+/// # Errors
+///
+/// When the DSN does not parse or the client does not start: a configured
+/// Sentry that silently sends nothing is worse than none.
+pub fn init_sentry(
+    settings: &SentrySettings,
+    release: &str,
+    environment: &str,
+) -> Result<Option<SentryGuard>, TelemetryError> {
+    let Some(dsn) = &settings.dsn else {
+        return Ok(None);
+    };
+    // The DSN holds a key: the error names the setting, never the value.
+    let dsn: sentry::types::Dsn = dsn.expose_secret().parse().map_err(|_| {
+        TelemetryError::new(
+            "telemetry.sentry.dsn is not a Sentry DSN (expected https://KEY@HOST/PROJECT)",
+        )
+    })?;
+    let environment = settings
+        .environment
+        .clone()
+        .unwrap_or_else(|| environment.to_owned());
+    let mut options = sentry::ClientOptions::default();
+    options.dsn = Some(dsn);
+    options.release = Some(Cow::Owned(release.to_owned()));
+    options.environment = Some(Cow::Owned(environment));
+    // Never user data (IP addresses, cookies) in events.
+    options.send_default_pii = false;
+    let guard = sentry::init(options);
+    if !guard.is_enabled() {
+        return Err(TelemetryError::new(
+            "the Sentry client did not start although telemetry.sentry.dsn is set",
+        ));
+    }
+    Ok(Some(SentryGuard { _client: guard }))
+}
+
+/// Sends a Sentry event for every 5xx answer. Put it inside the telemetry
+/// layer (it reads the trace context that layer leaves on the request) and
+/// outside the panic catcher (so caught panics are seen as the 500s they
+/// become). Without a started client it does nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SentryLayer;
+
+impl<S> Layer<S> for SentryLayer {
+    type Service = SentryService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SentryService { inner }
+    }
+}
+
+/// The service of [`SentryLayer`].
+#[derive(Debug, Clone)]
+pub struct SentryService<S> {
+    inner: S,
+}
+
+/// What an event needs to know of its request.
+struct RequestInfo {
+    method: &'static str,
+    route: Option<String>,
+    path: String,
+    request_id: Option<String>,
+    context: Option<TraceContext>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SentryService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = SentryFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Only gathered when a client exists: without one this layer costs
+        // a check per request.
+        let info = sentry::Hub::current()
+            .client()
+            .is_some_and(|client| client.is_enabled())
+            .then(|| RequestInfo {
+                method: method_name(request.method()),
+                route: request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(|p| p.as_str().to_owned()),
+                path: request.uri().path().to_owned(),
+                request_id: request
+                    .headers()
+                    .get(X_REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                context: request.extensions().get::<TraceContext>().copied(),
+            });
+        SentryFuture {
+            future: self.inner.call(request),
+            info,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`SentryService`].
+    pub struct SentryFuture<F> {
+        #[pin]
+        future: F,
+        info: Option<RequestInfo>,
+    }
+}
+
+impl<F> std::fmt::Debug for SentryFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentryFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for SentryFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.future.poll(cx));
+        if let (Ok(response), Some(info)) = (&result, this.info.take())
+            && response.status().is_server_error()
+        {
+            sentry::capture_event(event(&info, response));
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// The event of one 5xx answer.
+fn event<B>(info: &RequestInfo, response: &Response<B>) -> Event<'static> {
+    let status = response.status();
+    let problem = response.extensions().get::<Problem>();
+    let (code, what) = match problem {
+        Some(problem) => (
+            problem.code().code().to_owned(),
+            cause_chain(problem).unwrap_or_else(|| problem.code().title().to_owned()),
+        ),
+        None => (
+            format!("HTTP_{}", status.as_u16()),
+            format!("the service answered {status}"),
+        ),
+    };
+    let transaction = match &info.route {
+        Some(route) => format!("{} {route}", info.method),
+        None => info.method.to_owned(),
+    };
+    let mut event = Event {
+        level: Level::Error,
+        message: Some(format!(
+            "{transaction} answered {}: {what}",
+            status.as_u16()
+        )),
+        transaction: Some(transaction),
+        exception: vec![Exception {
+            ty: code,
+            value: Some(what),
+            ..Exception::default()
+        }]
+        .into(),
+        request: Some(protocol::Request {
+            method: Some(info.method.to_owned()),
+            ..protocol::Request::default()
+        }),
+        ..Event::default()
+    };
+    let tags = &mut event.tags;
+    if let Some(request_id) = &info.request_id {
+        tags.insert("request_id".to_owned(), request_id.clone());
+    }
+    tags.insert("http.method".to_owned(), info.method.to_owned());
+    tags.insert(
+        "http.route".to_owned(),
+        info.route.clone().unwrap_or_else(|| "unmatched".to_owned()),
+    );
+    tags.insert("http.status_code".to_owned(), status.as_u16().to_string());
+    tags.insert("url.path".to_owned(), info.path.clone());
+    if let Some(context) = info.context {
+        event.contexts.insert(
+            "trace".to_owned(),
+            protocol::TraceContext {
+                trace_id: context.trace_id.to_u128().to_be_bytes().into(),
+                span_id: context.span_id.to_u64().to_be_bytes().into(),
+                parent_span_id: context.parent_id.map(|id| id.to_u64().to_be_bytes().into()),
+                op: Some("http.server".to_owned()),
+                status: Some(protocol::SpanStatus::InternalError),
+                ..protocol::TraceContext::default()
+            }
+            .into(),
+        );
+    }
+    event
+}
+
+/// The detail and causes a problem keeps for the logs, joined.
+fn cause_chain(problem: &Problem) -> Option<String> {
+    let mut parts: Vec<String> = problem
+        .internal_detail()
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = problem
+        .cause()
+        .map(|c| c as &(dyn std::error::Error + 'static));
+    while let Some(error) = cause {
+        parts.push(error.to_string());
+        cause = error.source();
+    }
+    (!parts.is_empty()).then(|| parts.join(": "))
+}

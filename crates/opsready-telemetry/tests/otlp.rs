@@ -1,0 +1,131 @@
+//! OTLP/gRPC export of the request spans, to a collector in the test that
+//! speaks the real protocol; and the errors of an exporter that cannot
+//! start. `init` installs a global subscriber, so only one test here does.
+
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod otlp_support;
+
+use opsready_settings::{Validate as _, Violations};
+use opsready_telemetry::{LogFormat, OtlpProtocol, ServiceInfo, TelemetrySettings};
+use otlp_support::{assert_request_span, exported_span, grpc_collector, serve_app, traced_request};
+
+fn settings(endpoint: &str, protocol: OtlpProtocol) -> TelemetrySettings {
+    let mut settings = TelemetrySettings::default();
+    settings.log.format = Some(LogFormat::Json);
+    settings.otlp.endpoint = Some(endpoint.to_owned());
+    settings.otlp.protocol = protocol;
+    settings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_spans_are_exported_over_grpc_with_the_callers_trace() {
+    // Arrange
+    let (endpoint, mut exports) = grpc_collector().await;
+    let mut settings = settings(&endpoint, OtlpProtocol::Grpc);
+    settings.service_name = Some("orders".to_owned());
+    let telemetry =
+        opsready_telemetry::init(&settings, &ServiceInfo::new("orders-bin", "1.2.3")).unwrap();
+    let (addr, stop, server) = serve_app().await;
+
+    // Act
+    let traceparent = traced_request(addr).await;
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    // As the facade does once its server has stopped: every span is sent
+    // before this returns.
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Assert
+    let (span, service) = exported_span(&mut exports, "GET /hello/{name}").await;
+    assert_request_span(&span, &traceparent);
+    assert_eq!(
+        service, "orders",
+        "telemetry.service_name names the service"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_endpoint_is_an_error_from_init_and_from_validation() {
+    for endpoint in [
+        "not a url",
+        "localhost:4317",
+        "ftp://collector:4317",
+        "https://collector:4317",
+    ] {
+        let settings = settings(endpoint, OtlpProtocol::Grpc);
+
+        let error = opsready_telemetry::init(&settings, &ServiceInfo::new("svc", "1.0.0"))
+            .unwrap_err()
+            .to_string();
+        let mut violations = Violations::new();
+        settings.validate(&mut violations);
+
+        assert!(
+            error.contains("telemetry.otlp.endpoint"),
+            "{endpoint}: {error}"
+        );
+        assert!(
+            violations.iter().any(|(key, _)| key == "otlp.endpoint"),
+            "{endpoint} passed validation"
+        );
+    }
+}
+
+#[test]
+fn grpc_export_outside_a_tokio_runtime_is_an_error() {
+    let settings = settings("http://127.0.0.1:4317", OtlpProtocol::Grpc);
+
+    let error = opsready_telemetry::init(&settings, &ServiceInfo::new("svc", "1.0.0"))
+        .unwrap_err()
+        .to_string();
+
+    assert!(error.contains("Tokio runtime"), "{error}");
+}
+
+#[test]
+fn a_sample_ratio_outside_zero_to_one_is_a_validation_error() {
+    let mut settings = TelemetrySettings::default();
+    for ratio in [-0.1, 1.5, f64::NAN] {
+        settings.sample_ratio = ratio;
+        let mut violations = Violations::new();
+        settings.validate(&mut violations);
+        assert!(
+            violations.iter().any(|(key, _)| key == "sample_ratio"),
+            "{ratio} passed"
+        );
+    }
+    settings.sample_ratio = 0.25;
+    let mut violations = Violations::new();
+    settings.validate(&mut violations);
+    assert!(violations.is_empty());
+}
+
+#[test]
+fn the_workspace_locks_one_version_of_each_opentelemetry_crate() {
+    // Two versions would compile apart from each other and quietly drop
+    // context between them; the workspace pins the family in one place.
+    let lock = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock");
+    let Ok(lock) = std::fs::read_to_string(lock) else {
+        // Built outside the workspace (from a package): nothing to check.
+        return;
+    };
+    for name in [
+        "opentelemetry",
+        "opentelemetry_sdk",
+        "opentelemetry-otlp",
+        "opentelemetry-proto",
+        "tracing-opentelemetry",
+    ] {
+        let entry = format!("name = \"{name}\"\n");
+        assert_eq!(
+            lock.matches(&entry).count(),
+            1,
+            "{name} is locked at more than one version, or at none"
+        );
+    }
+}

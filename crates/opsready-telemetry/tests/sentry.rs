@@ -1,0 +1,234 @@
+//! Sentry events, sent over real HTTP to a local ingestion endpoint. This
+//! binary starts the process-wide Sentry client once; each test finds its own
+//! events by its own request id.
+
+#![cfg(feature = "sentry")]
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::{get, post};
+use opsready_problem::panic::catch_panic_layer;
+use opsready_problem::{Problem, ProblemLayer};
+use opsready_settings::Secret;
+use opsready_telemetry::{SentryLayer, SentrySettings, TelemetryLayer};
+use serde_json::Value;
+
+type Events = Arc<Mutex<Vec<Value>>>;
+
+struct Ingest {
+    events: Events,
+    _guard: opsready_telemetry::SentryGuard,
+}
+
+/// A local Sentry ingestion endpoint on its own thread and runtime (the
+/// tests' runtimes come and go), and the client pointed at it.
+fn ingest() -> &'static Ingest {
+    static INGEST: OnceLock<Ingest> = OnceLock::new();
+    INGEST.get_or_init(|| {
+        let events: Events = Arc::default();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let state = Arc::clone(&events);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async move {
+                let app = Router::new()
+                    .route("/api/{project}/envelope/", post(receive))
+                    .with_state(state);
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        let mut settings = SentrySettings::default();
+        settings.dsn = Some(Secret::new(format!("http://publickey@{addr}/42")));
+        let guard = opsready_telemetry::init_sentry(&settings, "svc@1.2.3+abc123", "test")
+            .unwrap()
+            .unwrap();
+        Ingest {
+            events,
+            _guard: guard,
+        }
+    })
+}
+
+/// Keeps the event items of an envelope: header line, then item header and
+/// payload pairs.
+async fn receive(State(events): State<Events>, body: Bytes) -> &'static str {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let mut lines = text.lines().skip(1);
+    while let (Some(header), Some(payload)) = (lines.next(), lines.next()) {
+        let header: Value = serde_json::from_str(header).unwrap_or_default();
+        if header["type"] == "event" {
+            events
+                .lock()
+                .unwrap()
+                .push(serde_json::from_str(payload).unwrap());
+        }
+    }
+    "{}"
+}
+
+/// Flushes the client and waits, with a deadline, for the event of
+/// `request_id`.
+fn event_of(request_id: &str) -> Value {
+    let client = sentry::Hub::current().client().unwrap();
+    let give_up = Instant::now() + Duration::from_secs(20);
+    loop {
+        client.flush(Some(Duration::from_secs(5)));
+        let found = ingest()
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|event| event["tags"]["request_id"] == request_id)
+            .cloned();
+        if let Some(event) = found {
+            return event;
+        }
+        assert!(Instant::now() < give_up, "no event for {request_id}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn events_of(request_id: &str) -> usize {
+    ingest()
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|event| event["tags"]["request_id"] == request_id)
+        .count()
+}
+
+async fn spawn_app() -> String {
+    ingest();
+    #[allow(clippy::panic)] // the route exists to panic
+    async fn explode() -> &'static str {
+        panic!("exploded with secret-panic-detail")
+    }
+    let app: Router = Router::new()
+        .route(
+            "/boom",
+            get(|| async {
+                Err::<(), _>(Problem::internal(std::io::Error::other("disk on fire")))
+            }),
+        )
+        .route("/explode", get(explode))
+        .route(
+            "/missing/{id}",
+            get(|| async { Err::<(), _>(Problem::not_found("no such thing")) }),
+        )
+        .layer(catch_panic_layer())
+        .layer(SentryLayer)
+        .layer(TelemetryLayer::new())
+        .layer(ProblemLayer::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+async fn get_with_id(url: &str, request_id: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(url)
+        .header("x-request-id", request_id)
+        .header("traceparent", TRACEPARENT)
+        .header("authorization", "Bearer SENTRY-MUST-NOT-SEE-THIS")
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_5xx_answer_becomes_an_event_with_request_id_trace_route_and_release() {
+    let base = spawn_app().await;
+
+    let response = get_with_id(&format!("{base}/boom"), "req-sentry-boom").await;
+    let traceparent = response.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let event = tokio::task::spawn_blocking(|| event_of("req-sentry-boom"))
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 500);
+    // The protocol leaves out the default level, which is error.
+    assert!(
+        event.get("level").is_none() || event["level"] == "error",
+        "{event}"
+    );
+    assert_eq!(event["transaction"], "GET /boom");
+    assert_eq!(event["release"], "svc@1.2.3+abc123");
+    assert_eq!(event["environment"], "test");
+    assert_eq!(event["tags"]["http.route"], "/boom");
+    assert_eq!(event["tags"]["http.status_code"], "500");
+    let trace = &event["contexts"]["trace"];
+    assert_eq!(trace["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(trace["parent_span_id"], "00f067aa0ba902b7");
+    assert_eq!(trace["span_id"], &traceparent[36..52]);
+    let exception = &event["exception"]["values"][0];
+    assert_eq!(exception["type"], "INTERNAL_ERROR");
+    assert!(
+        exception["value"]
+            .as_str()
+            .unwrap()
+            .contains("disk on fire")
+    );
+    assert!(!event.to_string().contains("SENTRY-MUST-NOT-SEE-THIS"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_becomes_an_event_with_its_message() {
+    let base = spawn_app().await;
+
+    let response = get_with_id(&format!("{base}/explode"), "req-sentry-panic").await;
+    let event = tokio::task::spawn_blocking(|| event_of("req-sentry-panic"))
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 500);
+    let body = response.text().await.unwrap();
+    assert!(!body.contains("secret-panic-detail"), "{body}");
+    let value = event["exception"]["values"][0]["value"].as_str().unwrap();
+    assert!(value.contains("handler panicked"), "{value}");
+    assert!(value.contains("secret-panic-detail"), "{value}");
+    assert_eq!(event["transaction"], "GET /explode");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_4xx_answer_sends_no_event() {
+    let base = spawn_app().await;
+
+    let missing = get_with_id(&format!("{base}/missing/7"), "req-sentry-404").await;
+    // A 5xx after it: once its event has arrived, an event for the 404
+    // would have arrived before it.
+    get_with_id(&format!("{base}/boom"), "req-sentry-after-404").await;
+    tokio::task::spawn_blocking(|| event_of("req-sentry-after-404"))
+        .await
+        .unwrap();
+
+    assert_eq!(missing.status(), 404);
+    assert_eq!(events_of("req-sentry-404"), 0);
+}
+
+#[test]
+fn a_malformed_dsn_is_an_error_that_does_not_print_it() {
+    let mut settings = SentrySettings::default();
+    settings.dsn = Some(Secret::new("not a dsn with-secret-key".to_owned()));
+
+    let error = opsready_telemetry::init_sentry(&settings, "svc@1", "test").unwrap_err();
+
+    let message = error.to_string();
+    assert!(message.contains("telemetry.sentry.dsn"), "{message}");
+    assert!(!message.contains("with-secret-key"), "{message}");
+}
