@@ -56,15 +56,52 @@ impl SpanId {
     }
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Lower-case hex of `value`, `N` digits, most significant first.
+fn hex<const N: usize>(value: u128) -> [u8; N] {
+    let mut out = [b'0'; N];
+    for (i, digit) in out.iter_mut().enumerate() {
+        *digit = HEX[((value >> (4 * (N - 1 - i))) & 0xf) as usize];
+    }
+    out
+}
+
+impl TraceId {
+    /// The 32 hex digits, without allocating.
+    pub fn to_hex(self) -> HexId<32> {
+        HexId(hex::<32>(self.0))
+    }
+}
+
+impl SpanId {
+    /// The 16 hex digits, without allocating.
+    pub fn to_hex(self) -> HexId<16> {
+        HexId(hex::<16>(u128::from(self.0)))
+    }
+}
+
+/// An id in hex, on the stack.
+#[derive(Debug, Clone, Copy)]
+pub struct HexId<const N: usize>([u8; N]);
+
+impl<const N: usize> HexId<N> {
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        f.write_str(self.to_hex().as_str())
     }
 }
 
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        f.write_str(self.to_hex().as_str())
     }
 }
 
@@ -117,16 +154,9 @@ impl TraceContext {
     }
 
     fn traceparent_bytes(&self) -> [u8; 55] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
-        let trace = self.trace_id.0;
-        for i in 0..32 {
-            out[3 + i] = HEX[((trace >> (4 * (31 - i))) & 0xf) as usize];
-        }
-        let span = self.span_id.0;
-        for i in 0..16 {
-            out[36 + i] = HEX[((span >> (4 * (15 - i))) & 0xf) as usize];
-        }
+        out[3..35].copy_from_slice(&hex::<32>(self.trace_id.0));
+        out[36..52].copy_from_slice(&hex::<16>(u128::from(self.span_id.0)));
         if self.sampled {
             out[54] = b'1';
         }

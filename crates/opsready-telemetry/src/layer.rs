@@ -196,8 +196,10 @@ fn request_span<B>(
         url.path = request.uri().path(),
         http.response.status_code = Empty,
         request_id,
-        trace_id = with_ids.then_some(tracing::field::display(context.trace_id)),
-        span_id = with_ids.then_some(tracing::field::display(context.span_id)),
+        // As text rather than `Display`: subscribers copy a `&str` but
+        // must format a `Display`.
+        trace_id = with_ids.then_some(context.trace_id.to_hex().as_str()),
+        span_id = with_ids.then_some(context.span_id.to_hex().as_str()),
         parent_span_id = context.parent_id.map(tracing::field::display),
     )
 }

@@ -16,7 +16,6 @@ use opentelemetry_sdk::trace::{
 };
 use tracing::Span;
 use tracing::Subscriber;
-use tracing::field::display;
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -177,8 +176,8 @@ pub(crate) fn adopt(span: &Span, context: &mut TraceContext, tracestate: Option<
         context.span_id = span_id;
         context.sampled = exported.is_sampled();
     }
-    span.record("trace_id", display(context.trace_id));
-    span.record("span_id", display(context.span_id));
+    span.record("trace_id", context.trace_id.to_hex().as_str());
+    span.record("span_id", context.span_id.to_hex().as_str());
 }
 
 #[cfg(test)]

@@ -301,12 +301,11 @@ where
 /// The line up to the request fields: time, level, target, event fields.
 fn format_event(line: &mut String, event: &Event<'_>) -> fmt::Result {
     let metadata = event.metadata();
-    write!(
-        line,
-        "{{\"timestamp\":\"{}\",\"level\":\"{}\",\"target\":",
-        humantime::format_rfc3339_micros(SystemTime::now()),
-        metadata.level()
-    )?;
+    line.push_str("{\"timestamp\":\"");
+    push_timestamp(line, SystemTime::now());
+    line.push_str("\",\"level\":\"");
+    line.push_str(metadata.level().as_str());
+    line.push_str("\",\"target\":");
     write_json_str(line, metadata.target())?;
     let mut visitor = JsonFields {
         line: &mut *line,
@@ -316,17 +315,49 @@ fn format_event(line: &mut String, event: &Event<'_>) -> fmt::Result {
     visitor.result
 }
 
+/// Appends `time` as RFC 3339 with microseconds. The calendar part is
+/// formatted once per second per thread; lines within that second only add
+/// their microseconds.
+fn push_timestamp(line: &mut String, time: SystemTime) {
+    thread_local! {
+        static SECOND: std::cell::RefCell<(u64, String)> =
+            const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    SECOND.with(|second| {
+        let mut second = second.borrow_mut();
+        if second.0 != secs {
+            // `2026-11-23T21:14:03Z` without the `Z`.
+            let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            let text = humantime::format_rfc3339_seconds(whole).to_string();
+            second.1 = text.trim_end_matches('Z').to_owned();
+            second.0 = secs;
+        }
+        line.push_str(&second.1);
+    });
+    let micros = since.subsec_micros();
+    let mut digits = *b".000000Z";
+    for (i, digit) in digits[1..7].iter_mut().enumerate() {
+        // The six digits of the microseconds, most significant first.
+        *digit = b'0' + u8::try_from(micros / 10u32.pow(5 - i as u32) % 10).unwrap_or(0);
+    }
+    line.push_str(std::str::from_utf8(&digits).unwrap_or(".000000Z"));
+}
+
 /// The fields of the request an event happened in.
 fn format_request(line: &mut String, fields: &RequestFields) -> fmt::Result {
     for (key, value) in [
-        ("request_id", &fields.request_id),
-        ("trace_id", &fields.trace_id),
-        ("span_id", &fields.span_id),
-        ("method", &fields.method),
-        ("route", &fields.route),
+        (",\"request_id\":", &fields.request_id),
+        (",\"trace_id\":", &fields.trace_id),
+        (",\"span_id\":", &fields.span_id),
+        (",\"method\":", &fields.method),
+        (",\"route\":", &fields.route),
     ] {
         if let Some(value) = value {
-            write!(line, ",\"{key}\":")?;
+            line.push_str(key);
             write_json_str(line, value)?;
         }
     }
@@ -418,6 +449,10 @@ fn write_json_str(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
 
 /// Writes `value` escaped for the inside of a JSON string.
 fn write_json_chars(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    // Most values (ids, routes, messages) need no escaping: one scan, one copy.
+    if !value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        return writer.write_str(value);
+    }
     let mut start = 0;
     for (i, byte) in value.bytes().enumerate() {
         let escape = match byte {
@@ -443,6 +478,17 @@ fn write_json_chars(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::write_json_str;
+
+    #[test]
+    fn timestamps_are_rfc_3339_with_microseconds() {
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_795_466_647_000_042);
+        let mut line = String::new();
+        super::push_timestamp(&mut line, time);
+        assert_eq!(line, "2026-11-23T20:44:07.000042Z");
+        let mut again = String::new();
+        super::push_timestamp(&mut again, time + std::time::Duration::from_micros(5));
+        assert_eq!(again, "2026-11-23T20:44:07.000047Z");
+    }
 
     #[test]
     fn strings_are_escaped_as_json() {
