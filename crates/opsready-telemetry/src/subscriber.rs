@@ -194,40 +194,51 @@ pub fn init(
     })
 }
 
-/// The request fields kept on a request span for log lines.
+/// The request fields kept on a request span for log lines, already as the
+/// JSON they are written as (`,"request_id":"…","trace_id":"…"`): rendered
+/// once per request, copied into each of its lines.
 #[derive(Debug, Default, Clone)]
 struct RequestFields {
-    request_id: Option<String>,
-    trace_id: Option<String>,
-    span_id: Option<String>,
-    method: Option<String>,
-    route: Option<String>,
+    json: String,
+    /// Which of the five fields are in `json` (a bit each), so a field
+    /// recorded again is not written twice.
+    present: u8,
 }
 
 impl RequestFields {
-    fn slot(&mut self, field: &Field) -> Option<&mut Option<String>> {
-        match field.name() {
-            "request_id" => Some(&mut self.request_id),
-            "trace_id" => Some(&mut self.trace_id),
-            "span_id" => Some(&mut self.span_id),
-            "http.request.method" => Some(&mut self.method),
-            "http.route" => Some(&mut self.route),
-            _ => None,
+    /// The JSON key of a field a line shows, and its bit.
+    fn key(field: &Field) -> Option<(&'static str, u8)> {
+        Some(match field.name() {
+            "request_id" => (",\"request_id\":", 1),
+            "trace_id" => (",\"trace_id\":", 2),
+            "span_id" => (",\"span_id\":", 4),
+            "http.request.method" => (",\"method\":", 8),
+            "http.route" => (",\"route\":", 16),
+            _ => return None,
+        })
+    }
+
+    fn push(&mut self, key: &str, bit: u8, value: &str) {
+        if self.present & bit == 0 {
+            self.present |= bit;
+            self.json.push_str(key);
+            // Writing into a String cannot fail.
+            let _ = write_json_str(&mut self.json, value);
         }
     }
 }
 
 impl Visit for RequestFields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if let Some(slot) = self.slot(field) {
-            *slot = Some(value.to_owned());
+        if let Some((key, bit)) = Self::key(field) {
+            self.push(key, bit, value);
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         // Formatted only for the fields a line shows.
-        if let Some(slot) = self.slot(field) {
-            *slot = Some(format!("{value:?}"));
+        if let Some((key, bit)) = Self::key(field) {
+            self.push(key, bit, &format!("{value:?}"));
         }
     }
 }
@@ -253,7 +264,11 @@ where
         if attrs.metadata().target() != REQUEST_TARGET {
             return;
         }
-        let mut fields = RequestFields::default();
+        let mut fields = RequestFields {
+            // Room for the five fields of a typical request.
+            json: String::with_capacity(192),
+            present: 0,
+        };
         attrs.record(&mut fields);
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(fields);
@@ -279,12 +294,12 @@ where
                 return;
             };
             line.clear();
-            let mut formatted = format_event(&mut line, event);
+            let formatted = format_event(&mut line, event);
             if let Some(scope) = ctx.event_scope(event) {
                 for span in scope {
                     let extensions = span.extensions();
                     if let Some(fields) = extensions.get::<RequestFields>() {
-                        formatted = formatted.and_then(|()| format_request(&mut line, fields));
+                        line.push_str(&fields.json);
                         break;
                     }
                 }
@@ -345,23 +360,6 @@ fn push_timestamp(line: &mut String, time: SystemTime) {
         *digit = b'0' + u8::try_from(micros / 10u32.pow(5 - i as u32) % 10).unwrap_or(0);
     }
     line.push_str(std::str::from_utf8(&digits).unwrap_or(".000000Z"));
-}
-
-/// The fields of the request an event happened in.
-fn format_request(line: &mut String, fields: &RequestFields) -> fmt::Result {
-    for (key, value) in [
-        (",\"request_id\":", &fields.request_id),
-        (",\"trace_id\":", &fields.trace_id),
-        (",\"span_id\":", &fields.span_id),
-        (",\"method\":", &fields.method),
-        (",\"route\":", &fields.route),
-    ] {
-        if let Some(value) = value {
-            line.push_str(key);
-            write_json_str(line, value)?;
-        }
-    }
-    Ok(())
 }
 
 struct JsonFields<'a> {
