@@ -500,9 +500,17 @@ impl Signals {
 }
 
 /// The service could not start or did not stop cleanly.
-#[derive(Debug)]
+///
+/// Its `Debug` is its message, so that `main` returning it prints a
+/// sentence an operator can act on rather than a struct dump.
 pub struct ServeError {
     kind: ErrorKind,
+}
+
+impl fmt::Debug for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 #[derive(Debug)]

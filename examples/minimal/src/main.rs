@@ -7,6 +7,8 @@
 //! curl -i localhost:8080/readyz?verbose
 //! MINIMAL__ADMIN__TOKEN=change-me-to-16-chars cargo run -p minimal
 //! curl -H 'Authorization: Bearer change-me-to-16-chars' localhost:9091/admin/config
+//! MINIMAL__TELEMETRY__LOG__FORMAT=json cargo run -p minimal   # JSON log lines
+//! MINIMAL__TELEMETRY__OTLP__ENDPOINT=http://localhost:4317 cargo run -p minimal
 //! ```
 
 #[tokio::main]

@@ -48,3 +48,36 @@ fn check_config_prints_the_redacted_settings_and_exits_zero() {
         "environment variable MINIMAL__SERVER__ADDR"
     );
 }
+
+#[test]
+fn a_busy_port_stops_the_service_with_a_sentence_naming_the_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+
+    let output = run(&[("MINIMAL__SERVER__ADDR", addr.as_str())], &[]);
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "Error: cannot listen on {addr} (the setting server.addr)"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_malformed_sentry_dsn_stops_the_service_without_printing_it() {
+    let output = run(
+        &[(
+            "MINIMAL__TELEMETRY__SENTRY__DSN",
+            "not-a-dsn-with-secret-key",
+        )],
+        &[],
+    );
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("telemetry.sentry.dsn"), "{stderr}");
+    assert!(!stderr.contains("secret-key"), "{stderr}");
+}
