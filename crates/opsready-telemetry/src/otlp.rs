@@ -23,6 +23,18 @@ use crate::context::{SpanId, TraceContext, TraceId};
 use crate::settings::{OtlpProtocol, TelemetrySettings, otlp_endpoint_problem};
 use crate::subscriber::{ServiceInfo, TelemetryError};
 
+/// `scheme://user:password@host/…` without `user:password@`.
+fn without_userinfo(endpoint: &str) -> String {
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        return endpoint.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => endpoint.to_owned(),
+    }
+}
+
 /// The tracer provider of `settings`, or `None` when no endpoint is set.
 ///
 /// # Errors
@@ -36,9 +48,11 @@ pub(crate) fn provider(
     let Some(endpoint) = settings.otlp.endpoint.as_deref() else {
         return Ok(None);
     };
+    // Messages show the endpoint without its credentials, if it has any.
+    let shown = without_userinfo(endpoint);
     if let Some(problem) = otlp_endpoint_problem(endpoint) {
         return Err(TelemetryError::new(format!(
-            "telemetry.otlp.endpoint `{endpoint}` {problem}"
+            "telemetry.otlp.endpoint `{shown}` {problem}"
         )));
     }
     if !(0.0..=1.0).contains(&settings.sample_ratio) {
@@ -49,7 +63,7 @@ pub(crate) fn provider(
     }
     let cannot_start = |error: &dyn std::fmt::Display| {
         TelemetryError::new(format!(
-            "the OTLP exporter for telemetry.otlp.endpoint `{endpoint}` cannot start: {error}"
+            "the OTLP exporter for telemetry.otlp.endpoint `{shown}` cannot start: {error}"
         ))
     };
     let exporter = match settings.otlp.protocol {
@@ -194,6 +208,19 @@ mod tests {
 
     use super::*;
     use crate::{LogFormat, TelemetryLayer};
+
+    #[test]
+    fn credentials_in_an_endpoint_are_left_out_of_messages() {
+        assert_eq!(
+            without_userinfo("http://user:hunter2@collector:4318/x"),
+            "http://collector:4318/x"
+        );
+        assert_eq!(
+            without_userinfo("http://collector:4317"),
+            "http://collector:4317"
+        );
+        assert_eq!(without_userinfo("not a url"), "not a url");
+    }
 
     #[derive(Clone, Default)]
     struct Lines(Arc<Mutex<Vec<u8>>>);
