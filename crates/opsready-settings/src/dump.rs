@@ -113,7 +113,7 @@ pub(crate) fn find<'a>(root: &'a Value, key: &str) -> Option<&'a Value> {
 
 /// Key names whose values are credentials whatever their type. A safety net
 /// for settings that should have been a `Secret` and are not.
-const SENSITIVE: [&str; 9] = [
+const SENSITIVE: [&str; 10] = [
     "password",
     "passwd",
     "secret",
@@ -123,11 +123,18 @@ const SENSITIVE: [&str; 9] = [
     "private_key",
     "credential",
     "dsn",
+    "authorization",
 ];
 
-/// Whether the last part of a dotted key names a credential.
+/// Whether the last part of a dotted key names a credential (`-` counts as
+/// `_`, so `x-api-key` is caught like `api_key`).
 pub(crate) fn is_sensitive_key(key: &str) -> bool {
-    let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
+    let last = key
+        .rsplit('.')
+        .next()
+        .unwrap_or(key)
+        .to_ascii_lowercase()
+        .replace('-', "_");
     SENSITIVE.iter().any(|s| last.contains(s))
 }
 
@@ -172,6 +179,17 @@ fn redact_json(key: &str, value: serde_json::Value, secret: bool) -> serde_json:
                 .map(|item| redact_json("", item, false))
                 .collect(),
         ),
+        // Tables inside lists (`[[replicas]]`) are not flattened into keys:
+        // their fields are judged by their own names.
+        serde_json::Value::Object(fields) => serde_json::Value::Object(
+            fields
+                .into_iter()
+                .map(|(name, item)| {
+                    let item = redact_json(&name, item, false);
+                    (name, item)
+                })
+                .collect(),
+        ),
         other => other,
     }
 }
@@ -210,7 +228,22 @@ mod tests {
     }
 
     #[test]
+    fn credentials_inside_tables_in_lists_are_redacted() {
+        let value = serde_json::json!([
+            { "url": "postgres://u:pw@h/db", "password": "pw", "name": "a" }
+        ]);
+        assert_eq!(
+            redact_json("replicas", value, false),
+            serde_json::json!([
+                { "url": "postgres://u:[REDACTED]@h/db", "password": REDACTED, "name": "a" }
+            ])
+        );
+    }
+
+    #[test]
     fn credential_key_names_are_sensitive() {
+        assert!(is_sensitive_key("headers.x-api-key"));
+        assert!(is_sensitive_key("headers.Authorization"));
         assert!(is_sensitive_key("database.password"));
         assert!(is_sensitive_key("admin.token"));
         assert!(is_sensitive_key("telemetry.sentry.dsn"));

@@ -132,12 +132,25 @@ where
             }
             span
         };
+        // With the level above info the span does not exist, but a failed
+        // request's error line must still say which request it was.
+        let unspanned = (!quiet && span.is_disabled()).then(|| {
+            Box::new(Unspanned {
+                method: method_name(request.method()),
+                route: request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(|route| route.as_str().to_owned()),
+                trace_id: context.trace_id,
+            })
+        });
         request.extensions_mut().insert(context);
         let future = span.in_scope(|| self.inner.call(request));
         ResponseFuture {
             future,
             span,
             quiet,
+            unspanned,
             start: Instant::now(),
             request_id: Some(request_id),
             traceparent: Some(context.traceparent_header()),
@@ -146,7 +159,7 @@ where
     }
 }
 
-fn is_quiet(path: &str) -> bool {
+pub(crate) fn is_quiet(path: &str) -> bool {
     QUIET_PATHS.iter().any(|quiet| {
         path.strip_prefix(quiet)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -216,6 +229,14 @@ impl std::fmt::Display for SpanName<'_> {
     }
 }
 
+/// What the request's span would have carried, for the line logged when the
+/// span is filtered out.
+struct Unspanned {
+    method: &'static str,
+    route: Option<String>,
+    trace_id: crate::context::TraceId,
+}
+
 pin_project! {
     /// The response future of [`Telemetry`].
     pub struct ResponseFuture<F> {
@@ -223,6 +244,7 @@ pin_project! {
         future: F,
         span: Span,
         quiet: bool,
+        unspanned: Option<Box<Unspanned>>,
         start: Instant,
         request_id: Option<HeaderValue>,
         traceparent: Option<HeaderValue>,
@@ -249,8 +271,24 @@ where
         let Ok(mut response) = result else {
             return Poll::Ready(result);
         };
+        let request_id = this.request_id.take();
+        if let (Some(unspanned), Some(id)) = (this.unspanned.take(), &request_id) {
+            let status = response.status().as_u16();
+            if status >= 500 {
+                tracing::error!(
+                    target: REQUEST_TARGET,
+                    status,
+                    latency_ms = this.start.elapsed().as_secs_f64() * 1000.0,
+                    request_id = id.to_str().unwrap_or_default(),
+                    trace_id = unspanned.trace_id.to_hex().as_str(),
+                    method = unspanned.method,
+                    route = unspanned.route.as_deref(),
+                    "request failed"
+                );
+            }
+        }
         let headers = response.headers_mut();
-        if let Some(id) = this.request_id.take() {
+        if let Some(id) = request_id {
             headers.insert(X_REQUEST_ID, id);
         }
         if let Some(traceparent) = this.traceparent.take() {
@@ -259,7 +297,7 @@ where
         if let Some(tracestate) = this.tracestate.take() {
             headers.insert(TRACESTATE, tracestate);
         }
-        if !*this.quiet {
+        if !*this.quiet && !this.span.is_disabled() {
             let status = response.status().as_u16();
             // As a signed integer: OpenTelemetry has no unsigned one, and
             // an unsigned value would be exported as text.
@@ -288,6 +326,56 @@ mod tests {
         assert!(is_quiet("/metrics"));
         assert!(!is_quiet("/readyzz"));
         assert!(!is_quiet("/hello"));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn with_spans_filtered_out_a_failed_request_still_logs_its_ids() {
+        use std::sync::{Arc, Mutex};
+
+        use axum::Router;
+        use axum::body::Body;
+        use axum::routing::get;
+        use tower::ServiceExt as _;
+
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let mut settings = crate::TelemetrySettings::default();
+        settings.log.format = Some(crate::LogFormat::Json);
+        settings.log.level = "warn".to_owned();
+        let writer = lines.clone();
+        let subscriber = crate::subscriber(&settings, move || writer.clone()).unwrap();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let app: Router = Router::new()
+            .route(
+                "/orders/{id}",
+                get(|| async { http::StatusCode::INTERNAL_SERVER_ERROR }),
+            )
+            .layer(TelemetryLayer::new());
+
+        let request = Request::get("/orders/7")
+            .header("x-request-id", "req-warn-level")
+            .body(Body::empty())
+            .unwrap();
+        app.oneshot(request).await.unwrap();
+
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["request_id"], "req-warn-level");
+        assert_eq!(line["route"], "/orders/{id}");
+        assert_eq!(line["method"], "GET");
+        assert_eq!(line["status"], 500);
+        assert_eq!(line["trace_id"].as_str().unwrap().len(), 32);
     }
 
     #[test]

@@ -79,11 +79,12 @@
 //! `Proxy-Authorization`, API keys) and query strings. The span records the
 //! method, the route template, the path and the status only.
 //!
-//! # Not yet
+//! # Sentry (feature `sentry`)
 //!
-//! Sentry events are not part of this version; the settings keys for them
-//! do not exist yet, so configuring them is an unknown-key error rather than
-//! a silently inactive exporter.
+//! [`init_sentry`] starts the client from `telemetry.sentry.*`, and
+//! [`SentryLayer`] sends one event per 5xx answer (caught panics included;
+//! probes, `Exempt` answers and shed load excepted). Without the feature a
+//! configured DSN is a settings error, never a silently inactive client.
 //!
 //! # Feature flags
 //!

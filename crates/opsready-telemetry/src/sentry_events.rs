@@ -1,7 +1,8 @@
 //! Sentry: one event for every 5xx answer (a caught panic is a 500 problem,
 //! so panics are included), with the request id as a tag, the trace context,
 //! the route as transaction and the release. 4xx answers are the client's
-//! and send nothing.
+//! and send nothing; nor do probes, deliberate `Exempt` answers and shed
+//! load (503 `OVERLOADED`).
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -10,13 +11,14 @@ use std::task::{Context, Poll, ready};
 
 use axum::extract::MatchedPath;
 use http::{Request, Response};
-use opsready_problem::Problem;
+use opsready_problem::layer::Exempt;
+use opsready_problem::{Problem, codes};
 use pin_project_lite::pin_project;
 use sentry::protocol::{self, Event, Exception, Level};
 use tower::{Layer, Service};
 
 use crate::context::TraceContext;
-use crate::layer::{X_REQUEST_ID, method_name};
+use crate::layer::{X_REQUEST_ID, is_quiet, method_name};
 use crate::settings::SentrySettings;
 use crate::subscriber::TelemetryError;
 
@@ -120,23 +122,26 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Only gathered when a client exists: without one this layer costs
         // a check per request.
-        let info = sentry::Hub::current()
-            .client()
-            .is_some_and(|client| client.is_enabled())
-            .then(|| RequestInfo {
-                method: method_name(request.method()),
-                route: request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map(|p| p.as_str().to_owned()),
-                path: request.uri().path().to_owned(),
-                request_id: request
-                    .headers()
-                    .get(X_REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-                context: request.extensions().get::<TraceContext>().copied(),
-            });
+        // Probes answer 503 by design while starting and draining: one event
+        // per probe would bury the real ones.
+        let wanted = !is_quiet(request.uri().path())
+            && sentry::Hub::current()
+                .client()
+                .is_some_and(|client| client.is_enabled());
+        let info = wanted.then(|| RequestInfo {
+            method: method_name(request.method()),
+            route: request
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned()),
+            path: request.uri().path().to_owned(),
+            request_id: request
+                .headers()
+                .get(X_REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            context: request.extensions().get::<TraceContext>().copied(),
+        });
         SentryFuture {
             future: self.inner.call(request),
             info,
@@ -169,12 +174,23 @@ where
         let this = self.project();
         let result = ready!(this.future.poll(cx));
         if let (Ok(response), Some(info)) = (&result, this.info.take())
-            && response.status().is_server_error()
+            && worth_an_event(response)
         {
             sentry::capture_event(event(&info, response));
         }
         Poll::Ready(result)
     }
+}
+
+/// Whether an answer is a failure worth an event: a 5xx that is not a
+/// deliberate answer in a format of its own (`Exempt`) nor load being shed,
+/// which is saturation for metrics and alerts, not an error to triage one
+/// request at a time (and events then would spend the quota when it hurts).
+fn worth_an_event<B>(response: &Response<B>) -> bool {
+    let problem = response.extensions().get::<Problem>();
+    response.status().is_server_error()
+        && response.extensions().get::<Exempt>().is_none()
+        && problem.is_none_or(|p| p.code() != codes::OVERLOADED)
 }
 
 /// The event of one 5xx answer.

@@ -175,8 +175,11 @@ impl Validate for TelemetrySettings {
                 format!("must be a filter directive such as `info` or `info,sqlx=warn`: {error}"),
             );
         }
-        if self.blocking.max_concurrency == 0 {
-            v.add("blocking.max_concurrency", "must be at least 1");
+        if !(1..=10_000).contains(&self.blocking.max_concurrency) {
+            v.add(
+                "blocking.max_concurrency",
+                "must be between 1 and 10000 (Tokio's blocking pool has 512 threads)",
+            );
         }
         if !(0.0..=1.0).contains(&self.sample_ratio) {
             v.add("sample_ratio", "must be between 0.0 and 1.0");

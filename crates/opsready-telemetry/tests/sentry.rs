@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use opsready_problem::panic::catch_panic_layer;
 use opsready_problem::{Problem, ProblemLayer};
@@ -125,6 +126,11 @@ async fn spawn_app() -> String {
             "/missing/{id}",
             get(|| async { Err::<(), _>(Problem::not_found("no such thing")) }),
         )
+        .route("/readyz", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+        .route(
+            "/busy",
+            get(|| async { Err::<(), _>(Problem::new(opsready_problem::codes::OVERLOADED)) }),
+        )
         .layer(catch_panic_layer())
         .layer(SentryLayer)
         .layer(TelemetryLayer::new())
@@ -219,6 +225,23 @@ async fn a_4xx_answer_sends_no_event() {
 
     assert_eq!(missing.status(), 404);
     assert_eq!(events_of("req-sentry-404"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_and_shed_load_send_no_event() {
+    let base = spawn_app().await;
+
+    let probe = get_with_id(&format!("{base}/readyz"), "req-sentry-probe").await;
+    let busy = get_with_id(&format!("{base}/busy"), "req-sentry-busy").await;
+    get_with_id(&format!("{base}/boom"), "req-sentry-after-busy").await;
+    tokio::task::spawn_blocking(|| event_of("req-sentry-after-busy"))
+        .await
+        .unwrap();
+
+    assert_eq!(probe.status(), 503);
+    assert_eq!(busy.status(), 503);
+    assert_eq!(events_of("req-sentry-probe"), 0);
+    assert_eq!(events_of("req-sentry-busy"), 0);
 }
 
 #[test]

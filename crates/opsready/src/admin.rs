@@ -56,8 +56,10 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|value| value.split_once(' '))
+        // The scheme is case-insensitive (RFC 7235).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let authorized = presented.is_some_and(|presented| {
         // Constant-time, so response timing does not reveal how much of a
         // guess was right.

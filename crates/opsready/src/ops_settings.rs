@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 ///
 /// | key | default | what |
 /// |---|---|---|
-/// | `server.addr` | `127.0.0.1:8080` | the main listener |
+/// | `server.addr` | `127.0.0.1:8080` | the main listener; loopback by default, so set `0.0.0.0:8080` in a container |
 /// | `admin.addr` | `127.0.0.1:9091` | the admin listener; empty to mount `/admin` on the main listener |
 /// | `admin.token` | none | the bearer token of `/admin/config` and other sensitive admin routes; without it they answer 404 |
 /// | `shutdown.drain_delay` | `5s` | how long a draining service keeps serving new requests, so load balancers notice it is not ready |
-/// | `shutdown.deadline` | `30s` | the time from the signal to exit, the kubelet's default grace period |
+/// | `shutdown.deadline` | `30s` | the time from the signal to exit; the pod's grace period must cover the `preStop` sleep plus this |
 /// | `http.request_timeout` | `30s` | a handler running longer answers 503 `HANDLER_TIMEOUT` |
 /// | `http.body_limit` | `2MiB` | a larger request body answers 413 |
 /// | `http.concurrency_limit` | `1024` | requests in flight beyond this answer 503 `OVERLOADED` at once |
@@ -96,8 +96,11 @@ pub struct ShutdownSettings {
     /// signal, while its readiness is already 503. Match it with the
     /// `preStop` sleep of the pod. Defaults to 5 s.
     pub drain_delay: Duration,
-    /// The time from the signal to exit; requests still running then are
-    /// cut. Defaults to 30 s, the kubelet's `terminationGracePeriodSeconds`.
+    /// The time from the signal to exit; the server stops waiting for
+    /// requests still running then. Defaults to 30 s. The kubelet's grace
+    /// period also counts the `preStop` sleep: set
+    /// `terminationGracePeriodSeconds` to at least the `preStop` sleep plus
+    /// this deadline plus a few seconds for the last spans and events.
     pub deadline: Duration,
 }
 
@@ -135,6 +138,10 @@ impl Default for HttpSettings {
     }
 }
 
+/// The largest `http.concurrency_limit` accepted: far above what one
+/// process serves, and well inside what a semaphore can count.
+pub const MAX_CONCURRENCY: usize = 1_000_000;
+
 /// The shortest admin token accepted: a guessable token is worse than none.
 pub const MIN_TOKEN_LEN: usize = 16;
 
@@ -149,8 +156,11 @@ impl Validate for OpsSettings {
                 ),
             );
         }
-        if self.http.concurrency_limit == 0 {
-            v.add("http.concurrency_limit", "must be at least 1");
+        if !(1..=MAX_CONCURRENCY).contains(&self.http.concurrency_limit) {
+            v.add(
+                "http.concurrency_limit",
+                format!("must be between 1 and {MAX_CONCURRENCY}"),
+            );
         }
         if self.http.request_timeout == Duration::ZERO {
             v.add("http.request_timeout", "must be longer than 0s");

@@ -10,7 +10,10 @@ use crate::OpsSettings;
 /// What each key does. A test fails when a key of [`OpsSettings`] has no
 /// line here, so the reference cannot fall behind the code.
 const DESCRIPTIONS: &[(&str, &str)] = &[
-    ("server.addr", "Where the main listener binds."),
+    (
+        "server.addr",
+        "Where the main listener binds. Loopback by default: in a container set `0.0.0.0:8080`, or the kubelet's probes cannot reach it.",
+    ),
     (
         "admin.addr",
         "Where the admin listener binds; empty mounts `/admin` on the main listener.",
@@ -25,7 +28,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "shutdown.deadline",
-        "Time from the signal to exit; requests still running then are cut. Must exceed `shutdown.drain_delay`.",
+        "Time from the signal to exit; the server stops waiting for requests still running then. Must exceed `shutdown.drain_delay`; the pod's grace period must cover the `preStop` sleep plus this.",
     ),
     (
         "http.request_timeout",
@@ -37,7 +40,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "http.concurrency_limit",
-        "Requests in flight beyond this answer 503 `OVERLOADED` at once.",
+        "Requests in flight beyond this answer 503 `OVERLOADED` at once. 1 to 1,000,000.",
     ),
     (
         "telemetry.log.format",

@@ -76,6 +76,8 @@ pub struct Ops {
     info: BuildInfo,
     #[cfg_attr(not(feature = "sentry"), allow(dead_code))]
     environment: String,
+    /// One pool for the whole service, so its bound holds across handlers.
+    blocking: Blocking,
 }
 
 impl fmt::Debug for Ops {
@@ -99,6 +101,7 @@ impl Ops {
             hooks: Vec::new(),
             info: BuildInfo::default(),
             environment: settings.environment().to_owned(),
+            blocking: Blocking::from_settings(&settings.ops.telemetry.blocking),
         }
     }
 
@@ -170,7 +173,7 @@ impl Ops {
     /// hand a clone to the handlers that hash, parse or call synchronous
     /// libraries.
     pub fn blocking(&self) -> Blocking {
-        Blocking::from_settings(&self.settings.telemetry.blocking)
+        self.blocking.clone()
     }
 
     /// The layers every answer of a listener goes through, outermost last.
@@ -343,6 +346,7 @@ impl Server {
             tokio::select! {
                 result = hook() => if let Err(source) = result {
                     let _ = stop.send(true);
+                    self.lifecycle.set_stopped();
                     return Err(ServeError { kind: ErrorKind::Startup(source) });
                 },
                 () = &mut shutdown => {
@@ -545,7 +549,7 @@ impl fmt::Display for ServeError {
             ErrorKind::Serve(source) => write!(f, "serving failed: {source}"),
             ErrorKind::Deadline(deadline) => write!(
                 f,
-                "requests were still running when the shutdown deadline ({}) passed; they were cut",
+                "requests were still running when the shutdown deadline ({}) passed; the server stopped waiting for them, and they end when the process exits",
                 humantime::format_duration(*deadline)
             ),
         }

@@ -112,7 +112,11 @@ fn slow_app(started: Arc<Notify>, release: Arc<Notify>) -> Router {
 async fn draining_keeps_serving_finishes_in_flight_requests_and_stops() {
     // Arrange
     let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let settings = settings(&[("TEST__SHUTDOWN__DRAIN_DELAY", "1s")]);
+    // A drain delay long enough for three requests on a loaded machine.
+    let settings = settings(&[
+        ("TEST__SHUTDOWN__DRAIN_DELAY", "3s"),
+        ("TEST__SHUTDOWN__DEADLINE", "20s"),
+    ]);
     let mut running = spawn(
         Ops::new(&settings),
         slow_app(Arc::clone(&started), Arc::clone(&release)),
@@ -255,6 +259,14 @@ async fn admin_config_needs_the_token_and_never_shows_it() {
         .send()
         .await
         .unwrap();
+    let lower_case_scheme = running
+        .client
+        .get(&config)
+        .header("authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap()
+        .status();
 
     assert_eq!(none.status(), 401);
     assert_eq!(none.headers()["content-type"], "application/problem+json");
@@ -263,6 +275,7 @@ async fn admin_config_needs_the_token_and_never_shows_it() {
     let wrong: Value = wrong.json().await.unwrap();
     assert_eq!(wrong["code"], "UNAUTHORIZED");
     assert_eq!(right.status(), 200);
+    assert_eq!(lower_case_scheme, 200, "the scheme is case-insensitive");
     let dump = right.text().await.unwrap();
     assert!(!dump.contains(TOKEN), "{dump}");
     let dump: Value = serde_json::from_str(&dump).unwrap();

@@ -73,6 +73,10 @@ struct WorkQuery {
 /// Waits `ms` milliseconds (at most a minute), then answers how long.
 async fn work(Query(query): Query<WorkQuery>) -> Json<serde_json::Value> {
     let wait = Duration::from_millis(query.ms).min(MAX_WORK);
+    tracing::info!(
+        ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        "work started"
+    );
     tokio::time::sleep(wait).await;
     Json(serde_json::json!({ "waited_ms": wait.as_millis() }))
 }
