@@ -3,13 +3,13 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Shared};
 use serde::Serialize;
 
 /// The outcome of a check, in the health-check draft's words.
@@ -171,7 +171,7 @@ pub struct Component {
     critical: bool,
     cache_interval: Duration,
     check: Arc<dyn Check>,
-    last: Arc<tokio::sync::Mutex<Option<Stamped>>>,
+    state: Arc<Mutex<RunState>>,
 }
 
 impl fmt::Debug for Component {
@@ -184,6 +184,21 @@ impl fmt::Debug for Component {
             .field("cache_interval", &self.cache_interval)
             .finish_non_exhaustive()
     }
+}
+
+/// The cache of a component: the last reading and the run under way.
+#[derive(Default)]
+struct RunState {
+    last: Option<Stamped>,
+    running: Option<Shared<BoxFuture<'static, Stamped>>>,
+}
+
+/// Locks the state; a panic while it was held cannot leave it inconsistent
+/// (every write is one assignment), so a poisoned lock is used as is.
+fn lock(state: &Mutex<RunState>) -> std::sync::MutexGuard<'_, RunState> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A reading with when it was taken.
@@ -215,7 +230,7 @@ impl Component {
             critical: true,
             cache_interval: DEFAULT_CACHE_INTERVAL,
             check: Arc::new(check),
-            last: Arc::default(),
+            state: Arc::default(),
         }
     }
 
@@ -265,30 +280,66 @@ impl Component {
     /// interval, else a new run bounded by the timeout.
     ///
     /// Callers that arrive while a run is under way wait for it and share
-    /// its reading: the lock is held across the run on purpose, so that the
-    /// dependency sees one call however many probes arrive.
+    /// its reading, so the dependency sees one call however many probes
+    /// arrive. The run is a task of its own: a probe that gives up (the
+    /// kubelet's timeout equals the default check timeout) does not cancel
+    /// it, and the callers after it still share its reading.
     pub async fn read(&self) -> Stamped {
-        let mut last = self.last.lock().await;
-        if let Some(stamped) = last.as_ref()
-            && stamped.taken.elapsed() < self.cache_interval
-        {
-            return stamped.clone();
+        let run = {
+            let mut state = lock(&self.state);
+            if let Some(stamped) = &state.last
+                && stamped.taken.elapsed() < self.cache_interval
+            {
+                return stamped.clone();
+            }
+            match &state.running {
+                Some(run) => run.clone(),
+                None => {
+                    let run = self.start_run();
+                    state.running = Some(run.clone());
+                    run
+                }
+            }
+        };
+        run.await
+    }
+
+    /// Spawns one run that records its reading in the cache when done.
+    fn start_run(&self) -> Shared<BoxFuture<'static, Stamped>> {
+        let (check, timeout, state) = (
+            Arc::clone(&self.check),
+            self.timeout,
+            Arc::clone(&self.state),
+        );
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            // A check that panics is a failing check, not a failing probe.
+            let run = AssertUnwindSafe(check.check()).catch_unwind();
+            let reading = match tokio::time::timeout(timeout, run).await {
+                Ok(Ok(reading)) => reading,
+                Ok(Err(_panic)) => Reading::fail("the check panicked"),
+                Err(_) => Reading::fail(format!("timed out after {timeout:?}")),
+            };
+            let stamped = Stamped {
+                reading,
+                time: SystemTime::now(),
+                taken: Instant::now(),
+                elapsed: started.elapsed(),
+            };
+            let mut state = lock(&state);
+            state.last = Some(stamped.clone());
+            state.running = None;
+            stamped
+        });
+        async move {
+            task.await.unwrap_or_else(|_| Stamped {
+                reading: Reading::fail("the check was cancelled"),
+                time: SystemTime::now(),
+                taken: Instant::now(),
+                elapsed: Duration::ZERO,
+            })
         }
-        let started = Instant::now();
-        // A check that panics is a failing check, not a failing probe.
-        let run = AssertUnwindSafe(self.check.check()).catch_unwind();
-        let reading = match tokio::time::timeout(self.timeout, run).await {
-            Ok(Ok(reading)) => reading,
-            Ok(Err(_panic)) => Reading::fail("the check panicked"),
-            Err(_) => Reading::fail(format!("timed out after {:?}", self.timeout)),
-        };
-        let stamped = Stamped {
-            reading,
-            time: SystemTime::now(),
-            taken: Instant::now(),
-            elapsed: started.elapsed(),
-        };
-        *last = Some(stamped.clone());
-        stamped
+        .boxed()
+        .shared()
     }
 }

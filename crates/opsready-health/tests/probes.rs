@@ -247,6 +247,41 @@ async fn a_probe_storm_reaches_the_dependency_once_per_cache_interval() {
 }
 
 #[tokio::test]
+async fn a_probe_that_gives_up_does_not_cancel_the_run_others_share() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (release, gate) = tokio::sync::watch::channel(false);
+    let counter = Arc::clone(&runs);
+    let component = Component::new("slow", move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let mut gate = gate.clone();
+        async move {
+            let _ = gate.wait_for(|open| *open).await;
+            Reading::pass()
+        }
+    })
+    .timeout(Duration::from_secs(10))
+    .cache_interval(Duration::from_secs(3600));
+
+    // A caller that gives up while the run is under way...
+    let impatient = tokio::time::timeout(Duration::from_millis(50), component.read()).await;
+    // ...and one that waits for it.
+    let patient = tokio::spawn({
+        let component = component.clone();
+        async move { component.read().await }
+    });
+    release.send(true).unwrap();
+    let reading = patient.await.unwrap();
+
+    assert!(impatient.is_err());
+    assert_eq!(reading.reading.status(), opsready_health::Status::Pass);
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the second caller shared the first run"
+    );
+}
+
+#[tokio::test]
 async fn cached_readings_keep_the_time_they_were_taken() {
     let runs = Arc::new(AtomicUsize::new(0));
     let health = Health::new().component(
