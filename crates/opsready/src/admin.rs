@@ -1,6 +1,6 @@
-//! The admin router: `/admin/info` for anyone who can reach the admin
-//! listener, `/admin/config` (and later state-changing routes) behind the
-//! bearer token of `admin.token`.
+//! The admin router: `/admin/info` and `/metrics` for anyone who can reach
+//! the admin listener, `/admin/config` (and later state-changing routes)
+//! behind the bearer token of `admin.token`.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use opsready_metrics::Metrics;
 use opsready_problem::Problem;
 use opsready_settings::{Dump, Secret};
 use subtle::ConstantTimeEq as _;
@@ -21,6 +22,7 @@ pub(crate) struct AdminState {
     pub(crate) token: Option<Secret<String>>,
     pub(crate) dump: Arc<Dump>,
     pub(crate) info: Arc<BuildInfo>,
+    pub(crate) metrics: Metrics,
 }
 
 /// The admin routes, all under `/admin`.
@@ -30,8 +32,21 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/admin/info", get(info))
+        // Open like every Prometheus target: it shows counts, not
+        // configuration, and the admin listener is not public.
+        .route("/metrics", get(metrics))
         .merge(guarded)
         .with_state(state)
+}
+
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(Metrics::CONTENT_TYPE),
+        )],
+        state.metrics.render(),
+    )
 }
 
 async fn info(State(state): State<AdminState>) -> Json<BuildInfo> {

@@ -80,6 +80,8 @@ pub use serve::{Ops, ServeError, Server, shutdown_signal};
 
 /// Probes, checks and the lifecycle.
 pub use opsready_health as health;
+/// RED metrics and their catalog.
+pub use opsready_metrics as metrics;
 /// The error envelope.
 pub use opsready_problem as problem;
 /// Typed layered settings (a module beside the [`settings()`] function).

@@ -11,6 +11,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use futures_util::future::BoxFuture;
 use opsready_health::{Component, Health, Lifecycle};
+use opsready_metrics::{Metrics, MetricsLayer};
 use opsready_problem::ProblemLayer;
 use opsready_problem::limit::ConcurrencyLimitLayer;
 use opsready_problem::panic::catch_panic_layer;
@@ -78,6 +79,7 @@ pub struct Ops {
     environment: String,
     /// One pool for the whole service, so its bound holds across handlers.
     blocking: Blocking,
+    metrics: Metrics,
 }
 
 impl fmt::Debug for Ops {
@@ -102,6 +104,7 @@ impl Ops {
             info: BuildInfo::default(),
             environment: settings.environment().to_owned(),
             blocking: Blocking::from_settings(&settings.ops.telemetry.blocking),
+            metrics: Metrics::new(),
         }
     }
 
@@ -129,6 +132,8 @@ impl Ops {
     /// What `/admin/info` reports; pass [`build_info!()`](crate::build_info).
     /// Defaults to the executable's name.
     pub fn build_info(mut self, info: BuildInfo) -> Self {
+        self.metrics
+            .set_build_info(&info.name, &info.version, &info.git_sha);
         self.info = info;
         self
     }
@@ -149,7 +154,14 @@ impl Ops {
             token: self.settings.admin.token.clone(),
             dump: Arc::clone(&self.dump),
             info: Arc::new(self.info.clone()),
+            metrics: self.metrics.clone(),
         })
+    }
+
+    /// The service's metrics: the RED metrics of every request and
+    /// `build_info`, served on `/metrics` of the admin listener.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The main listener's router: probes, the service's routes with their
@@ -182,7 +194,11 @@ impl Ops {
     /// axum's default empty 404 becomes a problem in the problem layer.
     fn outer_layers(&self, router: Router) -> Router {
         let telemetry = TelemetryLayer::new().trace_probes(self.settings.telemetry.trace_probes);
-        let router = router.layer(catch_panic_layer());
+        let router = router
+            .layer(catch_panic_layer())
+            // Outside the panic catcher, so a panic counts as the 500 it
+            // becomes; inside telemetry. Probes and /metrics are not counted.
+            .layer(MetricsLayer::new(self.metrics.clone()));
         // Outside the panic catcher, so a caught panic is seen as its 500.
         #[cfg(feature = "sentry")]
         let router = router.layer(opsready_telemetry::SentryLayer);
@@ -209,6 +225,7 @@ impl Ops {
             admin,
             lifecycle: self.health.lifecycle().clone(),
             hooks: self.hooks,
+            metrics: self.metrics,
             drain_delay: self.settings.shutdown.drain_delay.as_std(),
             deadline: self.settings.shutdown.deadline.as_std(),
         })
@@ -281,6 +298,7 @@ pub struct Server {
     admin: Option<(TcpListener, Router)>,
     lifecycle: Lifecycle,
     hooks: Vec<Hook>,
+    metrics: Metrics,
     drain_delay: Duration,
     deadline: Duration,
 }
@@ -328,6 +346,17 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
         let (stop, stopped) = watch::channel(false);
+        // Histogram samples wait in memory until drained; a scrape drains
+        // them, and so does this, in case scrapes are rare or absent.
+        let metrics = self.metrics.clone();
+        let upkeep = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                metrics.run_upkeep();
+            }
+        });
+        let _upkeep = AbortOnDrop(upkeep);
         let main_addr = self.local_addr();
         let admin_addr = self.admin_addr();
         let mut tasks = vec![serve_on(self.main, stopped.clone())];
@@ -406,6 +435,15 @@ impl Server {
                 })
             }
         }
+    }
+}
+
+/// Aborts a background task when dropped, on every way out of a function.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

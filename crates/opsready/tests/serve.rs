@@ -457,3 +457,63 @@ fn an_otlp_endpoint_that_cannot_be_exported_to_is_a_settings_error() {
     let message = error.to_string();
     assert!(message.contains("telemetry.otlp.endpoint"), "{message}");
 }
+
+#[tokio::test]
+async fn the_admin_listener_serves_metrics_where_a_panic_counts_as_a_500() {
+    let settings = settings(&[]);
+    #[allow(clippy::panic)] // the route exists to panic
+    async fn explode() -> &'static str {
+        panic!("boom")
+    }
+    let app = Router::new()
+        .route("/orders/{id}", get(|| async { "order" }))
+        .route("/explode", get(explode));
+    let ops = Ops::new(&settings).build_info(opsready::build_info!());
+    let running = spawn(ops, app).await;
+    let admin = running.admin.clone().unwrap();
+
+    running.get("/orders/1").await;
+    running.get("/orders/2").await;
+    running.get("/explode").await;
+    running.get("/readyz").await;
+    let response = running
+        .client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let exposition = response.text().await.unwrap();
+    let count = |route: &str, status: &str| {
+        let series = format!(
+            "http_server_request_duration_seconds_count{{http_request_method=\"GET\",http_route=\"{route}\",http_response_status_code=\"{status}\"}} "
+        );
+        exposition
+            .lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        count("/orders/{id}", "200").as_deref(),
+        Some("2"),
+        "{exposition}"
+    );
+    assert_eq!(
+        count("/explode", "500").as_deref(),
+        Some("1"),
+        "{exposition}"
+    );
+    assert!(
+        !exposition.contains("http_route=\"/readyz\""),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains("build_info{service=\"opsready\""),
+        "{exposition}"
+    );
+}

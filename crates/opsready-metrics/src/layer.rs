@@ -1,0 +1,318 @@
+//! [`Metrics`], a recorder and exposition per app, and [`MetricsLayer`],
+//! the RED metrics of every request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use axum::extract::MatchedPath;
+use http::{Method, Request, Response};
+use metrics::{Label, Recorder as _};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use crate::catalog::{self, CATALOG};
+
+/// The route label of every path that matches no route: a scan of random
+/// URLs adds one series, not one per URL.
+pub const UNMATCHED: &str = "unmatched";
+
+/// Request duration buckets in seconds, from 5 ms to 10 s: the boundaries
+/// OpenTelemetry recommends, fine where latency objectives usually sit.
+pub const DEFAULT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Paths not measured unless asked: probes and the scrape itself.
+const QUIET_PATHS: [&str; 4] = ["/livez", "/readyz", "/startupz", "/metrics"];
+
+/// The metrics of one app: its own recorder, so that several apps (tests
+/// running in parallel in one process) never share or fight over a global
+/// one. Cheap to clone.
+///
+/// ```
+/// use opsready_metrics::Metrics;
+///
+/// let metrics = Metrics::new();
+/// metrics.set_build_info("accounts", "1.4.2", "0c1d2e3");
+/// assert!(metrics.render().contains(r#"build_info{service="accounts",version="1.4.2",git_sha="0c1d2e3"} 1"#));
+/// ```
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A recorder with [`DEFAULT_BUCKETS`] for every histogram.
+    pub fn new() -> Self {
+        Self::with_buckets(DEFAULT_BUCKETS)
+    }
+
+    /// A recorder with these histogram buckets (seconds); falls back to
+    /// [`DEFAULT_BUCKETS`] when `buckets` is empty.
+    pub fn with_buckets(buckets: &[f64]) -> Self {
+        let builder = PrometheusBuilder::new();
+        let builder = match builder.set_buckets(buckets) {
+            Ok(builder) => builder,
+            // Only an empty list is refused.
+            Err(_) => PrometheusBuilder::new()
+                .set_buckets(DEFAULT_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new()),
+        };
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        let metrics = Self {
+            recorder: Arc::new(recorder),
+            handle,
+        };
+        metrics.describe();
+        metrics
+    }
+
+    /// Gives each cataloged metric its help text and unit.
+    fn describe(&self) {
+        for def in CATALOG {
+            let unit = match def.unit {
+                "seconds" => Some(metrics::Unit::Seconds),
+                _ => None,
+            };
+            let name = metrics::KeyName::from_const_str(def.name);
+            match def.kind {
+                catalog::Kind::Counter => {
+                    self.recorder.describe_counter(name, unit, def.help.into());
+                }
+                catalog::Kind::Gauge => {
+                    self.recorder.describe_gauge(name, unit, def.help.into());
+                }
+                catalog::Kind::Histogram => {
+                    self.recorder
+                        .describe_histogram(name, unit, def.help.into());
+                }
+            }
+        }
+    }
+
+    /// Sets `build_info{service, version, git_sha}` to 1.
+    pub fn set_build_info(&self, service: &str, version: &str, git_sha: &str) {
+        let labels = vec![
+            Label::new("service", service.to_owned()),
+            Label::new("version", version.to_owned()),
+            Label::new("git_sha", git_sha.to_owned()),
+        ];
+        let key = metrics::Key::from_parts(catalog::BUILD_INFO.name, labels);
+        self.recorder.register_gauge(&key, &METADATA).set(1.0);
+    }
+
+    /// The exposition, Prometheus text format 0.0.4.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Drains recorded observations into the histograms. [`Metrics::render`]
+    /// does it too; call this every few seconds when scrapes may be rare, so
+    /// that samples do not pile up in memory in between.
+    pub fn run_upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
+    /// The content type of [`Metrics::render`]'s output.
+    pub const CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
+
+    fn record_request(&self, method: &'static str, route: &str, status: u16, elapsed: Duration) {
+        let labels = vec![
+            Label::from_static_parts("http_request_method", method),
+            Label::new("http_route", route.to_owned()),
+            Label::new("http_response_status_code", status.to_string()),
+        ];
+        let key = metrics::Key::from_parts(catalog::HTTP_SERVER_REQUEST_DURATION.name, labels);
+        self.recorder
+            .register_histogram(&key, &METADATA)
+            .record(elapsed.as_secs_f64());
+    }
+
+    fn active(&self, method: &'static str, route: &str) -> metrics::Gauge {
+        let labels = vec![
+            Label::from_static_parts("http_request_method", method),
+            Label::new("http_route", route.to_owned()),
+        ];
+        let key = metrics::Key::from_parts(catalog::HTTP_SERVER_ACTIVE_REQUESTS.name, labels);
+        self.recorder.register_gauge(&key, &METADATA)
+    }
+}
+
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// Records the RED metrics of each request into a [`Metrics`]: the duration
+/// histogram by method, route template and status, and the active-requests
+/// gauge. Apply it with `Router::layer`, so the route template is known;
+/// paths that match no route are labelled [`UNMATCHED`].
+#[derive(Debug, Clone)]
+pub struct MetricsLayer {
+    metrics: Metrics,
+    measure_probes: bool,
+}
+
+impl MetricsLayer {
+    /// Records into `metrics`; probes and `/metrics` are not measured.
+    pub fn new(metrics: Metrics) -> Self {
+        Self {
+            metrics,
+            measure_probes: false,
+        }
+    }
+
+    /// Whether probes and `/metrics` are measured too. Defaults to `false`.
+    pub fn measure_probes(mut self, measure: bool) -> Self {
+        self.measure_probes = measure;
+        self
+    }
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`MetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    layer: MetricsLayer,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for MetricsService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = MetricsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let quiet = !self.layer.measure_probes && is_quiet(request.uri().path());
+        let measured = (!quiet).then(|| {
+            let method = method_label(request.method());
+            let route: Arc<str> = match request.extensions().get::<MatchedPath>() {
+                Some(route) => Arc::from(route.as_str()),
+                None => Arc::from(UNMATCHED),
+            };
+            let active = self.layer.metrics.active(method, &route);
+            active.increment(1.0);
+            Measured {
+                metrics: self.layer.metrics.clone(),
+                method,
+                route,
+                active,
+                start: Instant::now(),
+            }
+        });
+        MetricsFuture {
+            future: self.inner.call(request),
+            measured,
+        }
+    }
+}
+
+/// What a measured request needs when it ends.
+struct Measured {
+    metrics: Metrics,
+    method: &'static str,
+    route: Arc<str>,
+    active: metrics::Gauge,
+    start: Instant,
+}
+
+impl Drop for Measured {
+    // Also when the request is dropped unanswered (client gone), so the
+    // gauge never drifts upwards.
+    fn drop(&mut self) {
+        self.active.decrement(1.0);
+    }
+}
+
+pin_project! {
+    /// The response future of [`MetricsService`].
+    pub struct MetricsFuture<F> {
+        #[pin]
+        future: F,
+        measured: Option<Measured>,
+    }
+}
+
+impl<F> std::fmt::Debug for MetricsFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for MetricsFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.future.poll(cx));
+        if let (Ok(response), Some(measured)) = (&result, this.measured.take()) {
+            measured.metrics.record_request(
+                measured.method,
+                &measured.route,
+                response.status().as_u16(),
+                measured.start.elapsed(),
+            );
+        }
+        Poll::Ready(result)
+    }
+}
+
+fn is_quiet(path: &str) -> bool {
+    QUIET_PATHS.iter().any(|quiet| {
+        path.strip_prefix(quiet)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// Known methods as they are, anything else `_OTHER`: a client cannot add
+/// series by inventing methods.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}

@@ -1,0 +1,55 @@
+//! RED metrics for axum services: the duration of every request by method,
+//! route template and status (rate and errors are its count), requests in
+//! flight, and `build_info`, exposed in the Prometheus text format by a
+//! recorder of the app's own.
+//!
+//! # Example
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use axum::{Router, body::Body, http::Request, routing::get};
+//! use opsready_metrics::{Metrics, MetricsLayer};
+//! use tower::ServiceExt as _;
+//!
+//! let metrics = Metrics::new();
+//! let app: Router = Router::new()
+//!     .route("/hello/{name}", get(|| async { "hi" }))
+//!     .layer(MetricsLayer::new(metrics.clone()));
+//!
+//! for path in ["/hello/a", "/hello/b", "/nope"] {
+//!     let request = Request::get(path).body(Body::empty()).unwrap();
+//!     app.clone().oneshot(request).await.unwrap();
+//! }
+//!
+//! let exposition = metrics.render();
+//! assert!(exposition.contains(
+//!     r#"http_server_request_duration_seconds_count{http_request_method="GET",http_route="/hello/{name}",http_response_status_code="200"} 2"#
+//! ));
+//! assert!(exposition.contains(r#"http_route="unmatched""#));
+//! # });
+//! ```
+//!
+//! # Gotchas
+//!
+//! - Apply [`MetricsLayer`] with `Router::layer`, so that the route template
+//!   (`MatchedPath`) is known. Every path that matches no route counts under
+//!   `http_route="unmatched"`: a scan of random URLs adds one series.
+//! - Each [`Metrics`] is its own recorder: nothing is global, so tests and
+//!   several apps in one process never share series. Metrics recorded with
+//!   the `metrics` crate's macros go to the global recorder, not here.
+//! - Durations are histograms with explicit buckets ([`DEFAULT_BUCKETS`]),
+//!   never summaries, so they aggregate across instances.
+//! - Exemplars (a `trace_id` on histogram buckets, OpenMetrics) are not
+//!   supported by the exporter used here; see the notes in `docs/metrics.md`.
+//!
+//! The [`catalog`] describes every metric; `docs/metrics.md` is rendered
+//! from it.
+//!
+//! # Feature flags
+//!
+//! This crate has no optional features.
+
+pub mod catalog;
+mod layer;
+
+pub use layer::{DEFAULT_BUCKETS, Metrics, MetricsFuture, MetricsLayer, MetricsService, UNMATCHED};

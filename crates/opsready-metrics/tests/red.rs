@@ -1,0 +1,138 @@
+//! Black-box tests of the RED metrics through HTTP on port 0.
+
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use opsready_metrics::catalog::{self, CATALOG};
+use opsready_metrics::{Metrics, MetricsLayer};
+
+async fn spawn_app(metrics: &Metrics) -> String {
+    let app: Router = Router::new()
+        .route("/hello/{name}", get(|| async { "hi" }))
+        .route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+        .route("/readyz", get(|| async { "ready" }))
+        .layer(MetricsLayer::new(metrics.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// The value of the sample line that starts with `series`.
+fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_route_template_method_and_status() {
+    let metrics = Metrics::new();
+    let base = spawn_app(&metrics).await;
+    let client = reqwest::Client::new();
+
+    for path in ["/hello/a", "/hello/b", "/hello/c", "/boom", "/readyz"] {
+        client.get(format!("{base}{path}")).send().await.unwrap();
+    }
+    let exposition = metrics.render();
+
+    let count = |route: &str, status: &str| {
+        sample(
+            &exposition,
+            &format!(
+                "http_server_request_duration_seconds_count{{http_request_method=\"GET\",http_route=\"{route}\",http_response_status_code=\"{status}\"}}"
+            ),
+        )
+    };
+    assert_eq!(count("/hello/{name}", "200"), Some(3.0), "{exposition}");
+    assert_eq!(count("/boom", "500"), Some(1.0), "{exposition}");
+    assert_eq!(count("/readyz", "200"), None, "probes are not measured");
+    assert!(
+        exposition.contains("http_server_request_duration_seconds_bucket{http_request_method=\"GET\",http_route=\"/boom\",http_response_status_code=\"500\",le=\"0.005\"}"),
+        "{exposition}"
+    );
+    assert!(
+        !exposition.contains("quantile="),
+        "histograms, never summaries"
+    );
+    assert_eq!(
+        sample(
+            &exposition,
+            "http_server_active_requests{http_request_method=\"GET\",http_route=\"/hello/{name}\"}"
+        ),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_random_unmatched_paths_make_one_series() {
+    let metrics = Metrics::new();
+    let base = spawn_app(&metrics).await;
+    let client = reqwest::Client::new();
+
+    for i in 0..1000 {
+        client
+            .get(format!("{base}/scan/{i}/{}", i * 7919))
+            .send()
+            .await
+            .unwrap();
+    }
+    let exposition = metrics.render();
+
+    let unmatched: Vec<&str> = exposition
+        .lines()
+        .filter(|l| l.starts_with("http_server_request_duration_seconds_count"))
+        .filter(|l| l.contains("http_route=\"unmatched\""))
+        .collect();
+    assert_eq!(unmatched.len(), 1, "{unmatched:?}");
+    assert!(unmatched[0].ends_with(" 1000"), "{}", unmatched[0]);
+    assert!(!exposition.contains("/scan/"));
+}
+
+#[tokio::test]
+async fn two_apps_in_one_process_keep_their_own_series() {
+    let (first, second) = (Metrics::new(), Metrics::new());
+    let (first_base, _second_base) = (spawn_app(&first).await, spawn_app(&second).await);
+
+    reqwest::get(format!("{first_base}/hello/x")).await.unwrap();
+
+    assert!(first.render().contains("http_route=\"/hello/{name}\""));
+    assert!(!second.render().contains("http_route=\"/hello/{name}\""));
+}
+
+#[tokio::test]
+async fn every_exposed_metric_is_in_the_catalog_with_its_type() {
+    let metrics = Metrics::new();
+    metrics.set_build_info("svc", "1.0.0", "abc");
+    let base = spawn_app(&metrics).await;
+    reqwest::get(format!("{base}/hello/x")).await.unwrap();
+
+    let exposition = metrics.render();
+    let types: Vec<(&str, &str)> = exposition
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .collect();
+
+    assert!(!types.is_empty(), "{exposition}");
+    for (name, kind) in &types {
+        let def = catalog::find(name).unwrap_or_else(|| panic!("{name} is not in the catalog"));
+        assert_eq!(def.kind.as_str(), *kind, "{name}");
+    }
+    for def in CATALOG {
+        assert!(
+            types.iter().any(|(name, _)| *name == def.name),
+            "{} is cataloged but not exposed",
+            def.name
+        );
+    }
+    assert!(
+        exposition
+            .contains("# HELP http_server_request_duration_seconds Duration of HTTP requests")
+    );
+}
