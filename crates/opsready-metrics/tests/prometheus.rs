@@ -1,0 +1,206 @@
+//! A real Prometheus scrapes a served app; the numbers are read back through
+//! the Prometheus HTTP API. Skipped, with a message, when no `prometheus`
+//! binary is installed (`.ci/run` installs Debian's).
+
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::http::header;
+use axum::routing::get;
+use opsready_metrics::{Metrics, MetricsLayer};
+use serde_json::Value;
+
+/// The Prometheus process of one test, killed (by its own handle) at the end.
+struct Prometheus {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn prometheus_binary() -> Option<&'static str> {
+    Command::new("prometheus")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()
+        .filter(|status| status.success())
+        .map(|_| "prometheus")
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_prometheus(binary: &str, target: &str) -> Prometheus {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new(binary)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Prometheus {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+async fn spawn_app(metrics: &Metrics) -> String {
+    let exposition = metrics.clone();
+    let app: Router = Router::new()
+        .route("/hello/{name}", get(|| async { "hi" }))
+        .route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = exposition.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+        .layer(MetricsLayer::new(metrics.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr.to_string()
+}
+
+/// Runs an instant query; `None` while Prometheus is not up yet.
+async fn query(client: &reqwest::Client, prometheus: &Prometheus, promql: &str) -> Option<Value> {
+    let response = client
+        .get(format!("{}/api/v1/query", prometheus.base))
+        .query(&[("query", promql)])
+        .send()
+        .await
+        .ok()?;
+    let body: Value = response.json().await.ok()?;
+    (body["status"] == "success").then(|| body["data"]["result"].clone())
+}
+
+/// `{route: value}` of a `sum by (http_route)` result.
+fn by_route(result: &Value) -> Vec<(String, f64)> {
+    let mut rows: Vec<(String, f64)> = result
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| {
+            let route = row["metric"]["http_route"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let value = row["value"][1]
+                .as_str()
+                .unwrap_or("0")
+                .parse()
+                .unwrap_or(0.0);
+            (route, value)
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_prometheus_sees_the_routes_their_counts_and_one_unmatched_series() {
+    let Some(binary) = prometheus_binary() else {
+        eprintln!("skipped: no `prometheus` binary on PATH (Debian: apt-get install prometheus)");
+        return;
+    };
+    // Arrange
+    let metrics = Metrics::new();
+    let target = spawn_app(&metrics).await;
+    let prometheus = start_prometheus(binary, &target);
+    let client = reqwest::Client::new();
+
+    // Act: traffic, including a scan of 1,000 random paths.
+    for name in ["a", "b", "c"] {
+        client
+            .get(format!("http://{target}/hello/{name}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    client
+        .get(format!("http://{target}/boom"))
+        .send()
+        .await
+        .unwrap();
+    for i in 0..1000u64 {
+        let path = format!("/scan/{i}/{}", i.wrapping_mul(2_654_435_761));
+        client
+            .get(format!("http://{target}{path}"))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // Assert, once a scrape has seen all of it (with a deadline).
+    let expected = vec![
+        ("/boom".to_owned(), 1.0),
+        ("/hello/{name}".to_owned(), 3.0),
+        ("unmatched".to_owned(), 1000.0),
+    ];
+    let give_up = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while Instant::now() < give_up {
+        if let Some(result) = query(
+            &client,
+            &prometheus,
+            "sum by (http_route) (http_server_request_duration_seconds_count)",
+        )
+        .await
+        {
+            seen = by_route(&result);
+            if seen == expected {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(seen, expected);
+    let unmatched_series = query(
+        &client,
+        &prometheus,
+        "count(http_server_request_duration_seconds_count{http_route=\"unmatched\"})",
+    )
+    .await
+    .unwrap();
+    assert_eq!(unmatched_series[0]["value"][1], "1");
+}
