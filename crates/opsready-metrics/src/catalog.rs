@@ -79,11 +79,99 @@ pub const BUILD_INFO: MetricDef = MetricDef {
     action: "Join on it to see which version served a spike; two versions at once means a rollout is in progress.",
 };
 
+/// CPU time of the process.
+pub const PROCESS_CPU_SECONDS_TOTAL: MetricDef = MetricDef {
+    name: "process_cpu_seconds_total",
+    kind: Kind::Gauge,
+    unit: "seconds",
+    labels: &[],
+    help: "User and system CPU time spent by the process (Linux), read at collection.",
+    action: "Its rate near the CPU limit of the container: the service is CPU-bound; profile it or give it more CPU.",
+};
+
+/// Resident memory.
+pub const PROCESS_RESIDENT_MEMORY_BYTES: MetricDef = MetricDef {
+    name: "process_resident_memory_bytes",
+    kind: Kind::Gauge,
+    unit: "bytes",
+    labels: &[],
+    help: "Resident memory of the process (Linux).",
+    action: "Growing without bound: a leak; near the memory limit: an OOM kill is coming; take a heap profile.",
+};
+
+/// Open file descriptors.
+pub const PROCESS_OPEN_FDS: MetricDef = MetricDef {
+    name: "process_open_fds",
+    kind: Kind::Gauge,
+    unit: "1",
+    labels: &[],
+    help: "File descriptors the process has open (Linux).",
+    action: "Near the limit (ulimit -n): connections or files leak; new connections will fail.",
+};
+
+/// When the process started.
+pub const PROCESS_START_TIME_SECONDS: MetricDef = MetricDef {
+    name: "process_start_time_seconds",
+    kind: Kind::Gauge,
+    unit: "seconds",
+    labels: &[],
+    help: "Start time of the process since the Unix epoch (Linux).",
+    action: "Changing often: the process restarts (crashes, OOM kills, failing liveness probes).",
+};
+
+/// Tokio worker threads.
+pub const TOKIO_WORKERS: MetricDef = MetricDef {
+    name: "tokio_workers",
+    kind: Kind::Gauge,
+    unit: "1",
+    labels: &[],
+    help: "Worker threads of the Tokio runtime.",
+    action: "Below the CPUs available: the runtime is configured smaller than the machine.",
+};
+
+/// Tokio alive tasks.
+pub const TOKIO_ALIVE_TASKS: MetricDef = MetricDef {
+    name: "tokio_alive_tasks",
+    kind: Kind::Gauge,
+    unit: "1",
+    labels: &[],
+    help: "Tasks alive in the Tokio runtime.",
+    action: "Growing without bound: tasks are spawned and never end (a leak).",
+};
+
+/// Tokio global queue.
+pub const TOKIO_GLOBAL_QUEUE_DEPTH: MetricDef = MetricDef {
+    name: "tokio_global_queue_depth",
+    kind: Kind::Gauge,
+    unit: "1",
+    labels: &[],
+    help: "Tasks waiting in the Tokio runtime's global queue.",
+    action: "Staying above zero: the workers cannot keep up; look at scheduling lag and CPU.",
+};
+
+/// How late the runtime wakes a timer.
+pub const TOKIO_SCHEDULING_LAG: MetricDef = MetricDef {
+    name: "tokio_scheduling_lag_seconds",
+    kind: Kind::Histogram,
+    unit: "seconds",
+    labels: &[],
+    help: "How late a 100 ms timer is woken: time the async workers were too busy (or blocked) to run it.",
+    action: "p99 above a few milliseconds: a handler blocks the async workers; move CPU-bound or blocking work to Ops::blocking().",
+};
+
 /// Every metric the toolkit emits today.
 pub const CATALOG: &[MetricDef] = &[
     HTTP_SERVER_REQUEST_DURATION,
     HTTP_SERVER_ACTIVE_REQUESTS,
     BUILD_INFO,
+    PROCESS_CPU_SECONDS_TOTAL,
+    PROCESS_RESIDENT_MEMORY_BYTES,
+    PROCESS_OPEN_FDS,
+    PROCESS_START_TIME_SECONDS,
+    TOKIO_WORKERS,
+    TOKIO_ALIVE_TASKS,
+    TOKIO_GLOBAL_QUEUE_DEPTH,
+    TOKIO_SCHEDULING_LAG,
 ];
 
 /// Looks a metric up by name.
@@ -154,6 +242,12 @@ Saturation: requests in flight per instance, against `http.concurrency_limit`:
 sum by (instance) (http_server_active_requests)
 ```
 
+A handler blocking the async workers (p99 scheduling lag):
+
+```promql
+histogram_quantile(0.99, sum by (le) (rate(tokio_scheduling_lag_seconds_bucket[5m])))
+```
+
 Which build served it:
 
 ```promql
@@ -169,6 +263,6 @@ build_info
   exemplars taken from the request's trace context (an OpenMetrics encoder
   such as the one of the `prometheus-client` crate), and everything else as
   today.
-- Process, Tokio runtime and scheduling-lag metrics, connection-pool
-  metrics, and the blocking-work helper's queue wait and run time.
+- Connection-pool metrics and the blocking-work helper's queue wait and
+  run time.
 "#;

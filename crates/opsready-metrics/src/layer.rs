@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use axum::extract::MatchedPath;
 use http::{Method, Request, Response};
 use metrics::{Label, Recorder as _};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -67,14 +69,17 @@ impl Metrics {
     /// A recorder with these histogram buckets (seconds); falls back to
     /// [`DEFAULT_BUCKETS`] when `buckets` is empty.
     pub fn with_buckets(buckets: &[f64]) -> Self {
-        let builder = PrometheusBuilder::new();
-        let builder = match builder.set_buckets(buckets) {
-            Ok(builder) => builder,
-            // Only an empty list is refused.
-            Err(_) => PrometheusBuilder::new()
-                .set_buckets(DEFAULT_BUCKETS)
-                .unwrap_or_else(|_| PrometheusBuilder::new()),
+        let buckets = if buckets.is_empty() {
+            DEFAULT_BUCKETS
+        } else {
+            buckets
         };
+        let lag = Matcher::Full(catalog::TOKIO_SCHEDULING_LAG.name.to_owned());
+        // Only an empty list of buckets is refused, and neither is empty.
+        let builder = PrometheusBuilder::new()
+            .set_buckets(buckets)
+            .and_then(|builder| builder.set_buckets_for_metric(lag, crate::system::LAG_BUCKETS))
+            .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         let metrics = Self {
@@ -119,6 +124,10 @@ impl Metrics {
         self.recorder.register_gauge(&key, &METADATA).set(1.0);
     }
 
+    pub(crate) fn recorder(&self) -> &PrometheusRecorder {
+        &self.recorder
+    }
+
     /// The exposition, Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
         self.handle.render()
@@ -156,7 +165,7 @@ impl Metrics {
     }
 }
 
-static METADATA: metrics::Metadata<'static> =
+pub(crate) static METADATA: metrics::Metadata<'static> =
     metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
 /// Records the RED metrics of each request into a [`Metrics`]: the duration

@@ -1,7 +1,8 @@
 //! RED metrics for axum services: the duration of every request by method,
 //! route template and status (rate and errors are its count), requests in
-//! flight, and `build_info`, exposed in the Prometheus text format by a
-//! recorder of the app's own.
+//! flight, `build_info`, process and Tokio runtime gauges and a
+//! scheduling-lag probe, exposed in the Prometheus text format by a recorder
+//! of the app's own.
 //!
 //! # Example
 //!
@@ -51,5 +52,7 @@
 
 pub mod catalog;
 mod layer;
+mod system;
 
 pub use layer::{DEFAULT_BUCKETS, Metrics, MetricsFuture, MetricsLayer, MetricsService, UNMATCHED};
+pub use system::{LAG_BUCKETS, LAG_PROBE_INTERVAL};

@@ -109,6 +109,8 @@ async fn two_apps_in_one_process_keep_their_own_series() {
 async fn every_exposed_metric_is_in_the_catalog_with_its_type() {
     let metrics = Metrics::new();
     metrics.set_build_info("svc", "1.0.0", "abc");
+    metrics.collect();
+    metrics.record_scheduling_lag(std::time::Duration::from_micros(300));
     let base = spawn_app(&metrics).await;
     reqwest::get(format!("{base}/hello/x")).await.unwrap();
 
@@ -134,5 +136,41 @@ async fn every_exposed_metric_is_in_the_catalog_with_its_type() {
     assert!(
         exposition
             .contains("# HELP http_server_request_duration_seconds Duration of HTTP requests")
+    );
+}
+
+#[tokio::test]
+async fn process_and_runtime_gauges_and_the_lag_histogram_are_exposed() {
+    let metrics = Metrics::new();
+
+    metrics.collect();
+    metrics.record_scheduling_lag(std::time::Duration::from_micros(300));
+    let exposition = metrics.render();
+
+    let value = |name: &str| sample(&exposition, &format!("{name} "));
+    assert!(
+        value("process_resident_memory_bytes").unwrap() > 1_000_000.0,
+        "{exposition}"
+    );
+    assert!(value("process_open_fds").unwrap() >= 3.0);
+    assert!(value("process_cpu_seconds_total").unwrap() >= 0.0);
+    let started = value("process_start_time_seconds").unwrap();
+    assert!(started > 1_600_000_000.0, "{started}");
+    assert!(value("tokio_workers").unwrap() >= 1.0);
+    assert!(value("tokio_alive_tasks").is_some());
+    // 300 µs lands in the 0.5 ms bucket, not the 0.1 ms one.
+    assert_eq!(
+        sample(
+            &exposition,
+            "tokio_scheduling_lag_seconds_bucket{le=\"0.0001\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &exposition,
+            "tokio_scheduling_lag_seconds_bucket{le=\"0.0005\"}"
+        ),
+        Some(1.0)
     );
 }

@@ -40,6 +40,8 @@ pub(crate) fn router(state: AdminState) -> Router {
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    // Process and runtime gauges as of this scrape.
+    state.metrics.collect();
     (
         [(
             header::CONTENT_TYPE,

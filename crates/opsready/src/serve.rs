@@ -346,16 +346,9 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
         let (stop, stopped) = watch::channel(false);
-        // Histogram samples wait in memory until drained; a scrape drains
-        // them, and so does this, in case scrapes are rare or absent.
-        let metrics = self.metrics.clone();
-        let upkeep = tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                every.tick().await;
-                metrics.run_upkeep();
-            }
-        });
+        // The scheduling-lag probe, which also collects process and runtime
+        // gauges and drains histogram samples every few seconds.
+        let upkeep = tokio::spawn(self.metrics.clone().run_probe());
         let _upkeep = AbortOnDrop(upkeep);
         let main_addr = self.local_addr();
         let admin_addr = self.admin_addr();

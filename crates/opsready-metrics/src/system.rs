@@ -1,0 +1,121 @@
+//! Process and Tokio runtime metrics, and the scheduling-lag probe.
+
+use std::time::{Duration, Instant};
+
+use metrics::{Key, Recorder as _};
+
+use crate::catalog;
+use crate::layer::{METADATA, Metrics};
+
+/// How often the lag probe wakes.
+pub const LAG_PROBE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Buckets of the scheduling-lag histogram, in seconds: 0.1 ms to 1 s. A
+/// healthy runtime wakes a timer within a millisecond.
+pub const LAG_BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+];
+
+impl Metrics {
+    /// Reads the process's CPU time, memory, open files and start time
+    /// (Linux; nothing elsewhere) and the current Tokio runtime's workers,
+    /// alive tasks and global queue depth (when called inside one) into
+    /// their gauges.
+    pub fn collect(&self) {
+        if let Some(process) = read_process() {
+            self.gauge(catalog::PROCESS_CPU_SECONDS_TOTAL.name)
+                .set(process.cpu_seconds);
+            self.gauge(catalog::PROCESS_RESIDENT_MEMORY_BYTES.name)
+                .set(process.resident_bytes);
+            self.gauge(catalog::PROCESS_OPEN_FDS.name)
+                .set(process.open_fds);
+            if let Some(start) = process.start_time_seconds {
+                self.gauge(catalog::PROCESS_START_TIME_SECONDS.name)
+                    .set(start);
+            }
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let metrics = runtime.metrics();
+            self.gauge(catalog::TOKIO_WORKERS.name)
+                .set(metrics.num_workers() as f64);
+            self.gauge(catalog::TOKIO_ALIVE_TASKS.name)
+                .set(metrics.num_alive_tasks() as f64);
+            self.gauge(catalog::TOKIO_GLOBAL_QUEUE_DEPTH.name)
+                .set(metrics.global_queue_depth() as f64);
+        }
+    }
+
+    /// Records how late a timer woke, in seconds.
+    pub fn record_scheduling_lag(&self, lag: Duration) {
+        let key = Key::from_static_name(catalog::TOKIO_SCHEDULING_LAG.name);
+        self.recorder()
+            .register_histogram(&key, &METADATA)
+            .record(lag.as_secs_f64());
+    }
+
+    /// Runs until dropped: every [`LAG_PROBE_INTERVAL`] it records how late
+    /// it was woken (a handler blocking the async workers shows up as lag),
+    /// and every five seconds it [collects](Metrics::collect) and drains
+    /// histogram samples. Spawn it on the service's runtime.
+    pub async fn run_probe(self) {
+        let mut ticks: u32 = 0;
+        loop {
+            let asked = Instant::now();
+            tokio::time::sleep(LAG_PROBE_INTERVAL).await;
+            self.record_scheduling_lag(asked.elapsed().saturating_sub(LAG_PROBE_INTERVAL));
+            ticks = ticks.wrapping_add(1);
+            if ticks.is_multiple_of(50) {
+                self.collect();
+                self.run_upkeep();
+            }
+        }
+    }
+
+    fn gauge(&self, name: &'static str) -> metrics::Gauge {
+        self.recorder()
+            .register_gauge(&Key::from_static_name(name), &METADATA)
+    }
+}
+
+struct Process {
+    cpu_seconds: f64,
+    resident_bytes: f64,
+    open_fds: f64,
+    start_time_seconds: Option<f64>,
+}
+
+/// Linux reports CPU times and the start time in clock ticks of
+/// `USER_HZ`, fixed at 100 on every architecture it supports.
+const USER_HZ: f64 = 100.0;
+
+fn read_process() -> Option<Process> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the file (index 11 and 12
+    // after the command); starttime is field 22 (index 19).
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    let cpu_seconds = (ticks(11)? + ticks(12)?) / USER_HZ;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let resident_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse::<f64>().ok())?;
+    let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
+    let boot_time = std::fs::read_to_string("/proc/stat").ok().and_then(|stat| {
+        stat.lines()
+            .find_map(|line| line.strip_prefix("btime "))
+            .and_then(|secs| secs.trim().parse::<f64>().ok())
+    });
+    let start_time_seconds = boot_time
+        .zip(ticks(19))
+        .map(|(boot, start)| boot + start / USER_HZ);
+    Some(Process {
+        cpu_seconds,
+        resident_bytes: resident_kib * 1024.0,
+        open_fds,
+        start_time_seconds,
+    })
+}
