@@ -1,9 +1,10 @@
 //! [`Metrics`], a recorder and exposition per app, and [`MetricsLayer`],
 //! the RED metrics of every request.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,16 @@ const QUIET_PATHS: [&str; 4] = ["/livez", "/readyz", "/startupz", "/metrics"];
 pub struct Metrics {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    /// Handles of the request series already registered, by route: a
+    /// request then costs a lookup, not a key built and registered anew.
+    series: Arc<RwLock<HashMap<String, RouteSeries>>>,
+}
+
+/// The registered series of one route template.
+#[derive(Default)]
+struct RouteSeries {
+    active: HashMap<&'static str, metrics::Gauge>,
+    durations: HashMap<(&'static str, u16), metrics::Histogram>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -85,6 +96,7 @@ impl Metrics {
         let metrics = Self {
             recorder: Arc::new(recorder),
             handle,
+            series: Arc::default(),
         };
         metrics.describe();
         metrics
@@ -144,25 +156,64 @@ impl Metrics {
     pub const CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
 
     fn record_request(&self, method: &'static str, route: &str, status: u16, elapsed: Duration) {
-        let labels = vec![
-            Label::from_static_parts("http_request_method", method),
-            Label::new("http_route", route.to_owned()),
-            Label::new("http_response_status_code", status.to_string()),
-        ];
-        let key = metrics::Key::from_parts(catalog::HTTP_SERVER_REQUEST_DURATION.name, labels);
-        self.recorder
-            .register_histogram(&key, &METADATA)
-            .record(elapsed.as_secs_f64());
+        let cached = read(&self.series)
+            .get(route)
+            .and_then(|series| series.durations.get(&(method, status)).cloned());
+        let histogram = cached.unwrap_or_else(|| {
+            let labels = vec![
+                Label::from_static_parts("http_request_method", method),
+                Label::new("http_route", route.to_owned()),
+                Label::new("http_response_status_code", status.to_string()),
+            ];
+            let key = metrics::Key::from_parts(catalog::HTTP_SERVER_REQUEST_DURATION.name, labels);
+            let histogram = self.recorder.register_histogram(&key, &METADATA);
+            write(&self.series)
+                .entry(route.to_owned())
+                .or_default()
+                .durations
+                .insert((method, status), histogram.clone());
+            histogram
+        });
+        histogram.record(elapsed.as_secs_f64());
     }
 
     fn active(&self, method: &'static str, route: &str) -> metrics::Gauge {
-        let labels = vec![
-            Label::from_static_parts("http_request_method", method),
-            Label::new("http_route", route.to_owned()),
-        ];
-        let key = metrics::Key::from_parts(catalog::HTTP_SERVER_ACTIVE_REQUESTS.name, labels);
-        self.recorder.register_gauge(&key, &METADATA)
+        let cached = read(&self.series)
+            .get(route)
+            .and_then(|series| series.active.get(method).cloned());
+        cached.unwrap_or_else(|| {
+            let labels = vec![
+                Label::from_static_parts("http_request_method", method),
+                Label::new("http_route", route.to_owned()),
+            ];
+            let key = metrics::Key::from_parts(catalog::HTTP_SERVER_ACTIVE_REQUESTS.name, labels);
+            let gauge = self.recorder.register_gauge(&key, &METADATA);
+            write(&self.series)
+                .entry(route.to_owned())
+                .or_default()
+                .active
+                .insert(method, gauge.clone());
+            gauge
+        })
     }
+}
+
+/// The lock of the series cache. It is only ever written with complete
+/// entries, so a poisoned lock is still consistent and used as is.
+fn read(
+    series: &RwLock<HashMap<String, RouteSeries>>,
+) -> std::sync::RwLockReadGuard<'_, HashMap<String, RouteSeries>> {
+    series
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write(
+    series: &RwLock<HashMap<String, RouteSeries>>,
+) -> std::sync::RwLockWriteGuard<'_, HashMap<String, RouteSeries>> {
+    series
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub(crate) static METADATA: metrics::Metadata<'static> =
@@ -228,11 +279,10 @@ where
         let quiet = !self.layer.measure_probes && is_quiet(request.uri().path());
         let measured = (!quiet).then(|| {
             let method = method_label(request.method());
-            let route: Arc<str> = match request.extensions().get::<MatchedPath>() {
-                Some(route) => Arc::from(route.as_str()),
-                None => Arc::from(UNMATCHED),
-            };
-            let active = self.layer.metrics.active(method, &route);
+            // A clone of axum's `MatchedPath` shares its string: no copy.
+            let route = request.extensions().get::<MatchedPath>().cloned();
+            let route_str = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+            let active = self.layer.metrics.active(method, route_str);
             active.increment(1.0);
             Measured {
                 metrics: self.layer.metrics.clone(),
@@ -253,7 +303,8 @@ where
 struct Measured {
     metrics: Metrics,
     method: &'static str,
-    route: Arc<str>,
+    /// `None` for an unmatched path.
+    route: Option<MatchedPath>,
     active: metrics::Gauge,
     start: Instant,
 }
@@ -293,7 +344,10 @@ where
         if let (Ok(response), Some(measured)) = (&result, this.measured.take()) {
             measured.metrics.record_request(
                 measured.method,
-                &measured.route,
+                measured
+                    .route
+                    .as_ref()
+                    .map_or(UNMATCHED, MatchedPath::as_str),
                 response.status().as_u16(),
                 measured.start.elapsed(),
             );
