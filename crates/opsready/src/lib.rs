@@ -72,8 +72,8 @@ mod serve;
 
 pub use build_info::BuildInfo;
 pub use ops_settings::{
-    AdminSettings, HttpSettings, MAX_CONCURRENCY, MIN_TOKEN_LEN, OpsSettings, ServerSettings,
-    Settings, ShutdownSettings, load, settings,
+    AdminSettings, HttpSettings, MAX_CONCURRENCY, MIN_TOKEN_LEN, MetricsSettings, OpsSettings,
+    ServerSettings, Settings, ShutdownSettings, load, settings,
 };
 pub use reference::config_reference;
 pub use serve::{Ops, ServeError, Server, shutdown_signal};

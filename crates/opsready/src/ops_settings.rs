@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 /// | `http.body_limit` | `2MiB` | a larger request body answers 413 |
 /// | `http.concurrency_limit` | `1024` | requests in flight beyond this answer 503 `OVERLOADED` at once |
 /// | `telemetry.*` | | logs and tracing: see [`TelemetrySettings`] |
+/// | `metrics.latency_buckets` | 5 ms … 10 s | request-duration bucket bounds in seconds |
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 #[non_exhaustive]
@@ -38,6 +39,27 @@ pub struct OpsSettings {
     pub http: HttpSettings,
     /// Logs, request tracing and blocking work.
     pub telemetry: TelemetrySettings,
+    /// Metrics.
+    pub metrics: MetricsSettings,
+}
+
+/// `metrics.*`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct MetricsSettings {
+    /// Upper bounds, in seconds, of the request-duration buckets. Put one at
+    /// each latency objective, so the share of requests under it is exact.
+    /// Defaults to OpenTelemetry's recommended 5 ms … 10 s.
+    pub latency_buckets: Vec<f64>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            latency_buckets: opsready_metrics::DEFAULT_BUCKETS.to_vec(),
+        }
+    }
 }
 
 /// `server.*`
@@ -174,6 +196,15 @@ impl Validate for OpsSettings {
             );
         }
         v.nested("telemetry", &self.telemetry);
+        let buckets = &self.metrics.latency_buckets;
+        let increasing = buckets.windows(2).all(|pair| pair[0] < pair[1]);
+        let positive = buckets.iter().all(|b| b.is_finite() && *b > 0.0);
+        if buckets.is_empty() || !increasing || !positive {
+            v.add(
+                "metrics.latency_buckets",
+                "must be positive seconds in increasing order, as in `0.05,0.1,0.25,0.5,1`",
+            );
+        }
         if self.admin.addr == Some(self.server.addr) && self.server.addr.port() != 0 {
             v.add(
                 "admin.addr",

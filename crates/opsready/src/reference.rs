@@ -11,6 +11,10 @@ use crate::OpsSettings;
 /// line here, so the reference cannot fall behind the code.
 const DESCRIPTIONS: &[(&str, &str)] = &[
     (
+        "metrics.latency_buckets",
+        "Upper bounds in seconds of the request-duration histogram's buckets, increasing (`0.05,0.1,0.25,0.5,1`); put one at each latency objective.",
+    ),
+    (
         "server.addr",
         "Where the main listener binds. Loopback by default: in a container set `0.0.0.0:8080`, or the kubelet's probes cannot reach it.",
     ),

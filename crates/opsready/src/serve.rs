@@ -104,7 +104,7 @@ impl Ops {
             info: BuildInfo::default(),
             environment: settings.environment().to_owned(),
             blocking: Blocking::from_settings(&settings.ops.telemetry.blocking),
-            metrics: Metrics::new(),
+            metrics: Metrics::with_buckets(&settings.ops.metrics.latency_buckets),
         }
     }
 

@@ -410,6 +410,46 @@ async fn the_limits_of_the_settings_apply_to_the_service_routes_but_not_the_prob
     assert_eq!(probe, 200, "probes are not shed");
 }
 
+#[tokio::test]
+async fn the_latency_buckets_come_from_the_settings() {
+    let settings = settings(&[("TEST__METRICS__LATENCY_BUCKETS", "0.02,0.3,1.5")]);
+    let running = spawn(
+        Ops::new(&settings),
+        Router::new().route("/x", get(|| async { "x" })),
+    )
+    .await;
+    let admin = running.admin.clone().unwrap();
+
+    running.get("/x").await;
+    let exposition = running
+        .client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    assert!(exposition.contains("le=\"0.3\""), "{exposition}");
+    assert!(!exposition.contains("le=\"0.005\""), "{exposition}");
+}
+
+#[test]
+fn latency_buckets_out_of_order_are_refused() {
+    let error = opsready::load::<AppSettings>(
+        &Loader::new("TEST")
+            .config_dir(no_config_dir())
+            .env([("TEST__METRICS__LATENCY_BUCKETS", "0.5,0.1")]),
+    )
+    .unwrap_err();
+
+    assert_eq!(
+        error.diagnostics()[0].key(),
+        Some("metrics.latency_buckets")
+    );
+}
+
 #[test]
 fn ops_settings_refuse_a_drain_delay_longer_than_the_deadline_and_a_short_token() {
     let error =
