@@ -159,6 +159,26 @@ pub const TOKIO_SCHEDULING_LAG: MetricDef = MetricDef {
     action: "p99 above a few milliseconds: a handler blocks the async workers; move CPU-bound or blocking work to Ops::blocking().",
 };
 
+/// Connections of a pool, by state.
+pub const DB_CLIENT_CONNECTION_COUNT: MetricDef = MetricDef {
+    name: "db_client_connection_count",
+    kind: Kind::Gauge,
+    unit: "connections",
+    labels: &["pool_name", "state"],
+    help: "Connections of a pool, by state (`used`, `idle`), read at collection.",
+    action: "`used` at db_client_connection_max: requests wait for a connection; raise the pool size or find the slow queries holding them.",
+};
+
+/// The most connections a pool opens.
+pub const DB_CLIENT_CONNECTION_MAX: MetricDef = MetricDef {
+    name: "db_client_connection_max",
+    kind: Kind::Gauge,
+    unit: "connections",
+    labels: &["pool_name"],
+    help: "The most connections a pool opens.",
+    action: "Compare with db_client_connection_count{state=\"used\"} for saturation.",
+};
+
 /// Every metric the toolkit emits today.
 pub const CATALOG: &[MetricDef] = &[
     HTTP_SERVER_REQUEST_DURATION,
@@ -172,6 +192,8 @@ pub const CATALOG: &[MetricDef] = &[
     TOKIO_ALIVE_TASKS,
     TOKIO_GLOBAL_QUEUE_DEPTH,
     TOKIO_SCHEDULING_LAG,
+    DB_CLIENT_CONNECTION_COUNT,
+    DB_CLIENT_CONNECTION_MAX,
 ];
 
 /// Looks a metric up by name.
@@ -263,6 +285,6 @@ build_info
   exemplars taken from the request's trace context (an OpenMetrics encoder
   such as the one of the `prometheus-client` crate), and everything else as
   today.
-- Connection-pool metrics and the blocking-work helper's queue wait and
-  run time.
+- The time requests wait to acquire a pooled connection, and the
+  blocking-work helper's queue wait and run time.
 "#;

@@ -50,7 +50,11 @@ pub struct Metrics {
     /// Handles of the request series already registered, by route: a
     /// request then costs a lookup, not a key built and registered anew.
     series: Arc<RwLock<HashMap<String, RouteSeries>>>,
+    /// Gauges read at each collection (connection pools).
+    collectors: Arc<RwLock<Vec<Collector>>>,
 }
+
+type Collector = Box<dyn Fn() + Send + Sync>;
 
 /// The registered series of one route template.
 #[derive(Default)]
@@ -97,6 +101,7 @@ impl Metrics {
             recorder: Arc::new(recorder),
             handle,
             series: Arc::default(),
+            collectors: Arc::default(),
         };
         metrics.describe();
         metrics
@@ -134,6 +139,23 @@ impl Metrics {
         ];
         let key = metrics::Key::from_parts(catalog::BUILD_INFO.name, labels);
         self.recorder.register_gauge(&key, &METADATA).set(1.0);
+    }
+
+    pub(crate) fn add_collector(&self, collector: Collector) {
+        self.collectors
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(collector);
+    }
+
+    pub(crate) fn run_collectors(&self) {
+        let collectors = self
+            .collectors
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for collector in collectors.iter() {
+            collector();
+        }
     }
 
     pub(crate) fn recorder(&self) -> &PrometheusRecorder {

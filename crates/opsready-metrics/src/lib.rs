@@ -48,7 +48,9 @@
 //!
 //! # Feature flags
 //!
-//! This crate has no optional features.
+//! | feature | adds |
+//! |---|---|
+//! | `sqlx` | [`Metrics::watch_sqlx_pool`]: a sqlx pool's used, idle and maximum connections |
 
 pub mod catalog;
 mod layer;

@@ -18,10 +18,11 @@ pub const LAG_BUCKETS: &[f64] = &[
 
 impl Metrics {
     /// Reads the process's CPU time, memory, open files and start time
-    /// (Linux; nothing elsewhere) and the current Tokio runtime's workers,
-    /// alive tasks and global queue depth (when called inside one) into
-    /// their gauges.
+    /// (Linux; nothing elsewhere), the current Tokio runtime's workers,
+    /// alive tasks and global queue depth (when called inside one), and the
+    /// watched pools into their gauges.
     pub fn collect(&self) {
+        self.run_collectors();
         if let Some(process) = read_process() {
             self.gauge(catalog::PROCESS_CPU_SECONDS_TOTAL.name)
                 .set(process.cpu_seconds);
@@ -43,6 +44,63 @@ impl Metrics {
             self.gauge(catalog::TOKIO_GLOBAL_QUEUE_DEPTH.name)
                 .set(metrics.global_queue_depth() as f64);
         }
+    }
+
+    /// Reports a connection pool's gauges at every collection: `read`
+    /// returns (used, idle, max). For pools other than sqlx's (which
+    /// [`Metrics::watch_sqlx_pool`] covers).
+    pub fn watch_pool(
+        &self,
+        name: &str,
+        read: impl Fn() -> (u32, u32, u32) + Send + Sync + 'static,
+    ) {
+        let name = name.to_owned();
+        let used = self.labelled_gauge(
+            catalog::DB_CLIENT_CONNECTION_COUNT.name,
+            &[("pool_name", &name), ("state", "used")],
+        );
+        let idle = self.labelled_gauge(
+            catalog::DB_CLIENT_CONNECTION_COUNT.name,
+            &[("pool_name", &name), ("state", "idle")],
+        );
+        let max = self.labelled_gauge(
+            catalog::DB_CLIENT_CONNECTION_MAX.name,
+            &[("pool_name", &name)],
+        );
+        self.add_collector(Box::new(move || {
+            let (in_use, idle_now, most) = read();
+            used.set(f64::from(in_use));
+            idle.set(f64::from(idle_now));
+            max.set(f64::from(most));
+        }));
+    }
+
+    /// Reports a sqlx pool's connections (used, idle, max) at every
+    /// collection, as `db_client_connection_*{pool_name}`.
+    #[cfg(feature = "sqlx")]
+    pub fn watch_sqlx_pool<DB: sqlx::Database>(&self, name: &str, pool: sqlx::Pool<DB>) {
+        self.watch_pool(name, move || {
+            let size = pool.size();
+            let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+            (
+                size.saturating_sub(idle),
+                idle,
+                pool.options().get_max_connections(),
+            )
+        });
+    }
+
+    fn labelled_gauge(
+        &self,
+        name: &'static str,
+        labels: &[(&'static str, &str)],
+    ) -> metrics::Gauge {
+        let labels: Vec<metrics::Label> = labels
+            .iter()
+            .map(|(key, value)| metrics::Label::new(*key, (*value).to_owned()))
+            .collect();
+        self.recorder()
+            .register_gauge(&Key::from_parts(name, labels), &METADATA)
     }
 
     /// Records how late a timer woke, in seconds.

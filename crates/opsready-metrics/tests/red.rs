@@ -109,6 +109,7 @@ async fn two_apps_in_one_process_keep_their_own_series() {
 async fn every_exposed_metric_is_in_the_catalog_with_its_type() {
     let metrics = Metrics::new();
     metrics.set_build_info("svc", "1.0.0", "abc");
+    metrics.watch_pool("main", || (1, 2, 3));
     metrics.collect();
     metrics.record_scheduling_lag(std::time::Duration::from_micros(300));
     let base = spawn_app(&metrics).await;
@@ -173,4 +174,33 @@ async fn process_and_runtime_gauges_and_the_lag_histogram_are_exposed() {
         ),
         Some(1.0)
     );
+}
+
+#[cfg(feature = "sqlx")]
+#[tokio::test]
+async fn a_watched_sqlx_pool_reports_used_idle_and_max_connections() {
+    let metrics = Metrics::new();
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(3)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    metrics.watch_sqlx_pool("primary", pool.clone());
+    let held = pool.acquire().await.unwrap();
+
+    metrics.collect();
+    let exposition = metrics.render();
+    drop(held);
+
+    let gauge = |series: &str| sample(&exposition, series);
+    assert_eq!(
+        gauge("db_client_connection_count{pool_name=\"primary\",state=\"used\"}"),
+        Some(1.0),
+        "{exposition}"
+    );
+    assert_eq!(
+        gauge("db_client_connection_max{pool_name=\"primary\"}"),
+        Some(3.0)
+    );
+    assert!(gauge("db_client_connection_count{pool_name=\"primary\",state=\"idle\"}").is_some());
 }
