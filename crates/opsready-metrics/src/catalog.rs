@@ -179,6 +179,26 @@ pub const DB_CLIENT_CONNECTION_MAX: MetricDef = MetricDef {
     action: "Compare with db_client_connection_count{state=\"used\"} for saturation.",
 };
 
+/// How long blocking jobs wait for a slot.
+pub const BLOCKING_QUEUE_WAIT: MetricDef = MetricDef {
+    name: "blocking_queue_wait_seconds",
+    kind: Kind::Histogram,
+    unit: "seconds",
+    labels: &[],
+    help: "Time blocking jobs (Ops::blocking) waited for a free slot.",
+    action: "Rising: more blocking work than telemetry.blocking.max_concurrency allows; raise it (CPU permitting) or make the work cheaper.",
+};
+
+/// How long blocking jobs run.
+pub const BLOCKING_RUN: MetricDef = MetricDef {
+    name: "blocking_run_seconds",
+    kind: Kind::Histogram,
+    unit: "seconds",
+    labels: &[],
+    help: "Time blocking jobs (Ops::blocking) ran on the blocking threads.",
+    action: "Rising: the blocking work itself got slower (bigger inputs, a slower library, CPU contention).",
+};
+
 /// Every metric the toolkit emits today.
 pub const CATALOG: &[MetricDef] = &[
     HTTP_SERVER_REQUEST_DURATION,
@@ -194,6 +214,8 @@ pub const CATALOG: &[MetricDef] = &[
     TOKIO_SCHEDULING_LAG,
     DB_CLIENT_CONNECTION_COUNT,
     DB_CLIENT_CONNECTION_MAX,
+    BLOCKING_QUEUE_WAIT,
+    BLOCKING_RUN,
 ];
 
 /// Looks a metric up by name.
@@ -285,6 +307,5 @@ build_info
   exemplars taken from the request's trace context (an OpenMetrics encoder
   such as the one of the `prometheus-client` crate), and everything else as
   today.
-- The time requests wait to acquire a pooled connection, and the
-  blocking-work helper's queue wait and run time.
+- The time requests wait to acquire a pooled connection.
 "#;

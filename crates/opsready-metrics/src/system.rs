@@ -103,6 +103,24 @@ impl Metrics {
             .register_gauge(&Key::from_parts(name, labels), &METADATA)
     }
 
+    /// Records a blocking job's queue wait and run time; hand it to
+    /// `opsready_telemetry::Blocking::with_observer`.
+    pub fn record_blocking(&self, queue_wait: Duration, run_time: Duration) {
+        let recorder = self.recorder();
+        recorder
+            .register_histogram(
+                &Key::from_static_name(catalog::BLOCKING_QUEUE_WAIT.name),
+                &METADATA,
+            )
+            .record(queue_wait.as_secs_f64());
+        recorder
+            .register_histogram(
+                &Key::from_static_name(catalog::BLOCKING_RUN.name),
+                &METADATA,
+            )
+            .record(run_time.as_secs_f64());
+    }
+
     /// Records how late a timer woke, in seconds.
     pub fn record_scheduling_lag(&self, lag: Duration) {
         let key = Key::from_static_name(catalog::TOKIO_SCHEDULING_LAG.name);

@@ -110,6 +110,10 @@ async fn every_exposed_metric_is_in_the_catalog_with_its_type() {
     let metrics = Metrics::new();
     metrics.set_build_info("svc", "1.0.0", "abc");
     metrics.watch_pool("main", || (1, 2, 3));
+    metrics.record_blocking(
+        std::time::Duration::from_millis(1),
+        std::time::Duration::from_millis(20),
+    );
     metrics.collect();
     metrics.record_scheduling_lag(std::time::Duration::from_micros(300));
     let base = spawn_app(&metrics).await;

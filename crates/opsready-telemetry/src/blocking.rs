@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tracing::field::Empty;
@@ -31,13 +31,18 @@ use crate::settings::BlockingSettings;
 pub struct Blocking {
     permits: Arc<Semaphore>,
     max_concurrency: usize,
+    observer: Option<Observer>,
 }
+
+/// Told the queue wait and run time of every job, as metrics want them.
+type Observer = Arc<dyn Fn(Duration, Duration) + Send + Sync>;
 
 impl fmt::Debug for Blocking {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Blocking")
             .field("max_concurrency", &self.max_concurrency)
             .field("running", &self.running())
+            .field("observed", &self.observer.is_some())
             .finish()
     }
 }
@@ -49,7 +54,18 @@ impl Blocking {
         Self {
             permits: Arc::new(Semaphore::new(max_concurrency)),
             max_concurrency,
+            observer: None,
         }
+    }
+
+    /// Tells `observe(queue_wait, run_time)` about every job that ran, for
+    /// metrics (the `opsready` facade connects it to its histograms).
+    pub fn with_observer(
+        mut self,
+        observe: impl Fn(Duration, Duration) + Send + Sync + 'static,
+    ) -> Self {
+        self.observer = Some(Arc::new(observe));
+        self
     }
 
     /// Sized by `telemetry.blocking.max_concurrency`.
@@ -79,13 +95,19 @@ impl Blocking {
             // The semaphore is never closed; this is unreachable.
             return Err(BlockingError { panicked: false });
         };
-        span.record("queue_wait_ms", queued.elapsed().as_secs_f64() * 1000.0);
+        let queue_wait = queued.elapsed();
+        span.record("queue_wait_ms", queue_wait.as_secs_f64() * 1000.0);
+        let observer = self.observer.clone();
         let handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let _entered = span.enter();
             let started = Instant::now();
             let output = job();
-            span.record("run_ms", started.elapsed().as_secs_f64() * 1000.0);
+            let run_time = started.elapsed();
+            span.record("run_ms", run_time.as_secs_f64() * 1000.0);
+            if let Some(observe) = &observer {
+                observe(queue_wait, run_time);
+            }
             output
         });
         handle.await.map_err(|error| BlockingError {

@@ -96,6 +96,7 @@ impl fmt::Debug for Ops {
 impl Ops {
     /// Ops for loaded settings, whose dump `/admin/config` serves.
     pub fn new<T>(settings: &Settings<T>) -> Self {
+        let metrics = Metrics::with_buckets(&settings.ops.metrics.latency_buckets);
         Self {
             settings: settings.ops.clone(),
             dump: Arc::new(settings.dump().clone()),
@@ -103,8 +104,11 @@ impl Ops {
             hooks: Vec::new(),
             info: BuildInfo::default(),
             environment: settings.environment().to_owned(),
-            blocking: Blocking::from_settings(&settings.ops.telemetry.blocking),
-            metrics: Metrics::with_buckets(&settings.ops.metrics.latency_buckets),
+            blocking: Blocking::from_settings(&settings.ops.telemetry.blocking).with_observer({
+                let metrics = metrics.clone();
+                move |queue_wait, run_time| metrics.record_blocking(queue_wait, run_time)
+            }),
+            metrics,
         }
     }
 

@@ -435,6 +435,27 @@ async fn the_latency_buckets_come_from_the_settings() {
     assert!(!exposition.contains("le=\"0.005\""), "{exposition}");
 }
 
+#[tokio::test]
+async fn blocking_jobs_show_their_queue_wait_and_run_time_in_the_metrics() {
+    let settings = settings(&[]);
+    let ops = Ops::new(&settings);
+    let blocking = ops.blocking();
+    let metrics = ops.metrics().clone();
+
+    let answer = blocking.run(|| 6 * 7).await.unwrap();
+
+    assert_eq!(answer, 42);
+    let exposition = metrics.render();
+    assert!(
+        exposition.contains("blocking_queue_wait_seconds_count 1"),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains("blocking_run_seconds_count 1"),
+        "{exposition}"
+    );
+}
+
 #[test]
 fn latency_buckets_out_of_order_are_refused() {
     let error = opsready::load::<AppSettings>(
