@@ -9,13 +9,15 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::extract::MatchedPath;
-use http::{Method, Request, Response};
+use http::{Request, Response};
 use metrics::{Label, Recorder as _};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
+
+use opsready_vocab::{is_quiet, method_name as method_label};
 
 use crate::catalog::{self, CATALOG};
 
@@ -28,9 +30,6 @@ pub const UNMATCHED: &str = "unmatched";
 pub const DEFAULT_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
-
-/// Paths not measured unless asked: probes and the scrape itself.
-const QUIET_PATHS: [&str; 4] = ["/livez", "/readyz", "/startupz", "/metrics"];
 
 /// The metrics of one app: its own recorder, so that several apps (tests
 /// running in parallel in one process) never share or fight over a global
@@ -375,29 +374,5 @@ where
             );
         }
         Poll::Ready(result)
-    }
-}
-
-fn is_quiet(path: &str) -> bool {
-    QUIET_PATHS.iter().any(|quiet| {
-        path.strip_prefix(quiet)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
-}
-
-/// Known methods as they are, anything else `_OTHER`: a client cannot add
-/// series by inventing methods.
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "_OTHER",
     }
 }

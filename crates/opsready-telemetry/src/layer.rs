@@ -9,11 +9,13 @@ use std::time::Instant;
 
 use axum::extract::MatchedPath;
 use http::header::HeaderName;
-use http::{HeaderValue, Method, Request, Response};
+use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tracing::Span;
 use tracing::field::Empty;
+
+use opsready_vocab::{is_quiet, method_name};
 
 use crate::context::{TraceContext, is_sane_request_id, new_request_id};
 
@@ -26,10 +28,6 @@ pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// The target of request spans and of the line logged when a request ends.
 pub const REQUEST_TARGET: &str = "opsready::request";
-
-/// Paths of probes and metrics, not traced or logged unless asked: they are
-/// many, regular and say nothing a dashboard does not.
-const QUIET_PATHS: [&str; 4] = ["/livez", "/readyz", "/startupz", "/metrics"];
 
 /// The per-request telemetry layer. Put it inside the problem layer (so that
 /// problems carry its request id and trace id) and outside everything else.
@@ -156,30 +154,6 @@ where
             traceparent: Some(context.traceparent_header()),
             tracestate,
         }
-    }
-}
-
-pub(crate) fn is_quiet(path: &str) -> bool {
-    QUIET_PATHS.iter().any(|quiet| {
-        path.strip_prefix(quiet)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
-}
-
-/// The method as OpenTelemetry names it: known methods as they are, any
-/// other as `_OTHER`, so a client cannot invent span names.
-pub(crate) fn method_name(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "_OTHER",
     }
 }
 
@@ -318,16 +292,6 @@ where
 mod tests {
     use super::*;
 
-    #[test]
-    fn probes_and_metrics_are_quiet_but_lookalikes_are_not() {
-        assert!(is_quiet("/livez"));
-        assert!(is_quiet("/readyz"));
-        assert!(is_quiet("/readyz/database"));
-        assert!(is_quiet("/metrics"));
-        assert!(!is_quiet("/readyzz"));
-        assert!(!is_quiet("/hello"));
-    }
-
     #[tokio::test(flavor = "current_thread")]
     async fn with_spans_filtered_out_a_failed_request_still_logs_its_ids() {
         use std::sync::{Arc, Mutex};
@@ -376,11 +340,5 @@ mod tests {
         assert_eq!(line["method"], "GET");
         assert_eq!(line["status"], 500);
         assert_eq!(line["trace_id"].as_str().unwrap().len(), 32);
-    }
-
-    #[test]
-    fn unknown_methods_are_named_other() {
-        assert_eq!(method_name(&Method::GET), "GET");
-        assert_eq!(method_name(&Method::from_bytes(b"BREW").unwrap()), "_OTHER");
     }
 }

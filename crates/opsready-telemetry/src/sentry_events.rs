@@ -18,7 +18,9 @@ use sentry::protocol::{self, Event, Exception, Level};
 use tower::{Layer, Service};
 
 use crate::context::TraceContext;
-use crate::layer::{X_REQUEST_ID, is_quiet, method_name};
+use opsready_vocab::{is_quiet, method_name};
+
+use crate::layer::X_REQUEST_ID;
 use crate::settings::SentrySettings;
 use crate::subscriber::TelemetryError;
 
