@@ -82,10 +82,10 @@ pub const BUILD_INFO: MetricDef = MetricDef {
 /// CPU time of the process.
 pub const PROCESS_CPU_SECONDS_TOTAL: MetricDef = MetricDef {
     name: "process_cpu_seconds_total",
-    kind: Kind::Gauge,
+    kind: Kind::Counter,
     unit: "seconds",
     labels: &[],
-    help: "User and system CPU time spent by the process (Linux), read at collection.",
+    help: "User and system CPU time spent by the process (Linux), read at each scrape.",
     action: "Its rate near the CPU limit of the container: the service is CPU-bound; profile it or give it more CPU.",
 };
 
@@ -179,6 +179,16 @@ pub const DB_CLIENT_CONNECTION_MAX: MetricDef = MetricDef {
     action: "Compare with db_client_connection_count{state=\"used\"} for saturation.",
 };
 
+/// How long callers wait for a pooled connection.
+pub const DB_CLIENT_CONNECTION_WAIT_TIME: MetricDef = MetricDef {
+    name: "db_client_connection_wait_time_seconds",
+    kind: Kind::Histogram,
+    unit: "seconds",
+    labels: &["pool_name"],
+    help: "Time callers waited to acquire a connection from a pool (acquires made through Metrics::pool_wait).",
+    action: "p99 rising while db_client_connection_count{state=\"used\"} sits at db_client_connection_max: the pool is exhausted; raise its size or find the queries holding connections.",
+};
+
 /// How long blocking jobs wait for a slot.
 pub const BLOCKING_QUEUE_WAIT: MetricDef = MetricDef {
     name: "blocking_queue_wait_seconds",
@@ -214,6 +224,7 @@ pub const CATALOG: &[MetricDef] = &[
     TOKIO_SCHEDULING_LAG,
     DB_CLIENT_CONNECTION_COUNT,
     DB_CLIENT_CONNECTION_MAX,
+    DB_CLIENT_CONNECTION_WAIT_TIME,
     BLOCKING_QUEUE_WAIT,
     BLOCKING_RUN,
 ];
@@ -230,7 +241,8 @@ pub fn render_markdown(metrics: &[MetricDef]) -> String {
          OPSREADY_BLESS=1 cargo test -p opsready-metrics --test catalog -->\n\n\
          # Metrics reference\n\n\
          Every metric opsready exposes on `GET /metrics` (admin listener), in the\n\
-         Prometheus text format. Durations are histograms with explicit buckets,\n\
+         Prometheus text format 0.0.4, or OpenMetrics 1.0.0 with exemplars when the\n\
+         scraper asks for it. Durations are histograms with explicit buckets,\n\
          never summaries, so they aggregate across instances.\n\n\
          | name | type | unit | labels | what it measures | when it moves |\n\
          |---|---|---|---|---|---|\n",
@@ -298,14 +310,34 @@ Which build served it:
 build_info
 ```
 
-## Not yet
+## Exemplars: from a slow bucket to its trace
 
-- **Exemplars.** The exporter used here renders the Prometheus text format
-  0.0.4 and has no exemplar support, so no `trace_id` rides on the duration
-  buckets yet. The plan: when the scraper asks for
-  `application/openmetrics-text`, render the duration histogram with
-  exemplars taken from the request's trace context (an OpenMetrics encoder
-  such as the one of the `prometheus-client` crate), and everything else as
-  today.
-- The time requests wait to acquire a pooled connection.
+When the scraper sends `Accept: application/openmetrics-text` (Prometheus
+does by default), `/metrics` answers in OpenMetrics 1.0.0 and each
+`http_server_request_duration_seconds_bucket` line carries the trace of a
+recent request that landed in it:
+
+```text
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_route="/hello/{name}",http_response_status_code="200",le="0.25"} 7 # {trace_id="0af7651916cd43dd8448eb211c80319c"} 0.131 1763942400.123
+```
+
+Prometheus keeps them with `--enable-feature=exemplar-storage`; Grafana then
+shows them as dots on a latency panel that link to the trace. Only sampled
+traces are used, one exemplar per bucket and series, the latest.
+
+The exporter underneath (`metrics-exporter-prometheus`) writes only the 0.0.4
+format and knows nothing of exemplars; opsready rewrites its output as
+OpenMetrics (counter families without `_total`, `# EOF`) and adds the
+exemplars it keeps per bucket itself.
+
+## Connection pools
+
+`Metrics::watch_sqlx_pool(name, pool)` (feature `sqlx`) or
+`Metrics::watch_pool(name, read)` report used, idle and maximum connections.
+The time to acquire one is measured where the connection is acquired:
+
+```rust,ignore
+let wait = metrics.pool_wait("primary");
+let mut connection = wait.acquire(&pool).await?; // recorded, even when it fails
+```
 "#;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use tower::{Layer, Service};
 use opsready_vocab::{is_quiet, method_name as method_label};
 
 use crate::catalog::{self, CATALOG};
+use crate::exposition::{Exemplars, Format, label_text, process_families, to_openmetrics};
 
 /// The route label of every path that matches no route: a scan of random
 /// URLs adds one series, not one per URL.
@@ -44,22 +45,45 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
 /// ```
 #[derive(Clone)]
 pub struct Metrics {
-    recorder: Arc<PrometheusRecorder>,
+    // One pointer: the layer clones it for every request.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    /// The duration buckets, to place exemplars.
+    buckets: Vec<f64>,
     /// Handles of the request series already registered, by route: a
     /// request then costs a lookup, not a key built and registered anew.
-    series: Arc<RwLock<HashMap<String, RouteSeries>>>,
+    series: RwLock<HashMap<String, Arc<RouteSeries>>>,
     /// Gauges read at each collection (connection pools).
-    collectors: Arc<RwLock<Vec<Collector>>>,
+    collectors: RwLock<Vec<Collector>>,
 }
 
 type Collector = Box<dyn Fn() + Send + Sync>;
 
-/// The registered series of one route template.
-#[derive(Default)]
+/// The registered series of one route template, shared by its requests
+/// from start to end.
 struct RouteSeries {
-    active: HashMap<&'static str, metrics::Gauge>,
-    durations: HashMap<(&'static str, u16), metrics::Histogram>,
+    route: String,
+    /// The active-requests gauge by method (index into [`METHODS`]).
+    active: [OnceLock<metrics::Gauge>; METHODS.len()],
+    durations: RwLock<HashMap<(&'static str, u16), DurationSeries>>,
+}
+
+/// Every value `method_label` returns.
+const METHODS: [&str; 10] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
+];
+
+/// One series of the duration histogram.
+#[derive(Clone)]
+struct DurationSeries {
+    histogram: metrics::Histogram,
+    /// Its labels as the exposition writes them.
+    labels: Arc<str>,
+    exemplars: Arc<Exemplars>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -97,10 +121,13 @@ impl Metrics {
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         let metrics = Self {
-            recorder: Arc::new(recorder),
-            handle,
-            series: Arc::default(),
-            collectors: Arc::default(),
+            inner: Arc::new(Inner {
+                recorder,
+                handle,
+                buckets: buckets.to_vec(),
+                series: RwLock::default(),
+                collectors: RwLock::default(),
+            }),
         };
         metrics.describe();
         metrics
@@ -116,13 +143,18 @@ impl Metrics {
             let name = metrics::KeyName::from_const_str(def.name);
             match def.kind {
                 catalog::Kind::Counter => {
-                    self.recorder.describe_counter(name, unit, def.help.into());
+                    self.inner
+                        .recorder
+                        .describe_counter(name, unit, def.help.into());
                 }
                 catalog::Kind::Gauge => {
-                    self.recorder.describe_gauge(name, unit, def.help.into());
+                    self.inner
+                        .recorder
+                        .describe_gauge(name, unit, def.help.into());
                 }
                 catalog::Kind::Histogram => {
-                    self.recorder
+                    self.inner
+                        .recorder
                         .describe_histogram(name, unit, def.help.into());
                 }
             }
@@ -137,11 +169,12 @@ impl Metrics {
             Label::new("git_sha", git_sha.to_owned()),
         ];
         let key = metrics::Key::from_parts(catalog::BUILD_INFO.name, labels);
-        self.recorder.register_gauge(&key, &METADATA).set(1.0);
+        self.inner.recorder.register_gauge(&key, &METADATA).set(1.0);
     }
 
     pub(crate) fn add_collector(&self, collector: Collector) {
-        self.collectors
+        self.inner
+            .collectors
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(collector);
@@ -149,6 +182,7 @@ impl Metrics {
 
     pub(crate) fn run_collectors(&self) {
         let collectors = self
+            .inner
             .collectors
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -158,82 +192,140 @@ impl Metrics {
     }
 
     pub(crate) fn recorder(&self) -> &PrometheusRecorder {
-        &self.recorder
+        &self.inner.recorder
     }
 
     /// The exposition, Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
-        self.handle.render()
+        let mut text = self.inner.handle.render();
+        if !text.is_empty() && !text.ends_with("\n\n") {
+            text.push('\n');
+        }
+        process_families(&mut text);
+        text
+    }
+
+    /// The exposition as OpenMetrics 1.0.0 text, with the trace of a recent
+    /// request as the exemplar of each request-duration bucket (when
+    /// [`MetricsLayer::exemplars`] is set).
+    pub fn render_openmetrics(&self) -> String {
+        let text = self.render();
+        let durations: Vec<DurationSeries> = read(&self.inner.series)
+            .values()
+            .flat_map(|route| read(&route.durations).values().cloned().collect::<Vec<_>>())
+            .collect();
+        let by_labels: HashMap<&str, &Exemplars> = durations
+            .iter()
+            .map(|duration| (&*duration.labels, &*duration.exemplars))
+            .collect();
+        to_openmetrics(&text, &self.inner.buckets, |labels| {
+            by_labels.get(labels).copied()
+        })
+    }
+
+    /// The exposition in `format`.
+    pub fn render_as(&self, format: Format) -> String {
+        match format {
+            Format::OpenMetrics => self.render_openmetrics(),
+            _ => self.render(),
+        }
     }
 
     /// Drains recorded observations into the histograms. [`Metrics::render`]
     /// does it too; call this every few seconds when scrapes may be rare, so
     /// that samples do not pile up in memory in between.
     pub fn run_upkeep(&self) {
-        self.handle.run_upkeep();
+        self.inner.handle.run_upkeep();
     }
 
     /// The content type of [`Metrics::render`]'s output.
     pub const CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
 
-    fn record_request(&self, method: &'static str, route: &str, status: u16, elapsed: Duration) {
-        let cached = read(&self.series)
-            .get(route)
-            .and_then(|series| series.durations.get(&(method, status)).cloned());
-        let histogram = cached.unwrap_or_else(|| {
-            let labels = vec![
-                Label::from_static_parts("http_request_method", method),
-                Label::new("http_route", route.to_owned()),
-                Label::new("http_response_status_code", status.to_string()),
-            ];
-            let key = metrics::Key::from_parts(catalog::HTTP_SERVER_REQUEST_DURATION.name, labels);
-            let histogram = self.recorder.register_histogram(&key, &METADATA);
-            write(&self.series)
-                .entry(route.to_owned())
-                .or_default()
-                .durations
-                .insert((method, status), histogram.clone());
-            histogram
-        });
-        histogram.record(elapsed.as_secs_f64());
+    /// The series of `route`, registered on its first request.
+    fn route_series(&self, route: &str) -> Arc<RouteSeries> {
+        if let Some(series) = read(&self.inner.series).get(route) {
+            return Arc::clone(series);
+        }
+        let mut all = write(&self.inner.series);
+        Arc::clone(all.entry(route.to_owned()).or_insert_with(|| {
+            Arc::new(RouteSeries {
+                route: route.to_owned(),
+                active: Default::default(),
+                durations: RwLock::default(),
+            })
+        }))
     }
 
-    fn active(&self, method: &'static str, route: &str) -> metrics::Gauge {
-        let cached = read(&self.series)
-            .get(route)
-            .and_then(|series| series.active.get(method).cloned());
-        cached.unwrap_or_else(|| {
+    fn active<'s>(&self, series: &'s RouteSeries, method: &'static str) -> &'s metrics::Gauge {
+        let index = METHODS
+            .iter()
+            .position(|known| *known == method)
+            .unwrap_or(METHODS.len() - 1);
+        series.active[index].get_or_init(|| {
             let labels = vec![
                 Label::from_static_parts("http_request_method", method),
-                Label::new("http_route", route.to_owned()),
+                Label::new("http_route", series.route.clone()),
             ];
             let key = metrics::Key::from_parts(catalog::HTTP_SERVER_ACTIVE_REQUESTS.name, labels);
-            let gauge = self.recorder.register_gauge(&key, &METADATA);
-            write(&self.series)
-                .entry(route.to_owned())
-                .or_default()
-                .active
-                .insert(method, gauge.clone());
-            gauge
+            self.inner.recorder.register_gauge(&key, &METADATA)
         })
+    }
+
+    fn record_request(
+        &self,
+        series: &RouteSeries,
+        method: &'static str,
+        status: u16,
+        elapsed: Duration,
+        trace_id: Option<u128>,
+    ) {
+        let seconds = elapsed.as_secs_f64();
+        let record = |duration: &DurationSeries| {
+            duration.histogram.record(seconds);
+            if let Some(trace_id) = trace_id {
+                duration
+                    .exemplars
+                    .record(&self.inner.buckets, seconds, trace_id);
+            }
+        };
+        if let Some(duration) = read(&series.durations).get(&(method, status)) {
+            record(duration);
+            return;
+        }
+        let status_text = status.to_string();
+        let labels = vec![
+            Label::from_static_parts("http_request_method", method),
+            Label::new("http_route", series.route.clone()),
+            Label::new("http_response_status_code", status_text.clone()),
+        ];
+        let key = metrics::Key::from_parts(catalog::HTTP_SERVER_REQUEST_DURATION.name, labels);
+        let duration = DurationSeries {
+            histogram: self.inner.recorder.register_histogram(&key, &METADATA),
+            labels: label_text(&[
+                ("http_request_method", method),
+                ("http_route", &series.route),
+                ("http_response_status_code", &status_text),
+            ])
+            .into(),
+            exemplars: Arc::new(Exemplars::new(self.inner.buckets.len())),
+        };
+        record(
+            write(&series.durations)
+                .entry((method, status))
+                .or_insert(duration),
+        );
     }
 }
 
-/// The lock of the series cache. It is only ever written with complete
+/// A lock of the series caches. They are only ever written with complete
 /// entries, so a poisoned lock is still consistent and used as is.
-fn read(
-    series: &RwLock<HashMap<String, RouteSeries>>,
-) -> std::sync::RwLockReadGuard<'_, HashMap<String, RouteSeries>> {
-    series
-        .read()
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn write(
-    series: &RwLock<HashMap<String, RouteSeries>>,
-) -> std::sync::RwLockWriteGuard<'_, HashMap<String, RouteSeries>> {
-    series
-        .write()
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -248,7 +340,11 @@ pub(crate) static METADATA: metrics::Metadata<'static> =
 pub struct MetricsLayer {
     metrics: Metrics,
     measure_probes: bool,
+    trace_id: Option<TraceIdOf>,
 }
+
+/// Reads the trace id of a sampled request from its extensions.
+pub type TraceIdOf = fn(&http::Extensions) -> Option<u128>;
 
 impl MetricsLayer {
     /// Records into `metrics`; probes and `/metrics` are not measured.
@@ -256,7 +352,28 @@ impl MetricsLayer {
         Self {
             metrics,
             measure_probes: false,
+            trace_id: None,
         }
+    }
+
+    /// Keeps, per duration bucket, the trace of a recent request as its
+    /// exemplar (served with [`Metrics::render_openmetrics`]): `trace_id`
+    /// reads a sampled request's trace id from its extensions, set by a
+    /// tracing layer outside this one. Defaults to no exemplars.
+    ///
+    /// ```
+    /// use opsready_metrics::{Metrics, MetricsLayer};
+    ///
+    /// #[derive(Clone)]
+    /// struct Trace(u128);
+    ///
+    /// let layer = MetricsLayer::new(Metrics::new())
+    ///     .exemplars(|extensions| extensions.get::<Trace>().map(|trace| trace.0));
+    /// # let _ = layer;
+    /// ```
+    pub fn exemplars(mut self, trace_id: TraceIdOf) -> Self {
+        self.trace_id = Some(trace_id);
+        self
     }
 
     /// Whether probes and `/metrics` are measured too. Defaults to `false`.
@@ -300,16 +417,21 @@ where
         let quiet = !self.layer.measure_probes && is_quiet(request.uri().path());
         let measured = (!quiet).then(|| {
             let method = method_label(request.method());
-            // A clone of axum's `MatchedPath` shares its string: no copy.
-            let route = request.extensions().get::<MatchedPath>().cloned();
-            let route_str = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-            let active = self.layer.metrics.active(method, route_str);
-            active.increment(1.0);
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or(UNMATCHED, MatchedPath::as_str);
+            let metrics = &self.layer.metrics;
+            let series = metrics.route_series(route);
+            metrics.active(&series, method).increment(1.0);
             Measured {
-                metrics: self.layer.metrics.clone(),
+                metrics: metrics.clone(),
                 method,
-                route,
-                active,
+                series,
+                trace_id: self
+                    .layer
+                    .trace_id
+                    .and_then(|trace_id| trace_id(request.extensions())),
                 start: Instant::now(),
             }
         });
@@ -324,9 +446,8 @@ where
 struct Measured {
     metrics: Metrics,
     method: &'static str,
-    /// `None` for an unmatched path.
-    route: Option<MatchedPath>,
-    active: metrics::Gauge,
+    series: Arc<RouteSeries>,
+    trace_id: Option<u128>,
     start: Instant,
 }
 
@@ -334,7 +455,9 @@ impl Drop for Measured {
     // Also when the request is dropped unanswered (client gone), so the
     // gauge never drifts upwards.
     fn drop(&mut self) {
-        self.active.decrement(1.0);
+        self.metrics
+            .active(&self.series, self.method)
+            .decrement(1.0);
     }
 }
 
@@ -364,13 +487,11 @@ where
         let result = ready!(this.future.poll(cx));
         if let (Ok(response), Some(measured)) = (&result, this.measured.take()) {
             measured.metrics.record_request(
+                &measured.series,
                 measured.method,
-                measured
-                    .route
-                    .as_ref()
-                    .map_or(UNMATCHED, MatchedPath::as_str),
                 response.status().as_u16(),
                 measured.start.elapsed(),
+                measured.trace_id,
             );
         }
         Poll::Ready(result)

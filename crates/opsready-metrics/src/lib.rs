@@ -40,8 +40,11 @@
 //!   the `metrics` crate's macros go to the global recorder, not here.
 //! - Durations are histograms with explicit buckets ([`DEFAULT_BUCKETS`]),
 //!   never summaries, so they aggregate across instances.
-//! - Exemplars (a `trace_id` on histogram buckets, OpenMetrics) are not
-//!   supported by the exporter used here; see the notes in `docs/metrics.md`.
+//! - Two formats: the Prometheus text format 0.0.4 ([`Metrics::render`]) and
+//!   OpenMetrics 1.0.0 with exemplars ([`Metrics::render_openmetrics`]);
+//!   [`Format::negotiate`] picks one from a scrape's `Accept` header.
+//!   Exemplars (a `trace_id` on each request-duration bucket) need
+//!   [`MetricsLayer::exemplars`] and a tracing layer outside it.
 //!
 //! The [`catalog`] describes every metric; `docs/metrics.md` is rendered
 //! from it.
@@ -50,11 +53,15 @@
 //!
 //! | feature | adds |
 //! |---|---|
-//! | `sqlx` | [`Metrics::watch_sqlx_pool`]: a sqlx pool's used, idle and maximum connections |
+//! | `sqlx` | [`Metrics::watch_sqlx_pool`]: a sqlx pool's used, idle and maximum connections; [`PoolWait::acquire`]: a measured acquire |
 
 pub mod catalog;
+mod exposition;
 mod layer;
 mod system;
 
-pub use layer::{DEFAULT_BUCKETS, Metrics, MetricsFuture, MetricsLayer, MetricsService, UNMATCHED};
-pub use system::{LAG_BUCKETS, LAG_PROBE_INTERVAL};
+pub use exposition::Format;
+pub use layer::{
+    DEFAULT_BUCKETS, Metrics, MetricsFuture, MetricsLayer, MetricsService, TraceIdOf, UNMATCHED,
+};
+pub use system::{LAG_BUCKETS, LAG_PROBE_INTERVAL, PoolWait};

@@ -17,24 +17,12 @@ pub const LAG_BUCKETS: &[f64] = &[
 ];
 
 impl Metrics {
-    /// Reads the process's CPU time, memory, open files and start time
-    /// (Linux; nothing elsewhere), the current Tokio runtime's workers,
-    /// alive tasks and global queue depth (when called inside one), and the
-    /// watched pools into their gauges.
+    /// Reads the current Tokio runtime's workers, alive tasks and global
+    /// queue depth (when called inside one), and the watched pools, into
+    /// their gauges. The process's CPU time, memory, open files and start
+    /// time (Linux) need no collection: every render reads them.
     pub fn collect(&self) {
         self.run_collectors();
-        if let Some(process) = read_process() {
-            self.gauge(catalog::PROCESS_CPU_SECONDS_TOTAL.name)
-                .set(process.cpu_seconds);
-            self.gauge(catalog::PROCESS_RESIDENT_MEMORY_BYTES.name)
-                .set(process.resident_bytes);
-            self.gauge(catalog::PROCESS_OPEN_FDS.name)
-                .set(process.open_fds);
-            if let Some(start) = process.start_time_seconds {
-                self.gauge(catalog::PROCESS_START_TIME_SECONDS.name)
-                    .set(start);
-            }
-        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let metrics = runtime.metrics();
             self.gauge(catalog::TOKIO_WORKERS.name)
@@ -103,6 +91,29 @@ impl Metrics {
             .register_gauge(&Key::from_parts(name, labels), &METADATA)
     }
 
+    /// The histogram of the time callers wait to acquire a connection from
+    /// the pool `name`, as `db_client_connection_wait_time_seconds{pool_name}`.
+    /// Keep the handle: recording through it is a lookup-free observation.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use opsready_metrics::Metrics;
+    ///
+    /// let metrics = Metrics::new();
+    /// let wait = metrics.pool_wait("cache");
+    /// wait.record(Duration::from_millis(3));
+    /// assert!(metrics.render().contains(r#"db_client_connection_wait_time_seconds_count{pool_name="cache"} 1"#));
+    /// ```
+    pub fn pool_wait(&self, name: &str) -> PoolWait {
+        let key = Key::from_parts(
+            catalog::DB_CLIENT_CONNECTION_WAIT_TIME.name,
+            vec![metrics::Label::new("pool_name", name.to_owned())],
+        );
+        PoolWait {
+            histogram: self.recorder().register_histogram(&key, &METADATA),
+        }
+    }
+
     /// Records a blocking job's queue wait and run time; hand it to
     /// `opsready_telemetry::Blocking::with_observer`.
     pub fn record_blocking(&self, queue_wait: Duration, run_time: Duration) {
@@ -147,24 +158,59 @@ impl Metrics {
         }
     }
 
-    fn gauge(&self, name: &'static str) -> metrics::Gauge {
+    pub(crate) fn gauge(&self, name: &'static str) -> metrics::Gauge {
         self.recorder()
             .register_gauge(&Key::from_static_name(name), &METADATA)
     }
 }
 
-struct Process {
-    cpu_seconds: f64,
-    resident_bytes: f64,
-    open_fds: f64,
-    start_time_seconds: Option<f64>,
+/// Records how long callers wait for a pooled connection; made by
+/// [`Metrics::pool_wait`]. Cheap to clone.
+#[derive(Clone)]
+pub struct PoolWait {
+    histogram: metrics::Histogram,
+}
+
+impl std::fmt::Debug for PoolWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolWait").finish_non_exhaustive()
+    }
+}
+
+impl PoolWait {
+    /// Records one wait (a failed or timed-out acquire too: the caller
+    /// waited all the same).
+    pub fn record(&self, waited: Duration) {
+        self.histogram.record(waited.as_secs_f64());
+    }
+
+    /// Acquires a connection from a sqlx pool, recording how long it took.
+    /// Use it where a handler holds a connection for several queries; a
+    /// query run on the pool directly acquires without being measured.
+    #[cfg(feature = "sqlx")]
+    pub async fn acquire<DB: sqlx::Database>(
+        &self,
+        pool: &sqlx::Pool<DB>,
+    ) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
+        let asked = Instant::now();
+        let connection = pool.acquire().await;
+        self.record(asked.elapsed());
+        connection
+    }
+}
+
+pub(crate) struct Process {
+    pub(crate) cpu_seconds: f64,
+    pub(crate) resident_bytes: f64,
+    pub(crate) open_fds: f64,
+    pub(crate) start_time_seconds: Option<f64>,
 }
 
 /// Linux reports CPU times and the start time in clock ticks of
 /// `USER_HZ`, fixed at 100 on every architecture it supports.
 const USER_HZ: f64 = 100.0;
 
-fn read_process() -> Option<Process> {
+pub(crate) fn read_process() -> Option<Process> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command, which is in parentheses and may hold spaces.
     let after = stat.rsplit_once(')')?.1;

@@ -9,10 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::http::header;
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::get;
-use opsready_metrics::{Metrics, MetricsLayer};
+use opsready_metrics::{Format, Metrics, MetricsLayer};
 use serde_json::Value;
 
 /// The Prometheus process of one test, killed (by its own handle) at the end.
@@ -67,6 +69,7 @@ fn start_prometheus(binary: &str, target: &str) -> Prometheus {
             dir.path().join("data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--enable-feature=exemplar-storage")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -78,6 +81,23 @@ fn start_prometheus(binary: &str, target: &str) -> Prometheus {
     }
 }
 
+/// The trace a request belongs to, as a tracing layer would record it.
+#[derive(Clone)]
+struct Trace(u128);
+
+/// The trace id a test request carries, hex in `x-trace`.
+async fn trace_from_header(mut request: Request, next: Next) -> Response {
+    let trace = request
+        .headers()
+        .get("x-trace")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|hex| u128::from_str_radix(hex, 16).ok());
+    if let Some(trace) = trace {
+        request.extensions_mut().insert(Trace(trace));
+    }
+    next.run(request).await
+}
+
 async fn spawn_app(metrics: &Metrics) -> String {
     let exposition = metrics.clone();
     let app: Router = Router::new()
@@ -85,17 +105,23 @@ async fn spawn_app(metrics: &Metrics) -> String {
         .route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
         .route(
             "/metrics",
-            get(move || {
+            get(move |headers: HeaderMap| {
                 let metrics = exposition.clone();
                 async move {
+                    // Prometheus asks for OpenMetrics first.
+                    let format = Format::negotiate(headers.get(header::ACCEPT));
                     (
-                        [(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)],
-                        metrics.render(),
+                        [(header::CONTENT_TYPE, format.content_type())],
+                        metrics.render_as(format),
                     )
                 }
             }),
         )
-        .layer(MetricsLayer::new(metrics.clone()));
+        .layer(
+            MetricsLayer::new(metrics.clone())
+                .exemplars(|extensions| extensions.get::<Trace>().map(|trace| trace.0)),
+        )
+        .layer(middleware::from_fn(trace_from_header));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -149,13 +175,14 @@ async fn a_real_prometheus_sees_the_routes_their_counts_and_one_unmatched_series
     let prometheus = start_prometheus(binary, &target);
     let client = reqwest::Client::new();
 
-    // Act: traffic, including a scan of 1,000 random paths.
+    // Act: traffic, including a scan of 1,000 random paths; one request
+    // belongs to a known trace.
     for name in ["a", "b", "c"] {
-        client
-            .get(format!("http://{target}/hello/{name}"))
-            .send()
-            .await
-            .unwrap();
+        let mut request = client.get(format!("http://{target}/hello/{name}"));
+        if name == "b" {
+            request = request.header("x-trace", TRACE_ID);
+        }
+        request.send().await.unwrap();
     }
     client
         .get(format!("http://{target}/boom"))
@@ -203,4 +230,50 @@ async fn a_real_prometheus_sees_the_routes_their_counts_and_one_unmatched_series
     .await
     .unwrap();
     assert_eq!(unmatched_series[0]["value"][1], "1");
+
+    // The scrape was OpenMetrics, and the traced request's bucket carries
+    // its trace id as an exemplar.
+    let exemplars = query_exemplars(
+        &client,
+        &prometheus,
+        "http_server_request_duration_seconds_bucket{http_route=\"/hello/{name}\"}",
+    )
+    .await;
+    let trace_ids: Vec<&str> = exemplars
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|series| series["exemplars"].as_array().into_iter().flatten())
+        .filter_map(|exemplar| exemplar["labels"]["trace_id"].as_str())
+        .collect();
+    assert!(trace_ids.contains(&TRACE_ID), "{exemplars}");
+}
+
+const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+
+/// The exemplars of the last ten minutes for `selector`.
+async fn query_exemplars(
+    client: &reqwest::Client,
+    prometheus: &Prometheus,
+    selector: &str,
+) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body: Value = client
+        .get(format!("{}/api/v1/query_exemplars", prometheus.base))
+        .query(&[
+            ("query", selector.to_owned()),
+            ("start", (now - 600).to_string()),
+            ("end", (now + 60).to_string()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "success", "{body}");
+    body["data"].clone()
 }

@@ -114,6 +114,9 @@ async fn every_exposed_metric_is_in_the_catalog_with_its_type() {
         std::time::Duration::from_millis(1),
         std::time::Duration::from_millis(20),
     );
+    metrics
+        .pool_wait("main")
+        .record(std::time::Duration::from_millis(2));
     metrics.collect();
     metrics.record_scheduling_lag(std::time::Duration::from_micros(300));
     let base = spawn_app(&metrics).await;
@@ -207,4 +210,68 @@ async fn a_watched_sqlx_pool_reports_used_idle_and_max_connections() {
         Some(3.0)
     );
     assert!(gauge("db_client_connection_count{pool_name=\"primary\",state=\"idle\"}").is_some());
+}
+
+#[tokio::test]
+async fn process_cpu_time_is_a_counter_with_fractions() {
+    let metrics = Metrics::new();
+
+    let exposition = metrics.render();
+
+    assert!(
+        exposition.contains("# TYPE process_cpu_seconds_total counter"),
+        "{exposition}"
+    );
+    assert!(sample(&exposition, "process_cpu_seconds_total ").is_some());
+    let openmetrics = metrics.render_openmetrics();
+    assert!(
+        openmetrics.contains("# TYPE process_cpu_seconds counter\n"),
+        "{openmetrics}"
+    );
+}
+
+#[tokio::test]
+async fn openmetrics_carries_the_trace_of_a_request_on_its_bucket() {
+    #[derive(Clone)]
+    struct Trace(u128);
+    let metrics = Metrics::new();
+    let app: Router = Router::new()
+        .route("/hello/{name}", get(|| async { "hi" }))
+        .layer(
+            MetricsLayer::new(metrics.clone())
+                .exemplars(|extensions| extensions.get::<Trace>().map(|trace| trace.0)),
+        )
+        .layer(axum::middleware::from_fn(
+            |mut request: axum::extract::Request, next: axum::middleware::Next| async move {
+                request.extensions_mut().insert(Trace(0xfeed));
+                next.run(request).await
+            },
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    reqwest::get(format!("http://{addr}/hello/x"))
+        .await
+        .unwrap();
+    let text = metrics.render_openmetrics();
+
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(!text.contains("\n\n"), "no blank lines: {text}");
+    let bucket = text
+        .lines()
+        .find(|line| {
+            line.starts_with("http_server_request_duration_seconds_bucket{")
+                && line.contains("le=\"0.005\"")
+        })
+        .unwrap();
+    assert!(
+        bucket.contains("# {trace_id=\"0000000000000000000000000000feed\"} "),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("trace_id=").count(),
+        1,
+        "one bucket holds the request: {text}"
+    );
 }

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use opsready_metrics::Metrics;
+use opsready_metrics::{Format, Metrics};
 use opsready_problem::Problem;
 use opsready_settings::{Dump, Secret};
 use subtle::ConstantTimeEq as _;
@@ -39,15 +39,21 @@ pub(crate) fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
-    // Process and runtime gauges as of this scrape.
+async fn metrics(State(state): State<AdminState>, headers: HeaderMap) -> impl IntoResponse {
+    // Runtime and pool gauges as of this scrape.
     state.metrics.collect();
+    // OpenMetrics (with exemplars) when the scraper prefers it, as
+    // Prometheus does.
+    let format = Format::negotiate(headers.get(header::ACCEPT));
     (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(Metrics::CONTENT_TYPE),
-        )],
-        state.metrics.render(),
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            ),
+            (header::VARY, HeaderValue::from_static("accept")),
+        ],
+        state.metrics.render_as(format),
     )
 }
 

@@ -202,7 +202,7 @@ impl Ops {
             .layer(catch_panic_layer())
             // Outside the panic catcher, so a panic counts as the 500 it
             // becomes; inside telemetry. Probes and /metrics are not counted.
-            .layer(MetricsLayer::new(self.metrics.clone()));
+            .layer(MetricsLayer::new(self.metrics.clone()).exemplars(sampled_trace_id));
         // Outside the panic catcher, so a caught panic is seen as its 500.
         #[cfg(feature = "sentry")]
         let router = router.layer(opsready_telemetry::SentryLayer);
@@ -600,4 +600,13 @@ impl std::error::Error for ServeError {
             ErrorKind::Deadline(_) => None,
         }
     }
+}
+
+/// The trace id of a sampled request, set by the telemetry layer: the
+/// exemplar of the request-duration bucket it lands in.
+fn sampled_trace_id(extensions: &axum::http::Extensions) -> Option<u128> {
+    extensions
+        .get::<opsready_telemetry::TraceContext>()
+        .filter(|context| context.sampled)
+        .map(|context| context.trace_id.to_u128())
 }

@@ -578,3 +578,41 @@ async fn the_admin_listener_serves_metrics_where_a_panic_counts_as_a_500() {
         "{exposition}"
     );
 }
+
+#[tokio::test]
+async fn an_openmetrics_scrape_links_a_duration_bucket_to_the_requests_trace() {
+    let settings = settings(&[]);
+    let running = spawn(
+        Ops::new(&settings),
+        Router::new().route("/orders/{id}", get(|| async { "order" })),
+    )
+    .await;
+    let admin = running.admin.clone().unwrap();
+
+    let traced = running.get("/orders/7").await;
+    let trace_id = traced.headers()["traceparent"].to_str().unwrap()[3..35].to_owned();
+    let response = running
+        .client
+        .get(format!("{admin}/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let exposition = response.text().await.unwrap();
+    assert!(exposition.ends_with("# EOF\n"), "{exposition}");
+    let exemplar = format!("# {{trace_id=\"{trace_id}\"}} ");
+    assert!(
+        exposition.lines().any(|line| line
+            .starts_with("http_server_request_duration_seconds_bucket{http_request_method=\"GET\",http_route=\"/orders/{id}\"")
+            && line.contains(&exemplar)),
+        "{exposition}"
+    );
+}

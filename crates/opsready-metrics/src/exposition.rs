@@ -1,0 +1,333 @@
+//! The two exposition formats: the Prometheus text format 0.0.4, and
+//! OpenMetrics 1.0 with exemplars on the request-duration buckets, chosen by
+//! the scraper's `Accept` header.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::HeaderValue;
+
+use crate::catalog;
+
+/// An exposition format a scraper can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// The Prometheus text format 0.0.4: what every scraper reads.
+    Prometheus,
+    /// OpenMetrics 1.0.0 text, with exemplars: what Prometheus asks for
+    /// first.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The format the `Accept` header of a scrape prefers: OpenMetrics when
+    /// it is asked for with a weight no lower than the text format's,
+    /// otherwise (also with no header) the Prometheus text format.
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use opsready_metrics::Format;
+    ///
+    /// // What Prometheus sends by default.
+    /// let accept = HeaderValue::from_static(
+    ///     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    /// );
+    /// assert_eq!(Format::negotiate(Some(&accept)), Format::OpenMetrics);
+    /// assert_eq!(Format::negotiate(None), Format::Prometheus);
+    /// ```
+    pub fn negotiate(accept: Option<&HeaderValue>) -> Self {
+        let Some(accept) = accept.and_then(|value| value.to_str().ok()) else {
+            return Self::Prometheus;
+        };
+        let mut openmetrics = 0.0_f32;
+        let mut text = 0.0_f32;
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or_default().trim();
+            let weight = parts
+                .filter_map(|param| param.split_once('='))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+                .and_then(|(_, q)| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if media.eq_ignore_ascii_case("application/openmetrics-text") {
+                openmetrics = openmetrics.max(weight);
+            } else if media.eq_ignore_ascii_case("text/plain")
+                || media == "text/*"
+                || media == "*/*"
+            {
+                text = text.max(weight);
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Self::OpenMetrics
+        } else {
+            Self::Prometheus
+        }
+    }
+
+    /// The `Content-Type` of an exposition in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// The latest exemplar of each bucket of one duration series: the trace of
+/// a request that landed there. Slot `i` belongs to bucket `i`; the last to
+/// `+Inf`.
+#[derive(Debug)]
+pub(crate) struct Exemplars {
+    slots: Mutex<Vec<Option<Exemplar>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Exemplar {
+    trace_id: u128,
+    value: f64,
+    /// Seconds since the Unix epoch.
+    at: f64,
+}
+
+impl Exemplars {
+    pub(crate) fn new(buckets: usize) -> Self {
+        Self {
+            slots: Mutex::new(vec![None; buckets + 1]),
+        }
+    }
+
+    /// Keeps `trace_id` as the exemplar of the bucket `value` falls in.
+    pub(crate) fn record(&self, buckets: &[f64], value: f64, trace_id: u128) {
+        let slot = buckets.partition_point(|le| *le < value);
+        // An exemplar is a sample: when another request holds the lock, this
+        // one is skipped rather than made to wait.
+        if let Ok(mut slots) = self.slots.try_lock()
+            && let Some(entry) = slots.get_mut(slot)
+        {
+            let at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |since| since.as_secs_f64());
+            *entry = Some(Exemplar {
+                trace_id,
+                value,
+                at,
+            });
+        }
+    }
+
+    fn get(&self, slot: usize) -> Option<Exemplar> {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(slot)
+            .copied()
+            .flatten()
+    }
+}
+
+/// Rewrites a Prometheus 0.0.4 exposition as OpenMetrics 1.0.0: counter
+/// families lose the `_total` of their samples' name, help texts escape
+/// quotes, blank lines go, the request-duration buckets get their exemplars
+/// (`exemplars(labels)` finds a series' by its labels without `le`), and
+/// `# EOF` ends it.
+pub(crate) fn to_openmetrics<'a>(
+    text: &str,
+    buckets: &[f64],
+    exemplars: impl Fn(&str) -> Option<&'a Exemplars>,
+) -> String {
+    let counters: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let bucket_prefix = format!("{}_bucket{{", catalog::HTTP_SERVER_REQUEST_DURATION.name);
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let (name, unknown) = family(&counters, name);
+            let kind = match kind {
+                _ if unknown => "unknown",
+                "untyped" => "unknown",
+                kind => kind,
+            };
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+        } else if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            let (name, _) = family(&counters, name);
+            // The 0.0.4 format escapes backslashes and newlines already.
+            let _ = writeln!(out, "# HELP {name} {}", help.replace('"', "\\\""));
+        } else if line.starts_with('#') {
+            // Other comments have no place in OpenMetrics.
+        } else if let Some(labels) = line.strip_prefix(bucket_prefix.as_str()) {
+            out.push_str(line);
+            if let Some(exemplar) = bucket_exemplar(labels, buckets, &exemplars) {
+                let _ = write!(
+                    out,
+                    " # {{trace_id=\"{:032x}\"}} {} {:.3}",
+                    exemplar.trace_id, exemplar.value, exemplar.at
+                );
+            }
+            out.push('\n');
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// The name of a family in OpenMetrics, and whether it must be `unknown`:
+/// OpenMetrics names a counter family without the `_total` its samples
+/// carry, and a counter without it can only be `unknown`.
+fn family<'t>(counters: &[&str], name: &'t str) -> (&'t str, bool) {
+    if !counters.contains(&name) {
+        return (name, false);
+    }
+    match name.strip_suffix("_total") {
+        Some(base) => (base, false),
+        None => (name, true),
+    }
+}
+
+/// The exemplar of a bucket line, given what follows the metric name's `{`:
+/// `method="GET",...,le="0.005"} 3`.
+fn bucket_exemplar<'a>(
+    labels: &str,
+    buckets: &[f64],
+    exemplars: &impl Fn(&str) -> Option<&'a Exemplars>,
+) -> Option<Exemplar> {
+    let (series, rest) = labels.rsplit_once("le=\"")?;
+    let le = rest.split_once('"')?.0;
+    let slot = if le == "+Inf" {
+        buckets.len()
+    } else {
+        let bound: f64 = le.parse().ok()?;
+        buckets
+            .iter()
+            .position(|b| (*b - bound).abs() <= f64::EPSILON * b.abs())?
+    };
+    exemplars(series.strip_suffix(',').unwrap_or(series))?.get(slot)
+}
+
+/// The label set as the exporter writes it, to find a series' exemplars in
+/// its exposition.
+pub(crate) fn label_text(labels: &[(&str, &str)]) -> String {
+    let mut text = String::new();
+    for (i, (name, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(name);
+        text.push_str("=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => text.push_str("\\\\"),
+                '"' => text.push_str("\\\""),
+                '\n' => text.push_str("\\n"),
+                c => text.push(c),
+            }
+        }
+        text.push('"');
+    }
+    text
+}
+
+/// The process families, read from `/proc` as the scrape happens, in the
+/// Prometheus text format: the CPU time is a counter with fractions of a
+/// second, which the recorder's integer counters cannot hold.
+pub(crate) fn process_families(out: &mut String) {
+    let Some(process) = crate::system::read_process() else {
+        return;
+    };
+    let mut family = |def: &catalog::MetricDef, value: f64| {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n\n",
+            name = def.name,
+            help = def.help,
+            kind = def.kind.as_str(),
+        );
+    };
+    family(&catalog::PROCESS_CPU_SECONDS_TOTAL, process.cpu_seconds);
+    family(
+        &catalog::PROCESS_RESIDENT_MEMORY_BYTES,
+        process.resident_bytes,
+    );
+    family(&catalog::PROCESS_OPEN_FDS, process.open_fds);
+    if let Some(start) = process.start_time_seconds {
+        family(&catalog::PROCESS_START_TIME_SECONDS, start);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &'static str) -> Format {
+        Format::negotiate(Some(&HeaderValue::from_static(value)))
+    }
+
+    #[test]
+    fn openmetrics_is_served_only_when_preferred() {
+        assert_eq!(accept("application/openmetrics-text"), Format::OpenMetrics);
+        assert_eq!(
+            accept("text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5"),
+            Format::Prometheus
+        );
+        assert_eq!(
+            accept("application/openmetrics-text;q=0"),
+            Format::Prometheus
+        );
+        assert_eq!(accept("*/*"), Format::Prometheus);
+        assert_eq!(accept("text/plain"), Format::Prometheus);
+    }
+
+    #[test]
+    fn counters_lose_their_suffix_in_family_lines_and_keep_it_in_samples() {
+        let text = "# HELP jobs_total Jobs \"done\".\n# TYPE jobs_total counter\njobs_total 3\n\n# TYPE odd counter\nodd 1\n";
+        let out = to_openmetrics(text, &[], |_| None);
+        assert_eq!(
+            out,
+            "# HELP jobs Jobs \\\"done\\\".\n# TYPE jobs counter\njobs_total 3\n# TYPE odd unknown\nodd 1\n# EOF\n"
+        );
+    }
+
+    #[test]
+    fn a_duration_bucket_carries_the_exemplar_of_its_own_bucket() {
+        let buckets = [0.1, 1.0];
+        let exemplars = Exemplars::new(buckets.len());
+        exemplars.record(&buckets, 0.5, 0xabc);
+        let series = label_text(&[("http_route", "/a")]);
+        let text = "http_server_request_duration_seconds_bucket{http_route=\"/a\",le=\"0.1\"} 0\n\
+                    http_server_request_duration_seconds_bucket{http_route=\"/a\",le=\"1\"} 1\n\
+                    http_server_request_duration_seconds_bucket{http_route=\"/a\",le=\"+Inf\"} 1\n";
+        let out = to_openmetrics(text, &buckets, |labels| {
+            (labels == series).then_some(&exemplars)
+        });
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(!lines[0].contains('#'), "{out}");
+        assert!(
+            lines[1].starts_with(
+                "http_server_request_duration_seconds_bucket{http_route=\"/a\",le=\"1\"} 1 # {trace_id=\"00000000000000000000000000000abc\"} 0.5 "
+            ),
+            "{out}"
+        );
+        assert!(!lines[2].contains("trace_id"), "{out}");
+    }
+
+    #[test]
+    fn label_text_escapes_like_the_exporter() {
+        assert_eq!(
+            label_text(&[("a", "x\"y"), ("b", "c\\d")]),
+            "a=\"x\\\"y\",b=\"c\\\\d\""
+        );
+    }
+}
