@@ -1,0 +1,894 @@
+//! The [`Flags`] handle: evaluation against a lock-free snapshot, and
+//! changes written through the store.
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::{Arc, Weak};
+use std::task::Poll;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde_json::Value;
+use tokio::sync::{Mutex, watch};
+
+use crate::context::EvaluationContext;
+use crate::error::{Error, ErrorKind};
+use crate::eval::{Counters, Details, ErrorCode, EvaluationCount, Reason, Snapshot, VariantValue};
+use crate::flag::{Flag, FlagType};
+use crate::store::{Action, AuditEntry, Change, Expected, Store, StoredFlag};
+use crate::validate::{Violation, percentage_problem};
+
+/// The actor recorded for flags created by [`Flags::declare`] and
+/// [`Flags::ensure`].
+pub const DECLARED_BY: &str = "code";
+
+/// How many times [`Flags::kill`], [`Flags::ramp`] and [`Flags::delete`]
+/// read the flag again after another writer changed it in between.
+const ATTEMPTS: usize = 5;
+
+/// How long [`Flags::follow`] waits before loading again after a failed
+/// load.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Feature flags: evaluates them and changes them.
+///
+/// Cheap to clone (one `Arc`); every clone sees the same flags. Evaluation
+/// reads an immutable snapshot swapped atomically after each change, so it
+/// takes no lock, allocates nothing for booleans, numbers and strings, and
+/// never fails: on any problem it serves the caller's default with
+/// [`Reason::Error`].
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use opsready_flags::{EvaluationContext, Flag, Flags, MemoryStore, Reason, Rollout};
+///
+/// let flags = Flags::new(MemoryStore::new()).await.unwrap();
+/// flags
+///     .create(
+///         Flag::boolean("checkout.new-flow").rollout(Rollout::new("on", 0.0)),
+///         "alice",
+///         "dark launch",
+///     )
+///     .await
+///     .unwrap();
+/// let ctx = EvaluationContext::new().targeting_key("user-7");
+/// assert!(!flags.bool_value("checkout.new-flow", &ctx, true));
+///
+/// // Based on what this handle read: refused if someone changed it since.
+/// let current = flags.get("checkout.new-flow").unwrap();
+/// let described = current.flag.clone().description("The one-page checkout");
+/// flags
+///     .replace("checkout.new-flow", described, current.version, "alice", "describe it")
+///     .await
+///     .unwrap();
+///
+/// flags.ramp("checkout.new-flow", 100.0, "alice", "everyone").await.unwrap();
+/// let details = flags.bool_details("checkout.new-flow", &ctx, false);
+/// assert!(details.value);
+/// assert_eq!(details.reason, Reason::Split);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Flags {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    snapshot: ArcSwap<Snapshot>,
+    counters: Counters,
+    /// Serialises this handle's loads and writes, so that a load that
+    /// started before a write never swaps in a snapshot without it. Never
+    /// taken by evaluations.
+    writing: Mutex<()>,
+    /// Subscribed before the first load, so that no change is missed.
+    changes: watch::Receiver<u64>,
+    /// Dropped with the last handle, which stops [`Flags::follow`].
+    alive: watch::Sender<()>,
+}
+
+impl Flags {
+    /// Loads every flag from `store`.
+    ///
+    /// # Errors
+    ///
+    /// The store's, when it cannot load.
+    pub async fn new(store: impl Store + 'static) -> Result<Self, Error> {
+        let store: Arc<dyn Store> = Arc::new(store);
+        let changes = store.subscribe();
+        let counters = Counters::default();
+        let stored = store.load().await?;
+        let snapshot = Snapshot::empty(&counters).rebuild(stored, &counters);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                snapshot: ArcSwap::from_pointee(snapshot),
+                counters,
+                writing: Mutex::new(()),
+                changes,
+                alive: watch::Sender::new(()),
+            }),
+        })
+    }
+
+    /// Loads every flag from the store again and swaps in the result.
+    ///
+    /// # Errors
+    ///
+    /// The store's, when it cannot load; the flags stay as they were.
+    pub async fn refresh(&self) -> Result<(), Error> {
+        refresh(&self.inner).await
+    }
+
+    /// Follows changes made by other writers (other instances, an admin
+    /// tool): refreshes whenever the store reports a change, retrying
+    /// every second while loading fails. Spawn it once:
+    ///
+    /// ```no_run
+    /// # async fn run(flags: opsready_flags::Flags) {
+    /// tokio::spawn(flags.follow());
+    /// # }
+    /// ```
+    ///
+    /// The future ends when every `Flags` handle is dropped or the store
+    /// closes its notifications. It holds no strong reference, so it does
+    /// not keep the flags alive.
+    pub fn follow(&self) -> impl Future<Output = ()> + Send + 'static {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let mut changes = self.inner.changes.clone();
+        let mut alive = self.inner.alive.subscribe();
+        async move {
+            loop {
+                let changed = {
+                    let mut store_changed = pin!(changes.changed());
+                    let mut dropped = pin!(alive.changed());
+                    poll_fn(|cx| {
+                        // `alive` never sends: it only resolves when its
+                        // sender, and so every handle, is gone.
+                        if dropped.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(false);
+                        }
+                        store_changed.as_mut().poll(cx).map(|result| result.is_ok())
+                    })
+                    .await
+                };
+                if !changed {
+                    return;
+                }
+                loop {
+                    let Some(inner) = weak.upgrade() else {
+                        return;
+                    };
+                    match refresh(&inner).await {
+                        Ok(()) => break,
+                        Err(error) => {
+                            tracing::warn!(%error, "could not load feature flags after a change; retrying");
+                        }
+                    }
+                    drop(inner);
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+            }
+        }
+    }
+
+    /// Evaluates the boolean flag `key` for `ctx`, with details.
+    #[must_use]
+    pub fn bool_details(&self, key: &str, ctx: &EvaluationContext, default: bool) -> Details<bool> {
+        self.details(key, ctx, FlagType::Bool, read_bool, || default)
+    }
+
+    /// Evaluates the boolean flag `key` for `ctx`.
+    #[must_use]
+    pub fn bool_value(&self, key: &str, ctx: &EvaluationContext, default: bool) -> bool {
+        self.value(key, ctx, FlagType::Bool, read_bool, || default)
+    }
+
+    /// Evaluates the string flag `key` for `ctx`, with details. The
+    /// default is copied only when it is served.
+    #[must_use]
+    pub fn string_details(
+        &self,
+        key: &str,
+        ctx: &EvaluationContext,
+        default: &str,
+    ) -> Details<Arc<str>> {
+        self.details(key, ctx, FlagType::String, read_string, || {
+            Arc::from(default)
+        })
+    }
+
+    /// Evaluates the string flag `key` for `ctx`.
+    #[must_use]
+    pub fn string_value(&self, key: &str, ctx: &EvaluationContext, default: &str) -> Arc<str> {
+        self.value(key, ctx, FlagType::String, read_string, || {
+            Arc::from(default)
+        })
+    }
+
+    /// Evaluates the number flag `key` for `ctx`, with details.
+    #[must_use]
+    pub fn number_details(&self, key: &str, ctx: &EvaluationContext, default: f64) -> Details<f64> {
+        self.details(key, ctx, FlagType::Number, read_number, || default)
+    }
+
+    /// Evaluates the number flag `key` for `ctx`.
+    #[must_use]
+    pub fn number_value(&self, key: &str, ctx: &EvaluationContext, default: f64) -> f64 {
+        self.value(key, ctx, FlagType::Number, read_number, || default)
+    }
+
+    /// Evaluates the JSON flag `key` for `ctx`, with details. The value is
+    /// cloned out of the snapshot.
+    #[must_use]
+    pub fn json_details(
+        &self,
+        key: &str,
+        ctx: &EvaluationContext,
+        default: Value,
+    ) -> Details<Value> {
+        self.details(key, ctx, FlagType::Json, read_json, || default)
+    }
+
+    /// Evaluates the JSON flag `key` for `ctx`.
+    #[must_use]
+    pub fn json_value(&self, key: &str, ctx: &EvaluationContext, default: Value) -> Value {
+        self.value(key, ctx, FlagType::Json, read_json, || default)
+    }
+
+    fn details<T>(
+        &self,
+        key: &str,
+        ctx: &EvaluationContext,
+        wanted: FlagType,
+        read: fn(&VariantValue) -> Option<T>,
+        default: impl FnOnce() -> T,
+    ) -> Details<T> {
+        let failed = |code, default: T| Details {
+            value: default,
+            variant: None,
+            reason: Reason::Error,
+            error: Some(code),
+        };
+        self.inner
+            .snapshot
+            .load()
+            .evaluate(key, ctx, wanted, |outcome| match outcome {
+                Ok((variant, reason)) => match read(&variant.value) {
+                    Some(value) => Details {
+                        value,
+                        variant: Some(Arc::clone(&variant.name)),
+                        reason,
+                        error: None,
+                    },
+                    None => failed(ErrorCode::General, default()),
+                },
+                Err(code) => failed(code, default()),
+            })
+    }
+
+    fn value<T>(
+        &self,
+        key: &str,
+        ctx: &EvaluationContext,
+        wanted: FlagType,
+        read: fn(&VariantValue) -> Option<T>,
+        default: impl FnOnce() -> T,
+    ) -> T {
+        self.inner
+            .snapshot
+            .load()
+            .evaluate(key, ctx, wanted, |outcome| {
+                outcome.ok().and_then(|(variant, _)| read(&variant.value))
+            })
+            .unwrap_or_else(default)
+    }
+
+    /// How many evaluations served each (flag, variant, reason) since this
+    /// handle was created; only counts above zero. Evaluations of unknown
+    /// keys count under the flag [`UNKNOWN_FLAG`](crate::UNKNOWN_FLAG).
+    #[must_use]
+    pub fn evaluation_counts(&self) -> Vec<EvaluationCount> {
+        self.inner.counters.counts()
+    }
+
+    /// The flag `key` as last loaded or written by this handle.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<StoredFlag> {
+        self.inner.snapshot.load().get(key).cloned()
+    }
+
+    /// Every flag as last loaded or written by this handle, by key.
+    #[must_use]
+    pub fn list(&self) -> Vec<StoredFlag> {
+        let snapshot = self.inner.snapshot.load();
+        let mut flags: Vec<StoredFlag> = snapshot.stored().cloned().collect();
+        flags.sort_by(|a, b| a.flag.key.cmp(&b.flag.key));
+        flags
+    }
+
+    /// Every recorded change of `key`, oldest first, from the store.
+    ///
+    /// # Errors
+    ///
+    /// The store's.
+    pub async fn history(&self, key: &str) -> Result<Vec<AuditEntry>, Error> {
+        self.inner.store.history(key).await
+    }
+
+    /// Creates `flag`, at version 1 (or the version after its last life).
+    ///
+    /// # Errors
+    ///
+    /// [`Invalid`](ErrorKind::Invalid) with every violation;
+    /// [`Conflict`](ErrorKind::Conflict) when it exists; the store's.
+    pub async fn create(&self, flag: Flag, actor: &str, reason: &str) -> Result<AuditEntry, Error> {
+        self.apply(Change::create(flag, actor, reason)?).await
+    }
+
+    /// Replaces the definition of `key` with `flag`, provided it is still
+    /// at `expected_version`: a change based on a stale read is refused,
+    /// never lost.
+    ///
+    /// # Errors
+    ///
+    /// [`Invalid`](ErrorKind::Invalid); [`Conflict`](ErrorKind::Conflict)
+    /// naming the current version; [`NotFound`](ErrorKind::NotFound); the
+    /// store's.
+    pub async fn replace(
+        &self,
+        key: &str,
+        flag: Flag,
+        expected_version: u64,
+        actor: &str,
+        reason: &str,
+    ) -> Result<AuditEntry, Error> {
+        let change = Change::new(
+            Action::Update,
+            key,
+            Expected::Version(expected_version),
+            Some(flag),
+            actor,
+            reason,
+        )?;
+        self.apply(change).await
+    }
+
+    /// Disables `key`: it serves its default variant to everyone, whatever
+    /// its rules. Undo with [`rollback`](Self::rollback).
+    ///
+    /// # Errors
+    ///
+    /// [`Invalid`](ErrorKind::Invalid) without actor or reason;
+    /// [`NotFound`](ErrorKind::NotFound); the store's.
+    pub async fn kill(&self, key: &str, actor: &str, reason: &str) -> Result<AuditEntry, Error> {
+        self.modify(key, Action::Kill, actor, reason, |mut flag| {
+            flag.enabled = false;
+            Ok(Some(flag))
+        })
+        .await
+    }
+
+    /// Sets the rollout percentage of `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`Invalid`](ErrorKind::Invalid) when the percentage is outside
+    /// `0..=100` or the flag has no rollout (pointer `/rollout`);
+    /// [`NotFound`](ErrorKind::NotFound); the store's.
+    pub async fn ramp(
+        &self,
+        key: &str,
+        percentage: f64,
+        actor: &str,
+        reason: &str,
+    ) -> Result<AuditEntry, Error> {
+        if let Some(problem) = percentage_problem(&Value::from(percentage)) {
+            return Err(Error::invalid(vec![Violation::new(
+                "/rollout/percentage",
+                problem,
+            )]));
+        }
+        self.modify(key, Action::Ramp, actor, reason, |mut flag| {
+            let Some(rollout) = flag.rollout.as_mut() else {
+                return Err(Error::invalid(vec![Violation::new(
+                    "/rollout",
+                    "the flag has no rollout to ramp; add one with a replace",
+                )]));
+            };
+            rollout.percentage = percentage;
+            Ok(Some(flag))
+        })
+        .await
+    }
+
+    /// Deletes `key`. Its history stays; a rollback brings it back.
+    ///
+    /// # Errors
+    ///
+    /// [`Invalid`](ErrorKind::Invalid) without actor or reason;
+    /// [`NotFound`](ErrorKind::NotFound); the store's.
+    pub async fn delete(&self, key: &str, actor: &str, reason: &str) -> Result<AuditEntry, Error> {
+        self.modify(key, Action::Delete, actor, reason, |_| Ok(None))
+            .await
+    }
+
+    /// Restores the definition `key` had at `to_version` (`None`: the
+    /// version before the current one), as a new version. Rolling back a
+    /// rollback undoes it; rolling back to a delete deletes; rolling back
+    /// a delete revives the flag.
+    ///
+    /// # Errors
+    ///
+    /// [`NotFound`](ErrorKind::NotFound) when the flag or the version does
+    /// not exist; [`Conflict`](ErrorKind::Conflict) when another writer
+    /// changed the flag meanwhile; [`Invalid`](ErrorKind::Invalid); the
+    /// store's.
+    pub async fn rollback(
+        &self,
+        key: &str,
+        to_version: Option<u64>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<AuditEntry, Error> {
+        let history = self.inner.store.history(key).await?;
+        let latest = history.last().ok_or_else(|| Error::not_found(key))?.version;
+        let to = match to_version {
+            Some(version) => version,
+            None => latest
+                .checked_sub(1)
+                .filter(|v| *v > 0)
+                .ok_or_else(|| Error::version_not_found(key, 0))?,
+        };
+        let target = history
+            .iter()
+            .find(|entry| entry.version == to)
+            .ok_or_else(|| Error::version_not_found(key, to))?;
+        let change = Change::rollback(key, latest, to, target.after.clone(), actor, reason)?;
+        self.apply(change).await
+    }
+
+    /// Applies any [`Change`] through the store and swaps in a snapshot
+    /// that has it.
+    ///
+    /// # Errors
+    ///
+    /// The store's refusal or failure.
+    pub async fn apply(&self, change: Change) -> Result<AuditEntry, Error> {
+        let inner = &self.inner;
+        let _writing = inner.writing.lock().await;
+        let entry = inner.store.apply(change).await?;
+        let stored = entry
+            .after
+            .clone()
+            .map(|flag| StoredFlag::new(flag, entry.version));
+        let next = inner
+            .snapshot
+            .load()
+            .with(&entry.key, stored, entry.version, &inner.counters);
+        inner.snapshot.store(Arc::new(next));
+        Ok(entry)
+    }
+
+    /// Creates each of `flags` that the store does not have, by
+    /// [`ensure`](Self::ensure); returns the entries of those created.
+    ///
+    /// # Errors
+    ///
+    /// The first failure of [`ensure`](Self::ensure); the flags before it
+    /// are created.
+    pub async fn declare(
+        &self,
+        flags: impl IntoIterator<Item = Flag>,
+    ) -> Result<Vec<AuditEntry>, Error> {
+        let mut created = Vec::new();
+        for flag in flags {
+            if let Some(entry) = self.ensure(flag).await? {
+                created.push(entry);
+            }
+        }
+        Ok(created)
+    }
+
+    /// Creates `flag`, declared in code with its defaults, when the store
+    /// has no live flag of that key; never overwrites what is stored.
+    /// Returns the entry when it created the flag.
+    ///
+    /// # Errors
+    ///
+    /// [`Invalid`](ErrorKind::Invalid) when the declaration is invalid;
+    /// the store's.
+    pub async fn ensure(&self, flag: Flag) -> Result<Option<AuditEntry>, Error> {
+        let change = Change::create(flag, DECLARED_BY, "declared in code with its defaults")?;
+        if self.inner.snapshot.load().get(change.key()).is_some() {
+            return Ok(None);
+        }
+        match self.apply(change).await {
+            Ok(entry) => Ok(Some(entry)),
+            // Another instance declared it first, or it was created since
+            // the last load: what is stored wins.
+            Err(error) if error.kind() == ErrorKind::Conflict => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Reads `key` from the store, edits it and writes it back based on the
+    /// version read; reads again if another writer got in between.
+    async fn modify(
+        &self,
+        key: &str,
+        action: Action,
+        actor: &str,
+        reason: &str,
+        edit: impl Fn(Flag) -> Result<Option<Flag>, Error>,
+    ) -> Result<AuditEntry, Error> {
+        let mut attempt = 1;
+        loop {
+            let current = self
+                .inner
+                .store
+                .get(key)
+                .await?
+                .ok_or_else(|| Error::not_found(key))?;
+            let after = edit(current.flag)?;
+            let change = Change::new(
+                action.clone(),
+                key,
+                Expected::Version(current.version),
+                after,
+                actor,
+                reason,
+            )?;
+            match self.apply(change).await {
+                Err(error) if error.kind() == ErrorKind::Conflict && attempt < ATTEMPTS => {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+async fn refresh(inner: &Inner) -> Result<(), Error> {
+    let _writing = inner.writing.lock().await;
+    let stored = inner.store.load().await?;
+    let next = inner.snapshot.load().rebuild(stored, &inner.counters);
+    inner.snapshot.store(Arc::new(next));
+    Ok(())
+}
+
+fn read_bool(value: &VariantValue) -> Option<bool> {
+    match value {
+        VariantValue::Bool(b) => Some(*b),
+        _ => None,
+    }
+}
+
+fn read_string(value: &VariantValue) -> Option<Arc<str>> {
+    match value {
+        VariantValue::String(s) => Some(Arc::clone(s)),
+        _ => None,
+    }
+}
+
+fn read_number(value: &VariantValue) -> Option<f64> {
+    match value {
+        VariantValue::Number(n) => Some(*n),
+        _ => None,
+    }
+}
+
+fn read_json(value: &VariantValue) -> Option<Value> {
+    match value {
+        VariantValue::Json(v) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flags")
+            .field("flags", &self.inner.snapshot.load().len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::flag::Rollout;
+    use crate::rule::{Condition, Rule};
+    use crate::store::MemoryStore;
+
+    async fn flags() -> Flags {
+        Flags::new(MemoryStore::new()).await.unwrap()
+    }
+
+    fn ctx() -> EvaluationContext {
+        EvaluationContext::new().targeting_key("user-1")
+    }
+
+    #[tokio::test]
+    async fn an_unknown_flag_serves_the_callers_default_with_flag_not_found() {
+        let flags = flags().await;
+        let details = flags.bool_details("nope", &ctx(), true);
+        assert!(details.value);
+        assert_eq!(details.reason, Reason::Error);
+        assert_eq!(details.error, Some(ErrorCode::FlagNotFound));
+        assert_eq!(details.variant, None);
+    }
+
+    #[tokio::test]
+    async fn every_type_is_served_by_its_getter() {
+        let flags = flags().await;
+        let string = Flag::new("s", FlagType::String)
+            .variant("a", "alpha")
+            .default_variant("a");
+        let number = Flag::new("n", FlagType::Number)
+            .variant("ten", 10)
+            .default_variant("ten");
+        let object = Flag::new("j", FlagType::Json)
+            .variant("cfg", json!({ "limit": 3 }))
+            .default_variant("cfg");
+        for flag in [string, number, object] {
+            flags.create(flag, "alice", "test").await.unwrap();
+        }
+        assert_eq!(&*flags.string_value("s", &ctx(), "zzz"), "alpha");
+        assert_eq!(flags.number_value("n", &ctx(), 0.0), 10.0);
+        assert_eq!(
+            flags.json_value("j", &ctx(), json!(null)),
+            json!({ "limit": 3 })
+        );
+        let details = flags.string_details("s", &ctx(), "zzz");
+        assert_eq!(details.variant.as_deref(), Some("a"));
+        assert_eq!(details.reason, Reason::Static);
+    }
+
+    #[tokio::test]
+    async fn asking_for_the_wrong_type_serves_the_default_with_type_mismatch() {
+        let flags = flags().await;
+        flags
+            .create(Flag::boolean("b"), "alice", "test")
+            .await
+            .unwrap();
+        let details = flags.string_details("b", &ctx(), "fallback");
+        assert_eq!(&*details.value, "fallback");
+        assert_eq!(details.error, Some(ErrorCode::TypeMismatch));
+        assert_eq!(flags.number_value("b", &ctx(), 7.0), 7.0);
+    }
+
+    #[tokio::test]
+    async fn a_change_is_visible_to_the_next_evaluation() {
+        let flags = flags().await;
+        flags
+            .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+            .await
+            .unwrap();
+        assert!(flags.bool_value("a", &ctx(), false));
+        flags.kill("a", "bob", "incident 42").await.unwrap();
+        let details = flags.bool_details("a", &ctx(), true);
+        assert!(!details.value);
+        assert_eq!(details.reason, Reason::Disabled);
+    }
+
+    #[tokio::test]
+    async fn ramping_changes_only_the_percentage() {
+        let flags = flags().await;
+        let flag = Flag::boolean("a")
+            .rollout(Rollout::new("on", 5.0))
+            .owner("team");
+        flags.create(flag, "alice", "launch").await.unwrap();
+        let entry = flags.ramp("a", 50.0, "alice", "looks good").await.unwrap();
+        assert_eq!(entry.version, 2);
+        assert_eq!(entry.action, Action::Ramp);
+        let after = entry.after.unwrap();
+        assert_eq!(after.rollout.unwrap().percentage, 50.0);
+        assert_eq!(after.owner.as_deref(), Some("team"));
+    }
+
+    #[tokio::test]
+    async fn ramping_out_of_range_or_without_a_rollout_is_invalid() {
+        let flags = flags().await;
+        flags
+            .create(Flag::boolean("a"), "alice", "launch")
+            .await
+            .unwrap();
+        let error = flags
+            .ramp("a", 120.0, "alice", "too far")
+            .await
+            .unwrap_err();
+        assert_eq!(error.violations()[0].pointer, "/rollout/percentage");
+        let error = flags
+            .ramp("a", 20.0, "alice", "no rollout")
+            .await
+            .unwrap_err();
+        assert_eq!(error.violations()[0].pointer, "/rollout");
+    }
+
+    #[tokio::test]
+    async fn a_stale_replace_is_refused_with_the_current_version() {
+        let flags = flags().await;
+        flags
+            .create(Flag::boolean("a"), "alice", "launch")
+            .await
+            .unwrap();
+        flags
+            .replace("a", Flag::boolean("a").owner("x"), 1, "alice", "own it")
+            .await
+            .unwrap();
+        let error = flags
+            .replace("a", Flag::boolean("a").owner("y"), 1, "bob", "own it too")
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Conflict);
+        assert_eq!(error.current_version(), Some(2));
+        assert_eq!(flags.get("a").unwrap().flag.owner.as_deref(), Some("x"));
+    }
+
+    #[tokio::test]
+    async fn deleting_then_rolling_back_revives_the_flag() {
+        let flags = flags().await;
+        flags
+            .create(Flag::boolean("a"), "alice", "launch")
+            .await
+            .unwrap();
+        flags.delete("a", "bob", "cleanup").await.unwrap();
+        assert!(flags.get("a").is_none());
+        assert_eq!(
+            flags.bool_details("a", &ctx(), true).error,
+            Some(ErrorCode::FlagNotFound)
+        );
+        let entry = flags
+            .rollback("a", None, "alice", "still used")
+            .await
+            .unwrap();
+        assert_eq!((entry.version, entry.restores), (3, Some(1)));
+        assert_eq!(flags.get("a").unwrap().version, 3);
+    }
+
+    #[tokio::test]
+    async fn rolling_back_a_flag_with_one_version_is_not_found() {
+        let flags = flags().await;
+        flags
+            .create(Flag::boolean("a"), "alice", "launch")
+            .await
+            .unwrap();
+        let error = flags
+            .rollback("a", None, "alice", "undo")
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::NotFound);
+        let error = flags
+            .rollback("a", Some(9), "alice", "undo")
+            .await
+            .unwrap_err();
+        assert_eq!(error.to_string(), "flag `a` has no version 9");
+    }
+
+    #[tokio::test]
+    async fn declaring_creates_what_is_absent_and_keeps_what_is_stored() {
+        let flags = flags().await;
+        flags
+            .create(
+                Flag::boolean("stored").enabled(false),
+                "alice",
+                "killed earlier",
+            )
+            .await
+            .unwrap();
+        let created = flags
+            .declare([Flag::boolean("stored"), Flag::boolean("fresh")])
+            .await
+            .unwrap();
+        assert_eq!(created.len(), 1);
+        assert_eq!(created[0].key, "fresh");
+        assert_eq!(created[0].actor, DECLARED_BY);
+        assert!(!flags.get("stored").unwrap().flag.enabled);
+        assert!(
+            flags
+                .declare([Flag::boolean("fresh")])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn ensure_defers_to_a_flag_another_instance_created_first() {
+        let store = MemoryStore::new();
+        let here = Flags::new(store.clone()).await.unwrap();
+        let there = Flags::new(store).await.unwrap();
+        there
+            .create(Flag::boolean("a").owner("there"), "alice", "first")
+            .await
+            .unwrap();
+        // `here` has not loaded it yet; the store's conflict settles it.
+        assert_eq!(here.ensure(Flag::boolean("a")).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn refresh_picks_up_changes_of_other_writers() {
+        let store = MemoryStore::new();
+        let here = Flags::new(store.clone()).await.unwrap();
+        let there = Flags::new(store).await.unwrap();
+        there
+            .create(Flag::boolean("a"), "alice", "launch")
+            .await
+            .unwrap();
+        assert!(here.get("a").is_none());
+        here.refresh().await.unwrap();
+        assert_eq!(here.get("a").unwrap().version, 1);
+    }
+
+    #[tokio::test]
+    async fn following_applies_changes_of_other_writers_and_stops_with_the_handle() {
+        let store = MemoryStore::new();
+        let here = Flags::new(store.clone()).await.unwrap();
+        let there = Flags::new(store).await.unwrap();
+        let follower = tokio::spawn(here.follow());
+        there
+            .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+            .await
+            .unwrap();
+        let mut seen = false;
+        for _ in 0..200 {
+            if here.bool_value("a", &ctx(), false) {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(seen, "the follower never applied the change");
+        drop(here);
+        tokio::time::timeout(Duration::from_secs(5), follower)
+            .await
+            .expect("the follower did not stop")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn list_is_sorted_by_key() {
+        let flags = flags().await;
+        for key in ["c", "a", "b"] {
+            flags
+                .create(Flag::boolean(key), "alice", "test")
+                .await
+                .unwrap();
+        }
+        let keys: Vec<String> = flags.list().into_iter().map(|s| s.flag.key).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn counts_follow_a_flag_across_changes() {
+        let flags = flags().await;
+        flags
+            .create(
+                Flag::boolean("a").rule(Rule::new("on").when(Condition::equals("x", 1))),
+                "alice",
+                "t",
+            )
+            .await
+            .unwrap();
+        let hit = EvaluationContext::new().attribute("x", 1);
+        let _ = flags.bool_value("a", &hit, false);
+        flags.kill("a", "bob", "stop").await.unwrap();
+        let _ = flags.bool_value("a", &hit, false);
+        let _ = flags.bool_value("a", &hit, false);
+        let counts: Vec<(String, Reason, u64)> = flags
+            .evaluation_counts()
+            .into_iter()
+            .map(|c| (c.variant.unwrap().to_string(), c.reason, c.count))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("off".to_owned(), Reason::Disabled, 2),
+                ("on".to_owned(), Reason::TargetingMatch, 1)
+            ]
+        );
+    }
+}
