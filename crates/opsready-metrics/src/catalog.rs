@@ -189,6 +189,16 @@ pub const DB_CLIENT_CONNECTION_WAIT_TIME: MetricDef = MetricDef {
     action: "p99 rising while db_client_connection_count{state=\"used\"} sits at db_client_connection_max: the pool is exhausted; raise its size or find the queries holding connections.",
 };
 
+/// Feature-flag evaluations.
+pub const FEATURE_FLAG_EVALUATIONS: MetricDef = MetricDef {
+    name: "feature_flag_evaluations_total",
+    kind: Kind::Counter,
+    unit: "evaluations",
+    labels: &["flag", "variant", "reason"],
+    help: "Feature-flag evaluations by flag, variant served and reason (STATIC, DEFAULT, TARGETING_MATCH, SPLIT, DISABLED, ERROR); unknown keys count as flag `_unknown`.",
+    action: "reason=\"ERROR\" rising: code asks for a flag that is missing or of another type (a typo, a deleted flag); after a kill or rollback, check the variant mix moved as intended.",
+};
+
 /// How long blocking jobs wait for a slot.
 pub const BLOCKING_QUEUE_WAIT: MetricDef = MetricDef {
     name: "blocking_queue_wait_seconds",
@@ -225,6 +235,7 @@ pub const CATALOG: &[MetricDef] = &[
     DB_CLIENT_CONNECTION_COUNT,
     DB_CLIENT_CONNECTION_MAX,
     DB_CLIENT_CONNECTION_WAIT_TIME,
+    FEATURE_FLAG_EVALUATIONS,
     BLOCKING_QUEUE_WAIT,
     BLOCKING_RUN,
 ];

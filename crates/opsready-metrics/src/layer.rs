@@ -49,7 +49,7 @@ pub struct Metrics {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     /// The duration buckets, to place exemplars.
@@ -189,6 +189,14 @@ impl Metrics {
         for collector in collectors.iter() {
             collector();
         }
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Self> {
+        weak.upgrade().map(|inner| Self { inner })
     }
 
     pub(crate) fn recorder(&self) -> &PrometheusRecorder {

@@ -91,6 +91,49 @@ impl Metrics {
             .register_gauge(&Key::from_parts(name, labels), &METADATA)
     }
 
+    /// Reports counters kept elsewhere as running totals (a flag
+    /// evaluator's counts, say) at every collection: `read` returns each
+    /// series' label values, in the order of `def.labels`, and its total.
+    /// Keep the label values bounded: each distinct set is a series.
+    ///
+    /// ```
+    /// use opsready_metrics::{Metrics, catalog};
+    ///
+    /// let metrics = Metrics::new();
+    /// metrics.watch_counters(&catalog::FEATURE_FLAG_EVALUATIONS, || {
+    ///     vec![(vec!["greeting.shout".to_owned(), "on".to_owned(), "STATIC".to_owned()], 7)]
+    /// });
+    /// metrics.collect();
+    /// assert!(metrics.render().contains(
+    ///     r#"feature_flag_evaluations_total{flag="greeting.shout",variant="on",reason="STATIC"} 7"#
+    /// ));
+    /// ```
+    pub fn watch_counters(
+        &self,
+        def: &'static catalog::MetricDef,
+        read: impl Fn() -> Vec<(Vec<String>, u64)> + Send + Sync + 'static,
+    ) {
+        // Weak: the collector lives inside the metrics it records into.
+        let weak = self.downgrade();
+        self.add_collector(Box::new(move || {
+            let Some(recorder) = Metrics::upgrade(&weak) else {
+                return;
+            };
+            for (values, total) in read() {
+                let labels: Vec<metrics::Label> = def
+                    .labels
+                    .iter()
+                    .zip(values)
+                    .map(|(name, value)| metrics::Label::new(*name, value))
+                    .collect();
+                recorder
+                    .recorder()
+                    .register_counter(&Key::from_parts(def.name, labels), &METADATA)
+                    .absolute(total);
+            }
+        }));
+    }
+
     /// The histogram of the time callers wait to acquire a connection from
     /// the pool `name`, as `db_client_connection_wait_time_seconds{pool_name}`.
     /// Keep the handle: recording through it is a lookup-free observation.

@@ -117,6 +117,12 @@ async fn every_exposed_metric_is_in_the_catalog_with_its_type() {
     metrics
         .pool_wait("main")
         .record(std::time::Duration::from_millis(2));
+    metrics.watch_counters(&catalog::FEATURE_FLAG_EVALUATIONS, || {
+        vec![(
+            vec!["a".to_owned(), "on".to_owned(), "STATIC".to_owned()],
+            1,
+        )]
+    });
     metrics.collect();
     metrics.record_scheduling_lag(std::time::Duration::from_micros(300));
     let base = spawn_app(&metrics).await;

@@ -113,6 +113,15 @@ pub const PRECONDITION_FAILED: Code = Code::new(
     "The resource changed since you read it (`If-Match` or a version did not match). Re-read it, re-apply your change and retry.",
 );
 
+/// 428: a change to a resource that exists must say which version it is
+/// based on.
+pub const PRECONDITION_REQUIRED: Code = Code::new(
+    "PRECONDITION_REQUIRED",
+    StatusCode::PRECONDITION_REQUIRED,
+    "Precondition required",
+    "Replacing this resource needs `If-Match` with the version you read (its `ETag`), so that a change made since is not overwritten. Read it, then retry with the header.",
+);
+
 /// 413: the body is larger than the server accepts.
 pub const PAYLOAD_TOO_LARGE: Code = Code::new(
     "PAYLOAD_TOO_LARGE",
@@ -231,6 +240,7 @@ pub const CATALOG: &[Code] = &[
     NOT_ACCEPTABLE,
     CONFLICT,
     PRECONDITION_FAILED,
+    PRECONDITION_REQUIRED,
     PAYLOAD_TOO_LARGE,
     UNSUPPORTED_MEDIA_TYPE,
     VALIDATION_FAILED,
