@@ -178,7 +178,11 @@ pub fn init(
             ));
         }
     }
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    // The writer thread flushes whenever it has emptied its queue, so a
+    // quiet service's lines appear at once while a busy one's go out many
+    // per write call instead of one.
+    let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    let (writer, guard) = tracing_appender::non_blocking(stdout);
     let subscriber = subscriber(settings, writer)?;
     #[cfg(feature = "otlp")]
     let subscriber = subscriber
