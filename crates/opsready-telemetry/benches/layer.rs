@@ -36,7 +36,7 @@ fn layer(c: &mut Criterion) {
     let file = File::create(dir.path().join("bench.log")).unwrap();
     // As `init` does for standard output: lines are written by a background
     // thread, off the request path.
-    let (writer, _guard) = tracing_appender::non_blocking(file);
+    let (writer, _guard) = opsready_telemetry::BatchWriter::new(file);
     let mut settings = TelemetrySettings::default();
     settings.log.format = Some(LogFormat::Json);
     if let Ok(level) = std::env::var("BENCH_LEVEL") {

@@ -102,6 +102,7 @@ mod otlp;
 mod sentry_events;
 mod settings;
 mod subscriber;
+mod writer;
 
 pub use blocking::{Blocking, BlockingError};
 pub use context::{
@@ -118,3 +119,4 @@ pub use settings::{
     TelemetrySettings,
 };
 pub use subscriber::{ServiceInfo, TelemetryError, TelemetryGuard, init, subscriber};
+pub use writer::{BatchGuard, BatchWriter};

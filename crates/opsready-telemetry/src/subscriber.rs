@@ -98,7 +98,7 @@ impl ServiceInfo {
 pub struct TelemetryGuard {
     #[cfg(feature = "otlp")]
     tracer: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
-    _writer: tracing_appender::non_blocking::WorkerGuard,
+    _writer: crate::writer::BatchGuard,
 }
 
 impl TelemetryGuard {
@@ -178,11 +178,9 @@ pub fn init(
             ));
         }
     }
-    // The writer thread flushes whenever it has emptied its queue, so a
-    // quiet service's lines appear at once while a busy one's go out many
-    // per write call instead of one.
-    let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-    let (writer, guard) = tracing_appender::non_blocking(stdout);
+    // Lines are gathered and written in batches by a thread of their own:
+    // a request pays a copy, not a system call or a wake-up.
+    let (writer, guard) = crate::writer::BatchWriter::new(std::io::stdout());
     let subscriber = subscriber(settings, writer)?;
     #[cfg(feature = "otlp")]
     let subscriber = subscriber

@@ -1,0 +1,248 @@
+//! [`BatchWriter`]: log lines appended to a shared buffer that a background
+//! thread writes out in batches, so that a request pays a copy, not a
+//! system call or a thread wake-up.
+
+use std::io::{self, Write};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+/// How long the writer thread lets lines gather after a write, while lines
+/// keep coming. It is also the longest a line waits in a busy service.
+const GATHER: Duration = Duration::from_millis(5);
+
+/// A buffer this large is written at once, without waiting for [`GATHER`].
+const HIGH_WATER: usize = 256 * 1024;
+
+/// Beyond this, lines are dropped (and counted) rather than let memory grow
+/// without bound behind a stuck output.
+const MAX_BUFFERED: usize = 16 * 1024 * 1024;
+
+/// A [`MakeWriter`] whose writers append whole lines to a shared buffer; a
+/// thread of its own writes the buffer to the output.
+///
+/// ```
+/// use std::io::Write as _;
+/// use tracing_subscriber::fmt::MakeWriter as _;
+/// use opsready_telemetry::BatchWriter;
+///
+/// let path = std::env::temp_dir().join(format!("batch-writer-doc-{}.log", std::process::id()));
+/// let (writer, guard) = BatchWriter::new(std::fs::File::create(&path).unwrap());
+/// writer.make_writer().write_all(b"{\"msg\":\"one\"}\n").unwrap();
+/// drop(guard); // writes what is buffered, and stops the thread
+/// assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"msg\":\"one\"}\n");
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+///
+/// # Gotchas
+///
+/// - A line is written within a few milliseconds, not at once: after each
+///   write the thread waits [`GATHER`] for more. An idle service's first
+///   line wakes it straight away.
+/// - Keep the [`BatchGuard`] until the end: dropping it writes what is
+///   buffered. Lines buffered when the process aborts are lost.
+/// - Each `write` call must hold whole lines (the JSON layer writes one line
+///   per call), or lines from different threads interleave.
+#[derive(Clone, Debug)]
+pub struct BatchWriter {
+    shared: Arc<Shared>,
+}
+
+/// Writes what is buffered and stops the writer thread when dropped.
+#[derive(Debug)]
+pub struct BatchGuard {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buffer: Vec<u8>,
+    /// The thread waits for a line, with nothing buffered: the next line
+    /// must wake it.
+    idle: bool,
+    stop: bool,
+    /// Lines dropped because the output did not keep up.
+    dropped: u64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A writer never panics while holding the lock; if one did, the
+        // buffer is still bytes and worth writing.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl BatchWriter {
+    /// Starts the thread that writes to `output`.
+    pub fn new<W: Write + Send + 'static>(output: W) -> (Self, BatchGuard) {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+        });
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("opsready-log-writer".to_owned())
+                .spawn(move || run(&shared, output))
+                .ok()
+        };
+        let writer = Self {
+            shared: Arc::clone(&shared),
+        };
+        (writer, BatchGuard { shared, thread })
+    }
+}
+
+/// The writer thread: waits for lines, writes them, lets more gather.
+fn run<W: Write>(shared: &Shared, mut output: W) {
+    let mut batch = Vec::with_capacity(HIGH_WATER);
+    loop {
+        let (stop, dropped) = {
+            let mut state = shared.lock();
+            while state.buffer.is_empty() && !state.stop {
+                state.idle = true;
+                state = shared
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            state.idle = false;
+            std::mem::swap(&mut batch, &mut state.buffer);
+            (state.stop, std::mem::take(&mut state.dropped))
+        };
+        if dropped > 0 {
+            let _ = writeln!(
+                output,
+                "{{\"level\":\"WARN\",\"target\":\"opsready_telemetry\",\"message\":\"{dropped} log lines dropped: the output did not keep up\"}}"
+            );
+        }
+        // An output that fails cannot be reported through itself; the lines
+        // are dropped rather than retried forever.
+        let _ = output.write_all(&batch);
+        let _ = output.flush();
+        batch.clear();
+        if stop {
+            return;
+        }
+        // Let lines gather: one write per few milliseconds under load
+        // instead of one per line.
+        let state = shared.lock();
+        if state.buffer.len() < HIGH_WATER && !state.stop {
+            let _ = shared.wake.wait_timeout(state, GATHER);
+        }
+    }
+}
+
+impl Drop for BatchGuard {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Write for BatchWriter {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        let mut state = self.shared.lock();
+        if state.buffer.len() + line.len() > MAX_BUFFERED {
+            state.dropped += 1;
+            return Ok(line.len());
+        }
+        state.buffer.extend_from_slice(line);
+        let wake = state.idle || state.buffer.len() >= HIGH_WATER;
+        if wake {
+            state.idle = false;
+        }
+        drop(state);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for BatchWriter {
+    type Writer = Self;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An output shared with the test.
+    #[derive(Clone, Default)]
+    struct Output(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Output {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_from_many_threads_arrive_whole_and_all_of_them() {
+        let output = Output::default();
+        let (writer, guard) = BatchWriter::new(output.clone());
+
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let mut writer = writer.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1000 {
+                        writer
+                            .write_all(format!("thread {t} line {i}\n").as_bytes())
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        drop(guard);
+
+        let text = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 4000);
+        assert!(text.lines().all(|line| line.starts_with("thread ")));
+    }
+
+    #[test]
+    fn an_idle_writers_first_line_is_written_without_waiting_for_more() {
+        let output = Output::default();
+        let (mut writer, _guard) = BatchWriter::new(output.clone());
+
+        writer.write_all(b"alone\n").unwrap();
+
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while output.0.lock().unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "never written");
+            std::thread::yield_now();
+        }
+        assert_eq!(&*output.0.lock().unwrap(), b"alone\n");
+    }
+}
