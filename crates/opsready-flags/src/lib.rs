@@ -71,6 +71,15 @@
 //! - Definitions may carry fields this version does not know; they are
 //!   kept and written back, so rolling a binary back never loses them.
 //!
+//! # Feature flags
+//!
+//! None is enabled by default.
+//!
+//! | Feature | Adds |
+//! | --- | --- |
+//! | `postgres` | `PostgresStore`: flags in Postgres for a fleet, changes pushed to every instance with LISTEN/NOTIFY (`postgres://…` in [`open`]). |
+//! | `openfeature` | `OpenFeatureProvider`: these flags behind the `open-feature` SDK, so that code written against OpenFeature evaluates them. |
+//!
 //! # Modules
 //!
 //! Everything is exported at the crate root. [`Flag`], [`Rule`],
@@ -86,6 +95,8 @@ mod error;
 mod eval;
 mod flag;
 mod flags;
+#[cfg(feature = "openfeature")]
+pub mod openfeature;
 mod rule;
 mod store;
 mod time;
@@ -98,6 +109,13 @@ pub use error::{Error, ErrorKind};
 pub use eval::{Details, ErrorCode, EvaluationCount, Reason, UNKNOWN_FLAG};
 pub use flag::{Flag, FlagType, Kind, Rollout};
 pub use flags::{DECLARED_BY, Flags};
+#[cfg(feature = "openfeature")]
+pub use openfeature::OpenFeatureProvider;
 pub use rule::{Condition, Operator, Rule};
-pub use store::{Action, AuditEntry, BoxFuture, Change, Expected, MemoryStore, Store, StoredFlag};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+pub use store::{
+    Action, AuditEntry, BoxFuture, Change, Expected, FileStore, MemoryStore, Store, StoredFlag,
+    open,
+};
 pub use validate::{MAX_KEY_LEN, MAX_VARIANT_LEN, Violation};

@@ -1,6 +1,10 @@
 //! Where definitions live, the changes applied to them and the audit log.
 
+mod file;
 mod memory;
+mod open;
+#[cfg(feature = "postgres")]
+mod postgres;
 
 use std::fmt;
 use std::future::Future;
@@ -11,7 +15,11 @@ use std::time::SystemTime;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::watch;
 
+pub use file::FileStore;
 pub use memory::MemoryStore;
+pub use open::open;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 
 use crate::error::Error;
 use crate::flag::Flag;

@@ -1,0 +1,752 @@
+//! Black-box tests of `PostgresStore` against a real Postgres: versions and
+//! the audit log, racing writers, and changes reaching other instances.
+//!
+//! They need `OPSREADY_TEST_DATABASE_URL` (`postgres://USER@HOST:PORT/DB`, a
+//! role that may create schemas and databases); without it each test says
+//! it was skipped and passes. Each test works in a schema (or database) of
+//! its own, dropped when it ends, passed or failed; ones left behind by a
+//! killed run are dropped by the next run after an hour.
+
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::future::Future;
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use opsready_flags::{
+    Action, Change, ErrorKind, EvaluationContext, Expected, Flag, Flags, PostgresStore, Rule,
+    Store, StoredFlag,
+};
+use serde_json::json;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Connection, Executor, PgConnection};
+
+const URL_VAR: &str = "OPSREADY_TEST_DATABASE_URL";
+
+/// What the tests name their schemas and databases with, to find the ones
+/// a killed run left.
+const PREFIX: &str = "flags_test_";
+
+/// How soon a change must be evaluated by another instance.
+const PROPAGATION: Duration = Duration::from_secs(1);
+
+// Helpers ---------------------------------------------------------------
+
+/// A schema or a database of one test, dropped with this guard.
+struct Scratch {
+    /// The database to connect to: the test database, or the scratch one.
+    url: String,
+    /// The test database, from which a scratch database is dropped.
+    admin_url: String,
+    name: String,
+    is_database: bool,
+}
+
+impl Scratch {
+    /// A fresh schema name in the test database (the store creates it), or
+    /// `None` when the tests are not configured.
+    async fn schema() -> Option<Self> {
+        let url = database_url()?;
+        Some(Self {
+            url: url.clone(),
+            admin_url: url,
+            name: unique_name(),
+            is_database: false,
+        })
+    }
+
+    /// A fresh database, for what needs one of its own.
+    async fn database() -> Option<Self> {
+        let admin_url = database_url()?;
+        let name = unique_name();
+        let mut conn = PgConnection::connect(&admin_url).await.unwrap();
+        conn.execute(&*format!(r#"CREATE DATABASE "{name}""#))
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        Some(Self {
+            url: with_database(&admin_url, &name),
+            admin_url,
+            name,
+            is_database: true,
+        })
+    }
+
+    async fn pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&self.url)
+            .await
+            .unwrap()
+    }
+
+    /// A store in the scratch schema, with a pool of its own: another
+    /// instance of a service.
+    async fn store(&self) -> PostgresStore {
+        PostgresStore::from_pool_in_schema(self.pool().await, &self.name)
+            .await
+            .unwrap()
+    }
+
+    /// The scratch schema's `table`, quoted.
+    fn table(&self, table: &str) -> String {
+        format!(r#""{}".{table}"#, self.name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let url = self.admin_url.clone();
+        let statement = if self.is_database {
+            format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name)
+        } else {
+            format!(r#"DROP SCHEMA IF EXISTS "{}" CASCADE"#, self.name)
+        };
+        on_the_side(async move {
+            match PgConnection::connect(&url).await {
+                Ok(mut conn) => {
+                    if let Err(error) = conn.execute(&*statement).await {
+                        eprintln!("could not clean up: {statement}: {error}");
+                    }
+                }
+                Err(error) => eprintln!("could not clean up: {statement}: {error}"),
+            }
+        });
+    }
+}
+
+/// The test database's URL, or `None` after saying why the test is skipped.
+fn database_url() -> Option<String> {
+    let url = std::env::var(URL_VAR)
+        .ok()
+        .filter(|url| !url.trim().is_empty());
+    let Some(url) = url else {
+        eprintln!(
+            "skipped: set {URL_VAR} (postgres://USER@HOST:PORT/DB) to run the Postgres store tests"
+        );
+        return None;
+    };
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(|| on_the_side(sweep(url.clone())));
+    Some(url)
+}
+
+fn unique_name() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{PREFIX}{}_{}_{}",
+        millis_now(),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn millis_now() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+/// Drops the schemas and databases of runs killed over an hour ago.
+async fn sweep(url: String) {
+    let Ok(mut conn) = PgConnection::connect(&url).await else {
+        return;
+    };
+    let stale = |name: &String| {
+        name.strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|millis| millis.parse::<u128>().ok())
+            .is_some_and(|millis| millis + 3_600_000 < millis_now())
+    };
+    let pattern = format!("{}%", PREFIX.replace('_', r"\_"));
+    let schemas: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE $1")
+            .bind(&pattern)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+    for schema in schemas.iter().filter(|name| stale(name)) {
+        // Another test binary may be sweeping too: its drop wins.
+        let _ = conn
+            .execute(&*format!(r#"DROP SCHEMA IF EXISTS "{schema}" CASCADE"#))
+            .await;
+    }
+    let databases: Vec<String> =
+        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
+            .bind(&pattern)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+    for database in databases.iter().filter(|name| stale(name)) {
+        let _ = conn
+            .execute(&*format!(
+                r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#
+            ))
+            .await;
+    }
+}
+
+/// Runs `work` to the end on a thread and runtime of its own: a guard is
+/// dropped while the test's runtime ends or unwinds, which could neither
+/// run a spawned task nor block on one.
+fn on_the_side(work: impl Future<Output = ()> + Send + 'static) {
+    let thread = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(work);
+    });
+    let _ = thread.join();
+}
+
+/// `url` with its database replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(base, query)| (base, Some(query)));
+    let authority = base.find("://").map_or(0, |at| at + 3);
+    let path = base[authority..]
+        .find('/')
+        .map_or(base.len(), |at| authority + at);
+    let mut with = format!("{}/{database}", &base[..path]);
+    if let Some(query) = query {
+        with.push('?');
+        with.push_str(query);
+    }
+    with
+}
+
+/// `url` with `password` as its user's password.
+fn with_password(url: &str, password: &str) -> String {
+    let authority = url.find("://").unwrap() + 3;
+    let rest = &url[authority..];
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (user, host) = match rest[..end].rsplit_once('@') {
+        Some((userinfo, host)) => (userinfo.split(':').next().unwrap(), host),
+        None => ("postgres", &rest[..end]),
+    };
+    format!(
+        "{}{user}:{password}@{host}{}",
+        &url[..authority],
+        &rest[end..]
+    )
+}
+
+/// The connections listening on the channel `$1`: the store names them, and
+/// their last statement was the `LISTEN`.
+const LISTENERS_ON: &str = "FROM pg_stat_activity \
+    WHERE application_name = 'opsready-flags listener' \
+    AND strpos(query, 'LISTEN \"' || $1 || '\"') = 1";
+
+/// Kills the connections listening on `channel`, as a failover or a
+/// firewall would; returns how many there were.
+async fn terminate_listeners(pool: &PgPool, channel: &str) -> i64 {
+    sqlx::query_scalar(&format!(
+        "SELECT count(pg_terminate_backend(pid)) {LISTENERS_ON}"
+    ))
+    .bind(channel)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn listening(pool: &PgPool, channel: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) {LISTENERS_ON}"))
+        .bind(channel)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Polls `condition` until it holds, failing with `what` after `within`.
+async fn eventually(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn create(flag: Flag) -> Change {
+    Change::create(flag, "alice", "launch").unwrap()
+}
+
+fn user() -> EvaluationContext {
+    EvaluationContext::new().targeting_key("user-1")
+}
+
+// Tests -----------------------------------------------------------------
+
+#[tokio::test]
+async fn a_created_flag_is_loaded_and_every_change_is_audited() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let store = scratch.store().await;
+
+    // Act
+    let created = store
+        .apply(create(Flag::boolean("a").owner("team")))
+        .await
+        .unwrap();
+    let described = Flag::boolean("a").description("now described");
+    store
+        .apply(Change::update(described.clone(), 1, "bob", "describe it").unwrap())
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(created.version, 1);
+    assert_eq!(
+        store.load().await.unwrap(),
+        [StoredFlag::new(described.clone(), 2)]
+    );
+    assert_eq!(store.get("a").await.unwrap().unwrap().version, 2);
+    assert_eq!(store.get("b").await.unwrap(), None);
+    let history = store.history("a").await.unwrap();
+    assert_eq!(history.len(), 2);
+    // Time included, to the microsecond.
+    assert_eq!(history[0], created);
+    assert_eq!(history[1].version, 2);
+    assert_eq!(history[1].action, Action::Update);
+    assert_eq!(
+        (&*history[1].actor, &*history[1].reason),
+        ("bob", "describe it")
+    );
+    assert_eq!(history[1].before, Some(Flag::boolean("a").owner("team")));
+    assert_eq!(history[1].after, Some(described));
+    assert!(history[0].at <= history[1].at);
+    assert!(store.history("never-written").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn versions_keep_counting_across_a_delete_and_a_rollback_revives_the_flag() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let flags = Flags::new(scratch.store().await).await.unwrap();
+    flags
+        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+        .await
+        .unwrap();
+    flags.kill("a", "bob", "incident 42").await.unwrap();
+    flags.delete("a", "bob", "cleanup").await.unwrap();
+
+    // Act
+    let revived = flags
+        .rollback("a", Some(1), "alice", "still used")
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!((revived.version, revived.restores), (4, Some(1)));
+    let history = flags.history("a").await.unwrap();
+    let actions: Vec<&str> = history.iter().map(|entry| entry.action.as_str()).collect();
+    assert_eq!(actions, ["create", "kill", "delete", "rollback"]);
+    assert_eq!(history[2].after, None);
+    // Another instance, starting now, reads the revived flag.
+    let other = Flags::new(scratch.store().await).await.unwrap();
+    assert_eq!(other.get("a").unwrap().version, 4);
+    assert!(other.bool_value("a", &user(), false));
+}
+
+#[tokio::test]
+async fn definitions_keep_fields_this_version_does_not_know() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let store = scratch.store().await;
+    let mut flag = Flag::boolean("a");
+    flag.extra.insert("ticket".to_owned(), json!("SHOP-123"));
+    store.apply(create(flag)).await.unwrap();
+    // A newer release adds a field of its own.
+    sqlx::query(&format!(
+        r#"UPDATE {} SET definition = definition || '{{"review": {{"by": "2030-01-31"}}}}'"#,
+        scratch.table("definitions")
+    ))
+    .execute(store.pool())
+    .await
+    .unwrap();
+
+    // Act: this release changes the flag.
+    let stored = store.get("a").await.unwrap().unwrap();
+    let killed = Change::new(
+        Action::Kill,
+        "a",
+        Expected::Version(stored.version),
+        Some(stored.flag.enabled(false)),
+        "bob",
+        "incident",
+    )
+    .unwrap();
+    store.apply(killed).await.unwrap();
+
+    // Assert: both fields survived, in the table and when read.
+    let reloaded = store.get("a").await.unwrap().unwrap().flag;
+    assert!(!reloaded.enabled);
+    assert_eq!(reloaded.extra["ticket"], "SHOP-123");
+    assert_eq!(reloaded.extra["review"], json!({ "by": "2030-01-31" }));
+    let review: String = sqlx::query_scalar(&format!(
+        "SELECT definition #>> '{{review,by}}' FROM {} WHERE key = 'a'",
+        scratch.table("definitions")
+    ))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(review, "2030-01-31");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_instances_writing_on_the_same_version_exactly_one_wins() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let (first, second) = (scratch.store().await, scratch.store().await);
+    first.apply(create(Flag::boolean("race"))).await.unwrap();
+
+    for base in 1..=10 {
+        // Act: both replace the flag based on the same version.
+        let claim = |owner: &str| {
+            Change::update(Flag::boolean("race").owner(owner), base, owner, "claim it").unwrap()
+        };
+        let (a, b) = tokio::join!(first.apply(claim("a")), second.apply(claim("b")));
+
+        // Assert
+        let (winner, loser) = match (a, b) {
+            (Ok(winner), Err(loser)) | (Err(loser), Ok(winner)) => (winner, loser),
+            (a, b) => panic!("version {base}: expected one winner, got {a:?} and {b:?}"),
+        };
+        assert_eq!(winner.version, base + 1);
+        assert_eq!(loser.kind(), ErrorKind::Conflict, "{loser}");
+        assert_eq!(loser.current_version(), Some(base + 1));
+        let history = second.history("race").await.unwrap();
+        assert_eq!(history.len() as u64, base + 1, "the loser was recorded");
+        assert_eq!(history.last().unwrap().after, winner.after);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_instances_creating_the_same_flag_exactly_one_wins() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let (first, second) = (scratch.store().await, scratch.store().await);
+
+    for round in 0..10 {
+        // Act
+        let key = format!("new-{round}");
+        let (a, b) = tokio::join!(
+            first.apply(create(Flag::boolean(&key).owner("a"))),
+            second.apply(create(Flag::boolean(&key).owner("b")))
+        );
+
+        // Assert
+        let loser = match (a, b) {
+            (Ok(_), Err(loser)) | (Err(loser), Ok(_)) => loser,
+            (a, b) => panic!("{key}: expected one winner, got {a:?} and {b:?}"),
+        };
+        assert_eq!(loser.kind(), ErrorKind::Conflict, "{loser}");
+        assert_eq!(loser.current_version(), Some(1));
+        assert_eq!(first.history(&key).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_change_records_nothing_and_announces_nothing() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let store = scratch.store().await;
+    let mut changes = store.subscribe();
+    // Written by another instance, so that this one hears of it exactly
+    // once, and nothing is on its way when the refused changes are made.
+    let other = scratch.store().await;
+    other.apply(create(Flag::boolean("a"))).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), changes.changed())
+        .await
+        .expect("the creation was not announced")
+        .unwrap();
+
+    // Act
+    let stale = store
+        .apply(Change::update(Flag::boolean("a"), 7, "bob", "stale").unwrap())
+        .await
+        .unwrap_err();
+    let missing = store
+        .apply(Change::update(Flag::boolean("b"), 1, "bob", "no such flag").unwrap())
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert_eq!(stale.kind(), ErrorKind::Conflict);
+    assert_eq!(stale.current_version(), Some(1));
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+    assert_eq!(store.history("a").await.unwrap().len(), 1);
+    // Not even the row reserved for a key never written is left.
+    let rows: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {}",
+        scratch.table("definitions")
+    ))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows, 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!changes.has_changed().unwrap());
+}
+
+#[tokio::test]
+async fn a_change_through_one_instance_is_evaluated_by_another_within_a_second() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let here = Flags::new(scratch.store().await).await.unwrap();
+    let there = Flags::new(scratch.store().await).await.unwrap();
+    tokio::spawn(here.follow());
+    tokio::spawn(there.follow());
+
+    // Act
+    there
+        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+        .await
+        .unwrap();
+
+    // Assert
+    eventually(PROPAGATION, "the created flag is evaluated here", || {
+        here.bool_value("a", &user(), false)
+    })
+    .await;
+
+    // And the other way round.
+    here.kill("a", "bob", "incident").await.unwrap();
+    eventually(PROPAGATION, "the kill is evaluated there", || {
+        !there.bool_value("a", &user(), true)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_instance_whose_listening_connection_drops_listens_again_and_loads_again() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let admin = scratch.pool().await;
+    let store = scratch.store().await;
+    let here = Flags::new(store.clone()).await.unwrap();
+    let there = Flags::new(scratch.store().await).await.unwrap();
+    tokio::spawn(here.follow());
+    let mut changes = store.subscribe();
+    changes.borrow_and_update();
+
+    // Act
+    assert_eq!(terminate_listeners(&admin, store.channel()).await, 2);
+
+    // Assert: back, it reports a change, since it may have missed one...
+    tokio::time::timeout(Duration::from_secs(5), changes.changed())
+        .await
+        .expect("no change reported after reconnecting")
+        .unwrap();
+    // ... and hears the next ones.
+    there
+        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+        .await
+        .unwrap();
+    eventually(PROPAGATION, "the change is evaluated here", || {
+        here.bool_value("a", &user(), false)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_change_made_while_an_instance_could_not_listen_is_loaded_once_it_can() {
+    let Some(scratch) = Scratch::database().await else {
+        return;
+    };
+    let store = PostgresStore::connect(&scratch.url).await.unwrap();
+    let here = Flags::new(store.clone()).await.unwrap();
+    let there = Flags::new(PostgresStore::connect(&scratch.url).await.unwrap())
+        .await
+        .unwrap();
+    tokio::spawn(here.follow());
+    let mut admin = PgConnection::connect(&scratch.admin_url).await.unwrap();
+    // `there` keeps the connection it has; no new one may open.
+    there.refresh().await.unwrap();
+    let allow = |allowed: bool| {
+        format!(
+            r#"ALTER DATABASE "{}" WITH ALLOW_CONNECTIONS {allowed}"#,
+            scratch.name
+        )
+    };
+    admin.execute(&*allow(false)).await.unwrap();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = $1 AND application_name = 'opsready-flags listener'",
+    )
+    .bind(&scratch.name)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(killed, 2);
+
+    // Act: a change no listener hears.
+    there
+        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!here.bool_value("a", &user(), false), "heard while deaf");
+    admin.execute(&*allow(true)).await.unwrap();
+
+    // Assert: reconnected, it loads again and finds it.
+    eventually(
+        Duration::from_secs(15),
+        "the change is evaluated after reconnecting",
+        || here.bool_value("a", &user(), false),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_the_store_stops_listening() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let admin = scratch.pool().await;
+    let store = scratch.store().await;
+    let channel = store.channel().to_owned();
+    let mut changes = store.subscribe();
+    assert_eq!(listening(&admin, &channel).await, 1);
+
+    // Act
+    drop(store);
+
+    // Assert
+    let closed = tokio::time::timeout(Duration::from_secs(5), changes.changed())
+        .await
+        .expect("the store's notifications did not end");
+    assert!(closed.is_err(), "a change was reported instead");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while listening(&admin, &channel).await > 0 {
+        assert!(Instant::now() < deadline, "still listening");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_on_an_empty_schema_all_start() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let (a, b, c) = (
+        scratch.pool().await,
+        scratch.pool().await,
+        scratch.pool().await,
+    );
+
+    // Act
+    let (a, b, c) = tokio::join!(
+        PostgresStore::from_pool_in_schema(a, &scratch.name),
+        PostgresStore::from_pool_in_schema(b, &scratch.name),
+        PostgresStore::from_pool_in_schema(c, &scratch.name),
+    );
+
+    // Assert
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    a.apply(create(Flag::boolean("a"))).await.unwrap();
+    assert_eq!(b.load().await.unwrap().len(), 1);
+    assert_eq!(c.get("a").await.unwrap().unwrap().version, 1);
+    // The record of migrations is the schema's own, apart from the
+    // application's.
+    let migrations: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {} WHERE success",
+        scratch.table("_sqlx_migrations")
+    ))
+    .fetch_one(a.pool())
+    .await
+    .unwrap();
+    assert!(migrations >= 1);
+}
+
+#[tokio::test]
+async fn the_audit_log_refuses_to_be_rewritten() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let store = scratch.store().await;
+    store.apply(create(Flag::boolean("a"))).await.unwrap();
+    let audit_log = scratch.table("audit_log");
+
+    for statement in [
+        format!("UPDATE {audit_log} SET actor = 'mallory'"),
+        format!("DELETE FROM {audit_log}"),
+        format!("TRUNCATE {audit_log}"),
+    ] {
+        // Act
+        let error = sqlx::query(&statement)
+            .execute(store.pool())
+            .await
+            .unwrap_err();
+
+        // Assert
+        assert!(
+            error.to_string().contains("append-only"),
+            "{statement}: {error}"
+        );
+    }
+    assert_eq!(store.history("a").await.unwrap()[0].actor, "alice");
+}
+
+#[tokio::test]
+async fn connect_and_open_use_the_default_schema() {
+    let Some(scratch) = Scratch::database().await else {
+        return;
+    };
+
+    // Act
+    let store = PostgresStore::connect(&scratch.url).await.unwrap();
+    store.apply(create(Flag::boolean("a"))).await.unwrap();
+    let opened = opsready_flags::open(&scratch.url).await.unwrap();
+
+    // Assert
+    assert_eq!(store.schema(), PostgresStore::DEFAULT_SCHEMA);
+    assert_eq!(store.channel(), "opsready_flags_changes");
+    assert_eq!(opened.load().await.unwrap().len(), 1);
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'opsready_flags' \
+         AND tablename IN ('definitions', 'audit_log')",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(tables, 2);
+}
+
+#[tokio::test]
+async fn a_failed_connection_names_the_database_but_never_the_password() {
+    let Some(url) = database_url() else {
+        return;
+    };
+    let password = "not-the-password-7f3a";
+    let url = with_password(
+        &with_database(&url, "flags_test_no_such_database"),
+        password,
+    );
+
+    // Act
+    let error = PostgresStore::connect(&url).await.unwrap_err();
+
+    // Assert
+    assert_eq!(error.kind(), ErrorKind::Backend);
+    let message = error.to_string();
+    assert!(message.contains("connecting to Postgres at "), "{message}");
+    assert!(
+        message.contains("/flags_test_no_such_database"),
+        "{message}"
+    );
+    assert!(!message.contains(password), "{message}");
+    assert!(!format!("{error:?}").contains(password));
+}
