@@ -39,7 +39,7 @@ const MAX_BUFFERED: usize = 16 * 1024 * 1024;
 /// # Gotchas
 ///
 /// - A line is written within a few milliseconds, not at once: after each
-///   write the thread waits [`GATHER`] for more. An idle service's first
+///   write the thread waits 5 ms for more. An idle service's first
 ///   line wakes it straight away.
 /// - Keep the [`BatchGuard`] until the end: dropping it writes what is
 ///   buffered. Lines buffered when the process aborts are lost.

@@ -1,5 +1,5 @@
 //! The admin router: `/admin/info` and `/metrics` for anyone who can reach
-//! the admin listener, `/admin/config` (and later state-changing routes)
+//! the admin listener; `/admin/config` and the flags API (`/admin/flags`)
 //! behind the bearer token of `admin.token`.
 
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use opsready_flags::Flags;
 use opsready_metrics::{Format, Metrics};
 use opsready_problem::Problem;
 use opsready_settings::{Dump, Secret};
@@ -23,20 +24,25 @@ pub(crate) struct AdminState {
     pub(crate) dump: Arc<Dump>,
     pub(crate) info: Arc<BuildInfo>,
     pub(crate) metrics: Metrics,
+    pub(crate) flags: Option<Flags>,
 }
 
 /// The admin routes, all under `/admin`.
 pub(crate) fn router(state: AdminState) -> Router {
-    let guarded = Router::new()
+    let mut guarded: Router = Router::new()
         .route("/admin/config", get(config))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .with_state(state.clone());
+    if let Some(flags) = &state.flags {
+        guarded = guarded.merge(crate::flags_admin::router(flags.clone()));
+    }
+    let guarded = guarded.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/admin/info", get(info))
         // Open like every Prometheus target: it shows counts, not
         // configuration, and the admin listener is not public.
         .route("/metrics", get(metrics))
-        .merge(guarded)
         .with_state(state)
+        .merge(guarded)
 }
 
 async fn metrics(State(state): State<AdminState>, headers: HeaderMap) -> impl IntoResponse {

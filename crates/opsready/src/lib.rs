@@ -41,6 +41,8 @@
 //! | main | anything else | 404 problem |
 //! | admin (`admin.addr`) | `/admin/info` | name, version, git commit, build time |
 //! | admin | `/admin/config` | the redacted settings with origins; needs `Authorization: Bearer <admin.token>` (401 without or wrong, 404 when no token is configured) |
+//! | admin | `/metrics` | Prometheus text 0.0.4, or OpenMetrics 1.0.0 with exemplars when asked |
+//! | admin | `/admin/flags…` | the flags API once [`Ops::open_flags`] ran (list, read, `PUT` with `If-Match`, kill, rollback, history); behind the token like `/admin/config` |
 //!
 //! Every response carries `x-request-id` and `traceparent`; every request
 //! gets a span and a log line ([`opsready_telemetry`]); every 4xx and 5xx is
@@ -63,21 +65,25 @@
 //! | `utoipa` | the envelope's OpenAPI schema |
 //! | `sentry` | Sentry events for 5xx answers and panics (`telemetry.sentry.dsn`) |
 //! | `otlp` | OTLP export of the request spans to an OpenTelemetry collector (`telemetry.otlp.*`) |
+//! | `flags-postgres` | a Postgres flag store (`flags.store = "postgres://…"`), changes pushed to every instance |
 
 mod admin;
 mod build_info;
+mod flags_admin;
 mod ops_settings;
 mod reference;
 mod serve;
 
 pub use build_info::BuildInfo;
 pub use ops_settings::{
-    AdminSettings, HttpSettings, MAX_CONCURRENCY, MIN_TOKEN_LEN, MetricsSettings, OpsSettings,
-    ServerSettings, Settings, ShutdownSettings, load, settings,
+    AdminSettings, DEFAULT_FLAG_STORE, FlagsSettings, HttpSettings, MAX_CONCURRENCY, MIN_TOKEN_LEN,
+    MetricsSettings, OpsSettings, ServerSettings, Settings, ShutdownSettings, load, settings,
 };
 pub use reference::config_reference;
 pub use serve::{Ops, ServeError, Server, shutdown_signal};
 
+/// Feature flags: definitions, evaluation, stores, history and rollback.
+pub use opsready_flags as flags;
 /// Probes, checks and the lifecycle.
 pub use opsready_health as health;
 /// RED metrics and their catalog.

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 /// | `http.concurrency_limit` | `1024` | requests in flight beyond this answer 503 `OVERLOADED` at once |
 /// | `telemetry.*` | | logs and tracing: see [`TelemetrySettings`] |
 /// | `metrics.latency_buckets` | 5 ms … 10 s | request-duration bucket bounds in seconds |
+/// | `flags.store` | `file://./data/flags.json` | where feature flags live: `memory:`, `file://PATH` (JSON or TOML), `postgres://…` |
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 #[non_exhaustive]
@@ -41,7 +42,39 @@ pub struct OpsSettings {
     pub telemetry: TelemetrySettings,
     /// Metrics.
     pub metrics: MetricsSettings,
+    /// Feature flags.
+    pub flags: FlagsSettings,
 }
+
+/// `flags.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct FlagsSettings {
+    /// Where flag definitions and their history live: `memory:` (lost at
+    /// exit), `file://PATH` (`.json` or `.toml`; a relative path is relative
+    /// to the working directory) or `postgres://…` (a fleet; needs the
+    /// `flags-postgres` feature). Secret, since a database URL may hold a
+    /// password. Defaults to `file://./data/flags.json`.
+    pub store: Secret<String>,
+}
+
+impl Default for FlagsSettings {
+    fn default() -> Self {
+        Self {
+            store: Secret::new(DEFAULT_FLAG_STORE.to_owned()),
+        }
+    }
+}
+
+impl PartialEq for FlagsSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.store.expose_secret() == other.store.expose_secret()
+    }
+}
+
+/// Where flags live unless `flags.store` says otherwise.
+pub const DEFAULT_FLAG_STORE: &str = "file://./data/flags.json";
 
 /// `metrics.*`
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -203,6 +236,16 @@ impl Validate for OpsSettings {
             v.add(
                 "metrics.latency_buckets",
                 "must be positive seconds in increasing order, as in `0.05,0.1,0.25,0.5,1`",
+            );
+        }
+        let store = self.flags.store.expose_secret();
+        if !["memory:", "file://", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| store.starts_with(scheme))
+        {
+            v.add(
+                "flags.store",
+                "must be `memory:`, `file://PATH` (e.g. `file://./data/flags.json`) or `postgres://…`",
             );
         }
         if self.admin.addr == Some(self.server.addr) && self.server.addr.port() != 0 {

@@ -11,6 +11,10 @@ use crate::OpsSettings;
 /// line here, so the reference cannot fall behind the code.
 const DESCRIPTIONS: &[(&str, &str)] = &[
     (
+        "flags.store",
+        "Where feature flags and their history live: `memory:`, `file://PATH` (`.json` or `.toml`, written atomically, hand edits picked up) or `postgres://…` (a fleet: changes reach every instance within a second). Secret.",
+    ),
+    (
         "metrics.latency_buckets",
         "Upper bounds in seconds of the request-duration histogram's buckets, increasing (`0.05,0.1,0.25,0.5,1`); put one at each latency objective.",
     ),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use futures_util::future::BoxFuture;
+use opsready_flags::{Flag, Flags};
 use opsready_health::{Component, Health, Lifecycle};
 use opsready_metrics::{Metrics, MetricsLayer};
 use opsready_problem::ProblemLayer;
@@ -80,6 +81,7 @@ pub struct Ops {
     /// One pool for the whole service, so its bound holds across handlers.
     blocking: Blocking,
     metrics: Metrics,
+    flags: Option<Flags>,
 }
 
 impl fmt::Debug for Ops {
@@ -109,7 +111,73 @@ impl Ops {
                 move |queue_wait, run_time| metrics.record_blocking(queue_wait, run_time)
             }),
             metrics,
+            flags: None,
         }
+    }
+
+    /// Opens the flag store of `flags.store`, creates the flags `declared`
+    /// in code that it lacks (never overwriting a stored one), follows the
+    /// store's changes, counts evaluations in the metrics, and mounts the
+    /// flags admin API (`/admin/flags`, behind `admin.token`). Returns the
+    /// handle handlers evaluate with.
+    ///
+    /// ```no_run
+    /// # async fn run(settings: opsready::Settings<()>) -> Result<(), opsready::ServeError> {
+    /// use opsready::Ops;
+    /// use opsready::flags::{EvaluationContext, Flag};
+    ///
+    /// let mut ops = Ops::new(&settings);
+    /// let flags = ops
+    ///     .open_flags([Flag::boolean("greeting.shout").description("uppercase the greeting")])
+    ///     .await?;
+    /// let shout = flags.bool_value("greeting.shout", &EvaluationContext::new(), false);
+    /// # let _ = shout;
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_flags(
+        &mut self,
+        declared: impl IntoIterator<Item = Flag>,
+    ) -> Result<Flags, ServeError> {
+        let location = self.settings.flags.store.expose_secret();
+        let store = opsready_flags::open(location)
+            .await
+            .map_err(|error| ServeError::flags("flags.store", error))?;
+        let flags = Flags::new(store)
+            .await
+            .map_err(|error| ServeError::flags("flags.store", error))?;
+        flags
+            .declare(declared)
+            .await
+            .map_err(|error| ServeError::flags("declared flags", error))?;
+        tokio::spawn(flags.follow());
+        let counts = flags.clone();
+        self.metrics.watch_counters(
+            &opsready_metrics::catalog::FEATURE_FLAG_EVALUATIONS,
+            move || {
+                counts
+                    .evaluation_counts()
+                    .into_iter()
+                    .map(|count| {
+                        let variant = count.variant.as_deref().unwrap_or("").to_owned();
+                        (
+                            vec![
+                                count.flag.to_string(),
+                                variant,
+                                count.reason.as_str().to_owned(),
+                            ],
+                            count.count,
+                        )
+                    })
+                    .collect()
+            },
+        );
+        self.flags = Some(flags.clone());
+        Ok(flags)
+    }
+
+    /// The flags opened by [`Ops::open_flags`], if it was called.
+    pub fn flags(&self) -> Option<&Flags> {
+        self.flags.as_ref()
     }
 
     /// Adds a readiness check.
@@ -159,6 +227,7 @@ impl Ops {
             dump: Arc::clone(&self.dump),
             info: Arc::new(self.info.clone()),
             metrics: self.metrics.clone(),
+            flags: self.flags.clone(),
         })
     }
 
@@ -563,9 +632,19 @@ enum ErrorKind {
     Telemetry(opsready_telemetry::TelemetryError),
     Serve(std::io::Error),
     Deadline(Duration),
+    Flags {
+        what: &'static str,
+        source: opsready_flags::Error,
+    },
 }
 
 impl ServeError {
+    fn flags(what: &'static str, source: opsready_flags::Error) -> Self {
+        Self {
+            kind: ErrorKind::Flags { what, source },
+        }
+    }
+
     /// Whether the shutdown deadline passed with requests still running.
     pub fn is_deadline(&self) -> bool {
         matches!(self.kind, ErrorKind::Deadline(_))
@@ -582,6 +661,9 @@ impl fmt::Display for ServeError {
             ErrorKind::Startup(source) => write!(f, "a startup hook failed: {source}"),
             ErrorKind::Telemetry(source) => write!(f, "telemetry could not start: {source}"),
             ErrorKind::Serve(source) => write!(f, "serving failed: {source}"),
+            ErrorKind::Flags { what, source } => {
+                write!(f, "feature flags could not start ({what}): {source}")
+            }
             ErrorKind::Deadline(deadline) => write!(
                 f,
                 "requests were still running when the shutdown deadline ({}) passed; the server stopped waiting for them, and they end when the process exits",
@@ -597,6 +679,7 @@ impl std::error::Error for ServeError {
             ErrorKind::Bind { source, .. } | ErrorKind::Serve(source) => Some(source),
             ErrorKind::Startup(source) => Some(source.as_ref()),
             ErrorKind::Telemetry(source) => Some(source),
+            ErrorKind::Flags { source, .. } => Some(source),
             ErrorKind::Deadline(_) => None,
         }
     }

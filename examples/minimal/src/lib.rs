@@ -1,11 +1,14 @@
-//! The routes of the `minimal` example: a greeting, a slow endpoint to try
-//! timeouts and graceful shutdown, and a failing one to see the error
-//! envelope and panic handling.
+//! The routes of the `minimal` example: a greeting (shouted when the
+//! feature flag `greeting.shout` is on), a slow endpoint to try timeouts and
+//! graceful shutdown, and a failing one to see the error envelope and panic
+//! handling.
 
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use opsready::flags::{EvaluationContext, Flag, Flags, Kind};
 use opsready::problem::extract::{Path, Query};
 use opsready::problem::{Problem, codes};
 use opsready::settings::Validate;
@@ -33,21 +36,62 @@ impl Validate for Settings {}
 /// hours.
 pub const MAX_WORK: Duration = Duration::from_secs(60);
 
+/// The flag that uppercases the greeting.
+pub const SHOUT: &str = "greeting.shout";
+
+/// The flags this service declares: created in the store on first start
+/// (off), never overwriting what an operator changed since.
+pub fn flags() -> Vec<Flag> {
+    vec![
+        Flag::boolean(SHOUT)
+            .kind(Kind::Release)
+            .owner("team-greetings")
+            .description("Uppercases the greeting of /hello. Safe to kill: the greeting is then said normally."),
+    ]
+}
+
+#[derive(Clone)]
+struct AppState {
+    greeting: String,
+    flags: Flags,
+}
+
 /// The example's routes.
-pub fn app(settings: &Settings) -> Router {
-    let greeting = settings.greeting.clone();
-    let named = greeting.clone();
+pub fn app(settings: &Settings, flags: Flags) -> Router {
+    let state = AppState {
+        greeting: settings.greeting.clone(),
+        flags,
+    };
     Router::new()
-        .route(
-            "/hello",
-            get(move || async move { Json(Greeting::new(&greeting, "world")) }),
-        )
-        .route(
-            "/hello/{name}",
-            get(move |Path(name): Path<String>| async move { Json(Greeting::new(&named, &name)) }),
-        )
+        .route("/hello", get(hello))
+        .route("/hello/{name}", get(hello_name))
         .route("/work", get(work))
         .route("/fail", get(fail))
+        .with_state(state)
+}
+
+async fn hello(State(state): State<AppState>) -> Json<Greeting> {
+    Json(state.greet("world"))
+}
+
+async fn hello_name(State(state): State<AppState>, Path(name): Path<String>) -> Json<Greeting> {
+    Json(state.greet(&name))
+}
+
+impl AppState {
+    fn greet(&self, name: &str) -> Greeting {
+        // The name is the targeting key, so a percentage rollout of the
+        // flag shouts at the same people every time.
+        let context = EvaluationContext::new().targeting_key(name);
+        let greeting = Greeting::new(&self.greeting, name);
+        if self.flags.bool_value(SHOUT, &context, false) {
+            Greeting {
+                message: greeting.message.to_uppercase(),
+            }
+        } else {
+            greeting
+        }
+    }
 }
 
 /// The answer of `/hello`.

@@ -10,13 +10,15 @@
 //! MINIMAL__TELEMETRY__LOG__FORMAT=json cargo run -p minimal   # JSON log lines
 //! MINIMAL__TELEMETRY__OTLP__ENDPOINT=http://localhost:4317 cargo run -p minimal
 //! ```
+//!
+//! The flag `greeting.shout` lives in `./data/flags.json` (`flags.store`);
+//! turn it on, kill it and roll it back through `/admin/flags` (see
+//! `docs/flags.md`) or by editing the file.
 
 #[tokio::main]
 async fn main() -> Result<(), opsready::ServeError> {
     let settings = opsready::settings::<minimal::Settings>("MINIMAL");
-    let app = minimal::app(&settings);
-    opsready::Ops::new(&settings)
-        .build_info(opsready::build_info!())
-        .serve(app)
-        .await
+    let mut ops = opsready::Ops::new(&settings).build_info(opsready::build_info!());
+    let flags = ops.open_flags(minimal::flags()).await?;
+    ops.serve(minimal::app(&settings, flags)).await
 }

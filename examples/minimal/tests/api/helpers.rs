@@ -21,6 +21,9 @@ pub(crate) fn minimal(env: &[(&str, &str)]) -> Command {
     command
         .env("MINIMAL__SERVER__ADDR", "127.0.0.1:0")
         .env("MINIMAL__ADMIN__ADDR", "127.0.0.1:0")
+        // Each process its own flags: the default file is shared by the
+        // working directory all these tests run in.
+        .env("MINIMAL__FLAGS__STORE", "memory:")
         .env("RUST_BACKTRACE", "0");
     for (name, value) in env {
         command.env(name, value);

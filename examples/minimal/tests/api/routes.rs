@@ -91,3 +91,62 @@ async fn logs_are_json_lines_that_carry_the_request_id() {
     assert_eq!(line["status"], 200);
     assert_eq!(line["level"], "INFO");
 }
+
+#[tokio::test]
+async fn the_greeting_shouts_once_the_flag_is_rolled_out_and_not_after_a_kill() {
+    let token = "a-token-for-the-flags-test";
+    let service = Service::start(&[("MINIMAL__ADMIN__TOKEN", token)]);
+    let admin = |method: reqwest::Method, path: &str| {
+        service
+            .client
+            .request(
+                method,
+                format!("{}/admin/flags/greeting.shout{path}", service.admin),
+            )
+            .bearer_auth(token)
+    };
+    let message = || async {
+        let greeting: Value = service.get("/hello/ops").await.json().await.unwrap();
+        greeting["message"].as_str().unwrap().to_owned()
+    };
+
+    let declared: Value = admin(reqwest::Method::GET, "")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let before = message().await;
+    let rolled_out = admin(reqwest::Method::PUT, "")
+        .header("if-match", "\"1\"")
+        .json(&serde_json::json!({
+            "reason": "shout at everyone",
+            "flag": {
+                "type": "bool",
+                "variants": {"on": true, "off": false},
+                "default_variant": "off",
+                "rollout": {"variant": "on", "percentage": 100},
+            },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let shouting = message().await;
+    let killed = admin(reqwest::Method::POST, "/kill")
+        .json(&serde_json::json!({"reason": "too loud"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let after_kill = message().await;
+
+    assert_eq!(declared["version"], 1, "{declared}");
+    assert_eq!(declared["flag"]["owner"], "team-greetings");
+    assert_eq!(before, "Hello, ops!");
+    assert_eq!(rolled_out, 200);
+    assert_eq!(shouting, "HELLO, OPS!");
+    assert_eq!(killed, 200);
+    assert_eq!(after_kill, "Hello, ops!");
+}

@@ -1,0 +1,316 @@
+//! The flags admin API, mounted under `/admin/flags` behind the admin
+//! token: list, read, create or replace (with `If-Match`), kill, roll back
+//! and read the history of feature flags.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use opsready_flags::{AuditEntry, ErrorKind, Flag, Flags, StoredFlag};
+use opsready_problem::extract::{Json, Path};
+use opsready_problem::{FieldError, Problem, codes};
+use serde::{Deserialize, Serialize};
+
+/// Who made a change made through the API when the request names nobody.
+const DEFAULT_ACTOR: &str = "admin-api";
+
+/// The routes, relative to the root (they include `/admin/flags`).
+pub(crate) fn router(flags: Flags) -> Router {
+    Router::new()
+        .route("/admin/flags", get(list))
+        .route("/admin/flags/{key}", get(read).put(put))
+        .route("/admin/flags/{key}/kill", post(kill))
+        .route("/admin/flags/{key}/rollback", post(rollback))
+        .route("/admin/flags/{key}/history", get(history))
+        .with_state(flags)
+}
+
+/// `GET /admin/flags`
+#[derive(Serialize)]
+struct FlagList {
+    flags: Vec<StoredFlag>,
+}
+
+/// `PUT /admin/flags/{key}`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutBody {
+    /// Why (required).
+    reason: String,
+    /// Who; defaults to [`DEFAULT_ACTOR`].
+    #[serde(default)]
+    actor: Option<String>,
+    /// The whole definition; its `key`, when given, must be the path's.
+    flag: serde_json::Value,
+}
+
+/// `POST /admin/flags/{key}/kill`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KillBody {
+    reason: String,
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+/// `POST /admin/flags/{key}/rollback`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    reason: String,
+    #[serde(default)]
+    actor: Option<String>,
+    /// The version whose definition to restore; defaults to the one before
+    /// the latest.
+    #[serde(default)]
+    to_version: Option<u64>,
+}
+
+/// The answer to a change: the entry it recorded.
+#[derive(Serialize)]
+struct Changed {
+    change: AuditEntry,
+}
+
+/// `GET /admin/flags/{key}/history`
+#[derive(Serialize)]
+struct History {
+    key: String,
+    changes: Vec<AuditEntry>,
+}
+
+async fn list(State(flags): State<Flags>) -> axum::Json<FlagList> {
+    let mut all = flags.list();
+    all.sort_by(|a, b| a.flag.key.cmp(&b.flag.key));
+    axum::Json(FlagList { flags: all })
+}
+
+async fn read(State(flags): State<Flags>, Path(key): Path<String>) -> Result<Response, Problem> {
+    let stored = flags.get(&key).ok_or_else(|| no_flag(&key))?;
+    Ok(with_etag(stored.version, axum::Json(stored)).into_response())
+}
+
+async fn put(
+    State(flags): State<Flags>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<PutBody>,
+) -> Result<Response, Problem> {
+    let reason = required_reason(&body.reason)?;
+    let actor = actor(body.actor.as_deref());
+    let flag = parse_definition(&key, body.flag)?;
+    let expected = if_match(&headers)?;
+    let (status, entry) = match (expected, flags.get(&key)) {
+        (None, Some(current)) => {
+            return Err(Problem::new(codes::PRECONDITION_REQUIRED)
+                .detail(format!(
+                    "flag `{key}` exists at version {}: send `If-Match: {}` to replace it, so that a change made since you read it is not lost",
+                    current.version, current.version
+                )));
+        }
+        (None, None) => (
+            StatusCode::CREATED,
+            flags.create(flag, actor, reason).await.map_err(problem)?,
+        ),
+        (Some(version), _) => (
+            StatusCode::OK,
+            flags
+                .replace(&key, flag, version, actor, reason)
+                .await
+                .map_err(|error| precondition(&key, version, error))?,
+        ),
+    };
+    Ok((
+        status,
+        with_etag(entry.version, axum::Json(Changed { change: entry })),
+    )
+        .into_response())
+}
+
+async fn kill(
+    State(flags): State<Flags>,
+    Path(key): Path<String>,
+    Json(body): Json<KillBody>,
+) -> Result<Response, Problem> {
+    let reason = required_reason(&body.reason)?;
+    let entry = flags
+        .kill(&key, actor(body.actor.as_deref()), reason)
+        .await
+        .map_err(problem)?;
+    Ok(with_etag(entry.version, axum::Json(Changed { change: entry })).into_response())
+}
+
+async fn rollback(
+    State(flags): State<Flags>,
+    Path(key): Path<String>,
+    Json(body): Json<RollbackBody>,
+) -> Result<Response, Problem> {
+    let reason = required_reason(&body.reason)?;
+    let entry = flags
+        .rollback(&key, body.to_version, actor(body.actor.as_deref()), reason)
+        .await
+        .map_err(problem)?;
+    Ok(with_etag(entry.version, axum::Json(Changed { change: entry })).into_response())
+}
+
+async fn history(
+    State(flags): State<Flags>,
+    Path(key): Path<String>,
+) -> Result<axum::Json<History>, Problem> {
+    let changes = flags.history(&key).await.map_err(problem)?;
+    if changes.is_empty() {
+        return Err(no_flag(&key));
+    }
+    Ok(axum::Json(History { key, changes }))
+}
+
+fn actor(named: Option<&str>) -> &str {
+    named
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .unwrap_or(DEFAULT_ACTOR)
+}
+
+/// The reason of a change: required, so the history says why.
+fn required_reason(reason: &str) -> Result<&str, Problem> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(Problem::validation([FieldError::pointer(
+            "/reason",
+            "required",
+            "say why: the reason is kept in the flag's history",
+        )]));
+    }
+    Ok(reason)
+}
+
+/// The definition of a `PUT`, with the path's key; each invalid field is a
+/// pointer into the request body.
+fn parse_definition(key: &str, mut definition: serde_json::Value) -> Result<Flag, Problem> {
+    let Some(fields) = definition.as_object_mut() else {
+        return Err(Problem::validation([FieldError::pointer(
+            "/flag",
+            "type",
+            "the definition must be a JSON object",
+        )]));
+    };
+    match fields.get("key").and_then(serde_json::Value::as_str) {
+        Some(named) if named != key => {
+            return Err(Problem::validation([FieldError::pointer(
+                "/flag/key",
+                "mismatch",
+                format!("the definition names `{named}` but the path names `{key}`"),
+            )]));
+        }
+        _ => {
+            fields.insert("key".to_owned(), key.into());
+        }
+    }
+    // Unknown fields are kept when read from a store (a newer release may
+    // have written them), but a person typing `enabeld` must hear of it.
+    let unknown: Vec<FieldError> = fields
+        .keys()
+        .filter(|name| !KNOWN_FIELDS.contains(&name.as_str()))
+        .map(|name| {
+            FieldError::pointer(
+                format!("/flag/{name}"),
+                "unknown",
+                format!(
+                    "unknown field; a definition has {}",
+                    KNOWN_FIELDS.join(", ")
+                ),
+            )
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Problem::validation(unknown));
+    }
+    let flag: Flag = serde_json::from_value(definition).map_err(|error| {
+        Problem::validation([FieldError::pointer("/flag", "invalid", error.to_string())])
+    })?;
+    flag.validate().map_err(|violations| {
+        Problem::validation(violations.into_iter().map(|violation| {
+            FieldError::pointer(
+                format!("/flag{}", violation.pointer),
+                "invalid",
+                violation.message,
+            )
+        }))
+    })?;
+    Ok(flag)
+}
+
+/// The top-level fields of a definition this release knows.
+const KNOWN_FIELDS: &[&str] = &[
+    "key",
+    "type",
+    "variants",
+    "default_variant",
+    "enabled",
+    "rules",
+    "rollout",
+    "kind",
+    "owner",
+    "description",
+    "expires",
+];
+
+/// The version of `If-Match`: `3` or the entity tag `"3"`.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|text| text.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|text| text.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Problem::bad_request(
+                "If-Match must be the version the change is based on, as the ETag of GET /admin/flags/{key} gives it (`\"3\"`)",
+            )
+        })
+}
+
+fn with_etag<T: IntoResponse>(version: u64, body: T) -> impl IntoResponse {
+    let etag = HeaderValue::from_str(&format!("\"{version}\""))
+        .unwrap_or(HeaderValue::from_static("\"0\""));
+    ([(header::ETAG, etag)], body)
+}
+
+fn no_flag(key: &str) -> Problem {
+    Problem::not_found(format!("there is no flag `{key}`"))
+}
+
+/// A stale `If-Match` is a 412 that names the current version.
+fn precondition(key: &str, expected: u64, error: opsready_flags::Error) -> Problem {
+    if error.kind() == ErrorKind::Conflict {
+        let current = error.current_version().map_or_else(
+            || "deleted".to_owned(),
+            |version| format!("at version {version}"),
+        );
+        return Problem::new(codes::PRECONDITION_FAILED).detail(format!(
+            "flag `{key}` is {current}, not {expected}: read it again, reapply your change and send the new version in If-Match"
+        ));
+    }
+    problem(error)
+}
+
+fn problem(error: opsready_flags::Error) -> Problem {
+    match error.kind() {
+        ErrorKind::Invalid => Problem::validation(error.violations().iter().map(|violation| {
+            FieldError::pointer(
+                format!("/flag{}", violation.pointer),
+                "invalid",
+                violation.message.clone(),
+            )
+        })),
+        ErrorKind::Conflict => Problem::conflict(error.to_string()),
+        ErrorKind::NotFound => Problem::not_found(error.to_string()),
+        _ => Problem::new(codes::SERVICE_UNAVAILABLE)
+            .detail("the flag store failed; the change was not applied")
+            .with_cause(error),
+    }
+}

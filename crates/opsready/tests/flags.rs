@@ -1,0 +1,362 @@
+//! Black-box tests of the flags admin API mounted by `Ops::open_flags`:
+//! authentication, `If-Match` (412, 428), invalid definitions (422 with
+//! pointers), kill and rollback seen by a handler, history, and the
+//! evaluation counter on `/metrics`. Each test has its own ports and store.
+
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use opsready::flags::{EvaluationContext, Flag, Flags, Rollout};
+use opsready::settings::{Loader, Validate};
+use opsready::{Ops, Settings};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct AppSettings {}
+
+impl Validate for AppSettings {}
+
+const TOKEN: &str = "a-long-enough-admin-token";
+
+fn settings(store: &str) -> Settings<AppSettings> {
+    let vars = vec![
+        ("TEST__SERVER__ADDR", "127.0.0.1:0"),
+        ("TEST__ADMIN__ADDR", "127.0.0.1:0"),
+        ("TEST__ADMIN__TOKEN", TOKEN),
+        ("TEST__FLAGS__STORE", store),
+    ];
+    let dir = std::env::temp_dir().join("opsready-no-config-here");
+    opsready::load(&Loader::new("TEST").config_dir(dir).env(vars)).unwrap()
+}
+
+/// A served app whose `/hello` shouts when `greeting.shout` is on.
+struct App {
+    base: String,
+    admin: String,
+    client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl App {
+    async fn spawn(store: &str) -> Self {
+        let mut ops = Ops::new(&settings(store));
+        let flags = ops
+            .open_flags([Flag::boolean("greeting.shout")
+                .variant("on", true)
+                .variant("off", false)
+                .default_variant("off")
+                .rollout(Rollout::new("on", 100.0))
+                .description("uppercase the greeting")])
+            .await
+            .unwrap();
+        let app = Router::new().route("/hello", get(hello)).with_state(flags);
+        let server = ops.bind(app).await.unwrap();
+        let base = format!("http://{}", server.local_addr());
+        let admin = format!("http://{}", server.admin_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            admin,
+            client: reqwest::Client::new(),
+            _stop: stop,
+        }
+    }
+
+    async fn hello(&self) -> String {
+        let response = self.client.get(format!("{}/hello", self.base)).send();
+        response.await.unwrap().text().await.unwrap()
+    }
+
+    fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.admin))
+            .bearer_auth(TOKEN)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Option<String>, Value) {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let etag = response
+            .headers()
+            .get("etag")
+            .map(|value| value.to_str().unwrap().to_owned());
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, etag, body)
+    }
+}
+
+async fn hello(State(flags): State<Flags>) -> String {
+    let context = EvaluationContext::new().targeting_key("visitor");
+    if flags.bool_value("greeting.shout", &context, false) {
+        "HELLO".to_owned()
+    } else {
+        "hello".to_owned()
+    }
+}
+
+fn pointers(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|error| error["pointer"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_flags_api_needs_the_admin_token() {
+    let app = App::spawn("memory:").await;
+
+    let anonymous = app
+        .client
+        .get(format!("{}/admin/flags", app.admin))
+        .send()
+        .await
+        .unwrap();
+    let wrong = app
+        .client
+        .post(format!("{}/admin/flags/greeting.shout/kill", app.admin))
+        .bearer_auth("not-the-token-at-all")
+        .json(&json!({"reason": "test"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(app.hello().await, "HELLO", "nothing was killed");
+}
+
+#[tokio::test]
+async fn declared_flags_are_listed_and_read_with_their_version_as_etag() {
+    let app = App::spawn("memory:").await;
+
+    let (status, _, list) = app
+        .send(app.admin(reqwest::Method::GET, "/admin/flags"))
+        .await;
+    let (read_status, etag, one) = app
+        .send(app.admin(reqwest::Method::GET, "/admin/flags/greeting.shout"))
+        .await;
+    let (missing, _, problem) = app
+        .send(app.admin(reqwest::Method::GET, "/admin/flags/no.such"))
+        .await;
+
+    assert_eq!(status, 200);
+    assert_eq!(list["flags"][0]["flag"]["key"], "greeting.shout", "{list}");
+    assert_eq!(read_status, 200);
+    assert_eq!(etag.as_deref(), Some("\"1\""));
+    assert_eq!(one["version"], 1);
+    assert_eq!(one["flag"]["description"], "uppercase the greeting");
+    assert_eq!(missing, 404);
+    assert_eq!(problem["code"], "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_replace_needs_the_current_version_in_if_match() {
+    let app = App::spawn("memory:").await;
+    let definition = json!({
+        "type": "bool",
+        "variants": {"on": true, "off": false},
+        "default_variant": "off",
+    });
+    let put = |if_match: Option<&str>| {
+        let request = app
+            .admin(reqwest::Method::PUT, "/admin/flags/greeting.shout")
+            .json(&json!({"reason": "quiet by default", "actor": "alice", "flag": definition}));
+        match if_match {
+            Some(version) => request.header("if-match", version),
+            None => request,
+        }
+    };
+
+    let (missing, _, required) = app.send(put(None)).await;
+    let (stale, _, failed) = app.send(put(Some("\"7\""))).await;
+    let (replaced, etag, change) = app.send(put(Some("\"1\""))).await;
+    let (again, _, _) = app.send(put(Some("\"1\""))).await;
+
+    assert_eq!(missing, 428);
+    assert_eq!(required["code"], "PRECONDITION_REQUIRED");
+    assert_eq!(stale, 412);
+    assert_eq!(failed["code"], "PRECONDITION_FAILED");
+    assert!(
+        failed["detail"].as_str().unwrap().contains("version 1"),
+        "{failed}"
+    );
+    assert_eq!(replaced, 200, "{change}");
+    assert_eq!(etag.as_deref(), Some("\"2\""));
+    assert_eq!(change["change"]["actor"], "alice");
+    assert_eq!(change["change"]["before"]["rollout"]["percentage"], 100.0);
+    assert_eq!(again, 412, "the same base version cannot win twice");
+    assert_eq!(app.hello().await, "hello");
+}
+
+#[tokio::test]
+async fn a_new_flag_is_created_without_if_match() {
+    let app = App::spawn("memory:").await;
+
+    let (status, etag, change) = app
+        .send(
+            app.admin(reqwest::Method::PUT, "/admin/flags/checkout.v2")
+                .json(&json!({
+                    "reason": "new checkout",
+                    "flag": {
+                        "type": "string",
+                        "variants": {"old": "v1", "new": "v2"},
+                        "default_variant": "old",
+                        "rollout": {"variant": "new", "percentage": 10},
+                    },
+                })),
+        )
+        .await;
+
+    assert_eq!(status, 201, "{change}");
+    assert_eq!(etag.as_deref(), Some("\"1\""));
+    assert_eq!(change["change"]["action"], "create");
+    assert_eq!(change["change"]["actor"], "admin-api");
+}
+
+#[tokio::test]
+async fn an_invalid_definition_is_a_422_with_a_pointer_to_each_bad_field() {
+    let app = App::spawn("memory:").await;
+
+    let (status, _, problem) = app
+        .send(
+            app.admin(reqwest::Method::PUT, "/admin/flags/checkout.v2")
+                .json(&json!({
+                    "reason": "",
+                    "flag": {
+                        "type": "bool",
+                        "variants": {"on": true, "off": "no"},
+                        "default_variant": "maybe",
+                        "rollout": {"variant": "on", "percentage": 140},
+                    },
+                })),
+        )
+        .await;
+    let (unknown, _, typo) = app
+        .send(
+            app.admin(reqwest::Method::PUT, "/admin/flags/checkout.v3")
+                .json(&json!({
+                    "reason": "typo",
+                    "flag": {
+                        "type": "bool",
+                        "variants": {"on": true, "off": false},
+                        "default_variant": "off",
+                        "enabeld": false,
+                    },
+                })),
+        )
+        .await;
+
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["code"], "VALIDATION_FAILED");
+    let pointers = pointers(&problem);
+    assert_eq!(pointers, ["/reason"], "the reason is checked first");
+    assert_eq!(unknown, 422, "{typo}");
+    assert_eq!(self::pointers(&typo), ["/flag/enabeld"], "{typo}");
+
+    let (status, _, problem) = app
+        .send(
+            app.admin(reqwest::Method::PUT, "/admin/flags/checkout.v2")
+                .json(&json!({
+                    "reason": "new checkout",
+                    "flag": {
+                        "type": "bool",
+                        "variants": {"on": true, "off": "no"},
+                        "default_variant": "maybe",
+                        "rollout": {"variant": "on", "percentage": 140},
+                    },
+                })),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let pointers = self::pointers(&problem);
+    for expected in [
+        "/flag/variants/off",
+        "/flag/default_variant",
+        "/flag/rollout/percentage",
+    ] {
+        assert!(
+            pointers.iter().any(|pointer| pointer == expected),
+            "{expected} missing from {pointers:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn kill_and_rollback_change_what_handlers_serve_and_are_in_the_history() {
+    let app = App::spawn("memory:").await;
+    assert_eq!(app.hello().await, "HELLO");
+
+    let (killed, _, _) = app
+        .send(
+            app.admin(reqwest::Method::POST, "/admin/flags/greeting.shout/kill")
+                .json(&json!({"reason": "shouting breaks the mobile app", "actor": "sre"})),
+        )
+        .await;
+    let after_kill = app.hello().await;
+    let (rolled_back, etag, change) = app
+        .send(
+            app.admin(
+                reqwest::Method::POST,
+                "/admin/flags/greeting.shout/rollback",
+            )
+            .json(&json!({"reason": "fixed in 2.4.1"})),
+        )
+        .await;
+    let after_rollback = app.hello().await;
+    let (_, _, history) = app
+        .send(app.admin(reqwest::Method::GET, "/admin/flags/greeting.shout/history"))
+        .await;
+
+    assert_eq!(killed, 200);
+    assert_eq!(
+        after_kill, "hello",
+        "a killed flag serves its default variant"
+    );
+    assert_eq!(rolled_back, 200, "{change}");
+    assert_eq!(etag.as_deref(), Some("\"3\""));
+    assert_eq!(change["change"]["restores"], 1);
+    assert_eq!(after_rollback, "HELLO");
+    let actions: Vec<&str> = history["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["create", "kill", "rollback"]);
+    assert_eq!(history["changes"][1]["actor"], "sre");
+    assert_eq!(
+        history["changes"][1]["reason"],
+        "shouting breaks the mobile app"
+    );
+}
+
+#[tokio::test]
+async fn evaluations_are_counted_on_the_metrics_endpoint() {
+    let app = App::spawn("memory:").await;
+
+    app.hello().await;
+    app.hello().await;
+    let exposition = app
+        .client
+        .get(format!("{}/metrics", app.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    assert!(
+        exposition.contains("feature_flag_evaluations_total{flag=\"greeting.shout\",variant=\"on\",reason=\"SPLIT\"} 2"),
+        "{exposition}"
+    );
+}
