@@ -22,6 +22,7 @@ use opsready_telemetry::{Blocking, ServiceInfo, TelemetryLayer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower::ServiceBuilder;
 
 use crate::admin::{self, AdminState};
 use crate::{BuildInfo, OpsSettings, Settings};
@@ -243,10 +244,14 @@ impl Ops {
     /// `oneshot`.
     pub fn router(&self, app: Router) -> Router {
         let http = &self.settings.http;
-        let app = app
-            .layer(DefaultBodyLimit::max(http.body_limit.as_usize()))
-            .layer(ConcurrencyLimitLayer::new(http.concurrency_limit))
-            .layer(TimeoutLayer::new(http.request_timeout.as_std()));
+        // One `Router::layer` call for the whole stack: axum boxes every
+        // route once per call, and each box costs a clone per request.
+        let app = app.layer(
+            ServiceBuilder::new()
+                .layer(TimeoutLayer::new(http.request_timeout.as_std()))
+                .layer(ConcurrencyLimitLayer::new(http.concurrency_limit))
+                .layer(DefaultBodyLimit::max(http.body_limit.as_usize())),
+        );
         let mut router = Router::new().merge(self.health.router()).merge(app);
         if self.settings.admin.addr.is_none() {
             router = router.merge(self.admin_router());
@@ -267,18 +272,21 @@ impl Ops {
     /// axum's default empty 404 becomes a problem in the problem layer.
     fn outer_layers(&self, router: Router) -> Router {
         let telemetry = TelemetryLayer::new().trace_probes(self.settings.telemetry.trace_probes);
-        let router = router
-            .layer(catch_panic_layer())
-            // Outside the panic catcher, so a panic counts as the 500 it
-            // becomes; inside telemetry. Probes and /metrics are not counted.
-            .layer(MetricsLayer::new(self.metrics.clone()).exemplars(sampled_trace_id));
+        // Outermost first; one `Router::layer` call, so routes are boxed
+        // once rather than once per layer.
+        let stack = ServiceBuilder::new()
+            .layer(ProblemLayer::new())
+            // Inside the problem layer, so problems carry its ids.
+            .layer(telemetry);
         // Outside the panic catcher, so a caught panic is seen as its 500.
         #[cfg(feature = "sentry")]
-        let router = router.layer(opsready_telemetry::SentryLayer);
-        router
-            // Inside the problem layer, so problems carry its ids.
-            .layer(telemetry)
-            .layer(ProblemLayer::new())
+        let stack = stack.layer(opsready_telemetry::SentryLayer);
+        let stack = stack
+            // Outside the panic catcher, so a panic counts as the 500 it
+            // becomes; inside telemetry. Probes and /metrics are not counted.
+            .layer(MetricsLayer::new(self.metrics.clone()).exemplars(sampled_trace_id))
+            .layer(catch_panic_layer());
+        router.layer(stack)
     }
 
     /// Binds the listeners, so that their addresses are known (port 0 works)
