@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
@@ -82,7 +83,15 @@ impl Format {
 #[derive(Debug)]
 pub(crate) struct Exemplars {
     slots: Mutex<Vec<Option<Exemplar>>>,
+    /// Requests per bucket so far: only every [`EXEMPLAR_EVERY`]th (and the
+    /// first) replaces the exemplar, so a busy series does not read the
+    /// clock and take the lock for every request, while a rare bucket (the
+    /// slow requests) still gets its first one.
+    hits: Vec<AtomicU32>,
 }
+
+/// How often a bucket's exemplar is replaced: every this many requests.
+const EXEMPLAR_EVERY: u32 = 16;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Exemplar {
@@ -96,12 +105,20 @@ impl Exemplars {
     pub(crate) fn new(buckets: usize) -> Self {
         Self {
             slots: Mutex::new(vec![None; buckets + 1]),
+            hits: (0..=buckets).map(|_| AtomicU32::new(0)).collect(),
         }
     }
 
     /// Keeps `trace_id` as the exemplar of the bucket `value` falls in.
     pub(crate) fn record(&self, buckets: &[f64], value: f64, trace_id: u128) {
         let slot = buckets.partition_point(|le| *le < value);
+        let hits = self
+            .hits
+            .get(slot)
+            .map_or(0, |hits| hits.fetch_add(1, Ordering::Relaxed));
+        if !hits.is_multiple_of(EXEMPLAR_EVERY) {
+            return;
+        }
         // An exemplar is a sample: when another request holds the lock, this
         // one is skipped rather than made to wait.
         if let Ok(mut slots) = self.slots.try_lock()
