@@ -150,3 +150,40 @@ async fn the_greeting_shouts_once_the_flag_is_rolled_out_and_not_after_a_kill() 
     assert_eq!(killed, 200);
     assert_eq!(after_kill, "Hello, ops!");
 }
+
+#[tokio::test]
+async fn the_flag_lives_in_the_file_store_where_a_kill_is_written() {
+    let dir = std::env::temp_dir().join(format!("minimal-flags-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = dir.join("flags.json");
+    let store = format!("file://{}", file.display());
+    let token = "a-token-for-the-file-test";
+    let service = Service::start(&[
+        ("MINIMAL__FLAGS__STORE", store.as_str()),
+        ("MINIMAL__ADMIN__TOKEN", token),
+    ]);
+
+    let created: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let killed = service
+        .client
+        .post(format!("{}/admin/flags/greeting.shout/kill", service.admin))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"reason": "try it by hand"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    drop(service);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let declared = &created["flags"]["greeting.shout"];
+    assert_eq!(declared["version"], 1, "{created}");
+    assert_eq!(declared["definition"]["default_variant"], "off");
+    assert_eq!(killed, 200);
+    let flag = &written["flags"]["greeting.shout"];
+    assert_eq!(flag["version"], 2, "{written}");
+    assert_eq!(flag["definition"]["enabled"], false);
+    assert_eq!(written["audit"][1]["action"], "kill");
+    assert_eq!(written["audit"][1]["reason"], "try it by hand");
+}
