@@ -1,0 +1,5 @@
+//! Records the git commit and build time for `/admin/info`.
+
+fn main() {
+    opsready_build::emit();
+}

@@ -1,0 +1,149 @@
+//! [`Email`]: an address the service can store and compare.
+
+use std::fmt;
+
+/// A syntactically plausible email address, trimmed and lower-cased, so
+/// that `Ann@Example.com` and `ann@example.com ` are the same account.
+///
+/// The check is deliberately shallow (one `@`, a dotted domain, no spaces
+/// or control characters, RFC 5321 lengths): the only real proof of an
+/// address is a message that arrives, which is not this service's job.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Email(String);
+
+/// Why a string is not an [`Email`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct EmailError(&'static str);
+
+/// The longest address RFC 5321 lets through a mail server.
+const MAX_LEN: usize = 254;
+/// The longest local part (before the `@`).
+const MAX_LOCAL_LEN: usize = 64;
+
+impl Email {
+    /// Parses `input`, trimming surrounding whitespace and lower-casing it.
+    pub(crate) fn parse(input: &str) -> Result<Self, EmailError> {
+        let email = input.trim().to_lowercase();
+        if email.is_empty() {
+            return Err(EmailError("must not be empty"));
+        }
+        if email.chars().count() > MAX_LEN {
+            return Err(EmailError("must be at most 254 characters"));
+        }
+        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(EmailError("must not contain spaces or control characters"));
+        }
+        let Some((local, domain)) = email.split_once('@') else {
+            return Err(EmailError("must contain an @"));
+        };
+        if domain.contains('@') {
+            return Err(EmailError("must contain only one @"));
+        }
+        if local.is_empty() || local.chars().count() > MAX_LOCAL_LEN {
+            return Err(EmailError("must have 1 to 64 characters before the @"));
+        }
+        let labels: Vec<&str> = domain.split('.').collect();
+        let label_ok = |label: &&str| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        };
+        if labels.len() < 2 || !labels.iter().all(label_ok) {
+            return Err(EmailError(
+                "must have a domain such as example.com after the @",
+            ));
+        }
+        Ok(Self(email))
+    }
+
+    /// The normalised address.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Gives the normalised address up.
+    pub(crate) fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_address_is_accepted() {
+        assert_eq!(
+            Email::parse("ann@example.com").map(Email::into_string),
+            Ok("ann@example.com".to_owned())
+        );
+    }
+
+    #[test]
+    fn addresses_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            Email::parse("  Ann.Lee@Example.COM ").map(Email::into_string),
+            Ok("ann.lee@example.com".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_empty_address_is_rejected() {
+        assert!(Email::parse("").is_err());
+        assert!(Email::parse("   ").is_err());
+    }
+
+    #[test]
+    fn an_address_without_an_at_is_rejected() {
+        assert_eq!(
+            Email::parse("ann.example.com"),
+            Err(EmailError("must contain an @"))
+        );
+    }
+
+    #[test]
+    fn an_address_with_two_ats_is_rejected() {
+        assert!(Email::parse("ann@lee@example.com").is_err());
+    }
+
+    #[test]
+    fn an_address_without_a_local_part_is_rejected() {
+        assert!(Email::parse("@example.com").is_err());
+    }
+
+    #[test]
+    fn a_domain_without_a_dot_is_rejected() {
+        assert!(Email::parse("ann@localhost").is_err());
+    }
+
+    #[test]
+    fn a_domain_with_an_empty_label_is_rejected() {
+        assert!(Email::parse("ann@example..com").is_err());
+        assert!(Email::parse("ann@.example.com").is_err());
+    }
+
+    #[test]
+    fn spaces_inside_an_address_are_rejected() {
+        assert!(Email::parse("ann lee@example.com").is_err());
+    }
+
+    #[test]
+    fn an_address_longer_than_254_characters_is_rejected() {
+        let long = format!("ann@{}.com", "a".repeat(250));
+        assert!(Email::parse(&long).is_err());
+    }
+
+    #[test]
+    fn a_local_part_longer_than_64_characters_is_rejected() {
+        let long = format!("{}@example.com", "a".repeat(65));
+        assert!(Email::parse(&long).is_err());
+    }
+}

@@ -1,0 +1,255 @@
+//! `/users`: sign-up, listing, reading, changing and deleting users.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /users` `{email, name, password}` | 201 with the user and `Location`; 422 listing every bad field; 409 `EMAIL_TAKEN` |
+//! | `GET /users?limit=&cursor=` | 200 `{items, next_cursor}` |
+//! | `GET /users/{id}` | 200; 404 |
+//! | `PATCH /users/{id}` `{email?, name?, password?}` | 200 with the user as changed; 422; 404; 409 `EMAIL_TAKEN` |
+//! | `DELETE /users/{id}` | 204; 404; 409 `USER_HAS_INVOICES` |
+//!
+//! A password is hashed on the blocking pool and never answered or logged.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use opsready::problem::Problem;
+use opsready::problem::extract::{Json, Path, Query, ValidJson, Validate, ValidationErrors};
+use opsready::settings::Secret;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::pagination::{self, List, Page, PageQuery};
+use super::problems::not_found;
+use crate::AppState;
+use crate::data::DataError;
+use crate::domain::{
+    self, Email, NewUser, Password, PasswordHash, User, UserChanges, UserId, UserName,
+};
+
+/// The routes of this module.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", post(create_user).get(list_users))
+        .route(
+            "/users/{id}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
+}
+
+/// The body of `POST /users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateUser {
+    email: String,
+    name: String,
+    password: Secret<String>,
+}
+
+impl CreateUser {
+    /// Every field through its domain type, every failure reported.
+    fn parse(&self) -> Result<NewUser, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let email = Email::parse(&self.email)
+            .map_err(|e| errors.add("/email", "INVALID_EMAIL", e.to_string()));
+        let name = UserName::parse(&self.name)
+            .map_err(|e| errors.add("/name", "INVALID_NAME", e.to_string()));
+        let password = Password::parse(self.password.clone())
+            .map_err(|e| errors.add("/password", "INVALID_PASSWORD", e.to_string()));
+        match (email, name, password) {
+            (Ok(email), Ok(name), Ok(password)) => Ok(NewUser {
+                email,
+                name,
+                password,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+impl Validate for CreateUser {
+    fn validate(&self, errors: &mut ValidationErrors) {
+        if let Err(found) = self.parse() {
+            found.iter().cloned().for_each(|error| errors.push(error));
+        }
+    }
+}
+
+/// The body of `PATCH /users/{id}`: absent (or `null`) fields stay as
+/// they are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateUser {
+    email: Option<String>,
+    name: Option<String>,
+    password: Option<Secret<String>>,
+}
+
+impl UpdateUser {
+    fn parse(&self) -> Result<UserChanges, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let mut changes = UserChanges::default();
+        if let Some(email) = &self.email {
+            match Email::parse(email) {
+                Ok(email) => changes.email = Some(email),
+                Err(e) => errors.add("/email", "INVALID_EMAIL", e.to_string()),
+            }
+        }
+        if let Some(name) = &self.name {
+            match UserName::parse(name) {
+                Ok(name) => changes.name = Some(name),
+                Err(e) => errors.add("/name", "INVALID_NAME", e.to_string()),
+            }
+        }
+        if let Some(password) = &self.password {
+            match Password::parse(password.clone()) {
+                Ok(password) => changes.password = Some(password),
+                Err(e) => errors.add("/password", "INVALID_PASSWORD", e.to_string()),
+            }
+        }
+        if errors.is_empty() {
+            Ok(changes)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+impl Validate for UpdateUser {
+    fn validate(&self, errors: &mut ValidationErrors) {
+        if let Err(found) = self.parse() {
+            found.iter().cloned().for_each(|error| errors.push(error));
+        }
+    }
+}
+
+/// A user as answered: never a password or its hash.
+#[derive(Debug, Serialize)]
+pub(crate) struct UserBody {
+    id: UserId,
+    email: String,
+    name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+impl From<User> for UserBody {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.into_string(),
+            name: user.name.as_str().to_owned(),
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+/// `POST /users`
+async fn create_user(
+    State(state): State<AppState>,
+    ValidJson(request): ValidJson<CreateUser>,
+) -> Result<Response, Problem> {
+    let new = request.parse().map_err(Problem::from)?;
+    let (user, password) = User::register(new, domain::now());
+    let hash = hash(&state, password).await?;
+    state.db.users().insert(&user, &hash).await?;
+    let location = format!("/users/{}", user.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(UserBody::from(user)),
+    )
+        .into_response())
+}
+
+/// `GET /users`
+async fn list_users(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<UserBody>>, Problem> {
+    let page = query.parse(List::Users)?;
+    let after = page.after.map(UserId::from_uuid);
+    let slice = state.db.users().list(after, page.limit).await?;
+    let next_cursor = slice
+        .has_more
+        .then(|| slice.items.last())
+        .flatten()
+        .map(|last| pagination::encode(List::Users, last.id.as_uuid()));
+    Ok(Json(Page {
+        items: slice.items.into_iter().map(UserBody::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// `GET /users/{id}`
+async fn get_user(
+    State(state): State<AppState>,
+    Path(id): Path<UserId>,
+) -> Result<Json<UserBody>, Problem> {
+    let user = state
+        .db
+        .users()
+        .get(id)
+        .await
+        .map_err(|error| user_problem(error, id))?;
+    Ok(Json(user.into()))
+}
+
+/// `PATCH /users/{id}`
+async fn update_user(
+    State(state): State<AppState>,
+    Path(id): Path<UserId>,
+    ValidJson(request): ValidJson<UpdateUser>,
+) -> Result<Json<UserBody>, Problem> {
+    let changes = request.parse().map_err(Problem::from)?;
+    let hash = match changes.password.clone() {
+        Some(password) => Some(hash(&state, password).await?),
+        None => None,
+    };
+    let user = state
+        .db
+        .users()
+        .update(id, &changes, hash.as_ref(), domain::now())
+        .await
+        .map_err(|error| user_problem(error, id))?;
+    Ok(Json(user.into()))
+}
+
+/// `DELETE /users/{id}`
+async fn delete_user(
+    State(state): State<AppState>,
+    Path(id): Path<UserId>,
+) -> Result<StatusCode, Problem> {
+    state
+        .db
+        .users()
+        .delete(id)
+        .await
+        .map_err(|error| user_problem(error, id))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Hashes on the blocking pool: argon2 takes tens of milliseconds of CPU
+/// by design, which on an async worker would stall every request it
+/// carries.
+async fn hash(state: &AppState, password: Password) -> Result<PasswordHash, Problem> {
+    let hasher = state.hasher.clone();
+    state
+        .blocking
+        .run(move || hasher.hash(&password))
+        .await
+        .map_err(Problem::internal)?
+        .map_err(Problem::internal)
+}
+
+fn user_problem(error: DataError, id: UserId) -> Problem {
+    match error {
+        DataError::NotFound => not_found("user", id),
+        error => error.into(),
+    }
+}
