@@ -321,13 +321,33 @@ impl Ops {
     /// apply; with `telemetry.otlp.endpoint` set this is an error instead, as
     /// is an exporter that cannot start: no span would be exported.
     pub async fn serve(self, app: Router) -> Result<(), ServeError> {
-        // Held until the server has stopped, then shut down, so that spans
-        // and log lines still buffered at exit are sent and written.
+        let telemetry = self.install_telemetry()?;
+        // Handlers first: a signal during start-up must drain, not kill.
+        let signal = shutdown_signal();
+        let outcome = match self.bind(app).await {
+            Ok(server) => server.run_until(signal).await,
+            Err(error) => Err(error),
+        };
+        telemetry.shutdown().await;
+        outcome
+    }
+
+    /// Installs what [`Ops::serve`] installs before it binds: the log
+    /// subscriber of `telemetry.log`, the span exporter of
+    /// `telemetry.otlp` and the Sentry client of `telemetry.sentry`. For a
+    /// service that binds itself ([`Ops::bind`], to know its port) and so
+    /// does not call `serve`. Keep the guard until the server has stopped,
+    /// then [shut it down](TelemetryGuards::shutdown).
+    ///
+    /// # Errors
+    ///
+    /// When an OTLP endpoint or a Sentry DSN is configured but cannot start:
+    /// missing traces or errors would be discovered at the worst moment. A
+    /// subscriber that is already installed is only a warning.
+    pub fn install_telemetry(&self) -> Result<TelemetryGuards, ServeError> {
         let service = ServiceInfo::new(&self.info.name, &self.info.version);
         let telemetry = match opsready_telemetry::init(&self.settings.telemetry, &service) {
             Ok(guard) => Some(guard),
-            // An exporter that was asked for but does not run stops the
-            // service: missing traces would be discovered at the worst moment.
             Err(source) if self.settings.telemetry.otlp.endpoint.is_some() => {
                 return Err(ServeError {
                     kind: ErrorKind::Telemetry(source),
@@ -338,10 +358,8 @@ impl Ops {
                 None
             }
         };
-        // A configured Sentry that cannot start stops the service: silence
-        // would be discovered at the worst moment.
         #[cfg(feature = "sentry")]
-        let _sentry = opsready_telemetry::init_sentry(
+        let sentry = opsready_telemetry::init_sentry(
             &self.settings.telemetry.sentry,
             &self.info.release(),
             &self.environment,
@@ -349,21 +367,47 @@ impl Ops {
         .map_err(|source| ServeError {
             kind: ErrorKind::Telemetry(source),
         })?;
-        // Handlers first: a signal during start-up must drain, not kill.
-        let signal = shutdown_signal();
-        let outcome = match self.bind(app).await {
-            Ok(server) => server.run_until(signal).await,
-            Err(error) => Err(error),
+        Ok(TelemetryGuards {
+            telemetry,
+            #[cfg(feature = "sentry")]
+            _sentry: sentry,
+        })
+    }
+}
+
+/// The log writer, span exporter and Sentry client installed by
+/// [`Ops::install_telemetry`]: lines, spans and events still buffered are
+/// written and sent at [`TelemetryGuards::shutdown`] (or, less patiently for
+/// spans, on drop).
+#[must_use = "dropping the guards stops span export and log writing"]
+pub struct TelemetryGuards {
+    telemetry: Option<opsready_telemetry::TelemetryGuard>,
+    #[cfg(feature = "sentry")]
+    _sentry: Option<opsready_telemetry::SentryGuard>,
+}
+
+impl fmt::Debug for TelemetryGuards {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelemetryGuards")
+            .field("logs", &self.telemetry.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TelemetryGuards {
+    /// Sends the spans still buffered (waiting up to 5 s for the collector)
+    /// and writes the last log lines; call it once the server has stopped.
+    /// Failures are warnings on standard error: the service is exiting.
+    pub async fn shutdown(self) {
+        let Some(telemetry) = self.telemetry else {
+            return;
         };
-        if let Some(telemetry) = telemetry {
-            // Shutting down blocks while the last spans are sent.
-            match tokio::task::spawn_blocking(move || telemetry.shutdown()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => eprintln!("warning: {error}"),
-                Err(error) => eprintln!("warning: telemetry did not shut down: {error}"),
-            }
+        // Shutting down blocks while the last spans are sent.
+        match tokio::task::spawn_blocking(move || telemetry.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("warning: {error}"),
+            Err(error) => eprintln!("warning: telemetry did not shut down: {error}"),
         }
-        outcome
     }
 }
 

@@ -616,3 +616,20 @@ async fn an_openmetrics_scrape_links_a_duration_bucket_to_the_requests_trace() {
         "{exposition}"
     );
 }
+
+#[tokio::test]
+async fn a_service_that_binds_itself_installs_telemetry_and_shuts_it_down() {
+    let settings = settings(&[]);
+    let ops = Ops::new(&settings);
+
+    // Another test of this binary may have installed a subscriber already:
+    // that is a warning, not an error, without an exporter configured.
+    let guards = ops.install_telemetry().unwrap();
+    let running = spawn(ops, Router::new().route("/x", get(|| async { "x" }))).await;
+    let answer = running.get("/x").await.status();
+
+    assert_eq!(answer, 200);
+    tokio::time::timeout(Duration::from_secs(10), guards.shutdown())
+        .await
+        .expect("shutting telemetry down must not hang");
+}
