@@ -471,3 +471,42 @@ async fn the_redis_check_passes_on_the_real_server_and_fails_on_a_closed_port() 
     );
     assert_eq!(closed.reading.status(), opsready_health::Status::Fail);
 }
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn the_sqlite_check_fails_when_the_file_is_no_longer_a_database() {
+    let dir = std::env::temp_dir().join(format!(
+        "opsready-sqlite-check-{}-{}",
+        std::process::id(),
+        line!()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("app.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::query("CREATE TABLE t (x INTEGER)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let healthy = Component::new("database", checks::sqlite(pool.clone()))
+        .read()
+        .await;
+
+    // Overwrite the header under the open connection, as a disk fault or a
+    // stray copy would.
+    std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+    let broken = Component::new("database", checks::sqlite(pool.clone()))
+        .read()
+        .await;
+    pool.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    assert_eq!(healthy.reading.status(), opsready_health::Status::Pass);
+    assert_eq!(
+        broken.reading.status(),
+        opsready_health::Status::Fail,
+        "{broken:?}"
+    );
+}

@@ -5,20 +5,22 @@ use crate::check::{Check, Reading};
 pub fn postgres(pool: sqlx::PgPool) -> impl Check {
     move || {
         let pool = pool.clone();
-        async move { select_one(&pool).await }
+        async move { probe(&pool, "SELECT 1").await }
     }
 }
 
 #[cfg(feature = "sqlite")]
-/// Passes when `SELECT 1` runs on a connection from `pool`.
+/// Passes when the schema can be read on a connection from `pool`. Not
+/// `SELECT 1`, which SQLite answers without touching the database file, so
+/// a corrupt or unreadable file would still pass.
 pub fn sqlite(pool: sqlx::SqlitePool) -> impl Check {
     move || {
         let pool = pool.clone();
-        async move { select_one(&pool).await }
+        async move { probe(&pool, "SELECT count(*) FROM sqlite_master").await }
     }
 }
 
-async fn select_one<DB>(pool: &sqlx::Pool<DB>) -> Reading
+async fn probe<DB>(pool: &sqlx::Pool<DB>, query: &'static str) -> Reading
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
@@ -28,8 +30,8 @@ where
         Ok(connection) => connection,
         Err(error) => return Reading::fail(format!("cannot get a connection: {error}")),
     };
-    match sqlx::query("SELECT 1").execute(&mut *connection).await {
+    match sqlx::query(query).execute(&mut *connection).await {
         Ok(_) => Reading::pass(),
-        Err(error) => Reading::fail(format!("SELECT 1 failed: {error}")),
+        Err(error) => Reading::fail(format!("{query} failed: {error}")),
     }
 }
