@@ -225,59 +225,43 @@ async fn a_new_flag_is_created_without_if_match() {
 #[tokio::test]
 async fn an_invalid_definition_is_a_422_with_a_pointer_to_each_bad_field() {
     let app = App::spawn("memory:").await;
+    let put = |key: &str, reason: &str, flag: Value| {
+        app.admin(reqwest::Method::PUT, &format!("/admin/flags/{key}"))
+            .json(&json!({"reason": reason, "flag": flag}))
+    };
+    let invalid = json!({
+        "type": "bool",
+        "variants": {"on": true, "off": "no"},
+        "default_variant": "maybe",
+        "rollout": {"variant": "on", "percentage": 140},
+    });
 
-    let (status, _, problem) = app
-        .send(
-            app.admin(reqwest::Method::PUT, "/admin/flags/checkout.v2")
-                .json(&json!({
-                    "reason": "",
-                    "flag": {
-                        "type": "bool",
-                        "variants": {"on": true, "off": "no"},
-                        "default_variant": "maybe",
-                        "rollout": {"variant": "on", "percentage": 140},
-                    },
-                })),
-        )
-        .await;
+    let (no_reason, _, reason_problem) = app.send(put("checkout.v2", "", invalid.clone())).await;
     let (unknown, _, typo) = app
-        .send(
-            app.admin(reqwest::Method::PUT, "/admin/flags/checkout.v3")
-                .json(&json!({
-                    "reason": "typo",
-                    "flag": {
-                        "type": "bool",
-                        "variants": {"on": true, "off": false},
-                        "default_variant": "off",
-                        "enabeld": false,
-                    },
-                })),
-        )
+        .send(put(
+            "checkout.v3",
+            "typo",
+            json!({
+                "type": "bool",
+                "variants": {"on": true, "off": false},
+                "default_variant": "off",
+                "enabeld": false,
+            }),
+        ))
         .await;
+    let (status, _, problem) = app.send(put("checkout.v2", "new checkout", invalid)).await;
 
-    assert_eq!(status, 422, "{problem}");
-    assert_eq!(problem["code"], "VALIDATION_FAILED");
-    let pointers = pointers(&problem);
-    assert_eq!(pointers, ["/reason"], "the reason is checked first");
+    assert_eq!(no_reason, 422, "{reason_problem}");
+    assert_eq!(reason_problem["code"], "VALIDATION_FAILED");
+    assert_eq!(
+        pointers(&reason_problem),
+        ["/reason"],
+        "the reason is checked first"
+    );
     assert_eq!(unknown, 422, "{typo}");
-    assert_eq!(self::pointers(&typo), ["/flag/enabeld"], "{typo}");
-
-    let (status, _, problem) = app
-        .send(
-            app.admin(reqwest::Method::PUT, "/admin/flags/checkout.v2")
-                .json(&json!({
-                    "reason": "new checkout",
-                    "flag": {
-                        "type": "bool",
-                        "variants": {"on": true, "off": "no"},
-                        "default_variant": "maybe",
-                        "rollout": {"variant": "on", "percentage": 140},
-                    },
-                })),
-        )
-        .await;
+    assert_eq!(pointers(&typo), ["/flag/enabeld"], "{typo}");
     assert_eq!(status, 422, "{problem}");
-    let pointers = self::pointers(&problem);
+    let pointers = pointers(&problem);
     for expected in [
         "/flag/variants/off",
         "/flag/default_variant",
