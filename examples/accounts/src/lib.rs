@@ -85,7 +85,14 @@ impl fmt::Debug for AppState {
     }
 }
 
-/// The service's routes (users and billing), without opsready's layers:
+/// The OpenAPI 3.1 document of the service, as `GET /openapi.json`
+/// answers it: pretty-printed JSON, members sorted, so that the committed
+/// `docs/openapi.json` changes only when the contract does.
+pub fn openapi_json() -> String {
+    http::openapi_json()
+}
+
+/// The service's routes (users and billing, `/openapi.json`), without opsready's layers:
 /// [`Ops::router`] adds those, as [`Application::build`] does.
 pub fn app(state: AppState) -> Router {
     http::router().with_state(state)

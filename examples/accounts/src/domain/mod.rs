@@ -20,7 +20,7 @@ pub(crate) use ids::{InvoiceId, UserId};
 pub(crate) use invoice::{
     AlreadyPaid, Invoice, InvoiceState, Line, LineField, TaxEngine, check_line_count,
 };
-pub(crate) use money::{Currency, Money};
+pub(crate) use money::{CURRENCIES, Currency, Money};
 pub(crate) use page::Limit;
 pub(crate) use password::{HashError, Hasher, Password, PasswordHash};
 pub(crate) use user::{NewUser, User, UserChanges};

@@ -11,52 +11,96 @@
 //! for the customer (see [`crate::domain`]'s invoice module), and the
 //! invoice records which one (`tax_engine`).
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use opsready::flags::EvaluationContext;
 use opsready::problem::extract::{Json, Path, Query, ValidJson, Validate, ValidationErrors};
 use opsready::problem::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::idempotency::{self, IdempotencyKey};
+use super::openapi::{InternalError, Unavailable, UnsupportedMediaType};
 use super::pagination::{self, List, Page, PageQuery};
 use super::problems::{IDEMPOTENCY_KEY_REUSED, not_found};
 use crate::data::{DataError, IdempotencyRecord, Outcome};
 use crate::domain::{
-    self, Currency, Invoice, InvoiceId, Line, LineField, TaxEngine, UserId, check_line_count,
+    self, CURRENCIES, Currency, Invoice, InvoiceId, InvoiceState, Line, LineField, TaxEngine,
+    UserId, check_line_count,
 };
 use crate::{AppState, TAX_ENGINE_V2};
 
-/// The routes of this module.
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/billing/invoices", post(create_invoice).get(list_invoices))
-        .route("/billing/invoices/{id}", get(get_invoice))
-        .route("/billing/invoices/{id}/pay", post(pay_invoice))
+/// The routes of this module, each with its OpenAPI description.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_invoice, list_invoices))
+        .routes(routes!(get_invoice))
+        .routes(routes!(pay_invoice))
+}
+
+/// `currency` in the contract: the supported codes, from the domain's list.
+fn currency_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(CURRENCIES))
+        .description(Some("ISO 4217, one of the supported currencies."))
+        .build()
+}
+
+/// `tax_engine` in the contract.
+fn tax_engine_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([TaxEngine::V1.as_str(), TaxEngine::V2.as_str()]))
+        .description(Some("Which engine computed the tax."))
+        .build()
+}
+
+/// `state` in the contract.
+fn state_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([
+            InvoiceState::Open.as_str(),
+            InvoiceState::Paid.as_str(),
+        ]))
+        .description(Some("`open`, then `paid` once."))
+        .build()
 }
 
 /// The body of `POST /billing/invoices`. Serialized, it is what the
 /// idempotency fingerprint hashes.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateInvoice {
+    /// The id of an existing user.
+    #[schema(value_type = String, format = Uuid)]
     customer_id: Uuid,
     /// ISO 4217, one of the supported currencies.
+    #[schema(schema_with = currency_schema)]
     currency: String,
+    /// 1 to 100 lines.
     lines: Vec<CreateLine>,
 }
 
-/// One line of [`CreateInvoice`]; amounts in minor units of the currency.
-#[derive(Debug, Deserialize, Serialize)]
+/// One line of an invoice to create; amounts in minor units of the currency.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateInvoiceLine)]
 pub(crate) struct CreateLine {
+    /// 1 to 200 characters.
     description: String,
+    /// 1 to 10 000.
+    #[schema(minimum = 1)]
     quantity: i64,
+    /// Minor units (cents), positive.
+    #[schema(minimum = 1)]
     unit_amount: i64,
 }
 
@@ -119,10 +163,16 @@ impl Validate for CreateInvoice {
 }
 
 /// An invoice as answered.
-#[derive(Debug, Serialize)]
+// Closed in the contract, as `UserBody` says why.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Invoice)]
 pub(crate) struct InvoiceBody {
+    #[schema(value_type = String, format = Uuid)]
     id: InvoiceId,
+    #[schema(value_type = String, format = Uuid)]
     customer_id: UserId,
+    #[schema(schema_with = currency_schema)]
     currency: &'static str,
     lines: Vec<LineBody>,
     /// Minor units: the sum of the lines' amounts.
@@ -132,17 +182,25 @@ pub(crate) struct InvoiceBody {
     /// Minor units: subtotal plus tax.
     total: i64,
     /// `v1` or `v2`: which engine computed the tax.
+    #[schema(schema_with = tax_engine_schema)]
     tax_engine: &'static str,
     /// `open` or `paid`.
+    #[schema(schema_with = state_schema)]
     state: &'static str,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: OffsetDateTime,
+    /// `null` while open.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     paid_at: Option<OffsetDateTime>,
 }
 
 /// One line as answered.
-#[derive(Debug, Serialize)]
+// Closed in the contract, as `UserBody` says why.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = InvoiceLine)]
 pub(crate) struct LineBody {
     description: String,
     quantity: u32,
@@ -192,6 +250,36 @@ fn tax_engine(state: &AppState, customer: UserId) -> TaxEngine {
 }
 
 /// `POST /billing/invoices`
+#[utoipa::path(
+    post,
+    path = "/billing/invoices",
+    tag = "billing",
+    summary = "Creates an invoice, once per `Idempotency-Key`.",
+    description = "Taxed at 20 % by the engine the flag `billing.tax_engine_v2` picks for the customer. \
+                   A retry with the same key and body answers the first response again, byte for byte, \
+                   with `Idempotent-Replayed: true`.",
+    params(
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255,
+            description = "A unique value per operation (a UUID, say), sent again unchanged on every retry."),
+    ),
+    request_body = CreateInvoice,
+    responses(
+        (status = 201, description = "The invoice as created, or the first answer again for a retry.",
+            body = InvoiceBody,
+            headers(
+                ("location" = String, description = "`/billing/invoices/{id}`"),
+                ("idempotent-replayed" = String, description = "`true` on a replayed answer; absent otherwise."),
+            )),
+        (status = 400, description = "`IDEMPOTENCY_KEY_MISSING`, `INVALID_IDEMPOTENCY_KEY` or `MALFORMED_JSON`.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, description = "`VALIDATION_FAILED` (every bad field with its pointer: `INVALID_CURRENCY`, \
+                                      `NO_LINES`, `NOT_POSITIVE`, `UNKNOWN_CUSTOMER`, …) or `IDEMPOTENCY_KEY_REUSED`.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+        (status = 500, response = InternalError),
+    ),
+)]
 async fn create_invoice(
     State(state): State<AppState>,
     key: IdempotencyKey,
@@ -250,15 +338,36 @@ fn json_response(status: StatusCode, id: InvoiceId, body: String, replayed: bool
 }
 
 /// The query of `GET /billing/invoices`.
-#[derive(Debug, Deserialize)]
+// Not `IntoParams` by name: `#[utoipa::path]` calls it by its full path,
+// which the `unused_qualifications` lint flags when the name is in scope.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct InvoiceQuery {
     /// Only this customer's invoices.
+    #[param(value_type = Option<uuid::Uuid>)]
     customer_id: Option<UserId>,
+    /// 1 to 100; 20 when absent.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page; the first page when absent.
     cursor: Option<String>,
 }
 
 /// `GET /billing/invoices`
+#[utoipa::path(
+    get,
+    path = "/billing/invoices",
+    tag = "billing",
+    summary = "Lists invoices, oldest first, a page at a time.",
+    params(InvoiceQuery),
+    responses(
+        (status = 200, description = "A page of invoices.", body = Page<InvoiceBody>),
+        (status = 400, description = "`INVALID_QUERY_PARAMETER`: a parameter is invalid; each is named.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+        (status = 500, response = InternalError),
+    ),
+)]
 async fn list_invoices(
     State(state): State<AppState>,
     Query(query): Query<InvoiceQuery>,
@@ -286,6 +395,22 @@ async fn list_invoices(
 }
 
 /// `GET /billing/invoices/{id}`
+#[utoipa::path(
+    get,
+    path = "/billing/invoices/{id}",
+    tag = "billing",
+    summary = "Reads an invoice.",
+    params(("id" = String, Path, format = Uuid, description = "The invoice's id.")),
+    responses(
+        (status = 200, description = "The invoice.", body = InvoiceBody),
+        (status = 400, description = "`INVALID_PATH_PARAMETER`: the id is not a UUID.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`NOT_FOUND`: no invoice has the id.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+        (status = 500, response = InternalError),
+    ),
+)]
 async fn get_invoice(
     State(state): State<AppState>,
     Path(id): Path<InvoiceId>,
@@ -300,6 +425,24 @@ async fn get_invoice(
 }
 
 /// `POST /billing/invoices/{id}/pay`
+#[utoipa::path(
+    post,
+    path = "/billing/invoices/{id}/pay",
+    tag = "billing",
+    summary = "Pays an open invoice.",
+    params(("id" = String, Path, format = Uuid, description = "The invoice's id.")),
+    responses(
+        (status = 200, description = "The invoice as paid.", body = InvoiceBody),
+        (status = 400, description = "`INVALID_PATH_PARAMETER`: the id is not a UUID.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`NOT_FOUND`: no invoice has the id.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`INVOICE_ALREADY_PAID`.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+        (status = 500, response = InternalError),
+    ),
+)]
 async fn pay_invoice(
     State(state): State<AppState>,
     Path(id): Path<InvoiceId>,

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use opsready::problem::extract::ValidationErrors;
 use opsready::problem::{FieldError, Problem, codes};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::Limit;
@@ -35,9 +36,11 @@ impl List {
 }
 
 /// The query parameters of a list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     /// 1 to 100; 20 when absent.
+    #[param(minimum = 1, maximum = 100)]
     pub(crate) limit: Option<i64>,
     /// `next_cursor` of the previous page; the first page when absent.
     pub(crate) cursor: Option<String>,
@@ -98,10 +101,13 @@ fn decode(list: List, cursor: &str) -> Option<Uuid> {
 }
 
 /// One page of a list.
-#[derive(Debug, Serialize)]
+// Closed in the contract, as `UserBody` in `users.rs` says why.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Page<T> {
     pub(crate) items: Vec<T>,
     /// The `cursor` of the next page; `null` on the last page.
+    #[schema(required = true)]
     pub(crate) next_cursor: Option<String>,
 }
 

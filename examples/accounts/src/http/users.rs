@@ -10,17 +10,19 @@
 //!
 //! A password is hashed on the blocking pool and never answered or logged.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use opsready::problem::Problem;
 use opsready::problem::extract::{Json, Path, Query, ValidJson, Validate, ValidationErrors};
 use opsready::settings::Secret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::openapi::{InternalError, MalformedRequest, Unavailable, UnsupportedMediaType};
 use super::pagination::{self, List, Page, PageQuery};
 use super::problems::not_found;
 use crate::AppState;
@@ -29,22 +31,25 @@ use crate::domain::{
     self, Email, NewUser, Password, PasswordHash, User, UserChanges, UserId, UserName,
 };
 
-/// The routes of this module.
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", post(create_user).get(list_users))
-        .route(
-            "/users/{id}",
-            get(get_user).patch(update_user).delete(delete_user),
-        )
+/// The routes of this module, each with its OpenAPI description.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(get_user, update_user, delete_user))
 }
 
 /// The body of `POST /users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateUser {
+    /// Compared case-insensitively; answered in lower case.
+    #[schema(format = Email, example = "ann@example.com")]
     email: String,
+    /// Trimmed; 1 to 100 characters, no markup.
+    #[schema(example = "Ann Lee")]
     name: String,
+    /// 8 to 128 characters; hashed, never answered.
+    #[schema(value_type = String, format = Password, example = "correct horse battery")]
     password: Secret<String>,
 }
 
@@ -79,11 +84,16 @@ impl Validate for CreateUser {
 
 /// The body of `PATCH /users/{id}`: absent (or `null`) fields stay as
 /// they are.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateUser {
+    /// As in `CreateUser`.
+    #[schema(format = Email)]
     email: Option<String>,
+    /// As in `CreateUser`.
     name: Option<String>,
+    /// As in `CreateUser`.
+    #[schema(value_type = Option<String>, format = Password)]
     password: Option<Secret<String>>,
 }
 
@@ -126,14 +136,23 @@ impl Validate for UpdateUser {
 }
 
 /// A user as answered: never a password or its hash.
-#[derive(Debug, Serialize)]
+// `deny_unknown_fields` does nothing to serializing; it makes the schema
+// closed (`additionalProperties: false`), so that the contract tests fail
+// on a member that is answered but not documented.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = User)]
 pub(crate) struct UserBody {
+    #[schema(value_type = String, format = Uuid)]
     id: UserId,
+    #[schema(format = Email)]
     email: String,
     name: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     updated_at: OffsetDateTime,
 }
 
@@ -150,6 +169,25 @@ impl From<User> for UserBody {
 }
 
 /// `POST /users`
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    summary = "Signs a user up.",
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "The user as stored.", body = UserBody,
+            headers(("location" = String, description = "`/users/{id}`"))),
+        (status = 400, response = MalformedRequest),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 409, description = "`EMAIL_TAKEN`: another user has the address, in any case.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_FAILED`: every invalid, missing or unknown field, with its pointer.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+        (status = 500, response = InternalError),
+    ),
+)]
 async fn create_user(
     State(state): State<AppState>,
     ValidJson(request): ValidJson<CreateUser>,
@@ -168,6 +206,20 @@ async fn create_user(
 }
 
 /// `GET /users`
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    summary = "Lists users, oldest first, a page at a time.",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of users.", body = Page<UserBody>),
+        (status = 400, description = "`INVALID_QUERY_PARAMETER`: `limit` or `cursor` is invalid; each is named.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+        (status = 500, response = InternalError),
+    ),
+)]
 async fn list_users(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
@@ -187,6 +239,22 @@ async fn list_users(
 }
 
 /// `GET /users/{id}`
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    summary = "Reads a user.",
+    params(("id" = String, Path, format = Uuid, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user.", body = UserBody),
+        (status = 400, description = "`INVALID_PATH_PARAMETER`: the id is not a UUID.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`NOT_FOUND`: no user has the id.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+        (status = 500, response = InternalError),
+    ),
+)]
 async fn get_user(
     State(state): State<AppState>,
     Path(id): Path<UserId>,
@@ -201,6 +269,28 @@ async fn get_user(
 }
 
 /// `PATCH /users/{id}`
+#[utoipa::path(
+    patch,
+    path = "/users/{id}",
+    tag = "users",
+    summary = "Changes the fields a user names; the others stay.",
+    params(("id" = String, Path, format = Uuid, description = "The user's id.")),
+    request_body = UpdateUser,
+    responses(
+        (status = 200, description = "The user as changed.", body = UserBody),
+        (status = 400, description = "`MALFORMED_JSON` or `INVALID_PATH_PARAMETER`.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`NOT_FOUND`: no user has the id.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`EMAIL_TAKEN`: another user has the address.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, description = "`VALIDATION_FAILED`: every invalid or unknown field, with its pointer.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+        (status = 500, response = InternalError),
+    ),
+)]
 async fn update_user(
     State(state): State<AppState>,
     Path(id): Path<UserId>,
@@ -221,6 +311,24 @@ async fn update_user(
 }
 
 /// `DELETE /users/{id}`
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = "users",
+    summary = "Deletes a user who has no invoices.",
+    params(("id" = String, Path, format = Uuid, description = "The user's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "`INVALID_PATH_PARAMETER`: the id is not a UUID.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`NOT_FOUND`: no user has the id.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`USER_HAS_INVOICES`: the user is the customer of invoices.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+        (status = 500, response = InternalError),
+    ),
+)]
 async fn delete_user(
     State(state): State<AppState>,
     Path(id): Path<UserId>,

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, code_at, pointers};
+use crate::helpers::{Answer, TestApp, code_at, pointers};
 
 on_both_databases!(
     an_invoice_is_created_open_with_its_lines_subtotal_tax_and_total,
@@ -102,7 +102,7 @@ async fn concurrent_retries_with_one_key_create_one_invoice(app: TestApp) {
                 .post(format!("{}/billing/invoices", app.address))
                 .header("idempotency-key", "racing-key")
                 .json(&body);
-            tokio::spawn(async move { request.send().await.unwrap() })
+            tokio::spawn(Answer::checked(request))
         })
         .collect();
 
@@ -227,18 +227,17 @@ async fn an_unknown_customer_is_a_422_problem_and_does_not_use_up_the_key(app: T
 
 async fn malformed_json_and_a_wrong_content_type_are_400_and_415_problems(app: TestApp) {
     let request = |content_type: &'static str, body: &'static str| {
-        app.client
-            .post(format!("{}/billing/invoices", app.address))
-            .header("idempotency-key", "k")
-            .header("content-type", content_type)
-            .body(body)
-            .send()
+        Answer::checked(
+            app.client
+                .post(format!("{}/billing/invoices", app.address))
+                .header("idempotency-key", "k")
+                .header("content-type", content_type)
+                .body(body),
+        )
     };
 
-    let malformed = request("application/json", "{").await.unwrap();
-    let wrong_type = request("application/x-www-form-urlencoded", "a=b")
-        .await
-        .unwrap();
+    let malformed = request("application/json", "{").await;
+    let wrong_type = request("application/x-www-form-urlencoded", "a=b").await;
 
     assert_eq!(malformed.status(), 400);
     let problem: Value = malformed.json().await.unwrap();
@@ -368,14 +367,12 @@ async fn the_tax_engine_follows_the_flag_and_its_kill(app: TestApp) {
             {"description": "Nut", "quantity": 1, "unit_amount": 3},
         ],
     });
-    let declared: Value = app
-        .admin(reqwest::Method::GET, "/flags/billing.tax_engine_v2")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let declared: Value =
+        Answer::checked(app.admin(reqwest::Method::GET, "/flags/billing.tax_engine_v2"))
+            .await
+            .json()
+            .await
+            .unwrap();
     let before: Value = app
         .create_invoice("before", &body)
         .await
@@ -384,21 +381,20 @@ async fn the_tax_engine_follows_the_flag_and_its_kill(app: TestApp) {
         .unwrap();
 
     // Act
-    let rolled_out = app
-        .admin(reqwest::Method::PUT, "/flags/billing.tax_engine_v2")
-        .header("if-match", "\"1\"")
-        .json(&json!({
-            "reason": "per-line tax for everyone",
-            "flag": {
-                "type": "bool",
-                "variants": {"on": true, "off": false},
-                "default_variant": "off",
-                "rollout": {"variant": "on", "percentage": 100},
-            },
-        }))
-        .send()
-        .await
-        .unwrap();
+    let rolled_out = Answer::checked(
+        app.admin(reqwest::Method::PUT, "/flags/billing.tax_engine_v2")
+            .header("if-match", "\"1\"")
+            .json(&json!({
+                "reason": "per-line tax for everyone",
+                "flag": {
+                    "type": "bool",
+                    "variants": {"on": true, "off": false},
+                    "default_variant": "off",
+                    "rollout": {"variant": "on", "percentage": 100},
+                },
+            })),
+    )
+    .await;
     assert_eq!(rolled_out.status(), 200);
     let during: Value = app
         .create_invoice("during", &body)
@@ -406,12 +402,11 @@ async fn the_tax_engine_follows_the_flag_and_its_kill(app: TestApp) {
         .json()
         .await
         .unwrap();
-    let killed = app
-        .admin(reqwest::Method::POST, "/flags/billing.tax_engine_v2/kill")
-        .json(&json!({"reason": "tax office says no"}))
-        .send()
-        .await
-        .unwrap();
+    let killed = Answer::checked(
+        app.admin(reqwest::Method::POST, "/flags/billing.tax_engine_v2/kill")
+            .json(&json!({"reason": "tax office says no"})),
+    )
+    .await;
     assert_eq!(killed.status(), 200);
     let after: Value = app
         .create_invoice("after", &body)

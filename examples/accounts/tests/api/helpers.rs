@@ -1,9 +1,12 @@
 use std::future::Future;
-use std::sync::Once;
+use std::sync::{LazyLock, Once};
 use std::time::{Duration, Instant};
 
 use accounts::{Application, Database};
 use opsready::settings::Loader;
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sqlx::{Connection as _, Executor as _};
 
@@ -127,69 +130,59 @@ pub(crate) async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 impl TestApp {
-    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .unwrap()
+    // Every request helper answers an `Answer`: the response, already
+    // checked against the OpenAPI document.
+
+    pub(crate) async fn get(&self, path: &str) -> Answer {
+        Answer::checked(self.client.get(format!("{}{path}", self.address))).await
     }
 
-    pub(crate) async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(format!("{}{path}", self.address))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+    pub(crate) async fn post_json(&self, path: &str, body: &Value) -> Answer {
+        Answer::checked(
+            self.client
+                .post(format!("{}{path}", self.address))
+                .json(body),
+        )
+        .await
     }
 
-    pub(crate) async fn patch_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .patch(format!("{}{path}", self.address))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+    pub(crate) async fn patch_json(&self, path: &str, body: &Value) -> Answer {
+        Answer::checked(
+            self.client
+                .patch(format!("{}{path}", self.address))
+                .json(body),
+        )
+        .await
     }
 
-    pub(crate) async fn delete(&self, path: &str) -> reqwest::Response {
-        self.client
-            .delete(format!("{}{path}", self.address))
-            .send()
-            .await
-            .unwrap()
+    pub(crate) async fn delete(&self, path: &str) -> Answer {
+        Answer::checked(self.client.delete(format!("{}{path}", self.address))).await
     }
 
     /// `POST` with a raw body and content type.
-    pub(crate) async fn post_raw(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: &str,
-    ) -> reqwest::Response {
-        self.client
-            .post(format!("{}{path}", self.address))
-            .header("content-type", content_type)
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap()
+    pub(crate) async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> Answer {
+        Answer::checked(
+            self.client
+                .post(format!("{}{path}", self.address))
+                .header("content-type", content_type)
+                .body(body.to_owned()),
+        )
+        .await
     }
 
     /// `POST /billing/invoices` with an `Idempotency-Key`.
-    pub(crate) async fn create_invoice(&self, key: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(format!("{}/billing/invoices", self.address))
-            .header("idempotency-key", key)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+    pub(crate) async fn create_invoice(&self, key: &str, body: &Value) -> Answer {
+        Answer::checked(
+            self.client
+                .post(format!("{}/billing/invoices", self.address))
+                .header("idempotency-key", key)
+                .json(body),
+        )
+        .await
     }
 
     /// An admin request, with the token.
-    pub(crate) fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn admin(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, format!("{}/admin{path}", self.address))
             .bearer_auth(ADMIN_TOKEN)
@@ -241,6 +234,212 @@ impl TestApp {
                 sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
             }
         }
+    }
+}
+
+/// A response, read whole and checked against the OpenAPI document: the
+/// route, the status and the content type are declared there, and the
+/// body matches the declared schema. Reads like a `reqwest::Response`.
+pub(crate) struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    /// Sends `request` and checks its response with [`assert_conforms`].
+    pub(crate) async fn checked(request: reqwest::RequestBuilder) -> Self {
+        let (client, request) = request.build_split();
+        let request = request.unwrap();
+        let method = request.method().clone();
+        let response = client.execute(request).await.unwrap();
+        Self::of(&method, response).await
+    }
+
+    /// Reads `response`, the answer to a `method` request, and checks it.
+    pub(crate) async fn of(method: &Method, response: reqwest::Response) -> Self {
+        let path = response.url().path().to_owned();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.unwrap();
+        let content_type = headers
+            .get(CONTENT_TYPE)
+            .map(|value| value.to_str().unwrap());
+        assert_conforms_as(method.as_str(), &path, status.as_u16(), content_type, &body);
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The body as JSON. `async` and a `Result` like reqwest's, so that a
+    /// test reads the same either way.
+    pub(crate) async fn json<T: DeserializeOwned>(self) -> serde_json::Result<T> {
+        serde_json::from_str(&self.body)
+    }
+
+    pub(crate) async fn text(self) -> Result<String, std::convert::Infallible> {
+        Ok(self.body)
+    }
+}
+
+/// The service's OpenAPI document, as `/openapi.json` answers it.
+static DOCUMENT: LazyLock<Value> =
+    LazyLock::new(|| serde_json::from_str(&accounts::openapi_json()).unwrap());
+
+/// Fails unless the OpenAPI document declares that `method` on `path` (a
+/// template like `/users/{id}`, or a concrete path matched against the
+/// templates) may answer `status` with a JSON body, and `body` matches the
+/// schema declared for it, `$ref`s resolved within the document.
+pub(crate) fn assert_conforms(method: &str, path: &str, status: u16, body: &Value) {
+    check(method, path, status, MediaType::AnyJson, &body.to_string());
+}
+
+/// [`assert_conforms`] for the raw body of a response and its
+/// `Content-Type`, which must be one the document declares.
+pub(crate) fn assert_conforms_as(
+    method: &str,
+    path: &str,
+    status: u16,
+    content_type: Option<&str>,
+    body: &str,
+) {
+    check(method, path, status, MediaType::Header(content_type), body);
+}
+
+/// Which declared content a body is checked against.
+#[derive(Clone, Copy)]
+enum MediaType<'a> {
+    /// The one of this `Content-Type` header.
+    Header(Option<&'a str>),
+    /// The JSON one (`application/json`, `application/problem+json`, …).
+    AnyJson,
+}
+
+fn check(method: &str, path: &str, status: u16, media_type: MediaType<'_>, body: &str) {
+    let what = format!("{method} {path} answering {status}");
+    let document = &*DOCUMENT;
+    let template = template_of(document, path)
+        .unwrap_or_else(|| panic!("{what}: the path is not in the OpenAPI document"));
+    let operation = &document["paths"][template.as_str()][method.to_ascii_lowercase()];
+    assert!(
+        operation.is_object(),
+        "{what}: the OpenAPI document has no {method} on {template}"
+    );
+    let declared = operation["responses"]
+        .get(status.to_string())
+        .or_else(|| operation["responses"].get("default"))
+        .unwrap_or_else(|| {
+            panic!("{what}: the OpenAPI document declares no {status} for {method} {template}")
+        });
+    let declared = resolve(document, declared, 0);
+    let contents = declared["content"].as_object();
+    let Some(contents) = contents.filter(|contents| !contents.is_empty()) else {
+        assert!(
+            body.is_empty(),
+            "{what}: the document declares no body, but one came: {body}"
+        );
+        return;
+    };
+    let media_type = match media_type {
+        MediaType::Header(content_type) => content_type
+            .and_then(|value| value.split(';').next())
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{what}: no content type; the document declares one")),
+        MediaType::AnyJson => contents
+            .keys()
+            .find(|media_type| media_type.ends_with("json"))
+            .unwrap_or_else(|| panic!("{what}: the document declares no JSON body")),
+    };
+    let schema = &contents.get(media_type).unwrap_or_else(|| {
+        panic!(
+            "{what}: answered {media_type}, the document declares {:?}",
+            contents.keys().collect::<Vec<_>>()
+        )
+    })["schema"];
+    let instance = if media_type.ends_with("json") {
+        serde_json::from_str(body)
+            .unwrap_or_else(|error| panic!("{what}: the body is not JSON ({error}): {body}"))
+    } else {
+        Value::String(body.to_owned())
+    };
+    let schema = resolve(document, schema, 0);
+    let validator = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap_or_else(|error| panic!("{what}: the declared schema is invalid: {error}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|error| format!("{} at {}", error, error.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what}: the body does not match the OpenAPI document:\n  {}\nbody: {instance}",
+        errors.join("\n  ")
+    );
+}
+
+/// The path template of the document that `path` is, or is an instance
+/// of; a template of literal segments wins over one with parameters.
+fn template_of(document: &Value, path: &str) -> Option<String> {
+    let paths = document["paths"].as_object()?;
+    if paths.contains_key(path) {
+        return Some(path.to_owned());
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    paths
+        .keys()
+        .filter(|template| {
+            let parts: Vec<&str> = template.split('/').collect();
+            parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(part, segment)| part == segment || part.starts_with('{'))
+        })
+        .min_by_key(|template| template.matches('{').count())
+        .cloned()
+}
+
+/// `value` with every `$ref` into the document replaced by its target,
+/// recursively. The document's schemas are not recursive; a depth guard
+/// says so if one becomes so.
+fn resolve(document: &Value, value: &Value, depth: usize) -> Value {
+    assert!(depth < 32, "a $ref cycle in the OpenAPI document");
+    match value {
+        Value::Object(members) => {
+            if let Some(reference) = members.get("$ref").and_then(Value::as_str) {
+                let pointer = reference
+                    .strip_prefix('#')
+                    .unwrap_or_else(|| panic!("a $ref outside the document: {reference}"));
+                let target = document
+                    .pointer(pointer)
+                    .unwrap_or_else(|| panic!("a dangling $ref: {reference}"));
+                return resolve(document, target, depth + 1);
+            }
+            Value::Object(
+                members
+                    .iter()
+                    .map(|(name, member)| (name.clone(), resolve(document, member, depth)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| resolve(document, item, depth))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 

@@ -15,4 +15,5 @@
 mod helpers;
 mod billing;
 mod health;
+mod openapi;
 mod users;
