@@ -13,26 +13,20 @@
 //! See `examples/accounts/README.md` for the billing routes, the
 //! `Idempotency-Key` and the flag `billing.tax_engine_v2`.
 
-use opsready::telemetry::ServiceInfo;
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = opsready::settings::<accounts::Settings>("ACCOUNTS");
-    // Before anything logs. Ops::serve does this itself; Application binds
-    // first so that tests know the port, and so installs it here.
-    let service = ServiceInfo::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
-    let telemetry = match opsready::telemetry::init(&settings.ops.telemetry, &service) {
-        Ok(guard) => Some(guard),
-        Err(error) => {
-            eprintln!("warning: {error}");
-            None
-        }
+    // Before anything logs, as Ops::serve would: logs, span export
+    // (telemetry.otlp) and error events (telemetry.sentry). Application
+    // binds itself, so that tests learn its port, and so installs them here.
+    let telemetry = opsready::Ops::new(&settings)
+        .build_info(opsready::build_info!())
+        .install_telemetry()?;
+    let outcome = match accounts::Application::build(&settings).await {
+        Ok(application) => application.run_until_stopped().await.map_err(Into::into),
+        Err(error) => Err(error.into()),
     };
-    let application = accounts::Application::build(&settings).await?;
-    let outcome = application.run_until_stopped().await;
-    if let Some(telemetry) = telemetry {
-        // Blocks while the last log lines are written.
-        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
-    }
-    Ok(outcome?)
+    // Blocks while the last spans and log lines are sent and written.
+    telemetry.shutdown().await;
+    outcome
 }
