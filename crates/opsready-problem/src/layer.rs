@@ -83,7 +83,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, StatusCode, response::Parts};
+use http::{HeaderMap, Method, Request, StatusCode, Uri, response::Parts};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Limited};
 use pin_project_lite::pin_project;
@@ -245,12 +245,14 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Kept as they came (clones share their bytes): they are read only
+        // when the answer is an error, so a success costs no parsing.
         let headers = request.headers();
         let info = RequestInfo {
-            request_id: headers.get(X_REQUEST_ID).and_then(sane_request_id),
-            trace_id: headers.get(TRACEPARENT).and_then(trace_id_from_header),
+            request_id: headers.get(X_REQUEST_ID).cloned(),
+            traceparent: headers.get(TRACEPARENT).cloned(),
             method: request.method().clone(),
-            path: quoted_path(request.uri().path()),
+            uri: request.uri().clone(),
         };
         ResponseFuture {
             state: State::Inner {
@@ -265,10 +267,10 @@ where
 /// What the layer remembers of the request until the response arrives.
 #[derive(Debug, Default)]
 struct RequestInfo {
-    request_id: Option<String>,
-    trace_id: Option<String>,
+    request_id: Option<HeaderValue>,
+    traceparent: Option<HeaderValue>,
     method: Method,
-    path: String,
+    uri: Uri,
 }
 
 pin_project! {
@@ -312,7 +314,7 @@ where
                 StateProj::Inner { future } => {
                     let response = ready!(future.poll(cx))?;
                     let info = this.info.take().unwrap_or_default();
-                    match process(response, info, Arc::clone(this.config)) {
+                    match process(response, &info, Arc::clone(this.config)) {
                         Step::Done(response) => return Poll::Ready(Ok(response)),
                         Step::Read(future) => this.state.set(State::Reading { future }),
                     }
@@ -328,7 +330,7 @@ enum Step {
     Read(BoxFuture<'static, Response>),
 }
 
-fn process<B>(response: Response<B>, info: RequestInfo, config: Arc<Config>) -> Step
+fn process<B>(response: Response<B>, info: &RequestInfo, config: Arc<Config>) -> Step
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -345,12 +347,12 @@ where
             .headers
             .get(X_REQUEST_ID)
             .and_then(sane_request_id)
-            .or(info.request_id),
+            .or_else(|| info.request_id.as_ref().and_then(sane_request_id)),
         trace_id: parts
             .headers
             .get(TRACEPARENT)
             .and_then(trace_id_from_header)
-            .or(info.trace_id),
+            .or_else(|| info.traceparent.as_ref().and_then(trace_id_from_header)),
         is_head: info.method == Method::HEAD,
         config,
     };
@@ -371,7 +373,7 @@ where
     }
 
     let code = Code::for_status(status);
-    let fallback = fallback_detail(status, &info.method, &info.path);
+    let fallback = fallback_detail(status, &info.method, &quoted_path(info.uri.path()));
     if is_short_text(&parts.headers, &body) {
         let future = async move {
             let text = read_text(body).await;
