@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::idempotency::{self, IdempotencyKey};
 use super::openapi::{InternalError, Unavailable, UnsupportedMediaType};
-use super::pagination::{self, List, Page, PageQuery};
+use super::pagination::{List, Page, PageQuery};
 use super::problems::{IDEMPOTENCY_KEY_REUSED, not_found};
 use crate::data::{DataError, IdempotencyRecord, Outcome};
 use crate::domain::{
@@ -383,15 +383,12 @@ async fn list_invoices(
         .invoices()
         .list(after, query.customer_id, page.limit)
         .await?;
-    let next_cursor = slice
-        .has_more
-        .then(|| slice.items.last())
-        .flatten()
-        .map(|last| pagination::encode(List::Invoices, last.id.as_uuid()));
-    Ok(Json(Page {
-        items: slice.items.iter().map(InvoiceBody::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(Page::of(
+        List::Invoices,
+        slice,
+        |invoice| invoice.id.as_uuid(),
+        |invoice| InvoiceBody::from(&invoice),
+    )))
 }
 
 /// `GET /billing/invoices/{id}`

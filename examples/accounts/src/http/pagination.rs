@@ -111,6 +111,27 @@ pub(crate) struct Page<T> {
     pub(crate) next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// The page of `slice` in `list`: its items as answered, and a cursor
+    /// after the last one when more follow.
+    pub(crate) fn of<R>(
+        list: List,
+        slice: crate::data::Slice<R>,
+        id: impl Fn(&R) -> Uuid,
+        body: impl Fn(R) -> T,
+    ) -> Self {
+        let next_cursor = slice
+            .has_more
+            .then(|| slice.items.last())
+            .flatten()
+            .map(|last| encode(list, id(last)));
+        Self {
+            items: slice.items.into_iter().map(body).collect(),
+            next_cursor,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::openapi::{InternalError, MalformedRequest, Unavailable, UnsupportedMediaType};
-use super::pagination::{self, List, Page, PageQuery};
+use super::pagination::{List, Page, PageQuery};
 use super::problems::not_found;
 use crate::AppState;
 use crate::data::DataError;
@@ -227,15 +227,12 @@ async fn list_users(
     let page = query.parse(List::Users)?;
     let after = page.after.map(UserId::from_uuid);
     let slice = state.db.users().list(after, page.limit).await?;
-    let next_cursor = slice
-        .has_more
-        .then(|| slice.items.last())
-        .flatten()
-        .map(|last| pagination::encode(List::Users, last.id.as_uuid()));
-    Ok(Json(Page {
-        items: slice.items.into_iter().map(UserBody::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(Page::of(
+        List::Users,
+        slice,
+        |user| user.id.as_uuid(),
+        UserBody::from,
+    )))
 }
 
 /// `GET /users/{id}`
