@@ -5,7 +5,12 @@
 # the same run, each server pinned to core 0 and wrk to core 1.
 #
 # Rounds alternate bare and full and the medians are compared, since a
-# shared machine's speed drifts between runs.
+# shared machine's speed drifts between runs. Besides requests per second it
+# reports the server's CPU time per request (user and system time of the
+# process, from /proc, over the requests wrk completed): on a virtual machine
+# whose host takes cycles away (steal time), requests per second swing with
+# the neighbours, while CPU per request stays put. Both servers saturate core
+# 0, so the throughput share is the inverse ratio of CPU per request.
 #
 #   scripts/load.sh            # 3 rounds of 10 s per server
 #   DURATION=30s ROUNDS=5 scripts/load.sh
@@ -30,33 +35,52 @@ wait_port() {
   exit 1
 }
 
-rps() { # url -> requests per second
-  taskset -c 1 wrk -t1 -c32 -d"$duration" --latency "$1" | awk '/Requests\/sec/ {print $2}'
+# pid url -> "requests-per-second cpu-microseconds-per-request"
+measure() {
+  local before after out
+  before=$(cpu_ticks "$1")
+  out=$(taskset -c 1 wrk -t1 -c32 -d"$duration" "$2")
+  after=$(cpu_ticks "$1")
+  awk -v ticks="$((after - before))" -v hz="$(getconf CLK_TCK)" '
+    /requests in/ { requests = $1 }
+    /Requests\/sec/ { rps = $2 }
+    END { printf "%s %.3f\n", rps, ticks / hz * 1e6 / requests }' <<< "$out"
 }
 
+# pid -> user + system clock ticks of the process so far
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
 BARE_ADDR=127.0.0.1:18090 taskset -c 0 target/release/bare &
-pids+=($!)
+bare_pid=$!
+pids+=("$bare_pid")
 MINIMAL__SERVER__ADDR=127.0.0.1:18080 MINIMAL__ADMIN__ADDR=127.0.0.1:19091 \
   MINIMAL__TELEMETRY__LOG__FORMAT=json \
   taskset -c 0 target/release/minimal > "$work/minimal.log" &
-pids+=($!)
+full_pid=$!
+pids+=("$full_pid")
 wait_port 127.0.0.1:18090
 wait_port 127.0.0.1:18080
 
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-: > "$work/bare"
-: > "$work/full"
 for round in $(seq 1 "$rounds"); do
-  b=$(rps http://127.0.0.1:18090/hello)
-  f=$(rps http://127.0.0.1:18080/hello)
+  read -r b bcpu < <(measure "$bare_pid" http://127.0.0.1:18090/hello)
+  read -r f fcpu < <(measure "$full_pid" http://127.0.0.1:18080/hello)
   echo "$b" >> "$work/bare"
   echo "$f" >> "$work/full"
-  awk -v r="$round" -v b="$b" -v f="$f" 'BEGIN { printf "round %d: bare %.0f, opsready %.0f req/s (%.0f%%)\n", r, b, f, 100 * f / b }' >&2
+  echo "$bcpu" >> "$work/bare-cpu"
+  echo "$fcpu" >> "$work/full-cpu"
+  awk -v r="$round" -v b="$b" -v f="$f" -v bc="$bcpu" -v fc="$fcpu" 'BEGIN {
+    printf "round %d: bare %.0f req/s, %.2f us CPU/req; opsready %.0f req/s, %.2f us CPU/req (%.0f%% by req/s, %.0f%% by CPU)\n", r, b, bc, f, fc, 100 * f / b, 100 * bc / fc
+  }' >&2
 done
 bare=$(median < "$work/bare")
 full=$(median < "$work/full")
+bare_cpu=$(median < "$work/bare-cpu")
+full_cpu=$(median < "$work/full-cpu")
 lines=$(wc -l < "$work/minimal.log")
-awk -v b="$bare" -v f="$full" -v l="$lines" -v n="$rounds" 'BEGIN {
-  printf "bare axum        %10.0f req/s (median of %d)\n", b, n
-  printf "opsready stack   %10.0f req/s  (%.0f%% of bare; %d log lines written)\n", f, 100 * f / b, l
+awk -v b="$bare" -v f="$full" -v bc="$bare_cpu" -v fc="$full_cpu" -v l="$lines" -v n="$rounds" 'BEGIN {
+  printf "medians of %d rounds\n", n
+  printf "bare axum        %10.0f req/s  %6.2f us CPU/req\n", b, bc
+  printf "opsready stack   %10.0f req/s  %6.2f us CPU/req  (%d log lines written)\n", f, fc, l
+  printf "share of bare    %9.0f%% by req/s %5.0f%% by CPU per request\n", 100 * f / b, 100 * bc / fc
 }'

@@ -34,6 +34,9 @@
 //!   streams.
 //! - A refused request never reaches the inner service, so refusing is
 //!   cheap and safe to retry.
+//! - [`ConcurrencyLimitLayer::exempt`] lets some paths through uncounted
+//!   (probes, an admin API) when the layer wraps a whole router, so that an
+//!   overloaded service still answers its orchestrator and its operators.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,6 +63,7 @@ pub struct ConcurrencyLimitLayer {
     semaphore: Arc<Semaphore>,
     max: usize,
     retry_after: Duration,
+    exempt: Option<fn(&str) -> bool>,
 }
 
 impl ConcurrencyLimitLayer {
@@ -71,7 +75,22 @@ impl ConcurrencyLimitLayer {
             semaphore: Arc::new(Semaphore::new(max)),
             max,
             retry_after: Duration::from_secs(1),
+            exempt: None,
         }
+    }
+
+    /// Requests whose path `exempt` accepts are neither counted nor shed.
+    ///
+    /// ```
+    /// use opsready_problem::limit::ConcurrencyLimitLayer;
+    ///
+    /// let layer = ConcurrencyLimitLayer::new(512).exempt(|path| path.starts_with("/admin/"));
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn exempt(mut self, exempt: fn(&str) -> bool) -> Self {
+        self.exempt = Some(exempt);
+        self
     }
 
     /// The `Retry-After` of the overload answer.
@@ -127,6 +146,18 @@ where
         // The permit is taken here, not in `poll_ready`: axum calls
         // `poll_ready` on a fresh clone per request, so a permit reserved
         // there would not reliably belong to the call that follows.
+        if self
+            .layer
+            .exempt
+            .is_some_and(|exempt| exempt(request.uri().path()))
+        {
+            return ResponseFuture {
+                state: State::Admitted {
+                    future: self.inner.call(request),
+                    permit: None,
+                },
+            };
+        }
         match Arc::clone(&self.layer.semaphore).try_acquire_owned() {
             Ok(permit) => ResponseFuture {
                 state: State::Admitted {

@@ -41,6 +41,10 @@
 //!   rewrite, but as a generic 503); tower's returns a `Service` error that
 //!   axum cannot turn into a response. This one answers with the catalog's
 //!   `HANDLER_TIMEOUT` and `Retry-After`.
+//! - [`TimeoutLayer::exempt`] lets some paths through untimed (probes, say)
+//!   when the layer wraps a whole router: one `Router::layer` call for many
+//!   layers is cheaper than a call per layer, since axum boxes every route
+//!   once per call.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -64,6 +68,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct TimeoutLayer {
     timeout: Duration,
     retry_after: Duration,
+    exempt: Option<fn(&str) -> bool>,
 }
 
 impl TimeoutLayer {
@@ -74,7 +79,24 @@ impl TimeoutLayer {
         Self {
             timeout,
             retry_after: Duration::from_secs(1),
+            exempt: None,
         }
+    }
+
+    /// Requests whose path `exempt` accepts are not timed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use opsready_problem::timeout::TimeoutLayer;
+    ///
+    /// let layer = TimeoutLayer::new(Duration::from_secs(30)).exempt(|path| path == "/livez");
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn exempt(mut self, exempt: fn(&str) -> bool) -> Self {
+        self.exempt = Some(exempt);
+        self
     }
 
     /// The `Retry-After` of the timeout answer.
@@ -127,8 +149,14 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let exempt = self
+            .layer
+            .exempt
+            .is_some_and(|exempt| exempt(request.uri().path()));
         ResponseFuture {
-            inner: tokio::time::timeout(self.layer.timeout, self.inner.call(request)),
+            deadline: (!exempt).then(|| tokio::time::Instant::now() + self.layer.timeout),
+            inner: self.inner.call(request),
+            sleep: None,
             layer: self.layer,
         }
     }
@@ -138,7 +166,13 @@ pin_project! {
     /// Response future of [`Timeout`].
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: tokio::time::Timeout<F>,
+        inner: F,
+        // `None` for an exempt request.
+        deadline: Option<tokio::time::Instant>,
+        // The timer is made when the handler first waits: one that answers
+        // at once costs a clock reading, not a timer.
+        #[pin]
+        sleep: Option<tokio::time::Sleep>,
         layer: TimeoutLayer,
     }
 }
@@ -160,16 +194,23 @@ where
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match ready!(this.inner.poll(cx)) {
-            Ok(result) => Poll::Ready(result.map(|response| response.map(Body::new))),
-            Err(_elapsed) => {
-                let timeout = this.layer.timeout;
-                let problem = Problem::new(codes::HANDLER_TIMEOUT)
-                    .detail(format!("The handler did not answer within {timeout:?}."))
-                    .retry_after(this.layer.retry_after);
-                Poll::Ready(Ok(problem.into_response()))
-            }
+        let mut this = self.project();
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            return Poll::Ready(result.map(|response| response.map(Body::new)));
         }
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
+        if this.sleep.is_none() {
+            this.sleep.set(Some(tokio::time::sleep_until(deadline)));
+        }
+        if let Some(sleep) = this.sleep.as_pin_mut() {
+            ready!(sleep.poll(cx));
+        }
+        let timeout = this.layer.timeout;
+        let problem = Problem::new(codes::HANDLER_TIMEOUT)
+            .detail(format!("The handler did not answer within {timeout:?}."))
+            .retry_after(this.layer.retry_after);
+        Poll::Ready(Ok(problem.into_response()))
     }
 }

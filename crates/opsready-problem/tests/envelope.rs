@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use opsready_problem::extract::{Json, Path, Query, ValidJson, Validate, ValidationErrors};
@@ -599,6 +599,64 @@ async fn a_request_over_the_concurrency_limit_is_shed_with_a_503_and_retry_after
         .await
         .unwrap();
     assert_eq!(after.status(), 200);
+}
+
+#[tokio::test]
+async fn exempt_paths_are_neither_shed_nor_timed() {
+    use tower::ServiceExt as _;
+
+    // Arrange: one permit, held by a parked request; a timeout shorter than
+    // the exempt route's wait.
+    let started = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let (s, r) = (Arc::clone(&started), Arc::clone(&release));
+    let exempt = |path: &str| path.starts_with("/free");
+    let app = Router::new()
+        .route(
+            "/hold",
+            get(move || async move {
+                s.notify_one();
+                r.notified().await;
+                "released"
+            }),
+        )
+        .route("/busy", get(|| async { "busy" }))
+        .route(
+            "/free/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                "slow but free"
+            }),
+        )
+        .layer(ConcurrencyLimitLayer::new(1).exempt(exempt))
+        .layer(TimeoutLayer::new(Duration::from_secs(1)).exempt(exempt))
+        .layer(ProblemLayer::new());
+    let call = |path: &'static str| {
+        app.clone()
+            .oneshot(Request::get(path).body(axum::body::Body::empty()).unwrap())
+    };
+    let holder = tokio::spawn(call("/hold"));
+    started.notified().await;
+
+    // Act
+    let shed = call("/busy").await.unwrap();
+    let free = call("/free/slow").await.unwrap();
+    release.notify_one();
+    let held = holder.await.unwrap().unwrap();
+
+    // Assert: the counted route is shed; the exempt one is neither shed nor
+    // cut by the timeout, which the parked, counted one ran into meanwhile.
+    assert_eq!(shed.status(), 503);
+    assert_eq!(free.status(), 200);
+    let body = axum::body::to_bytes(free.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"slow but free");
+    assert_eq!(
+        held.status(),
+        503,
+        "/hold is timed: its second passed first"
+    );
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ use tracing::field::Empty;
 use opsready_vocab::{is_quiet, method_name};
 
 use crate::context::{TraceContext, is_sane_request_id, new_request_id};
+use crate::subscriber::RequestFields;
 
 /// The request id header.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -171,24 +172,36 @@ fn request_span<B>(
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
     let request_id = request_id.to_str().unwrap_or_default();
+    let trace_id = context.trace_id.to_hex();
+    let span_id = context.span_id.to_hex();
+    let ids = with_ids.then_some((trace_id.as_str(), span_id.as_str()));
     // Field values are only evaluated when the span is enabled, so the name
     // costs nothing when spans are filtered out.
-    tracing::info_span!(
-        target: REQUEST_TARGET,
-        "request",
-        otel.name = %SpanName(method, route),
-        otel.kind = "server",
-        http.request.method = method,
-        http.route = route,
-        url.path = request.uri().path(),
-        http.response.status_code = Empty,
-        request_id,
-        // As text rather than `Display`: subscribers copy a `&str` but
-        // must format a `Display`.
-        trace_id = with_ids.then_some(context.trace_id.to_hex().as_str()),
-        span_id = with_ids.then_some(context.span_id.to_hex().as_str()),
-        parent_span_id = context.parent_id.map(tracing::field::display),
-    )
+    let create = || {
+        tracing::info_span!(
+            target: REQUEST_TARGET,
+            "request",
+            otel.name = %SpanName(method, route),
+            otel.kind = "server",
+            http.request.method = method,
+            http.route = route,
+            url.path = request.uri().path(),
+            http.response.status_code = Empty,
+            request_id,
+            // As text rather than `Display`: subscribers copy a `&str` but
+            // must format a `Display`.
+            trace_id = ids.map(|(trace_id, _)| trace_id),
+            span_id = ids.map(|(_, span_id)| span_id),
+            parent_span_id = context.parent_id.map(tracing::field::display),
+        )
+    };
+    // The JSON layer's copy of the fields, rendered here, where the values
+    // are at hand, and only when info spans can be enabled at all.
+    if tracing::level_enabled!(tracing::Level::INFO) {
+        RequestFields::render(method, route, request_id, ids).hand_to(create)
+    } else {
+        create()
+    }
 }
 
 /// `{METHOD} {route}`, or the method alone for an unmatched path.
@@ -279,9 +292,9 @@ where
                 .record("http.response.status_code", i64::from(status));
             let latency_ms = this.start.elapsed().as_secs_f64() * 1000.0;
             if status >= 500 {
-                tracing::error!(target: REQUEST_TARGET, status, latency_ms, "request failed");
+                tracing::error!(target: REQUEST_TARGET, status, latency_ms, message = "request failed");
             } else {
-                tracing::info!(target: REQUEST_TARGET, status, latency_ms, "request finished");
+                tracing::info!(target: REQUEST_TARGET, status, latency_ms, message = "request finished");
             }
         }
         Poll::Ready(Ok(response))

@@ -126,10 +126,8 @@ where
         // a check per request.
         // Probes answer 503 by design while starting and draining: one event
         // per probe would bury the real ones.
-        let wanted = !is_quiet(request.uri().path())
-            && sentry::Hub::current()
-                .client()
-                .is_some_and(|client| client.is_enabled());
+        // `with_active` borrows the thread's hub: no reference count moves.
+        let wanted = !is_quiet(request.uri().path()) && sentry::Hub::with_active(|_| true);
         let info = wanted.then(|| RequestInfo {
             method: method_name(request.method()),
             route: request

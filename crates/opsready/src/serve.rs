@@ -19,6 +19,7 @@ use opsready_problem::panic::catch_panic_layer;
 use opsready_problem::timeout::TimeoutLayer;
 use opsready_settings::Dump;
 use opsready_telemetry::{Blocking, ServiceInfo, TelemetryLayer};
+use opsready_vocab::is_quiet;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -67,8 +68,9 @@ type Hook = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>
 ///
 /// # Gotchas
 ///
-/// - The probes are outside the concurrency limit and the timeout, so an
-///   overloaded service still answers its probes.
+/// - The probes, `/metrics` and the admin routes are outside the
+///   concurrency limit and the timeout, so an overloaded service still
+///   answers its probes and its operators.
 /// - Give the service's router its state before handing it over
 ///   (`Router<()>`).
 pub struct Ops {
@@ -243,20 +245,14 @@ impl Ops {
     /// layers every answer goes through. Useful for in-process tests with
     /// `oneshot`.
     pub fn router(&self, app: Router) -> Router {
-        let http = &self.settings.http;
-        // One `Router::layer` call for the whole stack: axum boxes every
-        // route once per call, and each box costs a clone per request.
-        let app = app.layer(
-            ServiceBuilder::new()
-                .layer(TimeoutLayer::new(http.request_timeout.as_std()))
-                .layer(ConcurrencyLimitLayer::new(http.concurrency_limit))
-                .layer(DefaultBodyLimit::max(http.body_limit.as_usize())),
-        );
         let mut router = Router::new().merge(self.health.router()).merge(app);
-        if self.settings.admin.addr.is_none() {
+        let exempt: fn(&str) -> bool = if self.settings.admin.addr.is_none() {
             router = router.merge(self.admin_router());
-        }
-        self.outer_layers(router)
+            |path| is_quiet(path) || is_admin(path)
+        } else {
+            is_quiet
+        };
+        self.layered(router, exempt)
     }
 
     /// The blocking-work pool sized by `telemetry.blocking.max_concurrency`:
@@ -266,14 +262,21 @@ impl Ops {
         self.blocking.clone()
     }
 
-    /// The layers every answer of a listener goes through, outermost last.
+    /// The layers every answer of a listener goes through. The concurrency
+    /// limit and the timeout skip the paths `exempt` accepts: probes and
+    /// `/metrics`, and the admin routes, which must answer an operator
+    /// while the service is overloaded.
+    ///
+    /// One `Router::layer` call for the whole stack: axum boxes every route
+    /// once per call, and each box costs an allocation and a clone of the
+    /// stack per request.
     ///
     /// No fallback is set here: a service's own fallback stays in charge, and
     /// axum's default empty 404 becomes a problem in the problem layer.
-    fn outer_layers(&self, router: Router) -> Router {
+    fn layered(&self, router: Router, exempt: fn(&str) -> bool) -> Router {
+        let http = &self.settings.http;
         let telemetry = TelemetryLayer::new().trace_probes(self.settings.telemetry.trace_probes);
-        // Outermost first; one `Router::layer` call, so routes are boxed
-        // once rather than once per layer.
+        // Outermost first.
         let stack = ServiceBuilder::new()
             .layer(ProblemLayer::new())
             // Inside the problem layer, so problems carry its ids.
@@ -285,7 +288,10 @@ impl Ops {
             // Outside the panic catcher, so a panic counts as the 500 it
             // becomes; inside telemetry. Probes and /metrics are not counted.
             .layer(MetricsLayer::new(self.metrics.clone()).exemplars(sampled_trace_id))
-            .layer(catch_panic_layer());
+            .layer(catch_panic_layer())
+            .layer(TimeoutLayer::new(http.request_timeout.as_std()).exempt(exempt))
+            .layer(ConcurrencyLimitLayer::new(http.concurrency_limit).exempt(exempt))
+            .layer(DefaultBodyLimit::max(http.body_limit.as_usize()));
         router.layer(stack)
     }
 
@@ -296,7 +302,7 @@ impl Ops {
         let admin = match self.settings.admin.addr {
             Some(addr) => Some((
                 bind(addr, "admin.addr").await?,
-                self.outer_layers(self.admin_router()),
+                self.layered(self.admin_router(), |_| true),
             )),
             None => None,
         };
@@ -735,6 +741,12 @@ impl std::error::Error for ServeError {
             ErrorKind::Deadline(_) => None,
         }
     }
+}
+
+/// Whether `path` is one of the admin routes merged into the main listener.
+fn is_admin(path: &str) -> bool {
+    path.strip_prefix("/admin")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The trace id of a sampled request, set by the telemetry layer: the

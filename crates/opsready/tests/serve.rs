@@ -385,9 +385,11 @@ async fn every_answer_carries_a_request_id_kept_when_sane_and_made_otherwise() {
 #[tokio::test]
 async fn the_limits_of_the_settings_apply_to_the_service_routes_but_not_the_probes() {
     let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    // No admin listener: the admin routes share the main one and its limit.
     let settings = settings(&[
         ("TEST__HTTP__CONCURRENCY_LIMIT", "1"),
         ("TEST__HTTP__REQUEST_TIMEOUT", "10s"),
+        ("TEST__ADMIN__ADDR", ""),
     ]);
     let running = spawn(
         Ops::new(&settings),
@@ -400,6 +402,8 @@ async fn the_limits_of_the_settings_apply_to_the_service_routes_but_not_the_prob
 
     let shed = running.get("/fast").await;
     let probe = running.get("/readyz").await.status();
+    let metrics = running.get("/metrics").await.status();
+    let admin = running.get("/admin/info").await.status();
     release.notify_one();
     holder.await.unwrap().unwrap();
 
@@ -408,6 +412,8 @@ async fn the_limits_of_the_settings_apply_to_the_service_routes_but_not_the_prob
     let shed: Value = shed.json().await.unwrap();
     assert_eq!(shed["code"], "OVERLOADED");
     assert_eq!(probe, 200, "probes are not shed");
+    assert_eq!(metrics, 200, "/metrics is not shed");
+    assert_eq!(admin, 200, "the admin routes are not shed");
 }
 
 #[tokio::test]
