@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Throughput of the whole opsready stack (examples/minimal: request id,
-# tracing with JSON logs to a file, metrics, problem layer, timeout, panic
-# catcher) against bare axum (examples/bare) on the same trivial route, in
-# the same run, each server pinned to core 0 and wrk to core 1.
+# Throughput of the whole opsready stack (request id, tracing with JSON logs
+# to a file, metrics, problem layer, timeout, load shedding, panic catcher)
+# against bare axum on the same trivial route, in the same run: the two
+# binaries of examples/bare, `stack` and `bare`, serve the same handler.
+# Each server is pinned to core 0 and wrk to core 1.
 #
 # Rounds alternate bare and full and the medians are compared, since a
 # shared machine's speed drifts between runs. Besides requests per second it
@@ -20,7 +21,7 @@ duration="${DURATION:-10s}"
 rounds="${ROUNDS:-3}"
 command -v wrk >/dev/null || { echo "wrk is needed (Debian: apt-get install wrk)" >&2; exit 1; }
 
-cargo build --release -p minimal -p bare >&2
+cargo build --release -p bare --bins >&2
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -53,9 +54,9 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 BARE_ADDR=127.0.0.1:18090 taskset -c 0 target/release/bare &
 bare_pid=$!
 pids+=("$bare_pid")
-MINIMAL__SERVER__ADDR=127.0.0.1:18080 MINIMAL__ADMIN__ADDR=127.0.0.1:19091 \
-  MINIMAL__TELEMETRY__LOG__FORMAT=json \
-  taskset -c 0 target/release/minimal > "$work/minimal.log" &
+STACK__SERVER__ADDR=127.0.0.1:18080 STACK__ADMIN__ADDR=127.0.0.1:19091 \
+  STACK__TELEMETRY__LOG__FORMAT=json \
+  taskset -c 0 target/release/stack > "$work/stack.log" &
 full_pid=$!
 pids+=("$full_pid")
 wait_port 127.0.0.1:18090
@@ -77,7 +78,7 @@ bare=$(median < "$work/bare")
 full=$(median < "$work/full")
 bare_cpu=$(median < "$work/bare-cpu")
 full_cpu=$(median < "$work/full-cpu")
-lines=$(wc -l < "$work/minimal.log")
+lines=$(wc -l < "$work/stack.log")
 awk -v b="$bare" -v f="$full" -v bc="$bare_cpu" -v fc="$full_cpu" -v l="$lines" -v n="$rounds" 'BEGIN {
   printf "medians of %d rounds\n", n
   printf "bare axum        %10.0f req/s  %6.2f us CPU/req\n", b, bc

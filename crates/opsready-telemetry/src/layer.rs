@@ -18,7 +18,7 @@ use tracing::field::Empty;
 use opsready_vocab::{is_quiet, method_name};
 
 use crate::context::{TraceContext, is_sane_request_id, new_request_id};
-use crate::subscriber::RequestFields;
+use crate::subscriber::{RequestFields, RequestLine};
 
 /// The request id header.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -115,8 +115,8 @@ where
 
         let path = request.uri().path();
         let quiet = !self.layer.trace_probes && is_quiet(path);
-        let span = if quiet {
-            Span::none()
+        let (span, line) = if quiet {
+            (Span::none(), None)
         } else {
             // When spans are exported, the exported span's ids are the ones
             // this service passes on; they are known once it has started.
@@ -124,12 +124,12 @@ where
             let exporting = crate::otlp::active();
             #[cfg(not(feature = "otlp"))]
             let exporting = false;
-            let span = request_span(&request, &request_id, &context, !exporting);
+            let (span, line) = request_span(&request, &request_id, &context, !exporting);
             #[cfg(feature = "otlp")]
             if exporting {
                 crate::otlp::adopt(&span, &mut context, tracestate.as_ref());
             }
-            span
+            (span, line)
         };
         // With the level above info the span does not exist, but a failed
         // request's error line must still say which request it was.
@@ -148,6 +148,7 @@ where
         ResponseFuture {
             future,
             span,
+            line,
             quiet,
             unspanned,
             start: Instant::now(),
@@ -159,13 +160,14 @@ where
 }
 
 /// The request's span; with `with_ids` false its `trace_id` and `span_id`
-/// are left for the exporter to fill in.
+/// are left for the exporter to fill in. With JSON logs and `with_ids`, also
+/// the writer of the line that ends the request.
 fn request_span<B>(
     request: &Request<B>,
     request_id: &HeaderValue,
     context: &TraceContext,
     with_ids: bool,
-) -> Span {
+) -> (Span, Option<RequestLine>) {
     let method = method_name(request.method());
     let route = request
         .extensions()
@@ -198,9 +200,11 @@ fn request_span<B>(
     // The JSON layer's copy of the fields, rendered here, where the values
     // are at hand, and only when info spans can be enabled at all.
     if tracing::level_enabled!(tracing::Level::INFO) {
-        RequestFields::render(method, route, request_id, ids).hand_to(create)
+        let (span, line) = RequestFields::render(method, route, request_id, ids).hand_to(create);
+        // An exported span keeps the line as its event: the event path.
+        (span, line.filter(|_| with_ids))
     } else {
-        create()
+        (create(), None)
     }
 }
 
@@ -230,6 +234,8 @@ pin_project! {
         #[pin]
         future: F,
         span: Span,
+        // Writes the final line when the JSON layer handed its writer over.
+        line: Option<RequestLine>,
         quiet: bool,
         unspanned: Option<Box<Unspanned>>,
         start: Instant,
@@ -291,10 +297,12 @@ where
             this.span
                 .record("http.response.status_code", i64::from(status));
             let latency_ms = this.start.elapsed().as_secs_f64() * 1000.0;
-            if status >= 500 {
-                tracing::error!(target: REQUEST_TARGET, status, latency_ms, message = "request failed");
+            if let Some(line) = this.line.take() {
+                line.write(status, latency_ms);
+            } else if status >= 500 {
+                tracing::error!(target: REQUEST_TARGET, message = "request failed", status, latency_ms);
             } else {
-                tracing::info!(target: REQUEST_TARGET, status, latency_ms, message = "request finished");
+                tracing::info!(target: REQUEST_TARGET, message = "request finished", status, latency_ms);
             }
         }
         Poll::Ready(Ok(response))

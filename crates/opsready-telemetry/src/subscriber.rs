@@ -4,6 +4,7 @@
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
@@ -57,7 +58,7 @@ where
         ),
     })?;
     let (json, pretty) = if settings.log.format() == LogFormat::Json {
-        (Some(JsonLayer { writer }), None)
+        (Some(JsonLayer::new(writer)), None)
     } else {
         let pretty = tracing_subscriber::fmt::layer()
             .with_ansi(settings.log.ansi())
@@ -198,10 +199,11 @@ pub fn init(
 
 /// The request fields kept on a request span for log lines, already as the
 /// JSON they are written as (`,"request_id":"…","trace_id":"…"`): rendered
-/// once per request, copied into each of its lines.
+/// once per request, copied into each of its lines. Shared with the
+/// telemetry layer, which writes the request's own line with them.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct RequestFields {
-    json: String,
+    json: Arc<String>,
     /// Which of the five fields are in `json` (a bit each), so a field
     /// recorded again is not written twice.
     present: u8,
@@ -223,9 +225,10 @@ impl RequestFields {
     fn push(&mut self, key: &str, bit: u8, value: &str) {
         if self.present & bit == 0 {
             self.present |= bit;
-            self.json.push_str(key);
+            let json = Arc::make_mut(&mut self.json);
+            json.push_str(key);
             // Writing into a String cannot fail.
-            let _ = write_json_str(&mut self.json, value);
+            let _ = write_json_str(json, value);
         }
     }
 
@@ -237,48 +240,147 @@ impl RequestFields {
         request_id: &str,
         ids: Option<(&str, &str)>,
     ) -> Self {
-        let mut fields = Self {
-            // Room for the five fields of a typical request.
-            json: String::with_capacity(192),
-            present: 0,
-        };
-        fields.push(",\"method\":", 8, method);
+        // Room for the five fields of a typical request.
+        let mut json = String::with_capacity(192);
+        let mut present = 8;
+        json.push_str(",\"method\":");
+        let _ = write_json_str(&mut json, method);
         if let Some(route) = route {
-            fields.push(",\"route\":", 16, route);
+            present |= 16;
+            json.push_str(",\"route\":");
+            let _ = write_json_str(&mut json, route);
         }
-        fields.push(",\"request_id\":", 1, request_id);
+        present |= 1;
+        json.push_str(",\"request_id\":");
+        let _ = write_json_str(&mut json, request_id);
         if let Some((trace_id, span_id)) = ids {
             // Hex digits: nothing to escape.
-            fields.present |= 2 | 4;
+            present |= 2 | 4;
             for (key, hex) in [
                 (",\"trace_id\":\"", trace_id),
                 ("\",\"span_id\":\"", span_id),
             ] {
-                fields.json.push_str(key);
-                fields.json.push_str(hex);
+                json.push_str(key);
+                json.push_str(hex);
             }
-            fields.json.push('"');
+            json.push('"');
         }
-        fields
+        Self {
+            json: Arc::new(json),
+            present,
+        }
     }
 
-    /// Runs `create`, which creates a request span, handing it `self`: the
-    /// JSON layer takes the fields instead of visiting the span's
-    /// attributes one by one, a sixth of a request span's cost.
-    pub(crate) fn hand_to<R>(self, create: impl FnOnce() -> R) -> R {
-        HANDED.set(Some(self));
-        let created = create();
+    /// Runs `create`, which creates a request span, handing the JSON layer
+    /// a copy of `self`: it takes the fields instead of visiting the span's
+    /// attributes one by one, a sixth of a request span's cost. Returns the
+    /// span and, when a JSON layer took the fields, the request's line
+    /// writer: the telemetry layer writes the line that ends the request
+    /// itself, without a `tracing` event.
+    pub(crate) fn hand_to(
+        self,
+        create: impl FnOnce() -> tracing::Span,
+    ) -> (tracing::Span, Option<RequestLine>) {
+        HANDED.set(Some(Handed {
+            fields: self.clone(),
+            lines: None,
+        }));
+        let span = create();
         // Not taken when no JSON layer saw the span (pretty logs, a span
         // filtered out): nothing may be left for another span.
-        drop(HANDED.take());
-        created
+        let line = HANDED
+            .take()
+            .and_then(|handed| handed.lines)
+            .map(|lines| RequestLine {
+                lines,
+                fields: self,
+            });
+        (span, line)
     }
 }
 
+/// What [`RequestFields::hand_to`] and the JSON layer exchange while a
+/// request span is created on this thread.
+struct Handed {
+    fields: RequestFields,
+    /// Set by the JSON layer when it took the fields.
+    lines: Option<Arc<Lines>>,
+}
+
 thread_local! {
-    /// The request fields [`RequestFields::hand_to`] passes to the JSON
-    /// layer while a request span is created on this thread.
-    static HANDED: std::cell::Cell<Option<RequestFields>> = const { std::cell::Cell::new(None) };
+    static HANDED: std::cell::Cell<Option<Handed>> = const { std::cell::Cell::new(None) };
+}
+
+/// Where the JSON layer writes its lines, shared with the requests whose
+/// line the telemetry layer writes.
+struct Lines {
+    write: WriteLine,
+}
+
+/// Writes one whole line.
+type WriteLine = Box<dyn Fn(&[u8]) + Send + Sync>;
+
+/// The line that ends a request, written by the telemetry layer straight to
+/// the JSON layer's writer: the same JSON as the `tracing` event it stands
+/// for, at a third of the cost (no dispatch, no field visitors, no span
+/// lookup).
+pub(crate) struct RequestLine {
+    lines: Arc<Lines>,
+    fields: RequestFields,
+}
+
+impl fmt::Debug for RequestLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestLine").finish_non_exhaustive()
+    }
+}
+
+impl RequestLine {
+    /// Writes `request finished` at info, or `request failed` at error for
+    /// a 5xx, as the JSON layer would format the event.
+    pub(crate) fn write(&self, status: u16, latency_ms: f64) {
+        let (level, message) = if status >= 500 {
+            ("ERROR", "request failed")
+        } else {
+            ("INFO", "request finished")
+        };
+        with_line(|line| {
+            line.push_str("{\"timestamp\":\"");
+            push_timestamp(line, SystemTime::now());
+            line.push_str("\",\"level\":\"");
+            line.push_str(level);
+            line.push_str("\",\"target\":\"");
+            line.push_str(REQUEST_TARGET);
+            line.push_str("\",\"message\":\"");
+            line.push_str(message);
+            line.push_str("\",\"status\":");
+            line.push_str(itoa::Buffer::new().format(status));
+            line.push_str(",\"latency_ms\":");
+            if latency_ms.is_finite() {
+                line.push_str(ryu::Buffer::new().format_finite(latency_ms));
+            } else {
+                line.push_str("null");
+            }
+            line.push_str(&self.fields.json);
+            line.push_str("}\n");
+            (self.lines.write)(line.as_bytes());
+        });
+    }
+}
+
+/// Runs `f` with this thread's line buffer, emptied; a line costs no
+/// allocation. Nothing runs when the buffer is in use (a line logged from
+/// inside a writer): that nested line is dropped.
+fn with_line(f: impl FnOnce(&mut String)) {
+    thread_local! {
+        static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    LINE.with(|line| {
+        if let Ok(mut line) = line.try_borrow_mut() {
+            line.clear();
+            f(&mut line);
+        }
+    });
 }
 
 impl Visit for RequestFields {
@@ -305,7 +407,26 @@ impl Visit for RequestFields {
 /// ever shows them: here only request spans keep fields, and only the five
 /// a line carries.
 struct JsonLayer<W> {
-    writer: W,
+    writer: Arc<W>,
+    lines: Arc<Lines>,
+}
+
+impl<W> JsonLayer<W>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    fn new(writer: W) -> Self {
+        let writer = Arc::new(writer);
+        let shared = Arc::clone(&writer);
+        Self {
+            writer,
+            lines: Arc::new(Lines {
+                write: Box::new(move |line| {
+                    let _ = shared.make_writer().write_all(line);
+                }),
+            }),
+        }
+    }
 }
 
 impl<S, W> tracing_subscriber::Layer<S> for JsonLayer<W>
@@ -317,14 +438,19 @@ where
         if attrs.metadata().target() != REQUEST_TARGET {
             return;
         }
-        let fields = HANDED.take().unwrap_or_else(|| {
-            let mut fields = RequestFields {
-                json: String::with_capacity(192),
-                present: 0,
-            };
-            attrs.record(&mut fields);
-            fields
-        });
+        let fields = match HANDED.take() {
+            Some(mut handed) => {
+                let fields = handed.fields.clone();
+                handed.lines = Some(Arc::clone(&self.lines));
+                HANDED.set(Some(handed));
+                fields
+            }
+            None => {
+                let mut fields = RequestFields::default();
+                attrs.record(&mut fields);
+                fields
+            }
+        };
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(fields);
         }
@@ -339,17 +465,8 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        thread_local! {
-            // One buffer per thread, reused: a line costs no allocation.
-            static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-        }
-        LINE.with(|line| {
-            let Ok(mut line) = line.try_borrow_mut() else {
-                // Logging from inside a writer: drop the nested line.
-                return;
-            };
-            line.clear();
-            let formatted = format_event(&mut line, event);
+        with_line(|line| {
+            let formatted = format_event(line, event);
             if let Some(scope) = ctx.event_scope(event) {
                 for span in scope {
                     let extensions = span.extensions();
@@ -554,6 +671,55 @@ mod tests {
         let mut again = String::new();
         super::push_timestamp(&mut again, time + std::time::Duration::from_micros(5));
         assert_eq!(again, "2026-11-23T20:44:07.000047Z");
+    }
+
+    #[test]
+    fn the_json_layer_hands_over_its_writer_for_request_lines_and_no_other_does() {
+        use std::sync::{Arc, Mutex};
+
+        use super::RequestFields;
+        use crate::layer::REQUEST_TARGET;
+
+        let written = Arc::new(Mutex::new(Vec::<u8>::new()));
+        for (format, expected) in [
+            (crate::LogFormat::Json, true),
+            (crate::LogFormat::Pretty, false),
+        ] {
+            let mut settings = crate::TelemetrySettings::default();
+            settings.log.format = Some(format);
+            let sink = Arc::clone(&written);
+            let subscriber = super::subscriber(&settings, move || Sink(Arc::clone(&sink))).unwrap();
+            let _default = tracing::subscriber::set_default(subscriber);
+
+            let fields = RequestFields::render("GET", Some("/x"), "req-1", Some(("ab", "cd")));
+            let (span, line) =
+                fields.hand_to(|| tracing::info_span!(target: REQUEST_TARGET, "request"));
+
+            assert!(!span.is_disabled());
+            assert_eq!(line.is_some(), expected, "{format:?}");
+            if let Some(line) = line {
+                line.write(503, 1.5);
+            }
+        }
+        let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["message"], "request failed");
+        assert_eq!(line["status"], 503);
+        assert_eq!(line["latency_ms"], 1.5);
+        assert_eq!(line["route"], "/x");
+        assert_eq!(line["trace_id"], "ab");
+
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
     }
 
     #[test]

@@ -112,6 +112,18 @@ async fn spawn_app() -> String {
             }),
         )
         .route("/teapot", get(|| async { StatusCode::IM_A_TEAPOT }))
+        .route(
+            "/mimic",
+            get(|| async {
+                // The event the request line stands for, through `tracing`.
+                tracing::info!(
+                    target: "opsready::request",
+                    message = "request finished",
+                    status = 299_u16,
+                    latency_ms = 0.25
+                );
+            }),
+        )
         .route("/readyz", get(|| async { "ready" }))
         .layer(TelemetryLayer::new())
         .layer(ProblemLayer::new());
@@ -284,5 +296,79 @@ async fn every_log_line_is_a_json_object_with_the_basic_fields() {
         for key in ["timestamp", "level", "target", "message"] {
             assert!(line.get(key).is_some(), "{key} missing in {line}");
         }
+    }
+}
+
+/// The keys of a raw JSON line, in the order they are written.
+fn keys_in_order(line: &str) -> Vec<String> {
+    let value: Value = serde_json::from_str(line).unwrap();
+    let mut keys: Vec<(usize, String)> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|key| (line.find(&format!("\"{key}\":")).unwrap(), key.clone()))
+        .collect();
+    keys.sort();
+    keys.into_iter().map(|(_, key)| key).collect()
+}
+
+#[tokio::test]
+async fn the_request_line_is_written_as_the_event_it_stands_for_would_be() {
+    let base = spawn_app().await;
+
+    reqwest::Client::new()
+        .get(format!("{base}/mimic"))
+        .header("x-request-id", "req-mimic-1")
+        .header("traceparent", TRACEPARENT)
+        .send()
+        .await
+        .unwrap();
+
+    let bytes = captured().logs.0.lock().unwrap().clone();
+    let text = String::from_utf8(bytes).unwrap();
+    let raw: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("\"req-mimic-1\""))
+        .collect();
+    let written = raw
+        .iter()
+        .find(|line| line.contains("\"status\":200"))
+        .unwrap();
+    let through_tracing = raw
+        .iter()
+        .find(|line| line.contains("\"status\":299"))
+        .unwrap();
+    assert_eq!(keys_in_order(written), keys_in_order(through_tracing));
+    assert_eq!(
+        keys_in_order(written),
+        [
+            "timestamp",
+            "level",
+            "target",
+            "message",
+            "status",
+            "latency_ms",
+            "method",
+            "route",
+            "request_id",
+            "trace_id",
+            "span_id"
+        ]
+    );
+    let (written, through_tracing): (Value, Value) = (
+        serde_json::from_str(written).unwrap(),
+        serde_json::from_str(through_tracing).unwrap(),
+    );
+    for key in [
+        "level",
+        "target",
+        "message",
+        "method",
+        "route",
+        "request_id",
+        "trace_id",
+        "span_id",
+    ] {
+        assert_eq!(written[key], through_tracing[key], "{key}");
     }
 }

@@ -1,0 +1,23 @@
+//! The two servers of `scripts/load.sh`: one trivial route served by bare
+//! axum (`bare`) and by the same route behind the whole opsready stack
+//! (`stack`), so that the load benchmark measures the stack and nothing
+//! else.
+//!
+//! ```sh
+//! BARE_ADDR=127.0.0.1:8090 cargo run --release -p bare --bin bare
+//! STACK__SERVER__ADDR=127.0.0.1:8080 cargo run --release -p bare --bin stack
+//! ```
+
+use std::collections::BTreeMap;
+
+use axum::routing::get;
+use axum::{Json, Router};
+
+/// `GET /hello`, answering `{"message":"Hello, world!"}`.
+pub fn app() -> Router {
+    Router::new().route("/hello", get(hello))
+}
+
+async fn hello() -> Json<BTreeMap<&'static str, &'static str>> {
+    Json(BTreeMap::from([("message", "Hello, world!")]))
+}
