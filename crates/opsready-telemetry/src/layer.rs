@@ -290,16 +290,18 @@ where
         if let Some(tracestate) = this.tracestate.take() {
             headers.insert(TRACESTATE, tracestate);
         }
-        if !*this.quiet && !this.span.is_disabled() {
+        if let Some(line) = this.line.take() {
+            // JSON logs and no span export: nothing reads the span's status.
+            let latency_ms = this.start.elapsed().as_secs_f64() * 1000.0;
+            line.write(response.status().as_u16(), latency_ms);
+        } else if !*this.quiet && !this.span.is_disabled() {
             let status = response.status().as_u16();
             // As a signed integer: OpenTelemetry has no unsigned one, and
             // an unsigned value would be exported as text.
             this.span
                 .record("http.response.status_code", i64::from(status));
             let latency_ms = this.start.elapsed().as_secs_f64() * 1000.0;
-            if let Some(line) = this.line.take() {
-                line.write(status, latency_ms);
-            } else if status >= 500 {
+            if status >= 500 {
                 tracing::error!(target: REQUEST_TARGET, message = "request failed", status, latency_ms);
             } else {
                 tracing::info!(target: REQUEST_TARGET, message = "request finished", status, latency_ms);

@@ -201,12 +201,21 @@ pub fn init(
 /// JSON they are written as (`,"request_id":"…","trace_id":"…"`): rendered
 /// once per request, copied into each of its lines. Shared with the
 /// telemetry layer, which writes the request's own line with them.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct RequestFields {
-    json: Arc<String>,
+    json: Arc<str>,
     /// Which of the five fields are in `json` (a bit each), so a field
     /// recorded again is not written twice.
     present: u8,
+}
+
+impl Default for RequestFields {
+    fn default() -> Self {
+        Self {
+            json: Arc::from(""),
+            present: 0,
+        }
+    }
 }
 
 impl RequestFields {
@@ -225,10 +234,12 @@ impl RequestFields {
     fn push(&mut self, key: &str, bit: u8, value: &str) {
         if self.present & bit == 0 {
             self.present |= bit;
-            let json = Arc::make_mut(&mut self.json);
+            let mut json = String::with_capacity(self.json.len() + key.len() + value.len() + 2);
+            json.push_str(&self.json);
             json.push_str(key);
             // Writing into a String cannot fail.
-            let _ = write_json_str(json, value);
+            let _ = write_json_str(&mut json, value);
+            self.json = Arc::from(json);
         }
     }
 
@@ -240,35 +251,45 @@ impl RequestFields {
         request_id: &str,
         ids: Option<(&str, &str)>,
     ) -> Self {
-        // Room for the five fields of a typical request.
-        let mut json = String::with_capacity(192);
-        let mut present = 8;
-        json.push_str(",\"method\":");
-        let _ = write_json_str(&mut json, method);
-        if let Some(route) = route {
-            present |= 16;
-            json.push_str(",\"route\":");
-            let _ = write_json_str(&mut json, route);
+        thread_local! {
+            // Rendered here, then copied into one shared allocation.
+            static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
-        present |= 1;
-        json.push_str(",\"request_id\":");
-        let _ = write_json_str(&mut json, request_id);
-        if let Some((trace_id, span_id)) = ids {
-            // Hex digits: nothing to escape.
-            present |= 2 | 4;
-            for (key, hex) in [
-                (",\"trace_id\":\"", trace_id),
-                ("\",\"span_id\":\"", span_id),
-            ] {
-                json.push_str(key);
-                json.push_str(hex);
+        SCRATCH.with(|scratch| {
+            let mut owned = String::new();
+            let mut scratch = scratch.try_borrow_mut();
+            let json = match scratch.as_deref_mut() {
+                Ok(json) => json,
+                Err(_) => &mut owned,
+            };
+            json.clear();
+            let mut present = 8 | 1;
+            json.push_str(",\"method\":");
+            let _ = write_json_str(json, method);
+            if let Some(route) = route {
+                present |= 16;
+                json.push_str(",\"route\":");
+                let _ = write_json_str(json, route);
             }
-            json.push('"');
-        }
-        Self {
-            json: Arc::new(json),
-            present,
-        }
+            json.push_str(",\"request_id\":");
+            let _ = write_json_str(json, request_id);
+            if let Some((trace_id, span_id)) = ids {
+                // Hex digits: nothing to escape.
+                present |= 2 | 4;
+                for (key, hex) in [
+                    (",\"trace_id\":\"", trace_id),
+                    ("\",\"span_id\":\"", span_id),
+                ] {
+                    json.push_str(key);
+                    json.push_str(hex);
+                }
+                json.push('"');
+            }
+            Self {
+                json: Arc::from(json.as_str()),
+                present,
+            }
+        })
     }
 
     /// Runs `create`, which creates a request span, handing the JSON layer

@@ -290,9 +290,14 @@ impl Ops {
             .layer(MetricsLayer::new(self.metrics.clone()).exemplars(sampled_trace_id))
             .layer(catch_panic_layer())
             .layer(TimeoutLayer::new(http.request_timeout.as_std()).exempt(exempt))
-            .layer(ConcurrencyLimitLayer::new(http.concurrency_limit).exempt(exempt))
-            .layer(DefaultBodyLimit::max(http.body_limit.as_usize()));
-        router.layer(stack)
+            .layer(ConcurrencyLimitLayer::new(http.concurrency_limit).exempt(exempt));
+        // axum limits bodies to 2 MiB unless told otherwise; telling it
+        // costs an extension per request, so only a different limit does.
+        if http.body_limit.as_usize() == AXUM_BODY_LIMIT {
+            router.layer(stack)
+        } else {
+            router.layer(stack.layer(DefaultBodyLimit::max(http.body_limit.as_usize())))
+        }
     }
 
     /// Binds the listeners, so that their addresses are known (port 0 works)
@@ -742,6 +747,9 @@ impl std::error::Error for ServeError {
         }
     }
 }
+
+/// The body limit axum applies when none is set.
+const AXUM_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// Whether `path` is one of the admin routes merged into the main listener.
 fn is_admin(path: &str) -> bool {

@@ -417,6 +417,42 @@ async fn the_limits_of_the_settings_apply_to_the_service_routes_but_not_the_prob
 }
 
 #[tokio::test]
+async fn request_bodies_are_limited_by_http_body_limit_and_to_2_mib_by_default() {
+    let echo = || {
+        Router::new().route(
+            "/echo",
+            axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+        )
+    };
+    let default = spawn(Ops::new(&settings(&[])), echo()).await;
+    let small = spawn(
+        Ops::new(&settings(&[("TEST__HTTP__BODY_LIMIT", "1KiB")])),
+        echo(),
+    )
+    .await;
+    let post = |running: &Running, len: usize| {
+        running
+            .client
+            .post(format!("{}/echo", running.base))
+            .body(vec![b'x'; len])
+            .send()
+    };
+
+    let under_default = post(&default, 2 * 1024 * 1024).await.unwrap();
+    let over_default = post(&default, 2 * 1024 * 1024 + 1).await.unwrap();
+    let under_small = post(&small, 1024).await.unwrap();
+    let over_small = post(&small, 1025).await.unwrap();
+
+    assert_eq!(under_default.status(), 200);
+    assert_eq!(under_default.text().await.unwrap(), "2097152");
+    assert_eq!(over_default.status(), 413);
+    assert_eq!(under_small.status(), 200);
+    assert_eq!(over_small.status(), 413);
+    let problem: Value = over_small.json().await.unwrap();
+    assert_eq!(problem["status"], 413);
+}
+
+#[tokio::test]
 async fn the_latency_buckets_come_from_the_settings() {
     let settings = settings(&[("TEST__METRICS__LATENCY_BUCKETS", "0.02,0.3,1.5")]);
     let running = spawn(
