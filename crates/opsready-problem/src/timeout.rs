@@ -170,9 +170,9 @@ pin_project! {
         // `None` for an exempt request.
         deadline: Option<tokio::time::Instant>,
         // The timer is made when the handler first waits: one that answers
-        // at once costs a clock reading, not a timer.
-        #[pin]
-        sleep: Option<tokio::time::Sleep>,
+        // at once costs a clock reading, not a timer. Boxed, so that the
+        // future every layer outside moves around stays small.
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
         layer: TimeoutLayer,
     }
 }
@@ -194,19 +194,17 @@ where
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(result) = this.inner.poll(cx) {
             return Poll::Ready(result.map(|response| response.map(Body::new)));
         }
         let Some(deadline) = *this.deadline else {
             return Poll::Pending;
         };
-        if this.sleep.is_none() {
-            this.sleep.set(Some(tokio::time::sleep_until(deadline)));
-        }
-        if let Some(sleep) = this.sleep.as_pin_mut() {
-            ready!(sleep.poll(cx));
-        }
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        ready!(sleep.as_mut().poll(cx));
         let timeout = this.layer.timeout;
         let problem = Problem::new(codes::HANDLER_TIMEOUT)
             .detail(format!("The handler did not answer within {timeout:?}."))

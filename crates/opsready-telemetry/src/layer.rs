@@ -144,7 +144,9 @@ where
             })
         });
         request.extensions_mut().insert(context);
-        let future = span.in_scope(|| self.inner.call(request));
+        let entered = span.enter();
+        let future = self.inner.call(request);
+        drop(entered);
         ResponseFuture {
             future,
             span,

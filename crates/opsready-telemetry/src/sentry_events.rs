@@ -128,19 +128,22 @@ where
         // per probe would bury the real ones.
         // `with_active` borrows the thread's hub: no reference count moves.
         let wanted = !is_quiet(request.uri().path()) && sentry::Hub::with_active(|_| true);
-        let info = wanted.then(|| RequestInfo {
-            method: method_name(request.method()),
-            route: request
-                .extensions()
-                .get::<MatchedPath>()
-                .map(|p| p.as_str().to_owned()),
-            path: request.uri().path().to_owned(),
-            request_id: request
-                .headers()
-                .get(X_REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            context: request.extensions().get::<TraceContext>().copied(),
+        // Boxed: only with a client, and the future stays small without.
+        let info = wanted.then(|| {
+            Box::new(RequestInfo {
+                method: method_name(request.method()),
+                route: request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(|p| p.as_str().to_owned()),
+                path: request.uri().path().to_owned(),
+                request_id: request
+                    .headers()
+                    .get(X_REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                context: request.extensions().get::<TraceContext>().copied(),
+            })
         });
         SentryFuture {
             future: self.inner.call(request),
@@ -154,7 +157,7 @@ pin_project! {
     pub struct SentryFuture<F> {
         #[pin]
         future: F,
-        info: Option<RequestInfo>,
+        info: Option<Box<RequestInfo>>,
     }
 }
 

@@ -155,6 +155,18 @@ impl Drop for BatchGuard {
 
 impl Write for BatchWriter {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        (&*self).write(line)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writing through a shared reference: [`MakeWriter`] lends the writer
+/// itself, so a line costs no reference count.
+impl Write for &BatchWriter {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let mut state = self.shared.lock();
         if state.buffer.len() + line.len() > MAX_BUFFERED {
             state.dropped += 1;
@@ -178,10 +190,10 @@ impl Write for BatchWriter {
 }
 
 impl<'a> MakeWriter<'a> for BatchWriter {
-    type Writer = Self;
+    type Writer = &'a BatchWriter;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        self
     }
 }
 
