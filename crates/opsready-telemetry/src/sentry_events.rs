@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use axum::extract::MatchedPath;
@@ -71,6 +72,7 @@ pub fn init_sentry(
     // Never user data (IP addresses, cookies) in events.
     options.send_default_pii = false;
     let guard = sentry::init(options);
+    STARTED.store(true, Ordering::Relaxed);
     if !guard.is_enabled() {
         return Err(TelemetryError::new(
             "the Sentry client did not start although telemetry.sentry.dsn is set",
@@ -79,10 +81,15 @@ pub fn init_sentry(
     Ok(Some(SentryGuard { _client: guard }))
 }
 
+/// Whether [`init_sentry`] ever started a client in this process: until it
+/// has, [`SentryLayer`] costs a load of this flag per request.
+static STARTED: AtomicBool = AtomicBool::new(false);
+
 /// Sends a Sentry event for every 5xx answer. Put it inside the telemetry
 /// layer (it reads the trace context that layer leaves on the request) and
 /// outside the panic catcher (so caught panics are seen as the 500s they
-/// become). Without a started client it does nothing.
+/// become). It sends through the client [`init_sentry`] started; until then
+/// (or with a client started otherwise) it does nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SentryLayer;
 
@@ -127,7 +134,9 @@ where
         // Probes answer 503 by design while starting and draining: one event
         // per probe would bury the real ones.
         // `with_active` borrows the thread's hub: no reference count moves.
-        let wanted = !is_quiet(request.uri().path()) && sentry::Hub::with_active(|_| true);
+        let wanted = STARTED.load(Ordering::Relaxed)
+            && !is_quiet(request.uri().path())
+            && sentry::Hub::with_active(|_| true);
         // Boxed: only with a client, and the future stays small without.
         let info = wanted.then(|| {
             Box::new(RequestInfo {

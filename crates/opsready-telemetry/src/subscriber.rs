@@ -11,6 +11,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
@@ -57,6 +58,13 @@ where
             settings.log.level
         ),
     })?;
+    // `Targets` serves plain `target=level` directives without any work on
+    // span creation, entry and exit, which `EnvFilter` does for every span
+    // in case a directive names a span or a field; those keep `EnvFilter`.
+    let (dynamic, fixed) = match static_targets(&settings.log.level) {
+        Some(targets) => (None, Some(targets)),
+        None => (Some(filter), None),
+    };
     let (json, pretty) = if settings.log.format() == LogFormat::Json {
         (Some(JsonLayer::new(writer)), None)
     } else {
@@ -66,9 +74,19 @@ where
         (None, Some(pretty))
     };
     Ok(tracing_subscriber::registry()
-        .with(filter)
+        .with(dynamic)
+        .with(fixed)
         .with(json)
         .with(pretty))
+}
+
+/// The directives as a static [`Targets`] filter, when none of them names a
+/// span or a field (`[span{field=value}]=debug`).
+fn static_targets(directives: &str) -> Option<Targets> {
+    if directives.contains(['[', '{', '"']) {
+        return None;
+    }
+    directives.parse().ok()
 }
 
 /// The service whose telemetry this is: the `service.name` and
@@ -740,6 +758,46 @@ mod tests {
             fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
             }
+        }
+    }
+
+    #[test]
+    fn plain_directives_use_the_static_filter_and_filter_as_env_filter_would() {
+        use tracing::Level;
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        assert!(super::static_targets("[request]=debug").is_none());
+        assert!(super::static_targets("info,[{user=\"x\"}]=trace").is_none());
+        for directives in [
+            "info",
+            "warn",
+            "debug,hyper=info",
+            "opsready::request=warn,info",
+            "error,app=trace",
+        ] {
+            let fixed = super::static_targets(directives).unwrap();
+            let dynamic = tracing_subscriber::EnvFilter::try_new(directives).unwrap();
+            let check = |filter: &dyn Fn() -> tracing::Dispatch| {
+                tracing::dispatcher::with_default(&filter(), || {
+                    [
+                        tracing::enabled!(target: "app", Level::TRACE),
+                        tracing::enabled!(target: "app::db", Level::DEBUG),
+                        tracing::enabled!(target: "hyper::proto", Level::DEBUG),
+                        tracing::enabled!(target: "hyper", Level::INFO),
+                        tracing::enabled!(target: "opsready::request", Level::INFO),
+                        tracing::enabled!(target: "opsready::request", Level::ERROR),
+                        tracing::enabled!(target: "other", Level::WARN),
+                        tracing::enabled!(target: "other", Level::INFO),
+                    ]
+                })
+            };
+            let fixed = check(&|| {
+                tracing::Dispatch::new(tracing_subscriber::registry().with(fixed.clone()))
+            });
+            let dynamic = check(&|| {
+                tracing::Dispatch::new(tracing_subscriber::registry().with(dynamic.clone()))
+            });
+            assert_eq!(fixed, dynamic, "{directives}");
         }
     }
 
