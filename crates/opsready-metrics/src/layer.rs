@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::num::NonZeroU128;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::task::{Context, Poll, ready};
@@ -439,7 +440,8 @@ where
                 trace_id: self
                     .layer
                     .trace_id
-                    .and_then(|trace_id| trace_id(request.extensions())),
+                    .and_then(|trace_id| trace_id(request.extensions()))
+                    .and_then(NonZeroU128::new),
                 start: Instant::now(),
             }
         });
@@ -455,7 +457,8 @@ struct Measured {
     metrics: Metrics,
     method: &'static str,
     series: Arc<RouteSeries>,
-    trace_id: Option<u128>,
+    // 16 bytes where `Option<u128>` takes 32: a trace id is never zero.
+    trace_id: Option<NonZeroU128>,
     start: Instant,
 }
 
@@ -499,7 +502,7 @@ where
                 measured.method,
                 response.status().as_u16(),
                 measured.start.elapsed(),
-                measured.trace_id,
+                measured.trace_id.map(NonZeroU128::get),
             );
         }
         Poll::Ready(result)

@@ -165,19 +165,14 @@ where
                     permit: Some(permit),
                 },
             },
-            Err(_) => {
-                let problem = Problem::new(codes::OVERLOADED)
-                    .detail(format!(
-                        "{} requests already in flight; request shed.",
-                        self.layer.max
-                    ))
-                    .retry_after(self.layer.retry_after);
-                ResponseFuture {
-                    state: State::Shed {
-                        response: Some(problem.into_response()),
-                    },
-                }
-            }
+            // The answer is made when polled: the future every layer
+            // outside moves around stays small.
+            Err(_) => ResponseFuture {
+                state: State::Shed {
+                    max: self.layer.max,
+                    retry_after: self.layer.retry_after,
+                },
+            },
         }
     }
 }
@@ -199,7 +194,7 @@ pin_project! {
             // Released when the response is ready or the future is dropped.
             permit: Option<OwnedSemaphorePermit>,
         },
-        Shed { response: Option<Response> },
+        Shed { max: usize, retry_after: Duration },
     }
 }
 
@@ -224,12 +219,12 @@ where
                 drop(permit.take());
                 Poll::Ready(result.map(|response| response.map(Body::new)))
             }
-            StateProj::Shed { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                // Polled again after completion: a caller bug. Answer again
-                // rather than panic inside the server.
-                None => Poll::Ready(Ok(Problem::new(codes::OVERLOADED).into_response())),
-            },
+            StateProj::Shed { max, retry_after } => {
+                let problem = Problem::new(codes::OVERLOADED)
+                    .detail(format!("{max} requests already in flight; request shed."))
+                    .retry_after(*retry_after);
+                Poll::Ready(Ok(problem.into_response()))
+            }
         }
     }
 }

@@ -109,9 +109,11 @@ where
         };
         #[allow(unused_mut)] // changed only when spans are exported
         let mut context = TraceContext::continue_or_start(request.headers().get(TRACEPARENT));
+        // Boxed: rare, and the future stays small without it.
         let tracestate = context
             .parent_id
-            .and_then(|_| request.headers().get(TRACESTATE).cloned());
+            .and_then(|_| request.headers().get(TRACESTATE).cloned())
+            .map(Box::new);
 
         let path = request.uri().path();
         let quiet = !self.layer.trace_probes && is_quiet(path);
@@ -127,7 +129,7 @@ where
             let (span, line) = request_span(&request, &request_id, &context, !exporting);
             #[cfg(feature = "otlp")]
             if exporting {
-                crate::otlp::adopt(&span, &mut context, tracestate.as_ref());
+                crate::otlp::adopt(&span, &mut context, tracestate.as_deref());
             }
             (span, line)
         };
@@ -243,7 +245,7 @@ pin_project! {
         start: Instant,
         request_id: Option<HeaderValue>,
         traceparent: Option<HeaderValue>,
-        tracestate: Option<HeaderValue>,
+        tracestate: Option<Box<HeaderValue>>,
     }
 }
 
@@ -290,7 +292,7 @@ where
             headers.insert(TRACEPARENT, traceparent);
         }
         if let Some(tracestate) = this.tracestate.take() {
-            headers.insert(TRACESTATE, tracestate);
+            headers.insert(TRACESTATE, *tracestate);
         }
         if let Some(line) = this.line.take() {
             // JSON logs and no span export: nothing reads the span's status.
