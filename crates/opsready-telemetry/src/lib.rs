@@ -113,7 +113,9 @@ pub use layer::{
     X_REQUEST_ID,
 };
 #[cfg(feature = "sentry")]
-pub use sentry_events::{SentryFuture, SentryGuard, SentryLayer, SentryService, init_sentry};
+pub use sentry_events::{
+    SentryFuture, SentryGuard, SentryLayer, SentryService, init_sentry, sentry_started,
+};
 pub use settings::{
     BlockingSettings, LogFormat, LogSettings, OtlpProtocol, OtlpSettings, SentrySettings,
     TelemetrySettings,

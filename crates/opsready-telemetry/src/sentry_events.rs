@@ -85,6 +85,13 @@ pub fn init_sentry(
 /// has, [`SentryLayer`] costs a load of this flag per request.
 static STARTED: AtomicBool = AtomicBool::new(false);
 
+/// Whether [`init_sentry`] has started a client in this process: a stack
+/// built before that has nothing to send with, and may leave
+/// [`SentryLayer`] out.
+pub fn sentry_started() -> bool {
+    STARTED.load(Ordering::Relaxed)
+}
+
 /// Sends a Sentry event for every 5xx answer. Put it inside the telemetry
 /// layer (it reads the trace context that layer leaves on the request) and
 /// outside the panic catcher (so caught panics are seen as the 500s they

@@ -276,28 +276,41 @@ impl Ops {
     fn layered(&self, router: Router, exempt: fn(&str) -> bool) -> Router {
         let http = &self.settings.http;
         let telemetry = TelemetryLayer::new().trace_probes(self.settings.telemetry.trace_probes);
+        // The layers inside the telemetry (or Sentry) layer, and the call;
+        // a macro, since each combination is a type of its own.
+        macro_rules! finish {
+            ($stack:expr) => {{
+                let stack = $stack
+                    // Outside the panic catcher, so a panic counts as the
+                    // 500 it becomes; inside telemetry. Probes and /metrics
+                    // are not counted.
+                    .layer(MetricsLayer::new(self.metrics.clone()).exemplars(sampled_trace_id))
+                    .layer(catch_panic_layer())
+                    .layer(TimeoutLayer::new(http.request_timeout.as_std()).exempt(exempt))
+                    .layer(ConcurrencyLimitLayer::new(http.concurrency_limit).exempt(exempt));
+                // axum limits bodies to 2 MiB unless told otherwise; telling
+                // it costs an extension per request, so only a different
+                // limit does.
+                if http.body_limit.as_usize() == AXUM_BODY_LIMIT {
+                    router.layer(stack)
+                } else {
+                    router.layer(stack.layer(DefaultBodyLimit::max(http.body_limit.as_usize())))
+                }
+            }};
+        }
         // Outermost first.
-        let stack = ServiceBuilder::new()
+        let outer = ServiceBuilder::new()
             .layer(ProblemLayer::new())
             // Inside the problem layer, so problems carry its ids.
             .layer(telemetry);
-        // Outside the panic catcher, so a caught panic is seen as its 500.
+        // Outside the panic catcher, so a caught panic is seen as its 500;
+        // only with a client to send with: `serve` starts it before it
+        // binds, as a service binding itself does with `install_telemetry`.
         #[cfg(feature = "sentry")]
-        let stack = stack.layer(opsready_telemetry::SentryLayer);
-        let stack = stack
-            // Outside the panic catcher, so a panic counts as the 500 it
-            // becomes; inside telemetry. Probes and /metrics are not counted.
-            .layer(MetricsLayer::new(self.metrics.clone()).exemplars(sampled_trace_id))
-            .layer(catch_panic_layer())
-            .layer(TimeoutLayer::new(http.request_timeout.as_std()).exempt(exempt))
-            .layer(ConcurrencyLimitLayer::new(http.concurrency_limit).exempt(exempt));
-        // axum limits bodies to 2 MiB unless told otherwise; telling it
-        // costs an extension per request, so only a different limit does.
-        if http.body_limit.as_usize() == AXUM_BODY_LIMIT {
-            router.layer(stack)
-        } else {
-            router.layer(stack.layer(DefaultBodyLimit::max(http.body_limit.as_usize())))
+        if opsready_telemetry::sentry_started() || self.settings.telemetry.sentry.dsn.is_some() {
+            return finish!(outer.layer(opsready_telemetry::SentryLayer));
         }
+        finish!(outer)
     }
 
     /// Binds the listeners, so that their addresses are known (port 0 works)
