@@ -146,6 +146,8 @@ where
             })
         });
         request.extensions_mut().insert(context);
+        // Before the inner call, so the latency counts the inner layers too.
+        let start = Instant::now();
         let entered = span.enter();
         let future = self.inner.call(request);
         drop(entered);
@@ -155,7 +157,7 @@ where
             line,
             quiet,
             unspanned,
-            start: Instant::now(),
+            start,
             request_id: Some(request_id),
             traceparent: Some(context.traceparent_header()),
             tracestate,
@@ -321,25 +323,12 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn with_spans_filtered_out_a_failed_request_still_logs_its_ids() {
-        use std::sync::{Arc, Mutex};
-
         use axum::Router;
         use axum::body::Body;
         use axum::routing::get;
         use tower::ServiceExt as _;
 
-        #[derive(Clone, Default)]
-        struct Lines(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Lines {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let lines = Lines::default();
+        let lines = crate::captured::Captured::default();
         let mut settings = crate::TelemetrySettings::default();
         settings.log.format = Some(crate::LogFormat::Json);
         settings.log.level = "warn".to_owned();
@@ -359,7 +348,7 @@ mod tests {
             .unwrap();
         app.oneshot(request).await.unwrap();
 
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(line["level"], "ERROR");
         assert_eq!(line["request_id"], "req-warn-level");

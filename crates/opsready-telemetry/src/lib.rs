@@ -94,6 +94,8 @@
 //! | `sentry` | Sentry events for 5xx answers and panics ([`SentryLayer`], `telemetry.sentry.*`) |
 
 mod blocking;
+#[cfg(test)]
+mod captured;
 mod context;
 mod layer;
 #[cfg(feature = "otlp")]

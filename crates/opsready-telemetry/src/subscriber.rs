@@ -714,20 +714,18 @@ mod tests {
 
     #[test]
     fn the_json_layer_hands_over_its_writer_for_request_lines_and_no_other_does() {
-        use std::sync::{Arc, Mutex};
-
         use super::RequestFields;
         use crate::layer::REQUEST_TARGET;
 
-        let written = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let written = crate::captured::Captured::default();
         for (format, expected) in [
             (crate::LogFormat::Json, true),
             (crate::LogFormat::Pretty, false),
         ] {
             let mut settings = crate::TelemetrySettings::default();
             settings.log.format = Some(format);
-            let sink = Arc::clone(&written);
-            let subscriber = super::subscriber(&settings, move || Sink(Arc::clone(&sink))).unwrap();
+            let sink = written.clone();
+            let subscriber = super::subscriber(&settings, move || sink.clone()).unwrap();
             let _default = tracing::subscriber::set_default(subscriber);
 
             let fields = RequestFields::render("GET", Some("/x"), "req-1", Some(("ab", "cd")));
@@ -740,7 +738,7 @@ mod tests {
                 line.write(503, 1.5);
             }
         }
-        let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        let text = written.text();
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(line["level"], "ERROR");
         assert_eq!(line["message"], "request failed");
@@ -748,17 +746,6 @@ mod tests {
         assert_eq!(line["latency_ms"], 1.5);
         assert_eq!(line["route"], "/x");
         assert_eq!(line["trace_id"], "ab");
-
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
     }
 
     #[test]
