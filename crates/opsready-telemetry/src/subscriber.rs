@@ -237,14 +237,21 @@ impl Default for RequestFields {
 }
 
 impl RequestFields {
-    /// The JSON key of a field a line shows, and its bit.
+    // The JSON key of each field a line shows, and its bit.
+    const REQUEST_ID: (&str, u8) = (",\"request_id\":", 1);
+    const TRACE_ID: (&str, u8) = (",\"trace_id\":", 2);
+    const SPAN_ID: (&str, u8) = (",\"span_id\":", 4);
+    const METHOD: (&str, u8) = (",\"method\":", 8);
+    const ROUTE: (&str, u8) = (",\"route\":", 16);
+
+    /// The JSON key of a span field a line shows, and its bit.
     fn key(field: &Field) -> Option<(&'static str, u8)> {
         Some(match field.name() {
-            "request_id" => (",\"request_id\":", 1),
-            "trace_id" => (",\"trace_id\":", 2),
-            "span_id" => (",\"span_id\":", 4),
-            "http.request.method" => (",\"method\":", 8),
-            "http.route" => (",\"route\":", 16),
+            "request_id" => Self::REQUEST_ID,
+            "trace_id" => Self::TRACE_ID,
+            "span_id" => Self::SPAN_ID,
+            "http.request.method" => Self::METHOD,
+            "http.route" => Self::ROUTE,
             _ => return None,
         })
     }
@@ -281,27 +288,27 @@ impl RequestFields {
                 Err(_) => &mut owned,
             };
             json.clear();
-            let mut present = 8 | 1;
-            json.push_str(",\"method\":");
-            let _ = write_json_str(json, method);
+            let mut present = 0;
+            let mut push = |(key, bit): (&str, u8), value: &str, escape: bool| {
+                present |= bit;
+                json.push_str(key);
+                if escape {
+                    let _ = write_json_str(json, value);
+                } else {
+                    json.push('"');
+                    json.push_str(value);
+                    json.push('"');
+                }
+            };
+            push(Self::METHOD, method, true);
             if let Some(route) = route {
-                present |= 16;
-                json.push_str(",\"route\":");
-                let _ = write_json_str(json, route);
+                push(Self::ROUTE, route, true);
             }
-            json.push_str(",\"request_id\":");
-            let _ = write_json_str(json, request_id);
+            push(Self::REQUEST_ID, request_id, true);
             if let Some((trace_id, span_id)) = ids {
                 // Hex digits: nothing to escape.
-                present |= 2 | 4;
-                for (key, hex) in [
-                    (",\"trace_id\":\"", trace_id),
-                    ("\",\"span_id\":\"", span_id),
-                ] {
-                    json.push_str(key);
-                    json.push_str(hex);
-                }
-                json.push('"');
+                push(Self::TRACE_ID, trace_id, false);
+                push(Self::SPAN_ID, span_id, false);
             }
             Self {
                 json: Arc::from(json.as_str()),
@@ -321,19 +328,18 @@ impl RequestFields {
         create: impl FnOnce() -> tracing::Span,
     ) -> (tracing::Span, Option<RequestLine>) {
         HANDED.set(Some(Handed {
-            fields: self.clone(),
+            fields: self,
             lines: None,
         }));
         let span = create();
-        // Not taken when no JSON layer saw the span (pretty logs, a span
-        // filtered out): nothing may be left for another span.
-        let line = HANDED
-            .take()
-            .and_then(|handed| handed.lines)
-            .map(|lines| RequestLine {
+        // Taken back whether or not a JSON layer saw the span (pretty logs,
+        // a span filtered out): nothing may be left for another span.
+        let line = HANDED.take().and_then(|handed| {
+            handed.lines.map(|lines| RequestLine {
                 lines,
-                fields: self,
-            });
+                fields: handed.fields,
+            })
+        });
         (span, line)
     }
 }
