@@ -18,7 +18,7 @@ use metrics_exporter_prometheus::{
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use opsready_vocab::{is_quiet, method_name as method_label};
+use opsready_vocab::{ObservedRequest, RequestObserver, is_quiet, method_name as method_label};
 
 use crate::catalog::{self, CATALOG};
 use crate::exposition::{Exemplars, Format, label_text, process_families, to_openmetrics};
@@ -57,12 +57,17 @@ pub(crate) struct Inner {
     buckets: Vec<f64>,
     /// Handles of the request series already registered, by route: a
     /// request then costs a lookup, not a key built and registered anew.
-    series: RwLock<HashMap<String, Arc<RouteSeries>>>,
+    series: RwLock<FastMap<String, Arc<RouteSeries>>>,
     /// Gauges read at each collection (connection pools).
     collectors: RwLock<Vec<Collector>>,
 }
 
 type Collector = Box<dyn Fn() + Send + Sync>;
+
+/// The series caches are read for every request, and their keys are route
+/// templates and methods, never raw input: a fast hasher rather than the
+/// standard library's flood-resistant one.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The registered series of one route template, shared by its requests
 /// from start to end.
@@ -70,7 +75,7 @@ struct RouteSeries {
     route: String,
     /// The active-requests gauge by method (index into [`METHODS`]).
     active: [OnceLock<metrics::Gauge>; METHODS.len()],
-    durations: RwLock<HashMap<(&'static str, u16), DurationSeries>>,
+    durations: RwLock<FastMap<(&'static str, u16), DurationSeries>>,
 }
 
 /// Every value `method_label` returns.
@@ -423,43 +428,77 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let quiet = !self.layer.measure_probes && is_quiet(request.uri().path());
-        let measured = (!quiet).then(|| {
-            let method = method_label(request.method());
-            let route = request
+        let measured = self.layer.start(&ObservedRequest::new(
+            request.method(),
+            request.uri().path(),
+            request
                 .extensions()
                 .get::<MatchedPath>()
-                .map_or(UNMATCHED, MatchedPath::as_str);
-            let metrics = &self.layer.metrics;
-            let series = metrics.route_series(route);
-            metrics.active(&series, method).increment(1.0);
-            Measured {
-                metrics: metrics.clone(),
-                method,
-                series,
-                trace_id: self
-                    .layer
-                    .trace_id
-                    .and_then(|trace_id| trace_id(request.extensions()))
-                    .and_then(NonZeroU128::new),
-                start: Instant::now(),
-            }
-        });
+                .map(MatchedPath::as_str),
+            request.extensions(),
+        ));
         MetricsFuture {
             future: self.inner.call(request),
-            measured,
+            measured: measured.map(|measured| (measured, Instant::now())),
         }
     }
 }
 
-/// What a measured request needs when it ends.
-struct Measured {
+/// The metrics layer as an observer of another layer's requests: what the
+/// facade uses, through `TelemetryLayer::observe`, so that the telemetry
+/// layer's clock and route serve both.
+impl RequestObserver for MetricsLayer {
+    type Observation = Measured;
+
+    fn start(&self, request: &ObservedRequest<'_>) -> Option<Measured> {
+        if !self.measure_probes && is_quiet(request.path) {
+            return None;
+        }
+        let method = method_label(request.method);
+        let route = request.route.unwrap_or(UNMATCHED);
+        let metrics = &self.metrics;
+        let series = metrics.route_series(route);
+        metrics.active(&series, method).increment(1.0);
+        Some(Measured {
+            metrics: metrics.clone(),
+            method,
+            series,
+            trace_id: self
+                .trace_id
+                .and_then(|trace_id| trace_id(request.extensions))
+                .and_then(NonZeroU128::new),
+        })
+    }
+
+    fn finish(measured: Measured, status: u16, elapsed: Duration) {
+        measured.metrics.record_request(
+            &measured.series,
+            measured.method,
+            status,
+            elapsed,
+            measured.trace_id.map(NonZeroU128::get),
+        );
+    }
+}
+
+/// What a measured request needs when it ends: the observation of
+/// [`MetricsLayer`] as a [`RequestObserver`]. Dropped unanswered, it takes
+/// the request off the active-requests gauge without recording a duration.
+pub struct Measured {
     metrics: Metrics,
     method: &'static str,
     series: Arc<RouteSeries>,
     // 16 bytes where `Option<u128>` takes 32: a trace id is never zero.
     trace_id: Option<NonZeroU128>,
-    start: Instant,
+}
+
+impl std::fmt::Debug for Measured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Measured")
+            .field("method", &self.method)
+            .field("route", &self.series.route)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for Measured {
@@ -477,7 +516,7 @@ pin_project! {
     pub struct MetricsFuture<F> {
         #[pin]
         future: F,
-        measured: Option<Measured>,
+        measured: Option<(Measured, Instant)>,
     }
 }
 
@@ -496,14 +535,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.future.poll(cx));
-        if let (Ok(response), Some(measured)) = (&result, this.measured.take()) {
-            measured.metrics.record_request(
-                &measured.series,
-                measured.method,
-                response.status().as_u16(),
-                measured.start.elapsed(),
-                measured.trace_id.map(NonZeroU128::get),
-            );
+        if let (Ok(response), Some((measured, start))) = (&result, this.measured.take()) {
+            MetricsLayer::finish(measured, response.status().as_u16(), start.elapsed());
         }
         Poll::Ready(result)
     }

@@ -62,6 +62,7 @@ mod system;
 
 pub use exposition::Format;
 pub use layer::{
-    DEFAULT_BUCKETS, Metrics, MetricsFuture, MetricsLayer, MetricsService, TraceIdOf, UNMATCHED,
+    DEFAULT_BUCKETS, Measured, Metrics, MetricsFuture, MetricsLayer, MetricsService, TraceIdOf,
+    UNMATCHED,
 };
 pub use system::{LAG_BUCKETS, LAG_PROBE_INTERVAL, PoolWait};

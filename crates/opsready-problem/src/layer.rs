@@ -83,7 +83,8 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, StatusCode, Uri, response::Parts};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Request, StatusCode, response::Parts};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Limited};
 use pin_project_lite::pin_project;
@@ -157,6 +158,7 @@ pub struct ProblemLayer {
 struct Config {
     type_base: String,
     default_retry_after: Option<Duration>,
+    request_ids: bool,
 }
 
 impl Default for Config {
@@ -164,6 +166,7 @@ impl Default for Config {
         Self {
             type_base: DEFAULT_TYPE_BASE.to_owned(),
             default_retry_after: Some(Duration::from_secs(1)),
+            request_ids: true,
         }
     }
 }
@@ -191,6 +194,26 @@ impl ProblemLayer {
     #[must_use]
     pub fn default_retry_after(mut self, after: impl Into<Option<Duration>>) -> Self {
         Arc::make_mut(&mut self.config).default_retry_after = after.into();
+        self
+    }
+
+    /// Whether the request's own `x-request-id` and `traceparent` are kept
+    /// for a problem's `request_id` and `trace_id`, when the response does
+    /// not carry them.
+    ///
+    /// Defaults to `true`. Turn it off when a layer inside always sets
+    /// both on the response, as opsready's telemetry layer does: a request
+    /// then costs no copies of them.
+    ///
+    /// ```
+    /// use opsready_problem::ProblemLayer;
+    ///
+    /// let layer = ProblemLayer::new().request_ids(false);
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn request_ids(mut self, keep: bool) -> Self {
+        Arc::make_mut(&mut self.config).request_ids = keep;
         self
     }
 }
@@ -248,11 +271,19 @@ where
         // Kept as they came (clones share their bytes): they are read only
         // when the answer is an error, so a success costs no parsing.
         let headers = request.headers();
+        let ids = self
+            .config
+            .request_ids
+            .then(|| RequestIds {
+                request_id: headers.get(X_REQUEST_ID).cloned(),
+                traceparent: headers.get(TRACEPARENT).cloned(),
+            })
+            .filter(|ids| ids.request_id.is_some() || ids.traceparent.is_some())
+            .map(Box::new);
         let info = RequestInfo {
-            request_id: headers.get(X_REQUEST_ID).cloned(),
-            traceparent: headers.get(TRACEPARENT).cloned(),
+            ids,
             method: request.method().clone(),
-            uri: request.uri().clone(),
+            path: request.uri().path_and_query().cloned(),
         };
         ResponseFuture {
             state: State::Inner {
@@ -264,13 +295,31 @@ where
     }
 }
 
-/// What the layer remembers of the request until the response arrives.
+/// What the layer remembers of the request until the response arrives:
+/// little, since every layer outside moves the future that holds it.
 #[derive(Debug, Default)]
 struct RequestInfo {
+    // Boxed, and only when the request has either header.
+    ids: Option<Box<RequestIds>>,
+    method: Method,
+    path: Option<PathAndQuery>,
+}
+
+/// The request's own ids, for an answer whose headers lack them.
+#[derive(Debug)]
+struct RequestIds {
     request_id: Option<HeaderValue>,
     traceparent: Option<HeaderValue>,
-    method: Method,
-    uri: Uri,
+}
+
+impl RequestInfo {
+    fn ids(&self) -> Option<&RequestIds> {
+        self.ids.as_deref()
+    }
+
+    fn path(&self) -> &str {
+        self.path.as_ref().map_or("/", PathAndQuery::path)
+    }
 }
 
 pin_project! {
@@ -347,12 +396,20 @@ where
             .headers
             .get(X_REQUEST_ID)
             .and_then(sane_request_id)
-            .or_else(|| info.request_id.as_ref().and_then(sane_request_id)),
+            .or_else(|| {
+                info.ids()
+                    .and_then(|ids| ids.request_id.as_ref())
+                    .and_then(sane_request_id)
+            }),
         trace_id: parts
             .headers
             .get(TRACEPARENT)
             .and_then(trace_id_from_header)
-            .or_else(|| info.traceparent.as_ref().and_then(trace_id_from_header)),
+            .or_else(|| {
+                info.ids()
+                    .and_then(|ids| ids.traceparent.as_ref())
+                    .and_then(trace_id_from_header)
+            }),
         is_head: info.method == Method::HEAD,
         config,
     };
@@ -373,7 +430,7 @@ where
     }
 
     let code = Code::for_status(status);
-    let fallback = fallback_detail(status, &info.method, &quoted_path(info.uri.path()));
+    let fallback = fallback_detail(status, &info.method, &quoted_path(info.path()));
     if is_short_text(&parts.headers, &body) {
         let future = async move {
             let text = read_text(body).await;
@@ -574,6 +631,38 @@ mod tests {
         let bytes = to_bytes(body, usize::MAX).await.unwrap();
         let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         (Response::from_parts(parts, Body::empty()), json)
+    }
+
+    #[tokio::test]
+    async fn without_request_ids_only_the_response_names_the_request() {
+        let request = || {
+            Request::get("/thing")
+                .header("x-request-id", "from-client")
+                .header("traceparent", VALID)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let conflict = || StatusCode::CONFLICT.into_response();
+        let kept = ProblemLayer::new().layer(tower::service_fn(move |_: Request<Body>| {
+            std::future::ready(Ok::<_, std::convert::Infallible>(conflict()))
+        }));
+        let dropped = ProblemLayer::new()
+            .request_ids(false)
+            .layer(tower::service_fn(move |_: Request<Body>| {
+                std::future::ready(Ok::<_, std::convert::Infallible>(conflict()))
+            }));
+        let body = |response: Response| async move {
+            let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+
+        let with_ids = body(kept.oneshot(request()).await.unwrap()).await;
+        assert_eq!(with_ids["request_id"], "from-client");
+        assert_eq!(with_ids["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        let without = body(dropped.oneshot(request()).await.unwrap()).await;
+        assert_eq!(without["code"], "CONFLICT");
+        assert!(without.get("request_id").is_none(), "{without}");
+        assert!(without.get("trace_id").is_none(), "{without}");
     }
 
     #[tokio::test]

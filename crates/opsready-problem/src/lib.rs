@@ -66,7 +66,8 @@
 //! - [`problem`]: the [`Problem`] builder and [`FieldError`].
 //! - [`codes`] and [`catalog`]: the built-in [`Code`]s and the reference page.
 //! - [`layer`]: [`ProblemLayer`], which renders every error response as a problem.
-//! - [`panic`](mod@panic), [`timeout`], [`limit`]: panics, slow handlers and overload as problems.
+//! - [`panic`](mod@panic), [`timeout`], [`limit`]: panics, slow handlers and overload as problems;
+//!   [`guard`] does all three in one layer.
 //! - [`extract`]: `Json`, `ValidJson`, `Path`, `Query` rejecting with problems.
 //! - [`fallback`]: a 404 handler for `Router::fallback`.
 
@@ -75,6 +76,7 @@ mod code;
 pub mod codes;
 pub mod extract;
 pub mod fallback;
+pub mod guard;
 pub mod layer;
 pub mod limit;
 pub mod panic;

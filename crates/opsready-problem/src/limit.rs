@@ -38,24 +38,13 @@
 //!   (probes, an admin API) when the layer wraps a whole router, so that an
 //!   overloaded service still answers its orchestrator and its operators.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http::Request;
-use http_body::Body as HttpBody;
-use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower::{Layer, Service};
+use tower::Layer;
 
-use crate::{Problem, codes};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::guard::{Guard, GuardLayer};
 
 /// A [`Layer`] allowing at most `max` requests in flight, shedding the rest.
 #[derive(Debug, Clone)]
@@ -103,128 +92,38 @@ impl ConcurrencyLimitLayer {
     }
 }
 
+impl ConcurrencyLimitLayer {
+    pub(crate) fn exempts(&self, path: &str) -> bool {
+        self.exempt.is_some_and(|exempt| exempt(path))
+    }
+
+    /// A slot, or `None` when all of them are taken.
+    pub(crate) fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.semaphore).try_acquire_owned().ok()
+    }
+
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    pub(crate) fn retry_after_value(&self) -> Duration {
+        self.retry_after
+    }
+}
+
 impl<S> Layer<S> for ConcurrencyLimitLayer {
     type Service = ConcurrencyLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ConcurrencyLimit {
-            inner,
-            layer: self.clone(),
-        }
+        GuardLayer::new()
+            .concurrency_limit(self.clone())
+            .layer(inner)
     }
 }
 
-/// The service [`ConcurrencyLimitLayer`] wraps around a service.
-#[derive(Debug, Clone)]
-pub struct ConcurrencyLimit<S> {
-    inner: S,
-    layer: ConcurrencyLimitLayer,
-}
+/// The service [`ConcurrencyLimitLayer`] wraps around a service: a
+/// [`Guard`] with only the limit.
+pub type ConcurrencyLimit<S> = Guard<S>;
 
-impl<S> ConcurrencyLimit<S> {
-    /// Wraps `inner`, allowing `max` requests in flight.
-    pub fn new(inner: S, max: usize) -> Self {
-        ConcurrencyLimitLayer::new(max).layer(inner)
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ConcurrencyLimit<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: HttpBody<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // The permit is taken here, not in `poll_ready`: axum calls
-        // `poll_ready` on a fresh clone per request, so a permit reserved
-        // there would not reliably belong to the call that follows.
-        if self
-            .layer
-            .exempt
-            .is_some_and(|exempt| exempt(request.uri().path()))
-        {
-            return ResponseFuture {
-                state: State::Admitted {
-                    future: self.inner.call(request),
-                    permit: None,
-                },
-            };
-        }
-        match Arc::clone(&self.layer.semaphore).try_acquire_owned() {
-            Ok(permit) => ResponseFuture {
-                state: State::Admitted {
-                    future: self.inner.call(request),
-                    permit: Some(permit),
-                },
-            },
-            // The answer is made when polled: the future every layer
-            // outside moves around stays small.
-            Err(_) => ResponseFuture {
-                state: State::Shed {
-                    max: self.layer.max,
-                    retry_after: self.layer.retry_after,
-                },
-            },
-        }
-    }
-}
-
-pin_project! {
-    /// Response future of [`ConcurrencyLimit`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Admitted {
-            #[pin]
-            future: F,
-            // Released when the response is ready or the future is dropped.
-            permit: Option<OwnedSemaphorePermit>,
-        },
-        Shed { max: usize, retry_after: Duration },
-    }
-}
-
-impl<F> std::fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-    ResBody: HttpBody<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Admitted { future, permit } => {
-                let result = ready!(future.poll(cx));
-                drop(permit.take());
-                Poll::Ready(result.map(|response| response.map(Body::new)))
-            }
-            StateProj::Shed { max, retry_after } => {
-                let problem = Problem::new(codes::OVERLOADED)
-                    .detail(format!("{max} requests already in flight; request shed."))
-                    .retry_after(*retry_after);
-                Poll::Ready(Ok(problem.into_response()))
-            }
-        }
-    }
-}
+/// Response future of [`ConcurrencyLimit`].
+pub type ResponseFuture<F> = crate::guard::ResponseFuture<F>;

@@ -48,29 +48,22 @@
 use std::any::Any;
 use std::fmt;
 
-use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
 
 use crate::Problem;
+use crate::guard::GuardLayer;
 
-/// tower-http's [`CatchPanicLayer`] answering with a 500 problem.
+/// A layer answering a panic of the inner service, when it is called or
+/// polled, with a 500 problem: a [`GuardLayer`] with only that guard.
 #[must_use]
-pub fn catch_panic_layer() -> CatchPanicLayer<PanicResponder> {
-    CatchPanicLayer::custom(PanicResponder)
+pub fn catch_panic_layer() -> GuardLayer {
+    GuardLayer::new().catch_panics()
 }
 
-/// The [`ResponseForPanic`] behind [`catch_panic_layer`]: a 500
-/// `INTERNAL_ERROR` problem whose internal cause is the panic message.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PanicResponder;
-
-impl ResponseForPanic for PanicResponder {
-    type ResponseBody = Body;
-
-    fn response_for_panic(&mut self, err: Box<dyn Any + Send + 'static>) -> Response<Body> {
-        Problem::internal(Panicked::from_payload(err.as_ref())).into_response()
-    }
+/// The answer to a panic: a 500 `INTERNAL_ERROR` problem whose internal
+/// cause is the panic message.
+pub(crate) fn panic_response(payload: &(dyn Any + Send)) -> Response {
+    Problem::internal(Panicked::from_payload(payload)).into_response()
 }
 
 /// The cause recorded for a caught panic.
@@ -120,7 +113,7 @@ mod tests {
 
     #[test]
     fn the_panic_response_is_a_500_problem_with_the_message_only_in_the_cause() {
-        let response = PanicResponder.response_for_panic(Box::new("secret path /etc/app.toml"));
+        let response = panic_response(&"secret path /etc/app.toml");
         assert_eq!(response.status(), 500);
         let problem = response.extensions().get::<Problem>().unwrap();
         assert_eq!(problem.code().code(), "INTERNAL_ERROR");

@@ -33,6 +33,10 @@
 //!   server's problem, so it is a 503 the client may retry later.
 //! - The timeout covers the inner future until the response head is ready,
 //!   not the streaming of the body.
+//! - It runs from the first time the handler waits (its future is pending),
+//!   so a handler that answers at once costs no timer and no clock reading.
+//!   Work done before that first `.await` cannot be cut short anyway, and
+//!   does not count.
 //! - When the timeout fires, the handler's future is dropped at its next
 //!   `.await`; work it started elsewhere (spawned tasks, blocking threads,
 //!   a database transaction already committed) carries on.
@@ -46,22 +50,11 @@
 //!   layers is cheaper than a call per layer, since axum boxes every route
 //!   once per call.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http::Request;
-use http_body::Body as HttpBody;
-use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::Layer;
 
-use crate::{Problem, codes};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::guard::{Guard, GuardLayer};
 
 /// A [`Layer`] bounding how long the inner service may take to answer.
 #[derive(Debug, Clone, Copy)]
@@ -109,106 +102,31 @@ impl TimeoutLayer {
     }
 }
 
+impl TimeoutLayer {
+    pub(crate) fn exempts(&self, path: &str) -> bool {
+        self.exempt.is_some_and(|exempt| exempt(path))
+    }
+
+    pub(crate) fn duration(&self) -> Duration {
+        self.timeout
+    }
+
+    pub(crate) fn retry_after_value(&self) -> Duration {
+        self.retry_after
+    }
+}
+
 impl<S> Layer<S> for TimeoutLayer {
     type Service = Timeout<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Timeout {
-            inner,
-            layer: *self,
-        }
+        GuardLayer::new().timeout(*self).layer(inner)
     }
 }
 
-/// The service [`TimeoutLayer`] wraps around a service.
-#[derive(Debug, Clone)]
-pub struct Timeout<S> {
-    inner: S,
-    layer: TimeoutLayer,
-}
+/// The service [`TimeoutLayer`] wraps around a service: a [`Guard`] with
+/// only the timeout.
+pub type Timeout<S> = Guard<S>;
 
-impl<S> Timeout<S> {
-    /// Wraps `inner`, answering 503 after `timeout`.
-    pub fn new(inner: S, timeout: Duration) -> Self {
-        TimeoutLayer::new(timeout).layer(inner)
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Timeout<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: HttpBody<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let exempt = self
-            .layer
-            .exempt
-            .is_some_and(|exempt| exempt(request.uri().path()));
-        ResponseFuture {
-            deadline: (!exempt).then(|| tokio::time::Instant::now() + self.layer.timeout),
-            inner: self.inner.call(request),
-            sleep: None,
-            layer: self.layer,
-        }
-    }
-}
-
-pin_project! {
-    /// Response future of [`Timeout`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        // `None` for an exempt request.
-        deadline: Option<tokio::time::Instant>,
-        // The timer is made when the handler first waits: one that answers
-        // at once costs a clock reading, not a timer. Boxed, so that the
-        // future every layer outside moves around stays small.
-        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-        layer: TimeoutLayer,
-    }
-}
-
-impl<F> std::fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("layer", &self.layer)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-    ResBody: HttpBody<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(result) = this.inner.poll(cx) {
-            return Poll::Ready(result.map(|response| response.map(Body::new)));
-        }
-        let Some(deadline) = *this.deadline else {
-            return Poll::Pending;
-        };
-        let sleep = this
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        ready!(sleep.as_mut().poll(cx));
-        let timeout = this.layer.timeout;
-        let problem = Problem::new(codes::HANDLER_TIMEOUT)
-            .detail(format!("The handler did not answer within {timeout:?}."))
-            .retry_after(this.layer.retry_after);
-        Poll::Ready(Ok(problem.into_response()))
-    }
-}
+/// Response future of [`Timeout`].
+pub type ResponseFuture<F> = crate::guard::ResponseFuture<F>;

@@ -210,7 +210,12 @@ pub fn is_sane_request_id(value: &HeaderValue) -> bool {
 /// operating system's: it is made for every request, and a request id needs
 /// to be unique, not unpredictable.
 pub fn new_request_id() -> HeaderValue {
-    let millis = std::time::SystemTime::now()
+    request_id_at(std::time::SystemTime::now())
+}
+
+/// [`new_request_id`] for a request that arrived at `now`.
+pub(crate) fn request_id_at(now: std::time::SystemTime) -> HeaderValue {
+    let millis = now
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let random = fastrand::u128(..).to_le_bytes();

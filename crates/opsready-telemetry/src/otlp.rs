@@ -3,6 +3,7 @@
 //! exported request span.
 
 use std::str::FromStr as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::HeaderValue;
 use opentelemetry::trace::{
@@ -138,13 +139,27 @@ where
 /// A layer that does nothing but mark a subscriber as exporting spans, so
 /// that [`active`] can tell with a type check rather than per-request work.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Exporting;
+pub(crate) struct Exporting {
+    // Made only by `exporting`, which notes that one exists.
+    _private: (),
+}
 
 impl<S: Subscriber> tracing_subscriber::Layer<S> for Exporting {}
 
+/// Whether an [`Exporting`] marker was ever made in this process: until
+/// then no subscriber can export, and [`active`] need not look.
+static EVER_EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// The marker of a subscriber that exports spans.
+pub(crate) fn exporting() -> Exporting {
+    EVER_EXPORTING.store(true, Ordering::Release);
+    Exporting { _private: () }
+}
+
 /// Whether the current subscriber exports spans over OTLP.
 pub(crate) fn active() -> bool {
-    tracing::dispatcher::get_default(|dispatch| dispatch.is::<Exporting>())
+    EVER_EXPORTING.load(Ordering::Acquire)
+        && tracing::dispatcher::get_default(|dispatch| dispatch.is::<Exporting>())
 }
 
 /// Makes `span`'s OpenTelemetry span the child of the incoming trace
@@ -252,7 +267,7 @@ mod tests {
         let subscriber = crate::subscriber(&settings, move || writer.clone())
             .unwrap()
             .with(Some(layer(&provider)))
-            .with(Some(Exporting));
+            .with(Some(exporting()));
         let seen = Arc::new(Mutex::new(None));
         let app = {
             let seen = Arc::clone(&seen);

@@ -204,7 +204,7 @@ pub fn init(
     #[cfg(feature = "otlp")]
     let subscriber = subscriber
         .with(tracer.as_ref().map(crate::otlp::layer))
-        .with(tracer.as_ref().map(|_| crate::otlp::Exporting));
+        .with(tracer.as_ref().map(|_| crate::otlp::exporting()));
     tracing::subscriber::set_global_default(subscriber).map_err(|_| TelemetryError {
         message: "a tracing subscriber is already installed, so the telemetry settings cannot apply; remove the other initialisation".to_owned(),
     })?;
@@ -383,7 +383,7 @@ impl fmt::Debug for RequestLine {
 impl RequestLine {
     /// Writes `request finished` at info, or `request failed` at error for
     /// a 5xx, as the JSON layer would format the event.
-    pub(crate) fn write(&self, status: u16, latency_ms: f64) {
+    pub(crate) fn write(&self, status: u16, elapsed: std::time::Duration, at: SystemTime) {
         let (level, message) = if status >= 500 {
             ("ERROR", "request failed")
         } else {
@@ -391,7 +391,7 @@ impl RequestLine {
         };
         with_line(|line| {
             line.push_str("{\"timestamp\":\"");
-            push_timestamp(line, SystemTime::now());
+            push_timestamp(line, at);
             line.push_str("\",\"level\":\"");
             line.push_str(level);
             line.push_str("\",\"target\":\"");
@@ -401,16 +401,36 @@ impl RequestLine {
             line.push_str("\",\"status\":");
             line.push_str(itoa::Buffer::new().format(status));
             line.push_str(",\"latency_ms\":");
-            if latency_ms.is_finite() {
-                line.push_str(ryu::Buffer::new().format_finite(latency_ms));
-            } else {
-                line.push_str("null");
-            }
+            push_millis(line, elapsed);
             line.push_str(&self.fields.json);
             line.push_str("}\n");
             (self.lines.write)(line.as_bytes());
         });
     }
+}
+
+/// `elapsed` in milliseconds, to the nanosecond, as a JSON number
+/// (`0.102231`): integers only, where a float would need formatting.
+fn push_millis(line: &mut String, elapsed: std::time::Duration) {
+    let nanos = elapsed.as_nanos();
+    line.push_str(itoa::Buffer::new().format(nanos / 1_000_000));
+    let fraction = u32::try_from(nanos % 1_000_000).unwrap_or(0);
+    if fraction == 0 {
+        line.push_str(".0");
+        return;
+    }
+    // Six digits, less the trailing zeros.
+    let mut digits = *b".000000";
+    let mut rest = fraction;
+    for digit in digits[1..].iter_mut().rev() {
+        *digit = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+        rest /= 10;
+    }
+    let end = digits
+        .iter()
+        .rposition(|digit| *digit != b'0')
+        .map_or(2, |last| last + 1);
+    line.push_str(std::str::from_utf8(&digits[..end]).unwrap_or(".0"));
 }
 
 /// Runs `f` with this thread's line buffer, emptied; a line costs no
@@ -708,6 +728,25 @@ mod tests {
     use super::write_json_str;
 
     #[test]
+    fn latencies_are_milliseconds_to_the_nanosecond() {
+        use std::time::Duration;
+        for (elapsed, text) in [
+            (Duration::ZERO, "0.0"),
+            (Duration::from_nanos(102_231), "0.102231"),
+            (Duration::from_nanos(1), "0.000001"),
+            (Duration::from_millis(1500), "1500.0"),
+            (Duration::from_nanos(2_500_000), "2.5"),
+            (Duration::from_secs(90_000), "90000000.0"),
+        ] {
+            let mut line = String::new();
+            super::push_millis(&mut line, elapsed);
+            assert_eq!(line, text);
+            let number: f64 = serde_json::from_str(&line).unwrap();
+            assert!((number - elapsed.as_secs_f64() * 1000.0).abs() < 1e-6);
+        }
+    }
+
+    #[test]
     fn timestamps_are_rfc_3339_with_microseconds() {
         let time = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_795_466_647_000_042);
         let mut line = String::new();
@@ -741,7 +780,11 @@ mod tests {
             assert!(!span.is_disabled());
             assert_eq!(line.is_some(), expected, "{format:?}");
             if let Some(line) = line {
-                line.write(503, 1.5);
+                line.write(
+                    503,
+                    std::time::Duration::from_micros(1500),
+                    std::time::SystemTime::now(),
+                );
             }
         }
         let text = written.text();
