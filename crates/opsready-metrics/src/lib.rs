@@ -45,6 +45,10 @@
 //!   [`Format::negotiate`] picks one from a scrape's `Accept` header.
 //!   Exemplars (a `trace_id` on each request-duration bucket) need
 //!   [`MetricsLayer::exemplars`] and a tracing layer outside it.
+//! - A `MetricsLayer` is also an `opsready_vocab::RequestObserver`: hand it
+//!   to opsready's `TelemetryLayer::observe` instead of layering it, and the
+//!   telemetry layer times the requests for both (what the `opsready`
+//!   facade does).
 //!
 //! The [`catalog`] describes every metric; `docs/metrics.md` is rendered
 //! from it.
