@@ -387,6 +387,45 @@ mod tests {
     use super::*;
 
     #[tokio::test(flavor = "current_thread")]
+    async fn a_request_span_is_a_root_even_inside_another_span() {
+        use std::sync::Mutex;
+
+        use axum::Router;
+        use axum::body::Body;
+        use axum::routing::get;
+        use tower::ServiceExt as _;
+        use tracing_subscriber::registry::LookupSpan as _;
+
+        let registry = Arc::new(tracing_subscriber::registry());
+        let _default = tracing::subscriber::set_default(Arc::clone(&registry));
+        // The handler's span and its parent, by name, looked up while the
+        // request runs.
+        let seen = Arc::new(Mutex::new(None));
+        let app: Router = {
+            let (seen, registry) = (Arc::clone(&seen), Arc::clone(&registry));
+            Router::new()
+                .route(
+                    "/orders/{id}",
+                    get(move || {
+                        let id = Span::current().id().expect("the handler runs in a span");
+                        let span = registry.span(&id).expect("the span is alive");
+                        *seen.lock().unwrap() =
+                            Some((span.name(), span.parent().map(|parent| parent.name())));
+                        async { "order" }
+                    }),
+                )
+                .layer(TelemetryLayer::new())
+        };
+
+        let server = tracing::info_span!("server", name = "accounts");
+        let _entered = server.enter();
+        let request = Request::get("/orders/7").body(Body::empty()).unwrap();
+        app.oneshot(request).await.unwrap();
+
+        assert_eq!(*seen.lock().unwrap(), Some(("request", None)));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
     async fn with_spans_filtered_out_a_failed_request_still_logs_its_ids() {
         use axum::Router;
         use axum::body::Body;
