@@ -3,6 +3,7 @@
 use std::fmt;
 
 use http::HeaderValue;
+use opsready_vocab::Traceparent;
 
 /// A 16-byte W3C trace id, never all zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,30 +168,11 @@ impl TraceContext {
 /// Parses `version-traceid-parentid-flags`; versions above 00 are read by
 /// their first four fields, as the specification asks.
 fn parse(value: &str) -> Option<(TraceId, SpanId, bool)> {
-    let mut parts = value.trim().split('-');
-    let version = parts.next()?;
-    let trace = parts.next()?;
-    let parent = parts.next()?;
-    let flags = parts.next()?;
-    let rest_ok = version != "00" || parts.next().is_none();
-    let hex = |s: &str, len: usize| {
-        s.len() == len
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    let well_formed = hex(version, 2)
-        && version != "ff"
-        && hex(trace, 32)
-        && hex(parent, 16)
-        && hex(flags, 2)
-        && rest_ok;
-    if !well_formed {
-        return None;
-    }
-    let trace = u128::from_str_radix(trace, 16).ok().filter(|t| *t != 0)?;
-    let parent = u64::from_str_radix(parent, 16).ok().filter(|p| *p != 0)?;
-    let flags = u8::from_str_radix(flags, 16).ok()?;
-    Some((TraceId(trace), SpanId(parent), flags & 1 == 1))
+    let parsed = Traceparent::parse(value)?;
+    // Hex digits, not all zeros: the parser checked.
+    let trace = u128::from_str_radix(parsed.trace_id, 16).ok()?;
+    let parent = u64::from_str_radix(parsed.parent_id, 16).ok()?;
+    Some((TraceId(trace), SpanId(parent), parsed.sampled))
 }
 
 /// The longest incoming request id kept.

@@ -14,6 +14,9 @@
 //! assert!(!is_quiet("/readyzz"));
 //! ```
 //!
+//! [`Traceparent`] parses the W3C trace context header, for the layers that
+//! continue a trace and those that only quote its id.
+//!
 //! [`RequestObserver`] lets one request layer tell another when a request
 //! starts and ends, so that a stack measures each request once: opsready's
 //! telemetry layer drives its metrics this way.
@@ -149,4 +152,131 @@ impl RequestObserver for () {
     }
 
     fn finish(_observation: Self::Observation, _status: u16, _elapsed: Duration) {}
+}
+
+/// The fields of a valid W3C `traceparent` header
+/// (`{version}-{trace-id}-{parent-id}-{flags}`).
+///
+/// ```
+/// use opsready_vocab::Traceparent;
+///
+/// let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// let parsed = Traceparent::parse(header).unwrap();
+/// assert_eq!(parsed.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(parsed.parent_id, "00f067aa0ba902b7");
+/// assert!(parsed.sampled);
+/// // Uppercase hex, all-zero ids, version `ff`: not a trace context.
+/// assert!(Traceparent::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Traceparent<'a> {
+    /// The trace id: 32 lowercase hex digits, not all zeros.
+    pub trace_id: &'a str,
+    /// The caller's span id: 16 lowercase hex digits, not all zeros.
+    pub parent_id: &'a str,
+    /// Whether the caller records the trace (bit 0 of the flags).
+    pub sampled: bool,
+}
+
+impl<'a> Traceparent<'a> {
+    /// The fields of `value`, or `None` when it is not a valid
+    /// `traceparent`. Versions after `00` may append fields, which are
+    /// ignored; version `00` has exactly four.
+    pub fn parse(value: &'a str) -> Option<Self> {
+        let mut fields = value.trim().split('-');
+        let version = fields.next()?;
+        let trace_id = fields.next()?;
+        let parent_id = fields.next()?;
+        let flags = fields.next()?;
+        let valid = is_lower_hex(version, 2)
+            && version != "ff"
+            && (version != "00" || fields.next().is_none())
+            && is_lower_hex(trace_id, 32)
+            && !is_all_zeros(trace_id)
+            && is_lower_hex(parent_id, 16)
+            && !is_all_zeros(parent_id)
+            && is_lower_hex(flags, 2);
+        if !valid {
+            return None;
+        }
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        Some(Self {
+            trace_id,
+            parent_id,
+            sampled: flags & 1 == 1,
+        })
+    }
+}
+
+fn is_lower_hex(field: &str, len: usize) -> bool {
+    field.len() == len
+        && field
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn is_all_zeros(field: &str) -> bool {
+    field.bytes().all(|b| b == b'0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Traceparent;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn trace_id(value: &str) -> Option<&str> {
+        Traceparent::parse(value).map(|parsed| parsed.trace_id)
+    }
+
+    #[test]
+    fn a_valid_traceparent_yields_its_fields() {
+        assert_eq!(
+            Traceparent::parse(VALID),
+            Some(Traceparent {
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+                parent_id: "00f067aa0ba902b7",
+                sampled: true,
+            })
+        );
+        let unsampled = VALID.replace("-01", "-00");
+        assert!(!Traceparent::parse(&unsampled).unwrap().sampled);
+        assert!(Traceparent::parse(&format!("  {VALID} ")).is_some());
+    }
+
+    #[test]
+    fn all_zero_ids_uppercase_and_short_fields_are_rejected() {
+        for value in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+        ] {
+            assert_eq!(trace_id(value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn version_ff_is_rejected() {
+        let value = "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(trace_id(value), None);
+    }
+
+    #[test]
+    fn version_00_with_extra_fields_is_rejected_but_a_later_version_is_accepted() {
+        let extra = "-what-ever";
+        assert_eq!(trace_id(&format!("{VALID}{extra}")), None);
+        let future = format!("01{}{extra}", &VALID[2..]);
+        assert_eq!(trace_id(&future), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+    }
+
+    #[test]
+    fn garbage_is_not_a_traceparent() {
+        assert_eq!(trace_id(""), None);
+        assert_eq!(trace_id("hello"), None);
+        assert_eq!(trace_id("00-x-y-z"), None);
+    }
 }
