@@ -428,15 +428,11 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let measured = self.layer.start(&ObservedRequest::new(
-            request.method(),
-            request.uri().path(),
-            request
-                .extensions()
-                .get::<MatchedPath>()
-                .map(MatchedPath::as_str),
-            request.extensions(),
-        ));
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        let measured = self.layer.start(&ObservedRequest::of(&request, route));
         MetricsFuture {
             future: self.inner.call(request),
             measured: measured.map(|measured| (measured, Instant::now())),

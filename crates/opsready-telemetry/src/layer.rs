@@ -187,15 +187,14 @@ where
         request.extensions_mut().insert(context);
         // Before the inner call, so the latency counts the inner layers too.
         let start = Instant::now();
-        let observation = self.layer.observer.start(&ObservedRequest::new(
-            request.method(),
-            request.uri().path(),
-            request
-                .extensions()
-                .get::<MatchedPath>()
-                .map(MatchedPath::as_str),
-            request.extensions(),
-        ));
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        let observation = self
+            .layer
+            .observer
+            .start(&ObservedRequest::of(&request, route));
         let entered = span.enter();
         let future = self.inner.call(request);
         drop(entered);

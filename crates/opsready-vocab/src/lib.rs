@@ -27,7 +27,7 @@
 
 use std::time::Duration;
 
-use http::{Extensions, Method};
+use http::{Extensions, Method, Request};
 
 /// Paths of probes and of the metrics scrape: many, regular, and saying
 /// nothing a dashboard does not, so not traced, logged, counted or sent to
@@ -75,6 +75,16 @@ pub struct ObservedRequest<'a> {
 }
 
 impl<'a> ObservedRequest<'a> {
+    /// `request`, matching `route`: its method, path and extensions.
+    pub fn of<B>(request: &'a Request<B>, route: Option<&'a str>) -> Self {
+        Self::new(
+            request.method(),
+            request.uri().path(),
+            route,
+            request.extensions(),
+        )
+    }
+
     /// A request of this method and path, matching `route`.
     pub fn new(
         method: &'a Method,
