@@ -359,7 +359,7 @@ mod tests {
         Request::get(path).body(Body::empty()).unwrap()
     }
 
-    async fn code_of(response: Response) -> (u16, String) {
+    fn code_of(response: &Response) -> (u16, String) {
         let status = response.status().as_u16();
         let code = response
             .extensions()
@@ -388,7 +388,7 @@ mod tests {
                 .to_string()
                 .contains("secret-panic-token")
         );
-        assert_eq!(code_of(response).await, (500, "INTERNAL_ERROR".to_owned()));
+        assert_eq!(code_of(&response), (500, "INTERNAL_ERROR".to_owned()));
         // The one slot was given back: the next request is admitted.
         let response = app.oneshot(get_request("/ok")).await.unwrap();
         assert_eq!(response.status(), 200);
@@ -404,7 +404,7 @@ mod tests {
             std::future::ready(Ok::<_, Infallible>(Response::new(Body::empty())))
         }));
         let response = service.oneshot(get_request("/x")).await.unwrap();
-        assert_eq!(code_of(response).await, (500, "INTERNAL_ERROR".to_owned()));
+        assert_eq!(code_of(&response), (500, "INTERNAL_ERROR".to_owned()));
     }
 
     #[tokio::test]
@@ -433,7 +433,7 @@ mod tests {
         entered.notified().await;
         let shed = app.clone().oneshot(get_request("/ok")).await.unwrap();
         assert_eq!(shed.headers()["retry-after"], "1");
-        assert_eq!(code_of(shed).await, (503, "OVERLOADED".to_owned()));
+        assert_eq!(code_of(&shed), (503, "OVERLOADED".to_owned()));
         let probe = app.clone().oneshot(get_request("/livez")).await.unwrap();
         assert_eq!(probe.status(), 200);
 
@@ -478,7 +478,7 @@ mod tests {
 
         let response = app.clone().oneshot(get_request("/stuck")).await.unwrap();
         assert_eq!(response.headers()["retry-after"], "1");
-        assert_eq!(code_of(response).await, (503, "HANDLER_TIMEOUT".to_owned()));
+        assert_eq!(code_of(&response), (503, "HANDLER_TIMEOUT".to_owned()));
         // The handler's future was dropped with the answer, and with it the
         // slot: the next request is admitted.
         assert!(dropped.load(Ordering::SeqCst));
