@@ -59,7 +59,6 @@ use bytes::Bytes;
 use http::Request;
 use http_body::Body as HttpBody;
 use pin_project_lite::pin_project;
-use tokio::sync::OwnedSemaphorePermit;
 use tower::{Layer, Service};
 
 use crate::limit::ConcurrencyLimitLayer;
@@ -233,7 +232,7 @@ pin_project! {
             #[pin]
             future: F,
             // Released when the response is ready or the future is dropped.
-            permit: Option<OwnedSemaphorePermit>,
+            permit: Option<crate::limit::Slot>,
             // `None` when untimed.
             timer: Option<Timer>,
             catch_panics: bool,

@@ -39,9 +39,9 @@
 //!   overloaded service still answers its orchestrator and its operators.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::Layer;
 
 use crate::guard::{Guard, GuardLayer};
@@ -49,7 +49,10 @@ use crate::guard::{Guard, GuardLayer};
 /// A [`Layer`] allowing at most `max` requests in flight, shedding the rest.
 #[derive(Debug, Clone)]
 pub struct ConcurrencyLimitLayer {
-    semaphore: Arc<Semaphore>,
+    // Requests in flight. A counter rather than a semaphore: nothing ever
+    // waits for a slot, so taking one is a compare-and-swap and giving it
+    // back a subtraction, with no lock.
+    in_flight: Arc<AtomicUsize>,
     max: usize,
     retry_after: Duration,
     exempt: Option<fn(&str) -> bool>,
@@ -61,7 +64,7 @@ impl ConcurrencyLimitLayer {
     #[must_use]
     pub fn new(max: usize) -> Self {
         Self {
-            semaphore: Arc::new(Semaphore::new(max)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
             max,
             retry_after: Duration::from_secs(1),
             exempt: None,
@@ -98,8 +101,13 @@ impl ConcurrencyLimitLayer {
     }
 
     /// A slot, or `None` when all of them are taken.
-    pub(crate) fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.semaphore).try_acquire_owned().ok()
+    pub(crate) fn try_admit(&self) -> Option<Slot> {
+        self.in_flight
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Slot(Arc::clone(&self.in_flight)))
     }
 
     pub(crate) fn max(&self) -> usize {
@@ -108,6 +116,16 @@ impl ConcurrencyLimitLayer {
 
     pub(crate) fn retry_after_value(&self) -> Duration {
         self.retry_after
+    }
+}
+
+/// A request's place among those in flight, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
     }
 }
 

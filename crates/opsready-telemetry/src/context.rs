@@ -83,7 +83,11 @@ impl SpanId {
 }
 
 /// An id in hex, on the stack.
+///
+/// Aligned to a word, so that [`HexId::as_str`]'s UTF-8 check reads it a
+/// word at a time.
 #[derive(Debug, Clone, Copy)]
+#[repr(align(8))]
 pub struct HexId<const N: usize>([u8; N]);
 
 impl<const N: usize> HexId<N> {
@@ -154,16 +158,40 @@ impl TraceContext {
         ))
     }
 
+    /// [`TraceContext::traceparent_header`] from the hex digits of this
+    /// context's ids, for a caller that has them already.
+    pub(crate) fn traceparent_header_of(&self, ids: &HexIds) -> HeaderValue {
+        HeaderValue::from_bytes(&traceparent_bytes(&ids.0, &ids.1, self.sampled)).unwrap_or(
+            HeaderValue::from_static("00-00000000000000000000000000000000-0000000000000000-00"),
+        )
+    }
+
+    /// The hex digits of the trace id and of this service's span id.
+    pub(crate) fn hex_ids(&self) -> HexIds {
+        (self.trace_id.to_hex(), self.span_id.to_hex())
+    }
+
     fn traceparent_bytes(&self) -> [u8; 55] {
-        let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
-        out[3..35].copy_from_slice(&hex::<32>(self.trace_id.0));
-        out[36..52].copy_from_slice(&hex::<16>(u128::from(self.span_id.0)));
-        if self.sampled {
-            out[54] = b'1';
-        }
-        out
+        let (trace_id, span_id) = self.hex_ids();
+        traceparent_bytes(&trace_id, &span_id, self.sampled)
     }
 }
+
+/// A trace id and a span id in hex.
+pub(crate) type HexIds = (HexId<32>, HexId<16>);
+
+/// `version-traceid-parentid-flags`.
+fn traceparent_bytes(trace_id: &HexId<32>, span_id: &HexId<16>, sampled: bool) -> [u8; 55] {
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    out[3..35].copy_from_slice(&trace_id.0);
+    out[36..52].copy_from_slice(&span_id.0);
+    if sampled {
+        out[54] = b'1';
+    }
+    out
+}
+
+impl TraceContext {}
 
 /// Parses `version-traceid-parentid-flags`; versions above 00 are read by
 /// their first four fields, as the specification asks.
@@ -204,10 +232,13 @@ pub(crate) fn request_id_at(now: std::time::SystemTime) -> HeaderValue {
     let mut bytes = [0u8; 10];
     bytes.copy_from_slice(&random[..10]);
     let id = uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid();
-    let mut buffer = uuid::Uuid::encode_buffer();
-    let text = id.hyphenated().encode_lower(&mut buffer);
-    // A hyphenated UUID is always a valid header value.
-    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("invalid-request-id"))
+    let mut text = [0u8; 36];
+    id.hyphenated().encode_lower(&mut text);
+    // One allocation that the request's header, the response's header and
+    // the log fields share: a `Bytes` made from a copy of a slice would be
+    // copied again by its first clone.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+        .unwrap_or(HeaderValue::from_static("invalid-request-id"))
 }
 
 #[cfg(test)]

@@ -154,6 +154,10 @@ where
             .and_then(|_| request.headers().get(TRACESTATE).cloned())
             .map(Box::new);
 
+        // In hex once, for the span, the log lines and the `traceparent`.
+        #[allow(unused_mut)] // changed only when spans are exported
+        let mut hex_ids = context.hex_ids();
+
         let path = request.uri().path();
         let quiet = !self.layer.trace_probes && is_quiet(path);
         let (span, line) = if quiet {
@@ -165,10 +169,13 @@ where
             let exporting = crate::otlp::active();
             #[cfg(not(feature = "otlp"))]
             let exporting = false;
-            let (span, line) = request_span(&request, &request_id, &context, !exporting);
+            // The exported span's ids are filled in by the exporter.
+            let ids = (!exporting).then(|| (hex_ids.0.as_str(), hex_ids.1.as_str()));
+            let (span, line) = request_span(&request, &request_id, &context, ids);
             #[cfg(feature = "otlp")]
             if exporting {
                 crate::otlp::adopt(&span, &mut context, tracestate.as_deref());
+                hex_ids = context.hex_ids();
             }
             (span, line)
         };
@@ -208,20 +215,20 @@ where
             arrived,
             observation,
             request_id: Some(request_id),
-            traceparent: Some(context.traceparent_header()),
+            traceparent: Some(context.traceparent_header_of(&hex_ids)),
             tracestate,
         }
     }
 }
 
-/// The request's span; with `with_ids` false its `trace_id` and `span_id`
-/// are left for the exporter to fill in. With JSON logs and `with_ids`, also
-/// the writer of the line that ends the request.
+/// The request's span, with the `trace_id` and `span_id` of `ids`; without
+/// them, they are left for the exporter to fill in. With JSON logs and
+/// `ids`, also the writer of the line that ends the request.
 fn request_span<B>(
     request: &Request<B>,
     request_id: &HeaderValue,
     context: &TraceContext,
-    with_ids: bool,
+    ids: Option<(&str, &str)>,
 ) -> (Span, Option<RequestLine>) {
     let method = method_name(request.method());
     let route = request
@@ -229,9 +236,6 @@ fn request_span<B>(
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
     let request_id = request_id.to_str().unwrap_or_default();
-    let trace_id = context.trace_id.to_hex();
-    let span_id = context.span_id.to_hex();
-    let ids = with_ids.then_some((trace_id.as_str(), span_id.as_str()));
     // Field values are only evaluated when the span is enabled, so the name
     // costs nothing when spans are filtered out.
     let create = || {
@@ -260,7 +264,7 @@ fn request_span<B>(
     if tracing::level_enabled!(tracing::Level::INFO) {
         let (span, line) = RequestFields::render(method, route, request_id, ids).hand_to(create);
         // An exported span keeps the line as its event: the event path.
-        (span, line.filter(|_| with_ids))
+        (span, line.filter(|_| ids.is_some()))
     } else {
         (create(), None)
     }

@@ -11,9 +11,10 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Registry;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::{Context, SubscriberExt as _};
+use tracing_subscriber::layer::{Context, Layered, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::layer::REQUEST_TARGET;
@@ -61,24 +62,32 @@ where
     // `Targets` serves plain `target=level` directives without any work on
     // span creation, entry and exit, which `EnvFilter` does for every span
     // in case a directive names a span or a field; those keep `EnvFilter`.
-    let (dynamic, fixed) = match static_targets(&settings.log.level) {
-        Some(targets) => (None, Some(targets)),
-        None => (Some(filter), None),
+    //
+    // One boxed layer for the filter and one for the lines, rather than an
+    // `Option` of each kind: every layer of the stack is a level that each
+    // span's creation, entry, exit and close goes through, and closing
+    // checks each level for the registry beneath it.
+    let filter: FilterLayer = match static_targets(&settings.log.level) {
+        Some(targets) => Box::new(targets),
+        None => Box::new(filter),
     };
-    let (json, pretty) = if settings.log.format() == LogFormat::Json {
-        (Some(JsonLayer::new(writer)), None)
+    let lines: LinesLayer = if settings.log.format() == LogFormat::Json {
+        Box::new(JsonLayer::new(writer))
     } else {
-        let pretty = tracing_subscriber::fmt::layer()
-            .with_ansi(settings.log.ansi())
-            .with_writer(writer);
-        (None, Some(pretty))
+        Box::new(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(settings.log.ansi())
+                .with_writer(writer),
+        )
     };
-    Ok(tracing_subscriber::registry()
-        .with(dynamic)
-        .with(fixed)
-        .with(json)
-        .with(pretty))
+    Ok(tracing_subscriber::registry().with(filter).with(lines))
 }
+
+/// The level filter of [`subscriber`]: `Targets` or `EnvFilter`.
+type FilterLayer = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
+
+/// The log lines of [`subscriber`]: JSON or pretty.
+type LinesLayer = Box<dyn tracing_subscriber::Layer<Layered<FilterLayer, Registry>> + Send + Sync>;
 
 /// The directives as a static [`Targets`] filter, when none of them names a
 /// span or a field (`[span{field=value}]=debug`).
@@ -201,17 +210,33 @@ pub fn init(
     // a request pays a copy, not a system call or a wake-up.
     let (writer, guard) = crate::writer::BatchWriter::new(std::io::stdout());
     let subscriber = subscriber(settings, writer)?;
+    // The exporter's layers only when there is an exporter: a layer that
+    // is there to do nothing still costs each span a level.
     #[cfg(feature = "otlp")]
-    let subscriber = subscriber
-        .with(tracer.as_ref().map(crate::otlp::layer))
-        .with(tracer.as_ref().map(|_| crate::otlp::exporting()));
-    tracing::subscriber::set_global_default(subscriber).map_err(|_| TelemetryError {
-        message: "a tracing subscriber is already installed, so the telemetry settings cannot apply; remove the other initialisation".to_owned(),
-    })?;
+    match tracer.as_ref() {
+        Some(provider) => install(
+            subscriber
+                .with(crate::otlp::layer(provider))
+                .with(crate::otlp::exporting()),
+        )?,
+        None => install(subscriber)?,
+    }
+    #[cfg(not(feature = "otlp"))]
+    install(subscriber)?;
     Ok(TelemetryGuard {
         #[cfg(feature = "otlp")]
         tracer,
         _writer: guard,
+    })
+}
+
+/// Makes `subscriber` the process's subscriber.
+fn install<S>(subscriber: S) -> Result<(), TelemetryError>
+where
+    S: Subscriber + Send + Sync + 'static,
+{
+    tracing::subscriber::set_global_default(subscriber).map_err(|_| TelemetryError {
+        message: "a tracing subscriber is already installed, so the telemetry settings cannot apply; remove the other initialisation".to_owned(),
     })
 }
 
@@ -300,7 +325,8 @@ impl RequestFields {
                     json.push('"');
                 }
             };
-            push(Self::METHOD, method, true);
+            // One of the names of `method_name`: nothing to escape.
+            push(Self::METHOD, method, false);
             if let Some(route) = route {
                 push(Self::ROUTE, route, true);
             }
@@ -412,25 +438,26 @@ impl RequestLine {
 /// `elapsed` in milliseconds, to the nanosecond, as a JSON number
 /// (`0.102231`): integers only, where a float would need formatting.
 fn push_millis(line: &mut String, elapsed: std::time::Duration) {
-    let nanos = elapsed.as_nanos();
-    line.push_str(itoa::Buffer::new().format(nanos / 1_000_000));
-    let fraction = u32::try_from(nanos % 1_000_000).unwrap_or(0);
+    // No 128-bit arithmetic: whole seconds and the nanoseconds within.
+    let nanos = elapsed.subsec_nanos();
+    let millis = elapsed
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(nanos / 1_000_000));
+    line.push_str(itoa::Buffer::new().format(millis));
+    let fraction = nanos % 1_000_000;
     if fraction == 0 {
         line.push_str(".0");
         return;
     }
-    // Six digits, less the trailing zeros.
-    let mut digits = *b".000000";
-    let mut rest = fraction;
-    for digit in digits[1..].iter_mut().rev() {
-        *digit = b'0' + u8::try_from(rest % 10).unwrap_or(0);
-        rest /= 10;
-    }
+    // Six digits, less the trailing zeros (there is a non-zero one).
+    let digits = decimal_digits::<6>(fraction);
     let end = digits
         .iter()
         .rposition(|digit| *digit != b'0')
-        .map_or(2, |last| last + 1);
-    line.push_str(std::str::from_utf8(&digits[..end]).unwrap_or(".0"));
+        .map_or(1, |last| last + 1);
+    line.push('.');
+    push_digits(line, &digits[..end]);
 }
 
 /// Runs `f` with this thread's line buffer, emptied; a line costs no
@@ -590,13 +617,27 @@ fn push_timestamp(line: &mut String, time: SystemTime) {
         }
         line.push_str(&second.1);
     });
-    let micros = since.subsec_micros();
-    let mut digits = *b".000000Z";
-    for (i, digit) in digits[1..7].iter_mut().enumerate() {
-        // The six digits of the microseconds, most significant first.
-        *digit = b'0' + u8::try_from(micros / 10u32.pow(5 - i as u32) % 10).unwrap_or(0);
+    line.push('.');
+    push_digits(line, &decimal_digits::<6>(since.subsec_micros()));
+    line.push('Z');
+}
+
+/// The last `N` decimal digits of `value`, most significant first.
+fn decimal_digits<const N: usize>(mut value: u32) -> [u8; N] {
+    let mut digits = [b'0'; N];
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + u8::try_from(value % 10).unwrap_or(0);
+        value /= 10;
     }
-    line.push_str(std::str::from_utf8(&digits).unwrap_or(".000000Z"));
+    digits
+}
+
+/// Appends ASCII digits, with no UTF-8 check of them as a `str`.
+fn push_digits(line: &mut String, digits: &[u8]) {
+    line.reserve(digits.len());
+    for &digit in digits {
+        line.push(char::from(digit));
+    }
 }
 
 struct JsonFields<'a> {
@@ -691,14 +732,35 @@ fn write_json_str(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
     writer.write_char('"')
 }
 
+/// Whether `value` goes into a JSON string as it is: no control character,
+/// quote or backslash. Eight bytes at a time, with the bit tricks that find
+/// a byte below a bound or equal to a value in a word.
+fn is_plain(value: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Some byte of `word` is below `bound` (at most 0x80).
+    let below =
+        |word: u64, bound: u8| word.wrapping_sub(ONES * u64::from(bound)) & !word & HIGHS != 0;
+    let quote = ONES * u64::from(b'"');
+    let backslash = ONES * u64::from(b'\\');
+    let mut words = value.chunks_exact(8);
+    for word in &mut words {
+        let word = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default());
+        if below(word, 0x20) || below(word ^ quote, 1) || below(word ^ backslash, 1) {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|&byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
+}
+
 /// Writes `value` escaped for the inside of a JSON string.
 fn write_json_chars(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
     // Most values (ids, routes, messages) need no escaping: one scan, one
-    // copy. The scan has no early exit, so the compiler vectorises it.
-    let plain = !value.bytes().fold(false, |found, b| {
-        found | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if plain {
+    // copy.
+    if is_plain(value.as_bytes()) {
         return writer.write_str(value);
     }
     let mut start = 0;
@@ -737,6 +799,7 @@ mod tests {
             (Duration::from_millis(1500), "1500.0"),
             (Duration::from_nanos(2_500_000), "2.5"),
             (Duration::from_secs(90_000), "90000000.0"),
+            (Duration::new(3, 40_000_001), "3040.000001"),
         ] {
             let mut line = String::new();
             super::push_millis(&mut line, elapsed);
@@ -844,6 +907,31 @@ mod tests {
         assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
         let parsed: String = serde_json::from_str(&out).unwrap();
         assert_eq!(parsed, "a\"b\\c\nd\u{1}é");
+    }
+
+    #[test]
+    fn a_character_to_escape_is_found_wherever_it_is() {
+        // Each position in words of eight bytes and in the rest after them,
+        // among bytes just outside the escaped ranges and multi-byte UTF-8.
+        let others = ['a', ' ', '!', '#', '[', ']', '~', 'é'];
+        for special in ['"', '\\', '\n', '\u{0}', '\u{1f}'] {
+            for len in 1..=19 {
+                for at in 0..len {
+                    let value: String = (0..len)
+                        .map(|i| if i == at { special } else { others[i % 8] })
+                        .collect();
+                    assert!(!super::is_plain(value.as_bytes()), "{value:?}");
+                    let mut out = String::new();
+                    write_json_str(&mut out, &value).unwrap();
+                    let parsed: String = serde_json::from_str(&out).unwrap();
+                    assert_eq!(parsed, value, "{out}");
+                }
+            }
+        }
+        assert!(super::is_plain(
+            b"0193b5d4-7e4c-7abc-9def-0123456789ab /orders/{id} \x7f~ !#"
+        ));
+        assert!(super::is_plain("caf\u{e9} \u{1f600}".as_bytes()));
     }
 
     #[cfg(not(feature = "otlp"))]
