@@ -56,6 +56,7 @@ pub const REQUEST_TARGET: &str = "opsready::request";
 #[derive(Debug, Clone, Default)]
 pub struct TelemetryLayer<O = ()> {
     trace_probes: bool,
+    inner_starts_when_polled: bool,
     observer: O,
 }
 
@@ -71,6 +72,34 @@ impl<O> TelemetryLayer<O> {
     /// spans and log lines. Defaults to `false`.
     pub fn trace_probes(mut self, trace: bool) -> Self {
         self.trace_probes = trace;
+        self
+    }
+
+    /// Says that the inner service does no work in `call`, only when its
+    /// future is polled, as axum's routes do: the layer then enters the
+    /// request span only around polls, one entry and exit fewer per
+    /// request. Defaults to `false`: the span is also entered while the
+    /// inner service's `call` runs.
+    ///
+    /// Under `Router::layer` the inner service is always an axum route,
+    /// which only queues the request in `call` (a route's own layers and
+    /// handler run when it is first polled), so the span is current
+    /// wherever the service's code runs either way:
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use opsready_telemetry::TelemetryLayer;
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/hello", get(|| async { "hello" }))
+    ///     .layer(TelemetryLayer::new().inner_starts_when_polled(true));
+    /// # let _ = app;
+    /// ```
+    ///
+    /// Around a service that does work in `call` (logs, opens spans), keep
+    /// the default, or that work happens outside the request span.
+    pub fn inner_starts_when_polled(mut self, yes: bool) -> Self {
+        self.inner_starts_when_polled = yes;
         self
     }
 
@@ -91,6 +120,7 @@ impl<O> TelemetryLayer<O> {
     pub fn observe<P: RequestObserver>(self, observer: P) -> TelemetryLayer<P> {
         TelemetryLayer {
             trace_probes: self.trace_probes,
+            inner_starts_when_polled: self.inner_starts_when_polled,
             observer,
         }
     }
@@ -202,9 +232,12 @@ where
             .layer
             .observer
             .start(&ObservedRequest::of(&request, route));
-        let entered = span.enter();
-        let future = self.inner.call(request);
-        drop(entered);
+        let future = if self.layer.inner_starts_when_polled {
+            self.inner.call(request)
+        } else {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
         ResponseFuture {
             future,
             span,
@@ -426,6 +459,75 @@ mod tests {
         app.oneshot(request).await.unwrap();
 
         assert_eq!(*seen.lock().unwrap(), Some(("request", None)));
+    }
+
+    /// A service that notes the name of the span current in its `call`.
+    #[derive(Clone)]
+    struct NoteSpan<S> {
+        inner: S,
+        registry: Arc<tracing_subscriber::Registry>,
+        seen: Arc<std::sync::Mutex<Vec<&'static str>>>,
+    }
+
+    impl<S: Service<Request<axum::body::Body>>> Service<Request<axum::body::Body>> for NoteSpan<S> {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = S::Future;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, request: Request<axum::body::Body>) -> Self::Future {
+            use tracing_subscriber::registry::LookupSpan as _;
+            let name = Span::current()
+                .id()
+                .and_then(|id| self.registry.span(&id).map(|span| span.name()))
+                .unwrap_or("none");
+            self.seen.lock().unwrap().push(name);
+            self.inner.call(request)
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_inner_service_that_starts_when_polled_still_runs_in_the_request_span() {
+        use axum::Router;
+        use axum::body::Body;
+        use axum::routing::get;
+        use tower::ServiceExt as _;
+
+        let registry = Arc::new(tracing_subscriber::registry());
+        let _default = tracing::subscriber::set_default(Arc::clone(&registry));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        // A route with a layer of the service's own, whose `call` runs when
+        // the route is first polled, and a handler.
+        let app: Router = {
+            let (handler_seen, handler_registry) = (Arc::clone(&seen), Arc::clone(&registry));
+            let (layer_seen, layer_registry) = (Arc::clone(&seen), Arc::clone(&registry));
+            Router::new()
+                .route(
+                    "/orders/{id}",
+                    get(move || {
+                        use tracing_subscriber::registry::LookupSpan as _;
+                        let id = Span::current().id().expect("the handler runs in a span");
+                        let name = handler_registry.span(&id).unwrap().name();
+                        handler_seen.lock().unwrap().push(name);
+                        async { "order" }
+                    }),
+                )
+                .layer(tower::layer::layer_fn(move |inner| NoteSpan {
+                    inner,
+                    registry: Arc::clone(&layer_registry),
+                    seen: Arc::clone(&layer_seen),
+                }))
+                .layer(TelemetryLayer::new().inner_starts_when_polled(true))
+        };
+
+        let request = Request::get("/orders/7").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+
+        assert_eq!(response.status(), 200);
+        assert_eq!(*seen.lock().unwrap(), ["request", "request"]);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -410,21 +410,16 @@ impl RequestLine {
     /// Writes `request finished` at info, or `request failed` at error for
     /// a 5xx, as the JSON layer would format the event.
     pub(crate) fn write(&self, status: u16, elapsed: std::time::Duration, at: SystemTime) {
-        let (level, message) = if status >= 500 {
-            ("ERROR", "request failed")
+        // The fields between the time and the status, as one string.
+        let middle = if status >= 500 {
+            "\",\"level\":\"ERROR\",\"target\":\"opsready::request\",\"message\":\"request failed\",\"status\":"
         } else {
-            ("INFO", "request finished")
+            "\",\"level\":\"INFO\",\"target\":\"opsready::request\",\"message\":\"request finished\",\"status\":"
         };
         with_line(|line| {
             line.push_str("{\"timestamp\":\"");
             push_timestamp(line, at);
-            line.push_str("\",\"level\":\"");
-            line.push_str(level);
-            line.push_str("\",\"target\":\"");
-            line.push_str(REQUEST_TARGET);
-            line.push_str("\",\"message\":\"");
-            line.push_str(message);
-            line.push_str("\",\"status\":");
+            line.push_str(middle);
             line.push_str(itoa::Buffer::new().format(status));
             line.push_str(",\"latency_ms\":");
             push_millis(line, elapsed);
@@ -853,6 +848,7 @@ mod tests {
         let text = written.text();
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["target"], REQUEST_TARGET);
         assert_eq!(line["message"], "request failed");
         assert_eq!(line["status"], 503);
         assert_eq!(line["latency_ms"], 1.5);

@@ -280,6 +280,9 @@ impl Ops {
         // Probes and /metrics are traced as configured and never counted.
         let telemetry = TelemetryLayer::new()
             .trace_probes(self.settings.telemetry.trace_probes)
+            // Under `Router::layer` the inner service is an axum route, which
+            // runs nothing in `call`: the span is entered only around polls.
+            .inner_starts_when_polled(true)
             .observe(MetricsLayer::new(self.metrics.clone()).exemplars(sampled_trace_id));
         // The layers inside the telemetry (or Sentry) layer, and the call;
         // a macro, since each combination is a type of its own.
