@@ -1,10 +1,12 @@
-//! The two servers of `scripts/load.sh`: one trivial route served by bare
-//! axum (`bare`) and by the same route behind the whole opsready stack
+//! The servers of `scripts/load.sh`: one trivial route served by bare axum
+//! (`bare`), by bare axum logging one JSON line per request to standard
+//! output (`logged`), and by the same route behind the whole opsready stack
 //! (`stack`), so that the load benchmark measures the stack and nothing
-//! else.
+//! else. `requests` runs the route in process, for instruction counts.
 //!
 //! ```sh
 //! BARE_ADDR=127.0.0.1:8090 cargo run --release -p bare --bin bare
+//! BARE_ADDR=127.0.0.1:8091 cargo run --release -p bare --bin logged > requests.log
 //! STACK__SERVER__ADDR=127.0.0.1:8080 cargo run --release -p bare --bin stack
 //! ```
 
