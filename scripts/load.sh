@@ -69,6 +69,8 @@ wait_port 127.0.0.1:18091
 wait_port 127.0.0.1:18080
 
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+# The middle half of the values: "first quartile-third quartile".
+quartiles() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 3) / 4)] "-" a[int((3 * NR + 3) / 4)]}'; }
 for round in $(seq 1 "$rounds"); do
   read -r b bcpu < <(measure "$bare_pid" http://127.0.0.1:18090/hello)
   read -r l lcpu < <(measure "$logged_pid" http://127.0.0.1:18091/hello)
@@ -79,6 +81,10 @@ for round in $(seq 1 "$rounds"); do
   echo "$lcpu" >> "$work/logged-cpu"
   echo "$f" >> "$work/full"
   echo "$fcpu" >> "$work/full-cpu"
+  # Each round's shares, paired: the servers of one round ran back to
+  # back, so the machine's drift between rounds cancels out.
+  awk -v b="$b" -v f="$f" 'BEGIN { printf "%.1f\n", 100 * f / b }' >> "$work/share-full"
+  awk -v b="$b" -v l="$l" 'BEGIN { printf "%.1f\n", 100 * l / b }' >> "$work/share-logged"
   awk -v r="$round" -v b="$b" -v l="$l" -v f="$f" -v bc="$bcpu" -v lc="$lcpu" -v fc="$fcpu" 'BEGIN {
     printf "round %d: bare %.0f req/s, %.2f us CPU/req; logged %.0f req/s, %.2f us; opsready %.0f req/s, %.2f us (%.0f%% of bare by req/s, %.0f%% by CPU)\n", r, b, bc, l, lc, f, fc, 100 * f / b, 100 * bc / fc
   }' >&2
@@ -90,9 +96,16 @@ bare_cpu=$(median < "$work/bare-cpu")
 logged_cpu=$(median < "$work/logged-cpu")
 full_cpu=$(median < "$work/full-cpu")
 lines=$(wc -l < "$work/stack.log")
+share_full=$(median < "$work/share-full")
+share_full_spread=$(quartiles < "$work/share-full")
+share_logged=$(median < "$work/share-logged")
+share_logged_spread=$(quartiles < "$work/share-logged")
 awk -v b="$bare" -v l="$logged" -v f="$full" -v bc="$bare_cpu" -v lc="$logged_cpu" -v fc="$full_cpu" -v n="$lines" -v r="$rounds" 'BEGIN {
   printf "medians of %d rounds\n", r
   printf "bare axum             %10.0f req/s  %6.2f us CPU/req\n", b, bc
   printf "bare axum + log line  %10.0f req/s  %6.2f us CPU/req  %3.0f%% of bare by req/s, %3.0f%% by CPU\n", l, lc, 100 * l / b, 100 * bc / lc
   printf "opsready stack        %10.0f req/s  %6.2f us CPU/req  %3.0f%% of bare by req/s, %3.0f%% by CPU  (%d log lines written)\n", f, fc, 100 * f / b, 100 * bc / fc, n
 }'
+echo "per-round shares of bare (median, middle half of the rounds):"
+echo "  bare axum + log line  ${share_logged}% (${share_logged_spread}%)"
+echo "  opsready stack        ${share_full}% (${share_full_spread}%)"
