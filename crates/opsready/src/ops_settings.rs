@@ -194,7 +194,7 @@ impl Default for HttpSettings {
 }
 
 /// The largest `http.concurrency_limit` accepted: far above what one
-/// process serves, and well inside what a semaphore can count.
+/// process serves, so that a larger value reads as the typo it likely is.
 pub const MAX_CONCURRENCY: usize = 1_000_000;
 
 /// The shortest admin token accepted: a guessable token is worse than none.
