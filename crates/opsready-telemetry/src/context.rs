@@ -153,9 +153,7 @@ impl TraceContext {
     /// [`TraceContext::traceparent`] as a header value, written without
     /// allocating an intermediate string: it is made for every request.
     pub fn traceparent_header(&self) -> HeaderValue {
-        HeaderValue::from_bytes(&self.traceparent_bytes()).unwrap_or(HeaderValue::from_static(
-            "00-00000000000000000000000000000000-0000000000000000-00",
-        ))
+        self.traceparent_header_of(&self.hex_ids())
     }
 
     /// [`TraceContext::traceparent_header`] from the hex digits of this
@@ -190,8 +188,6 @@ fn traceparent_bytes(trace_id: &HexId<32>, span_id: &HexId<16>, sampled: bool) -
     }
     out
 }
-
-impl TraceContext {}
 
 /// Parses `version-traceid-parentid-flags`; versions above 00 are read by
 /// their first four fields, as the specification asks.
