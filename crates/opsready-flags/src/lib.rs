@@ -112,10 +112,10 @@ pub use flags::{DECLARED_BY, Flags};
 #[cfg(feature = "openfeature")]
 pub use openfeature::OpenFeatureProvider;
 pub use rule::{Condition, Operator, Rule};
-#[cfg(feature = "postgres")]
-pub use store::PostgresStore;
 pub use store::{
     Action, AuditEntry, BoxFuture, Change, Expected, FileStore, MemoryStore, Store, StoredFlag,
     open,
 };
+#[cfg(feature = "postgres")]
+pub use store::{PostgresStore, PostgresStoreBuilder};
 pub use validate::{MAX_KEY_LEN, MAX_VARIANT_LEN, Violation};

@@ -11,8 +11,8 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::future::Future;
-use std::sync::Once;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opsready_flags::{
@@ -20,8 +20,11 @@ use opsready_flags::{
     Store, StoredFlag,
 };
 use serde_json::json;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
 
 const URL_VAR: &str = "OPSREADY_TEST_DATABASE_URL";
 
@@ -237,7 +240,8 @@ fn with_password(url: &str, password: &str) -> String {
 }
 
 /// The connections listening on the channel `$1`: the store names them, and
-/// their last statement was the `LISTEN`.
+/// their last statement was the `LISTEN` (until a heartbeat, after 30 quiet
+/// seconds, runs `SELECT 1`: the tests using this are over well before).
 const LISTENERS_ON: &str = "FROM pg_stat_activity \
     WHERE application_name = 'opsready-flags listener' \
     AND strpos(query, 'LISTEN \"' || $1 || '\"') = 1";
@@ -260,6 +264,157 @@ async fn listening(pool: &PgPool, channel: &str) -> i64 {
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+/// A TCP proxy to the test database that can silence the connections of
+/// the stores' listeners, as a firewall that drops them without a reset
+/// does: bytes stop flowing both ways, and nothing is closed.
+struct SilencingProxy {
+    addr: std::net::SocketAddr,
+    /// The listener connections seen, in the order they came.
+    listeners: Arc<Mutex<Vec<Arc<Tap>>>>,
+    accepting: tokio::task::AbortHandle,
+}
+
+impl SilencingProxy {
+    /// What a listener's startup message holds: its `application_name`.
+    const LISTENER_MARK: &[u8] = b"opsready-flags listener";
+
+    async fn start(url: &str) -> Self {
+        let options: PgConnectOptions = url.parse().unwrap();
+        let upstream = format!("{}:{}", options.get_host(), options.get_port());
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let listeners = Arc::new(Mutex::new(Vec::new()));
+        let registry = Arc::clone(&listeners);
+        let accepting = tokio::spawn(async move {
+            // Dropped with this task, the set stops every connection's pumps.
+            let mut pumps = tokio::task::JoinSet::new();
+            loop {
+                let (client, _) = socket.accept().await.unwrap();
+                let server = TcpStream::connect(&upstream).await.unwrap();
+                let tap = Arc::new(Tap::default());
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                let mark = Some(Arc::clone(&registry));
+                pumps.spawn(pump(client_read, server_write, Arc::clone(&tap), mark));
+                pumps.spawn(pump(server_read, client_write, tap, None));
+            }
+        })
+        .abort_handle();
+        Self {
+            addr,
+            listeners,
+            accepting,
+        }
+    }
+
+    /// `url`'s options, through this proxy.
+    fn options(&self, url: &str) -> PgConnectOptions {
+        let options: PgConnectOptions = url.parse().unwrap();
+        options
+            .host(&self.addr.ip().to_string())
+            .port(self.addr.port())
+    }
+
+    /// A store in `scratch`'s schema whose connections all go through this
+    /// proxy, with the heartbeat given.
+    async fn store(
+        &self,
+        scratch: &Scratch,
+        quiet_for: Duration,
+        answer_within: Duration,
+    ) -> PostgresStore {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(self.options(&scratch.url))
+            .await
+            .unwrap();
+        PostgresStore::builder(pool)
+            .schema(&scratch.name)
+            .heartbeat(quiet_for, answer_within)
+            .build()
+            .await
+            .unwrap()
+    }
+
+    /// Silences the listener connections open now; returns how many.
+    fn silence_listeners(&self) -> usize {
+        let listeners = self.listeners.lock().unwrap();
+        for tap in listeners.iter() {
+            tap.silenced.store(true, Ordering::SeqCst);
+        }
+        listeners.len()
+    }
+
+    /// How many listener connections came through so far.
+    fn listeners_seen(&self) -> usize {
+        self.listeners.lock().unwrap().len()
+    }
+
+    /// How many reads the first listener connection has sent to the
+    /// server, its startup included.
+    fn first_listener_sent(&self) -> usize {
+        self.listeners
+            .lock()
+            .unwrap()
+            .first()
+            .map_or(0, |tap| tap.sent.load(Ordering::SeqCst))
+    }
+}
+
+impl Drop for SilencingProxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+/// One proxied connection: its switch, and what its client sent.
+#[derive(Default)]
+struct Tap {
+    silenced: AtomicBool,
+    /// Reads from the client passed on to the server.
+    sent: AtomicUsize,
+}
+
+/// Copies `from` to `to` until either ends, or forever nothing once the
+/// tap is silenced. With `mark` (the client's side), counts the reads
+/// passed on and registers the tap there if the bytes are a listener's.
+async fn pump(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    tap: Arc<Tap>,
+    mut mark: Option<Arc<Mutex<Vec<Arc<Tap>>>>>,
+) {
+    let client_side = mark.is_some();
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let Ok(read) = from.read(&mut buffer).await else {
+            return;
+        };
+        if read == 0 {
+            let _ = to.shutdown().await;
+            return;
+        }
+        let bytes = &buffer[..read];
+        if let Some(registry) = mark.take_if(|_| {
+            bytes
+                .windows(SilencingProxy::LISTENER_MARK.len())
+                .any(|window| window == SilencingProxy::LISTENER_MARK)
+        }) {
+            registry.lock().unwrap().push(Arc::clone(&tap));
+        }
+        if tap.silenced.load(Ordering::SeqCst) {
+            // Holds both sockets open and answers nothing, as a black hole.
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(bytes).await.is_err() {
+            return;
+        }
+        if client_side {
+            tap.sent.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Polls `condition` until it holds, failing with `what` after `within`.
@@ -559,6 +714,90 @@ async fn an_instance_whose_listening_connection_drops_listens_again_and_loads_ag
         here.bool_value("a", &user(), false)
     })
     .await;
+}
+
+#[tokio::test]
+async fn an_instance_whose_listening_connection_goes_silent_listens_again_and_loads_again() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let proxy = SilencingProxy::start(&scratch.url).await;
+    let store = proxy
+        .store(
+            &scratch,
+            Duration::from_millis(200),
+            Duration::from_millis(500),
+        )
+        .await;
+    let here = Flags::new(store).await.unwrap();
+    tokio::spawn(here.follow());
+    // Another instance, straight to the database.
+    let there = Flags::new(scratch.store().await).await.unwrap();
+
+    // Act: the listener's connection goes silent, then a flag changes.
+    assert_eq!(proxy.silence_listeners(), 1);
+    there
+        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+        .await
+        .unwrap();
+
+    // Assert: the heartbeat finds it dead, a new connection listens, and
+    // the change missed meanwhile is loaded.
+    eventually(
+        Duration::from_secs(10),
+        "the change is evaluated after the silent connection is replaced",
+        || here.bool_value("a", &user(), false),
+    )
+    .await;
+    assert_eq!(proxy.listeners_seen(), 2);
+    // ... and the next change is heard on the new connection.
+    there.kill("a", "bob", "incident").await.unwrap();
+    eventually(PROPAGATION, "the kill is evaluated here", || {
+        !here.bool_value("a", &user(), true)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_quiet_listening_connection_that_answers_the_heartbeat_is_kept() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let proxy = SilencingProxy::start(&scratch.url).await;
+    let store = proxy
+        .store(&scratch, Duration::from_millis(50), Duration::from_secs(5))
+        .await;
+    let mut changes = store.subscribe();
+    changes.borrow_and_update();
+    let here = Flags::new(store).await.unwrap();
+    tokio::spawn(here.follow());
+    let started = proxy.first_listener_sent();
+
+    // Act: nothing happens for a few heartbeats.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxy.first_listener_sent() < started + 3 {
+        assert!(Instant::now() < deadline, "no heartbeat sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Assert: the connection answered each time, so it is kept and no
+    // change was reported...
+    assert_eq!(proxy.listeners_seen(), 1);
+    assert!(
+        !changes.has_changed().unwrap(),
+        "a reconnection was reported"
+    );
+    // ... and it still hears changes.
+    let there = Flags::new(scratch.store().await).await.unwrap();
+    there
+        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+        .await
+        .unwrap();
+    eventually(PROPAGATION, "the change is evaluated here", || {
+        here.bool_value("a", &user(), false)
+    })
+    .await;
+    assert_eq!(proxy.listeners_seen(), 1);
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ pub use file::FileStore;
 pub use memory::MemoryStore;
 pub use open::open;
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, PostgresStoreBuilder};
 
 use crate::error::Error;
 use crate::flag::Flag;

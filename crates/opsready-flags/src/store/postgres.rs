@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, Row};
+use sqlx::{Connection, Executor as _, Row};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
@@ -38,6 +38,14 @@ const MAX_SCHEMA_LEN: usize = 63 - "_changes".len();
 /// at once, and the longest.
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 const LAST_RETRY: Duration = Duration::from_secs(10);
+
+/// After this long without a message on the listening connection, the
+/// store asks it for an answer: see [`PostgresStoreBuilder::heartbeat`].
+const QUIET_FOR: Duration = Duration::from_secs(30);
+
+/// How long the listening connection has to answer the store's question
+/// before it is taken for dead.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 /// A [`Store`] in Postgres, shared by a fleet: definitions and their audit
 /// log in two tables, each change applied in one transaction, and every
@@ -104,9 +112,14 @@ const LAST_RETRY: Duration = Duration::from_secs(10);
 ///   milliseconds, provided each one runs [`Flags::follow`](crate::Flags::follow).
 ///   When the listening connection drops, the store reconnects (at once,
 ///   then backing off up to ten seconds) and then reports a change, since
-///   announcements sent meanwhile were lost. A connection that dies
-///   silently (no reset from the network) is noticed only when the
-///   operating system gives up on it.
+///   announcements sent meanwhile were lost.
+/// - **A listening connection that dies silently is found by a heartbeat.**
+///   A firewall or a failover can drop a connection without a reset, and
+///   the operating system would notice only after many minutes, in which
+///   no change reaches the instance. So after 30 seconds without a message
+///   the store runs `SELECT 1` on that connection; with no answer within
+///   10 seconds it opens a new one and reports a change, as above. Tune
+///   both with [`PostgresStore::builder`].
 /// - **`LISTEN` needs a session of its own**: point the store at Postgres
 ///   or at a pooler in session mode, not at one in transaction mode.
 /// - **Pool sizing**: [`connect`](PostgresStore::connect) opens a pool of
@@ -201,40 +214,35 @@ impl PostgresStore {
     /// lowercase ASCII letters, digits and `_`, starting with a letter or
     /// `_`; or when migrating or listening fails.
     pub async fn from_pool_in_schema(pool: PgPool, schema: &str) -> Result<Self, Error> {
-        check_schema(schema)?;
-        migrate(&pool, schema).await?;
+        Self::builder(pool).schema(schema).build().await
+    }
 
-        let channel = format!("{schema}_changes");
-        let listener_pool = listener_pool(&pool);
-        // Listening before returning, so that no change committed after
-        // this store's first load can go unnoticed.
-        let listener = listen(&listener_pool, &channel).await.map_err(|error| {
-            failure(
-                format!(
-                    "listening on `{channel}` at {}",
-                    place(&pool.connect_options())
-                ),
-                error,
-            )
-        })?;
-        let revision = watch::Sender::new(0);
-        let task = tokio::spawn(relay(
-            listener,
-            listener_pool,
-            channel.clone(),
-            revision.clone(),
-        ));
-
-        Ok(Self {
-            inner: Arc::new(Inner {
-                sql: Sql::new(schema),
-                pool,
-                schema: schema.to_owned(),
-                channel,
-                revision,
-                listener: task.abort_handle(),
-            }),
-        })
+    /// A store of `pool`'s database with more than the schema to choose:
+    /// see [`PostgresStoreBuilder`].
+    ///
+    /// ```no_run
+    /// # async fn run(pool: sqlx::PgPool) -> Result<(), opsready_flags::Error> {
+    /// use std::time::Duration;
+    /// use opsready_flags::PostgresStore;
+    ///
+    /// // Behind a firewall that drops idle connections after a minute.
+    /// let store = PostgresStore::builder(pool)
+    ///     .schema("checkout_flags")
+    ///     .heartbeat(Duration::from_secs(20), Duration::from_secs(5))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(pool: PgPool) -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            pool,
+            schema: Self::DEFAULT_SCHEMA.to_owned(),
+            heartbeat: Heartbeat {
+                quiet_for: QUIET_FOR,
+                answer_within: ANSWER_WITHIN,
+            },
+        }
     }
 
     /// The schema holding the tables.
@@ -543,6 +551,104 @@ async fn migrate(pool: &PgPool, schema: &str) -> Result<(), Error> {
     result.map_err(|error| failure(doing(), error))
 }
 
+/// Options of a [`PostgresStore`] beyond its pool, from
+/// [`PostgresStore::builder`]: the schema and the heartbeat of the
+/// listening connection.
+#[derive(Debug)]
+#[must_use]
+pub struct PostgresStoreBuilder {
+    pool: PgPool,
+    schema: String,
+    heartbeat: Heartbeat,
+}
+
+/// When the listening connection is asked for a sign of life.
+#[derive(Clone, Copy, Debug)]
+struct Heartbeat {
+    quiet_for: Duration,
+    answer_within: Duration,
+}
+
+impl PostgresStoreBuilder {
+    /// The schema of the tables, and of the channel `<schema>_changes`
+    /// (default [`PostgresStore::DEFAULT_SCHEMA`]): see
+    /// [`PostgresStore::from_pool_in_schema`].
+    pub fn schema(mut self, schema: &str) -> Self {
+        schema.clone_into(&mut self.schema);
+        self
+    }
+
+    /// After `quiet_for` without a message on the listening connection
+    /// (default 30 s), the store runs `SELECT 1` on it; if the answer does
+    /// not come within `answer_within` (default 10 s), the connection is
+    /// taken for dead, a new one listens, and subscribers are told to load
+    /// again. A silently dropped connection is so found within
+    /// `quiet_for + answer_within`.
+    ///
+    /// Keep `quiet_for` below the idle timeout of any firewall or NAT on
+    /// the way to Postgres, and `answer_within` above the longest pause a
+    /// busy server may take to answer. Zero durations count as one
+    /// millisecond.
+    pub fn heartbeat(mut self, quiet_for: Duration, answer_within: Duration) -> Self {
+        let at_least = |duration: Duration| duration.max(Duration::from_millis(1));
+        self.heartbeat = Heartbeat {
+            quiet_for: at_least(quiet_for),
+            answer_within: at_least(answer_within),
+        };
+        self
+    }
+
+    /// Creates the schema and its tables when missing (or migrates them),
+    /// then starts listening for changes.
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresStore::from_pool_in_schema`].
+    pub async fn build(self) -> Result<PostgresStore, Error> {
+        let Self {
+            pool,
+            schema,
+            heartbeat,
+        } = self;
+        let schema = schema.as_str();
+        check_schema(schema)?;
+        migrate(&pool, schema).await?;
+
+        let channel = format!("{schema}_changes");
+        let listener_pool = listener_pool(&pool);
+        // Listening before returning, so that no change committed after
+        // this store's first load can go unnoticed.
+        let listener = listen(&listener_pool, &channel).await.map_err(|error| {
+            failure(
+                format!(
+                    "listening on `{channel}` at {}",
+                    place(&pool.connect_options())
+                ),
+                error,
+            )
+        })?;
+        let revision = watch::Sender::new(0);
+        let task = tokio::spawn(relay(
+            listener,
+            listener_pool,
+            channel.clone(),
+            heartbeat,
+            revision.clone(),
+        ));
+
+        Ok(PostgresStore {
+            inner: Arc::new(Inner {
+                sql: Sql::new(schema),
+                pool,
+                schema: schema.to_owned(),
+                channel,
+                revision,
+                listener: task.abort_handle(),
+            }),
+        })
+    }
+}
+
 /// A pool of one connection for the listener, with `pool`'s options: the
 /// listener holds its connection for good, which must not starve the
 /// queries, and it reconnects through this pool.
@@ -569,15 +675,28 @@ async fn listen(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error>
 /// reconnection. Runs until aborted, when the store is dropped.
 async fn relay(
     mut listener: PgListener,
-    pool: PgPool,
+    mut pool: PgPool,
     channel: String,
+    heartbeat: Heartbeat,
     revision: watch::Sender<u64>,
 ) {
     let mut retry = Duration::ZERO;
     loop {
         let since = Instant::now();
-        let error = loop {
-            match listener.try_recv().await {
+        let lost = loop {
+            let Ok(received) = tokio::time::timeout(heartbeat.quiet_for, listener.try_recv()).await
+            else {
+                // Quiet for a while: is anyone still there? Notifications
+                // that arrive meanwhile are kept for the next `try_recv`.
+                match tokio::time::timeout(heartbeat.answer_within, listener.execute("SELECT 1"))
+                    .await
+                {
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(error)) => break Lost::Failed(error),
+                    Err(_) => break Lost::Silent(heartbeat.answer_within),
+                }
+            };
+            match received {
                 Ok(Some(notification)) => {
                     tracing::trace!(key = notification.payload(), "a flag changed");
                     bump(&revision);
@@ -591,11 +710,15 @@ async fn relay(
                     );
                     bump(&revision);
                 }
-                Err(error) => break error,
+                Err(error) => break Lost::Failed(error),
             }
         };
-        tracing::warn!(%error, channel = %channel, "lost the connection listening for flag changes; reconnecting");
+        tracing::warn!(error = %lost, channel = %channel, "lost the connection listening for flag changes; reconnecting");
         drop(listener);
+        // A pool of its own for the next connection: the dead one may go
+        // back to the old pool, and a connection that answers nothing would
+        // hold its only place.
+        pool = listener_pool(&pool);
 
         // A connection that held for a while failed by accident: connect
         // again at once. One that keeps failing is retried less often.
@@ -618,6 +741,23 @@ async fn relay(
         // Changes committed while no one listened were announced to no
         // one: subscribers must load again.
         bump(&revision);
+    }
+}
+
+/// Why the listening connection was given up.
+enum Lost {
+    /// It failed: reset, closed, or an error from the server.
+    Failed(sqlx::Error),
+    /// It did not answer the heartbeat within this long.
+    Silent(Duration),
+}
+
+impl fmt::Display for Lost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Failed(error) => error.fmt(f),
+            Self::Silent(within) => write!(f, "no answer to a heartbeat within {within:?}"),
+        }
     }
 }
 
