@@ -36,7 +36,10 @@
 //! # Exporting spans (feature `otlp`)
 //!
 //! With `telemetry.otlp.endpoint` set, [`init`] also exports the spans to an
-//! OpenTelemetry collector over gRPC or HTTP/protobuf, in batches. The
+//! OpenTelemetry collector over gRPC or HTTP/protobuf, in batches, over TLS
+//! for an `https://` endpoint (with the authorities of
+//! `telemetry.otlp.ca_file` besides the system's) and with the headers of
+//! `telemetry.otlp.headers`. The
 //! exported request span continues the caller's `traceparent`, and its span
 //! id is the one in the response's `traceparent` and in the log lines. Keep
 //! the returned [`TelemetryGuard`] and shut it down once the server has
@@ -90,7 +93,7 @@
 //!
 //! | feature | adds |
 //! |---|---|
-//! | `otlp` | OTLP export of the spans over gRPC or HTTP/protobuf (`telemetry.otlp.*`) |
+//! | `otlp` | OTLP export of the spans over gRPC or HTTP/protobuf, plain or TLS (`telemetry.otlp.*`) |
 //! | `sentry` | Sentry events for 5xx answers and panics ([`SentryLayer`], `telemetry.sentry.*`) |
 
 mod blocking;

@@ -2,15 +2,21 @@
 //! `telemetry.otlp.*`, and the hand-over of the incoming trace context to the
 //! exported request span.
 
+use std::path::Path;
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use http::HeaderValue;
 use opentelemetry::trace::{
     SpanContext, TraceContextExt as _, TraceFlags, TraceState, TracerProvider as _,
 };
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
+use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+use opentelemetry_otlp::{
+    Protocol, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{
     BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, TracerProviderBuilder,
@@ -21,8 +27,13 @@ use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::context::{SpanId, TraceContext, TraceId};
-use crate::settings::{OtlpProtocol, TelemetrySettings, otlp_endpoint_problem};
+use crate::settings::{
+    OtlpProtocol, TelemetrySettings, is_https, otlp_endpoint_problem, otlp_headers,
+};
 use crate::subscriber::{ServiceInfo, TelemetryError};
+
+/// How long one export may take, as the OTLP exporters' own default.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `scheme://user:password@host/…` without `user:password@`.
 fn without_userinfo(endpoint: &str) -> String {
@@ -67,6 +78,15 @@ pub(crate) fn provider(
             "the OTLP exporter for telemetry.otlp.endpoint `{shown}` cannot start: {error}"
         ))
     };
+    let headers = match &settings.otlp.headers {
+        Some(text) => otlp_headers(text.expose_secret())
+            .map_err(|problem| TelemetryError::new(format!("telemetry.otlp.headers: {problem}")))?,
+        None => Vec::new(),
+    };
+    let authorities = match &settings.otlp.ca_file {
+        Some(path) => Some(authorities(path)?),
+        None => None,
+    };
     let exporter = match settings.otlp.protocol {
         OtlpProtocol::Grpc => {
             // The gRPC channel spawns its connection task when it is built.
@@ -75,19 +95,39 @@ pub(crate) fn provider(
                     &"gRPC export needs `init` to be called inside a Tokio runtime",
                 ));
             }
-            opentelemetry_otlp::SpanExporter::builder()
+            let mut builder = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_protocol(Protocol::Grpc)
-                .with_endpoint(endpoint)
-                .build()
+                .with_endpoint(endpoint);
+            if !headers.is_empty() {
+                builder = builder.with_metadata(metadata(&headers));
+            }
+            if is_https(endpoint) {
+                let mut tls = ClientTlsConfig::new().with_native_roots();
+                if let Some((pem, _)) = &authorities {
+                    tls = tls.ca_certificate(Certificate::from_pem(pem));
+                }
+                builder = builder.with_tls_config(tls);
+            }
+            builder.build()
         }
-        OtlpProtocol::Http => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            // The setting is the collector's base address, as
-            // OTEL_EXPORTER_OTLP_ENDPOINT is; traces go to its `/v1/traces`.
-            .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
-            .build(),
+        OtlpProtocol::Http => {
+            let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                // The setting is the collector's base address, as
+                // OTEL_EXPORTER_OTLP_ENDPOINT is; traces go to its `/v1/traces`.
+                .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')));
+            if !headers.is_empty() {
+                builder = builder.with_headers(headers.into_iter().collect());
+            }
+            if let Some((_, certificates)) = authorities {
+                builder = builder.with_http_client(
+                    http_client(certificates).map_err(|error| cannot_start(&error))?,
+                );
+            }
+            builder.build()
+        }
     }
     .map_err(|error| cannot_start(&error))?;
 
@@ -98,6 +138,64 @@ pub(crate) fn provider(
             .with_span_processor(processor)
             .build(),
     ))
+}
+
+/// The certificate authorities of `telemetry.otlp.ca_file`: the PEM text,
+/// for gRPC, and the certificates read from it, for HTTP. Reading them here
+/// makes a missing or malformed file an error at start-up rather than
+/// exports failing later.
+fn authorities(path: &Path) -> Result<(Vec<u8>, Vec<otlp_reqwest::Certificate>), TelemetryError> {
+    let problem = |what: String| {
+        TelemetryError::new(format!(
+            "telemetry.otlp.ca_file `{}` {what}",
+            path.display()
+        ))
+    };
+    let pem = std::fs::read(path).map_err(|error| problem(format!("cannot be read: {error}")))?;
+    let certificates = otlp_reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|error| problem(format!("is not a PEM file of certificates: {error}")))?;
+    if certificates.is_empty() {
+        return Err(problem(
+            "holds no certificate: expected `-----BEGIN CERTIFICATE-----` blocks".to_owned(),
+        ));
+    }
+    Ok((pem, certificates))
+}
+
+/// The headers as gRPC metadata. Their names and values were checked by
+/// [`otlp_headers`], so none is skipped.
+fn metadata(headers: &[(String, String)]) -> MetadataMap {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    MetadataMap::from_headers(map)
+}
+
+/// The blocking HTTP client of the OTLP/HTTP exporter, trusting
+/// `certificates` besides the system's authorities, with the exporter's
+/// usual 10 s timeout. Built on a thread of its own: a blocking client
+/// starts a runtime, which cannot be done inside the caller's.
+fn http_client(
+    certificates: Vec<otlp_reqwest::Certificate>,
+) -> Result<otlp_reqwest::blocking::Client, String> {
+    std::thread::spawn(move || {
+        certificates
+            .into_iter()
+            .fold(
+                otlp_reqwest::blocking::Client::builder().timeout(EXPORT_TIMEOUT),
+                otlp_reqwest::blocking::ClientBuilder::add_root_certificate,
+            )
+            .build()
+            .map_err(|error| error.to_string())
+    })
+    .join()
+    .map_err(|_| "building the HTTP client failed".to_owned())?
 }
 
 /// The provider's sampler and resource, without an exporter.

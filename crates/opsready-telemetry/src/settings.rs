@@ -1,6 +1,7 @@
 //! [`TelemetrySettings`]: the `telemetry` section.
 
 use std::io::IsTerminal as _;
+use std::path::PathBuf;
 
 use opsready_settings::{Secret, Validate, Violations};
 use serde::{Deserialize, Serialize};
@@ -14,8 +15,10 @@ use serde::{Deserialize, Serialize};
 /// | `telemetry.trace_probes` | `false` | whether probes and `/metrics` get spans and log lines |
 /// | `telemetry.blocking.max_concurrency` | `16` | blocking jobs running at once ([`crate::Blocking`]) |
 /// | `telemetry.service_name` | the service's package name | `service.name` of the exported spans |
-/// | `telemetry.otlp.endpoint` | none: no export | the collector's base address, `http://localhost:4317` (gRPC) or `http://localhost:4318` (HTTP) (feature `otlp`) |
+/// | `telemetry.otlp.endpoint` | none: no export | the collector's base address, `http://localhost:4317` (gRPC), `http://localhost:4318` (HTTP), or `https://…` (feature `otlp`) |
 /// | `telemetry.otlp.protocol` | `grpc` | `grpc` or `http` (HTTP/protobuf, sent to `{endpoint}/v1/traces`) |
+/// | `telemetry.otlp.headers` | none | headers of every export, `name=value,name=value` (a secret: API keys) |
+/// | `telemetry.otlp.ca_file` | none | a PEM file of authorities trusted for an `https://` endpoint, besides the system's |
 /// | `telemetry.sample_ratio` | `1.0` | the share of new traces exported, 0.0 to 1.0; a continued trace follows the caller's decision |
 /// | `telemetry.sentry.dsn` | none | a Sentry DSN (a secret); events for 5xx answers and panics (feature `sentry`) |
 /// | `telemetry.sentry.environment` | the settings environment | the Sentry environment |
@@ -58,17 +61,38 @@ impl Default for TelemetrySettings {
 }
 
 /// `telemetry.otlp.*`
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct OtlpSettings {
-    /// The collector's base address, `http://host:port`; unset, no span is
-    /// exported. For `http` the spans go to `{endpoint}/v1/traces`. Needs
-    /// the `otlp` feature: setting it in a binary built without is a
-    /// settings error. Defaults to none.
+    /// The collector's base address, `http://host:port` or
+    /// `https://host:port`; unset, no span is exported. For `http` the
+    /// spans go to `{endpoint}/v1/traces`. Needs the `otlp` feature:
+    /// setting it in a binary built without is a settings error. Defaults
+    /// to none.
     pub endpoint: Option<String>,
     /// How spans are sent. Defaults to `grpc`.
     pub protocol: OtlpProtocol,
+    /// Headers sent with every export, as `OTEL_EXPORTER_OTLP_HEADERS`
+    /// writes them: `name=value` pairs separated by commas, values
+    /// percent-encoded where they hold a comma, `%` or spaces
+    /// (`x-api-key=abc123,x-tenant=shop`). A secret, since API keys go
+    /// here. Defaults to none.
+    pub headers: Option<Secret<String>>,
+    /// A PEM file of the certificate authorities to trust for an
+    /// `https://` endpoint, besides the system's: for a collector whose
+    /// certificate an internal authority signed. Defaults to none.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl PartialEq for OtlpSettings {
+    fn eq(&self, other: &Self) -> bool {
+        let headers = |s: &Self| s.headers.as_ref().map(|h| h.expose_secret().clone());
+        self.endpoint == other.endpoint
+            && self.protocol == other.protocol
+            && headers(self) == headers(other)
+            && self.ca_file == other.ca_file
+    }
 }
 
 /// The OTLP transport.
@@ -84,20 +108,80 @@ pub enum OtlpProtocol {
 }
 
 /// What is wrong with an OTLP endpoint, if anything: it must be an absolute
-/// `http://` address (no TLS is built in yet).
+/// `http://` or `https://` address with a host.
 pub(crate) fn otlp_endpoint_problem(endpoint: &str) -> Option<String> {
     let uri = match endpoint.parse::<http::Uri>() {
         Ok(uri) => uri,
         Err(error) => return Some(format!("is not a URL: {error}")),
     };
     match uri.scheme_str() {
-        Some("http") if uri.host().is_some_and(|host| !host.is_empty()) => None,
-        Some("http") => Some("has no host".to_owned()),
-        Some("https") => Some(
-            "uses https, which this version cannot export to (no TLS is built in): send to a collector reachable over http, such as a local agent or sidecar".to_owned(),
-        ),
-        _ => Some("must be an http:// URL such as `http://localhost:4317`".to_owned()),
+        Some("http" | "https") if uri.host().is_some_and(|host| !host.is_empty()) => None,
+        Some("http" | "https") => Some("has no host".to_owned()),
+        _ => Some("must be an http:// or https:// URL such as `http://localhost:4317`".to_owned()),
     }
+}
+
+/// Whether `endpoint` is an `https://` address.
+pub(crate) fn is_https(endpoint: &str) -> bool {
+    endpoint
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+}
+
+/// The headers of `telemetry.otlp.headers`, names in lowercase and values
+/// percent-decoded, or what is wrong with them. Messages never quote a
+/// value: it is a secret.
+pub(crate) fn otlp_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut headers = Vec::new();
+    for (index, pair) in text.split(',').enumerate() {
+        let number = index + 1;
+        let pair = pair.trim();
+        if pair.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(format!(
+                "pair {number} has no `=`: write `name=value` pairs separated by commas"
+            ));
+        };
+        let name = name.trim().to_ascii_lowercase();
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(format!(
+                "pair {number} has an invalid header name `{name}`: use letters, digits and `-`"
+            ));
+        }
+        let Some(value) = percent_decode(value.trim()) else {
+            return Err(format!(
+                "the value of `{name}` has a `%` not followed by two hex digits, or escapes that are not UTF-8: write `%25` for `%`"
+            ));
+        };
+        if http::HeaderValue::from_str(&value).is_err() {
+            return Err(format!(
+                "the value of `{name}` has a character a header cannot carry (a control character or non-ASCII text)"
+            ));
+        }
+        headers.push((name, value));
+    }
+    Ok(headers)
+}
+
+/// `text` with its `%XX` escapes decoded, or `None` for a malformed one or
+/// bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        if byte == b'%' {
+            let hex = text.get(at + 1..at + 3)?;
+            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            at += 3;
+        } else {
+            decoded.push(byte);
+            at += 1;
+        }
+    }
+    String::from_utf8(decoded).ok()
 }
 
 /// `telemetry.log.*`
@@ -194,6 +278,17 @@ impl Validate for TelemetrySettings {
                 v.add("otlp.endpoint", problem);
             }
         }
+        if let Some(headers) = &self.otlp.headers
+            && let Err(problem) = otlp_headers(headers.expose_secret())
+        {
+            v.add("otlp.headers", problem);
+        }
+        if self.otlp.ca_file.is_some() && !self.otlp.endpoint.as_deref().is_some_and(is_https) {
+            v.add(
+                "otlp.ca_file",
+                "is set, but telemetry.otlp.endpoint is not an https:// address: the authorities would trust nothing; use https:// or leave ca_file unset",
+            );
+        }
         if self.sentry.dsn.is_some() && !cfg!(feature = "sentry") {
             v.add(
                 "sentry.dsn",
@@ -219,5 +314,45 @@ impl PartialEq for SentrySettings {
     fn eq(&self, other: &Self) -> bool {
         let dsn = |s: &Self| s.dsn.as_ref().map(|d| d.expose_secret().clone());
         dsn(self) == dsn(other) && self.environment == other.environment
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_pairs_with_lowercase_names_and_decoded_values() {
+        let headers = otlp_headers(" X-Api-Key = abc%2C123 ,, x-tenant=shop%20one,").unwrap();
+
+        assert_eq!(
+            headers,
+            [
+                ("x-api-key".to_owned(), "abc,123".to_owned()),
+                ("x-tenant".to_owned(), "shop one".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_value_may_hold_an_equals_sign() {
+        let headers = otlp_headers("authorization=Basic dXNlcjpwYXNz==").unwrap();
+
+        assert_eq!(headers[0].1, "Basic dXNlcjpwYXNz==");
+    }
+
+    #[test]
+    fn a_cut_escape_is_refused() {
+        for text in ["k=%", "k=%2", "k=%g1", "k=%FF"] {
+            assert!(otlp_headers(text).is_err(), "{text} was accepted");
+        }
+    }
+
+    #[test]
+    fn only_https_addresses_are_https() {
+        assert!(is_https("https://collector:4317"));
+        assert!(is_https("HTTPS://collector:4317"));
+        assert!(!is_https("http://collector:4317"));
+        assert!(!is_https("https:/"));
     }
 }

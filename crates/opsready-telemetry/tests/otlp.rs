@@ -7,9 +7,9 @@
 
 mod otlp_support;
 
-use opsready_settings::{Validate as _, Violations};
+use opsready_settings::{Secret, Validate as _, Violations};
 use opsready_telemetry::{LogFormat, OtlpProtocol, ServiceInfo, TelemetrySettings};
-use otlp_support::{assert_request_span, exported_span, grpc_collector, serve_app, traced_request};
+use otlp_support::{assert_request_span, export_one_request, exported_span, grpc_collector};
 
 fn settings(endpoint: &str, protocol: OtlpProtocol) -> TelemetrySettings {
     let mut settings = TelemetrySettings::default();
@@ -19,26 +19,25 @@ fn settings(endpoint: &str, protocol: OtlpProtocol) -> TelemetrySettings {
     settings
 }
 
+/// Why `init` refuses `settings`, and what validating them finds.
+fn refusals(settings: &TelemetrySettings) -> (String, Violations) {
+    let error = opsready_telemetry::init(settings, &ServiceInfo::new("svc", "1.0.0"))
+        .unwrap_err()
+        .to_string();
+    let mut violations = Violations::new();
+    settings.validate(&mut violations);
+    (error, violations)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_spans_are_exported_over_grpc_with_the_callers_trace() {
     // Arrange
     let (endpoint, mut exports) = grpc_collector().await;
     let mut settings = settings(&endpoint, OtlpProtocol::Grpc);
     settings.service_name = Some("orders".to_owned());
-    let telemetry =
-        opsready_telemetry::init(&settings, &ServiceInfo::new("orders-bin", "1.2.3")).unwrap();
-    let (addr, stop, server) = serve_app().await;
 
     // Act
-    let traceparent = traced_request(addr).await;
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
-    // As the facade does once its server has stopped: every span is sent
-    // before this returns.
-    tokio::task::spawn_blocking(move || telemetry.shutdown())
-        .await
-        .unwrap()
-        .unwrap();
+    let traceparent = export_one_request(&settings, "orders-bin").await;
 
     // Assert
     let (span, service) = exported_span(&mut exports, "GET /hello/{name}").await;
@@ -55,15 +54,11 @@ async fn a_malformed_endpoint_is_an_error_from_init_and_from_validation() {
         "not a url",
         "localhost:4317",
         "ftp://collector:4317",
-        "https://collector:4317",
+        "https://:4317",
     ] {
         let settings = settings(endpoint, OtlpProtocol::Grpc);
 
-        let error = opsready_telemetry::init(&settings, &ServiceInfo::new("svc", "1.0.0"))
-            .unwrap_err()
-            .to_string();
-        let mut violations = Violations::new();
-        settings.validate(&mut violations);
+        let (error, violations) = refusals(&settings);
 
         assert!(
             error.contains("telemetry.otlp.endpoint"),
@@ -128,4 +123,75 @@ fn the_workspace_locks_one_version_of_each_opentelemetry_crate() {
             "{name} is locked at more than one version, or at none"
         );
     }
+}
+
+#[test]
+fn malformed_headers_are_refused_without_quoting_their_values() {
+    for (headers, expected) in [
+        ("x-api-key", "pair 1 has no `=`"),
+        (
+            "x-tenant=shop,bad name=hunter2",
+            "pair 2 has an invalid header name",
+        ),
+        (
+            "x-api-key=hunter2%zz",
+            "a `%` not followed by two hex digits",
+        ),
+        (
+            "x-api-key=hunter2\u{7}",
+            "a character a header cannot carry",
+        ),
+    ] {
+        let mut settings = settings("http://localhost:4317", OtlpProtocol::Http);
+        settings.otlp.headers = Some(Secret::new(headers.to_owned()));
+
+        let (error, violations) = refusals(&settings);
+
+        assert!(
+            error.contains("telemetry.otlp.headers"),
+            "{headers}: {error}"
+        );
+        assert!(error.contains(expected), "{headers}: {error}");
+        let (key, message) = violations.iter().next().expect("no violation");
+        assert_eq!(key, "otlp.headers");
+        assert!(message.contains(expected), "{headers}: {message}");
+        assert!(
+            !error.contains("hunter2") && !message.contains("hunter2"),
+            "a secret value was quoted: {error}"
+        );
+    }
+}
+
+#[test]
+fn a_ca_file_that_is_missing_or_holds_no_certificate_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not-pem.txt");
+    std::fs::write(&not_pem, "just text\n").unwrap();
+    for (path, expected) in [
+        (dir.path().join("missing.pem"), "cannot be read"),
+        (not_pem, "holds no certificate"),
+    ] {
+        let mut settings = settings("https://localhost:4318", OtlpProtocol::Http);
+        settings.otlp.ca_file = Some(path.clone());
+
+        let error = opsready_telemetry::init(&settings, &ServiceInfo::new("svc", "1.0.0"))
+            .unwrap_err()
+            .to_string();
+
+        assert!(error.contains("telemetry.otlp.ca_file"), "{error}");
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains(expected), "{error}");
+    }
+}
+
+#[test]
+fn a_ca_file_without_an_https_endpoint_is_a_settings_error() {
+    let mut settings = settings("http://localhost:4317", OtlpProtocol::Grpc);
+    settings.otlp.ca_file = Some("/etc/collector-ca.pem".into());
+
+    let mut violations = Violations::new();
+    settings.validate(&mut violations);
+
+    let keys: Vec<_> = violations.iter().map(|(key, _)| key).collect();
+    assert_eq!(keys, ["otlp.ca_file"]);
 }

@@ -7,8 +7,8 @@
 
 mod otlp_support;
 
-use opsready_telemetry::{LogFormat, OtlpProtocol, ServiceInfo, TelemetrySettings};
-use otlp_support::{assert_request_span, exported_span, http_collector, serve_app, traced_request};
+use opsready_telemetry::{LogFormat, OtlpProtocol, TelemetrySettings};
+use otlp_support::{assert_request_span, export_one_request, exported_span, http_collector};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_spans_are_exported_over_http_with_the_callers_trace() {
@@ -19,18 +19,9 @@ async fn request_spans_are_exported_over_http_with_the_callers_trace() {
     // A trailing slash is forgiven: spans still go to `/v1/traces`.
     settings.otlp.endpoint = Some(format!("{endpoint}/"));
     settings.otlp.protocol = OtlpProtocol::Http;
-    let telemetry =
-        opsready_telemetry::init(&settings, &ServiceInfo::new("orders", "1.2.3")).unwrap();
-    let (addr, stop, server) = serve_app().await;
 
     // Act
-    let traceparent = traced_request(addr).await;
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
-    tokio::task::spawn_blocking(move || telemetry.shutdown())
-        .await
-        .unwrap()
-        .unwrap();
+    let traceparent = export_one_request(&settings, "orders").await;
 
     // Assert
     let (span, service) = exported_span(&mut exports, "GET /hello/{name}").await;

@@ -80,11 +80,19 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "telemetry.otlp.endpoint",
-        "OTLP collector's base address (`http://localhost:4317`); unset, no span is exported (feature `otlp`).",
+        "OTLP collector's base address (`http://localhost:4317`, or `https://…` for TLS); unset, no span is exported (feature `otlp`).",
     ),
     (
         "telemetry.otlp.protocol",
         "`grpc` or `http` (HTTP/protobuf to `{endpoint}/v1/traces`).",
+    ),
+    (
+        "telemetry.otlp.headers",
+        "Headers of every export, `name=value` pairs separated by commas, values percent-encoded as in `OTEL_EXPORTER_OTLP_HEADERS` (`x-api-key=…`). Secret.",
+    ),
+    (
+        "telemetry.otlp.ca_file",
+        "PEM file of certificate authorities trusted for an `https://` endpoint, besides the system's.",
     ),
     (
         "telemetry.sample_ratio",

@@ -239,7 +239,12 @@ async fn a_busy_port_is_an_error_naming_the_setting() {
 
 #[tokio::test]
 async fn admin_config_needs_the_token_and_never_shows_it() {
-    let settings = settings(&[("TEST__ADMIN__TOKEN", TOKEN)]);
+    const OTLP_KEY: &str = "otlp-api-key-never-shown";
+    let headers = format!("x-api-key={OTLP_KEY}");
+    let settings = settings(&[
+        ("TEST__ADMIN__TOKEN", TOKEN),
+        ("TEST__TELEMETRY__OTLP__HEADERS", headers.as_str()),
+    ]);
     let running = spawn(Ops::new(&settings), Router::new()).await;
     let admin = running.admin.clone().unwrap();
     let config = format!("{admin}/admin/config");
@@ -278,8 +283,10 @@ async fn admin_config_needs_the_token_and_never_shows_it() {
     assert_eq!(lower_case_scheme, 200, "the scheme is case-insensitive");
     let dump = right.text().await.unwrap();
     assert!(!dump.contains(TOKEN), "{dump}");
+    assert!(!dump.contains(OTLP_KEY), "{dump}");
     let dump: Value = serde_json::from_str(&dump).unwrap();
     assert_eq!(dump["admin.token"]["value"], "[REDACTED]");
+    assert_eq!(dump["telemetry.otlp.headers"]["value"], "[REDACTED]");
     assert_eq!(
         dump["admin.token"]["origin"],
         "environment variable TEST__ADMIN__TOKEN"
@@ -550,8 +557,8 @@ async fn a_service_fallback_is_kept_and_unknown_routes_are_otherwise_404_problem
 #[test]
 fn an_otlp_endpoint_that_cannot_be_exported_to_is_a_settings_error() {
     // Without the `otlp` feature any endpoint is refused; with it, one that
-    // is not http:// is.
-    let vars = vec![("TEST__TELEMETRY__OTLP__ENDPOINT", "https://collector:4317")];
+    // is neither http:// nor https:// is.
+    let vars = vec![("TEST__TELEMETRY__OTLP__ENDPOINT", "ftp://collector:4317")];
 
     let error =
         opsready::load::<AppSettings>(&Loader::new("TEST").config_dir(no_config_dir()).env(vars))

@@ -2,14 +2,16 @@
 //! protocols, an app behind `TelemetryLayer`, and the checks of an exported
 //! request span.
 
-// Each binary uses one of the two collectors.
+// Each binary uses one of the collectors.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::{get, post};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -22,7 +24,8 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use opsready_telemetry::TelemetryLayer;
+use opsready_settings::Secret;
+use opsready_telemetry::{LogFormat, OtlpProtocol, ServiceInfo, TelemetryLayer, TelemetrySettings};
 use prost::Message as _;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -35,27 +38,176 @@ pub(crate) const PARENT_ID: &str = "00f067aa0ba902b7";
 /// What a collector received, one export call at a time.
 pub(crate) type Exports = mpsc::UnboundedReceiver<ExportTraceServiceRequest>;
 
-/// An OTLP/gRPC collector on a free port: its address and what it receives.
-pub(crate) async fn grpc_collector() -> (String, Exports) {
-    struct Collector(mpsc::UnboundedSender<ExportTraceServiceRequest>);
+/// The header a TLS collector reports of each export call.
+pub(crate) const API_KEY: &str = "x-api-key";
 
-    #[tonic::async_trait]
-    impl TraceService for Collector {
-        async fn export(
-            &self,
-            request: tonic::Request<ExportTraceServiceRequest>,
-        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-            let _ = self.0.send(request.into_inner());
-            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+/// The [`API_KEY`] header of each export call a TLS collector received.
+pub(crate) type ApiKeys = mpsc::UnboundedReceiver<Option<String>>;
+
+/// A certificate authority made for one test, and a server certificate it
+/// signed for `localhost` and `127.0.0.1`.
+pub(crate) struct Authority {
+    /// The authority's certificate, PEM: what a client trusts.
+    pub(crate) ca_pem: String,
+    /// The server's certificate and key, PEM.
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
+}
+
+impl Authority {
+    pub(crate) fn new() -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "opsready test authority");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+
+        let key = KeyPair::generate().unwrap();
+        let mut server =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "collector");
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = server.signed_by(&key, &ca_cert, &ca_key).unwrap();
+        Self {
+            ca_pem: ca_cert.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
         }
     }
 
+    /// The authority's certificate in a file of `dir`, for
+    /// `telemetry.otlp.ca_file`.
+    pub(crate) fn ca_file(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("authority.pem");
+        std::fs::write(&path, &self.ca_pem).unwrap();
+        path
+    }
+}
+
+/// An OTLP/gRPC collector over TLS with `authority`'s server certificate:
+/// its `https://` address, what it receives, and the [`API_KEY`] metadata
+/// of each call.
+pub(crate) async fn grpc_tls_collector(authority: &Authority) -> (String, Exports, ApiKeys) {
+    use tonic::transport::{Identity, ServerTlsConfig};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (exports_sender, exports) = mpsc::unbounded_channel();
+    let (keys_sender, keys) = mpsc::unbounded_channel();
+    let identity = Identity::from_pem(&authority.cert_pem, &authority.key_pem);
+    let server = tonic::transport::Server::builder()
+        .tls_config(ServerTlsConfig::new().identity(identity))
+        .unwrap()
+        .add_service(TraceServiceServer::new(GrpcCollector {
+            exports: exports_sender,
+            keys: Some(keys_sender),
+        }))
+        .serve_with_incoming(TcpListenerStream::new(listener));
+    tokio::spawn(server);
+    (format!("https://{addr}"), exports, keys)
+}
+
+/// An OTLP/HTTP collector over TLS with `authority`'s server certificate:
+/// its `https://` base address, what it receives, and the [`API_KEY`]
+/// header of each call.
+pub(crate) async fn https_collector(authority: &Authority) -> (String, Exports, ApiKeys) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let (exports_sender, exports) = mpsc::unbounded_channel();
+    let (keys_sender, keys) = mpsc::unbounded_channel();
+    let app = Router::new().route(
+        "/v1/traces",
+        post(move |headers: HeaderMap, body: Bytes| async move {
+            let _ = keys_sender.send(api_key(&headers));
+            let _ = exports_sender.send(ExportTraceServiceRequest::decode(body).unwrap());
+            (
+                [(CONTENT_TYPE, "application/x-protobuf")],
+                ExportTraceServiceResponse::default().encode_to_vec(),
+            )
+        }),
+    );
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from(authority.cert_der.clone())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(authority.key_der.clone())),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let service = TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                // A client that gives up on the handshake is not this
+                // collector's failure: the test sees what arrives.
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (format!("https://{addr}"), exports, keys)
+}
+
+/// The OTLP/gRPC trace service of the test collectors: passes on what it
+/// receives and, when asked, the [`API_KEY`] metadata of each call.
+struct GrpcCollector {
+    exports: mpsc::UnboundedSender<ExportTraceServiceRequest>,
+    keys: Option<mpsc::UnboundedSender<Option<String>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcCollector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        if let Some(keys) = &self.keys {
+            let _ = keys.send(api_key(&request.metadata().clone().into_headers()));
+        }
+        let _ = self.exports.send(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// An OTLP/gRPC collector on a free port: its address and what it receives.
+pub(crate) async fn grpc_collector() -> (String, Exports) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (sender, exports) = mpsc::unbounded_channel();
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(Collector(sender)))
+            .add_service(TraceServiceServer::new(GrpcCollector {
+                exports: sender,
+                keys: None,
+            }))
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     (format!("http://{addr}"), exports)
@@ -103,6 +255,62 @@ pub(crate) async fn serve_app() -> (
             .await
     });
     (addr, stop, server)
+}
+
+/// The [`API_KEY`] header among `headers`.
+fn api_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(API_KEY)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Installs telemetry with `settings` for `service`, sends one traced
+/// request (see [`traced_request`]) to an app behind `TelemetryLayer`, stops
+/// the app and, as the facade does once its server has stopped, sends every
+/// span before returning. Returns the response's `traceparent`.
+pub(crate) async fn export_one_request(settings: &TelemetrySettings, service: &str) -> String {
+    let telemetry =
+        opsready_telemetry::init(settings, &ServiceInfo::new(service, "1.2.3")).unwrap();
+    let (addr, stop, server) = serve_app().await;
+    let traceparent = traced_request(addr).await;
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+    traceparent
+}
+
+/// Export over TLS with `protocol` to a collector whose certificate a
+/// per-test authority signed, trusted through `telemetry.otlp.ca_file`:
+/// the request span arrives, with the API key of `telemetry.otlp.headers`.
+pub(crate) async fn spans_are_exported_over_tls_with_headers(protocol: OtlpProtocol) {
+    // Arrange
+    let authority = Authority::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, mut exports, mut keys) = match protocol {
+        OtlpProtocol::Grpc => grpc_tls_collector(&authority).await,
+        OtlpProtocol::Http => https_collector(&authority).await,
+    };
+    let mut settings = TelemetrySettings::default();
+    settings.log.format = Some(LogFormat::Json);
+    settings.otlp.endpoint = Some(endpoint);
+    settings.otlp.protocol = protocol;
+    // Percent-encoded, as OTEL_EXPORTER_OTLP_HEADERS allows; names in any case.
+    settings.otlp.headers = Some(Secret::new(
+        "X-Api-Key=s3cret%2C1, x-tenant=shop".to_owned(),
+    ));
+    settings.otlp.ca_file = Some(authority.ca_file(dir.path()));
+
+    // Act
+    let traceparent = export_one_request(&settings, "orders").await;
+
+    // Assert
+    let (span, _) = exported_span(&mut exports, "GET /hello/{name}").await;
+    assert_request_span(&span, &traceparent);
+    assert_eq!(keys.recv().await.unwrap().as_deref(), Some("s3cret,1"));
 }
 
 /// Sends `GET /hello/ops` continuing [`TRACE_ID`] from [`PARENT_ID`], and
