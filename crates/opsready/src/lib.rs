@@ -80,7 +80,7 @@ pub use ops_settings::{
     MetricsSettings, OpsSettings, ServerSettings, Settings, ShutdownSettings, load, settings,
 };
 pub use reference::config_reference;
-pub use serve::{Ops, ServeError, Server, TelemetryGuards, shutdown_signal};
+pub use serve::{DEADLINE_EXIT_CODE, Ops, ServeError, Server, TelemetryGuards, shutdown_signal};
 
 /// Feature flags: definitions, evaluation, stores, history and rollback.
 pub use opsready_flags as flags;

@@ -63,8 +63,8 @@ type Hook = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>
 /// - The lifecycle: starting (startup hooks run; not ready) → ready →
 ///   draining on SIGTERM or Ctrl-C (not ready at once, still serving for
 ///   `shutdown.drain_delay`) → stopped (listeners closed, in-flight requests
-///   finished), all within `shutdown.deadline`. A second signal exits at
-///   once.
+///   finished), all within `shutdown.deadline`: past it, the process exits
+///   with status [`DEADLINE_EXIT_CODE`]. A second signal exits at once.
 ///
 /// # Gotchas
 ///
@@ -358,6 +358,17 @@ impl Ops {
     /// and a warning on standard error says the `telemetry` settings do not
     /// apply; with `telemetry.otlp.endpoint` set this is an error instead, as
     /// is an exporter that cannot start: no span would be exported.
+    ///
+    /// When `shutdown.deadline` passes with requests still running, `serve`
+    /// does not return: it logs the error, sends the buffered spans and
+    /// lines, and exits the process with status
+    /// [`DEADLINE_EXIT_CODE`]. Returning would leave the exit to the
+    /// runtime's drop at the end of `main`, which waits without a limit for
+    /// blocking jobs ([`Ops::blocking`], `spawn_blocking`) still running: a
+    /// stuck one would keep the process alive past the deadline until the
+    /// supervisor kills it. A service that must run code after a deadline
+    /// failure serves with [`Ops::bind`] and [`Server::run_until`], which
+    /// return the error instead.
     pub async fn serve(self, app: Router) -> Result<(), ServeError> {
         let telemetry = self.install_telemetry()?;
         // Handlers first: a signal during start-up must drain, not kill.
@@ -366,6 +377,13 @@ impl Ops {
             Ok(server) => server.run_until(signal).await,
             Err(error) => Err(error),
         };
+        if let Err(error) = &outcome
+            && error.is_deadline()
+        {
+            tracing::error!(%error, "exiting now: the shutdown deadline has passed");
+            telemetry.shutdown().await;
+            std::process::exit(DEADLINE_EXIT_CODE);
+        }
         telemetry.shutdown().await;
         outcome
     }
@@ -593,6 +611,10 @@ impl Server {
         }
     }
 }
+
+/// The status [`Ops::serve`] exits with when `shutdown.deadline` passed
+/// with requests still running.
+pub const DEADLINE_EXIT_CODE: i32 = 1;
 
 /// Aborts a background task when dropped, on every way out of a function.
 struct AbortOnDrop(JoinHandle<()>);
