@@ -317,6 +317,14 @@ impl SilencingProxy {
             .port(self.addr.port())
     }
 
+    /// `url`, through this proxy: its `host:port` replaced.
+    fn url(&self, url: &str) -> String {
+        let options: PgConnectOptions = url.parse().unwrap();
+        let upstream = format!("{}:{}", options.get_host(), options.get_port());
+        assert!(url.contains(&upstream), "write the port in {URL_VAR}");
+        url.replacen(&upstream, &self.addr.to_string(), 1)
+    }
+
     /// A store in `scratch`'s schema whose connections all go through this
     /// proxy, with the heartbeat given.
     async fn store(
@@ -798,6 +806,41 @@ async fn a_quiet_listening_connection_that_answers_the_heartbeat_is_kept() {
     })
     .await;
     assert_eq!(proxy.listeners_seen(), 1);
+}
+
+#[tokio::test]
+async fn a_url_names_the_schema_and_the_heartbeat() {
+    let Some(scratch) = Scratch::schema().await else {
+        return;
+    };
+    let proxy = SilencingProxy::start(&scratch.url).await;
+    let base = proxy.url(&scratch.url);
+    let joint = if base.contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{base}{joint}schema={}&heartbeat=50ms&heartbeat_timeout=5s",
+        scratch.name
+    );
+
+    // Act
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let opened = opsready_flags::open(&url).await.unwrap();
+
+    // Assert: the schema is the URL's, for both...
+    assert_eq!(store.schema(), scratch.name);
+    store
+        .apply(create(Flag::boolean("a").rule(Rule::new("on"))))
+        .await
+        .unwrap();
+    let loaded = opened.load().await.unwrap();
+    assert_eq!(loaded.len(), 1, "the opened store reads another schema");
+    // ... and so is the heartbeat: several within a few seconds, where the
+    // default would send none for 30.
+    let started = proxy.first_listener_sent();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxy.first_listener_sent() < started + 3 {
+        assert!(Instant::now() < deadline, "no heartbeat sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

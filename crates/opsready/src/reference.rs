@@ -12,7 +12,7 @@ use crate::OpsSettings;
 const DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "flags.store",
-        "Where feature flags and their history live: `memory:`, `file://PATH` (`.json` or `.toml`, written atomically, hand edits picked up) or `postgres://…` (a fleet: changes reach every instance within a second). Secret.",
+        "Where feature flags and their history live: `memory:`, `file://PATH` (`.json` or `.toml`, written atomically, hand edits picked up) or `postgres://…` (a fleet: changes reach every instance within a second; `?schema=`, `heartbeat=` and `heartbeat_timeout=` set the store's schema and the listener's heartbeat). Secret.",
     ),
     (
         "metrics.latency_buckets",

@@ -164,13 +164,26 @@ impl PostgresStore {
     /// with a pool of at most four connections, migrates the schema
     /// `opsready_flags` and starts listening for changes.
     ///
+    /// Three query parameters of the URL are the store's, not the
+    /// driver's, so that a URL in `flags.store` says everything:
+    ///
+    /// | parameter | default | what |
+    /// |---|---|---|
+    /// | `schema` | `opsready_flags` | the schema of the tables (see [`from_pool_in_schema`](Self::from_pool_in_schema)) |
+    /// | `heartbeat` | `30s` | quiet time before the listening connection is asked for an answer |
+    /// | `heartbeat_timeout` | `10s` | how long it has to answer (see [`PostgresStoreBuilder::heartbeat`]) |
+    ///
+    /// `postgres://app@db.internal/shop?schema=checkout_flags&heartbeat=20s`
+    ///
     /// # Errors
     ///
-    /// [`Backend`](crate::ErrorKind::Backend) when the URL cannot be read,
-    /// the database cannot be reached, or migrating or listening fails. The
-    /// message names the host, port and database, never the URL, which may
-    /// hold a password.
+    /// [`Backend`](crate::ErrorKind::Backend) when the URL or one of the
+    /// store's parameters cannot be read, the database cannot be reached,
+    /// or migrating or listening fails. The message names the host, port
+    /// and database, or the parameter, never the URL, which may hold a
+    /// password.
     pub async fn connect(url: &str) -> Result<Self, Error> {
+        let (url, own) = StoreParameters::take_from(url)?;
         let options: PgConnectOptions = url
             .parse()
             .map_err(|error| failure("reading the Postgres URL of the flag store", error))?;
@@ -184,7 +197,17 @@ impl PostgresStore {
                     error,
                 )
             })?;
-        Self::from_pool(pool).await
+        let mut builder = Self::builder(pool);
+        if let Some(schema) = &own.schema {
+            builder = builder.schema(schema);
+        }
+        builder
+            .heartbeat(
+                own.heartbeat.unwrap_or(QUIET_FOR),
+                own.heartbeat_timeout.unwrap_or(ANSWER_WITHIN),
+            )
+            .build()
+            .await
     }
 
     /// A store in the schema `opsready_flags` of `pool`'s database: see
@@ -549,6 +572,52 @@ async fn migrate(pool: &PgPool, schema: &str) -> Result<(), Error> {
     // Closing may fail on a broken connection; dropping it then is enough.
     let _ = conn.close().await;
     result.map_err(|error| failure(doing(), error))
+}
+
+/// The query parameters of a store URL that are the store's, not the
+/// driver's: see [`PostgresStore::connect`].
+#[derive(Debug, Default, PartialEq)]
+struct StoreParameters {
+    schema: Option<String>,
+    heartbeat: Option<Duration>,
+    heartbeat_timeout: Option<Duration>,
+}
+
+impl StoreParameters {
+    /// `url` without the store's parameters, and their values. Errors name
+    /// the parameter, never the URL, which may hold a password.
+    fn take_from(url: &str) -> Result<(String, Self), Error> {
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok((url.to_owned(), Self::default()));
+        };
+        let mut own = Self::default();
+        let mut rest = Vec::new();
+        for pair in query.split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let duration = || {
+                humantime::parse_duration(value)
+                    .ok()
+                    .filter(|duration| !duration.is_zero())
+                    .ok_or_else(|| {
+                        Error::backend(format!(
+                            "the flag store URL's parameter `{name}` must be a duration such as `30s` or `1m`"
+                        ))
+                    })
+            };
+            match name {
+                "schema" => own.schema = Some(value.to_owned()),
+                "heartbeat" => own.heartbeat = Some(duration()?),
+                "heartbeat_timeout" => own.heartbeat_timeout = Some(duration()?),
+                _ => rest.push(pair),
+            }
+        }
+        let url = if rest.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        Ok((url, own))
+    }
 }
 
 /// Options of a [`PostgresStore`] beyond its pool, from
@@ -925,5 +994,52 @@ mod tests {
             cause.map(ToString::to_string).as_deref(),
             Some("connection reset")
         );
+    }
+
+    #[test]
+    fn the_stores_parameters_are_taken_out_of_the_url_and_the_drivers_kept() {
+        let (url, own) = StoreParameters::take_from(
+            "postgres://alice:pw@db/shop?sslmode=require&schema=checkout_flags&heartbeat=20s&heartbeat_timeout=5s&application_name=shop",
+        )
+        .unwrap();
+
+        assert_eq!(
+            url,
+            "postgres://alice:pw@db/shop?sslmode=require&application_name=shop"
+        );
+        assert_eq!(
+            own,
+            StoreParameters {
+                schema: Some("checkout_flags".to_owned()),
+                heartbeat: Some(Duration::from_secs(20)),
+                heartbeat_timeout: Some(Duration::from_secs(5)),
+            }
+        );
+    }
+
+    #[test]
+    fn a_url_with_only_the_stores_parameters_keeps_no_query() {
+        let (url, own) = StoreParameters::take_from("postgres://db/shop?schema=a").unwrap();
+
+        assert_eq!(url, "postgres://db/shop");
+        assert_eq!(own.schema.as_deref(), Some("a"));
+        assert_eq!(
+            StoreParameters::take_from("postgres://db/shop").unwrap(),
+            ("postgres://db/shop".to_owned(), StoreParameters::default())
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_that_is_not_a_duration_names_the_parameter_not_the_url() {
+        for query in ["heartbeat=soon", "heartbeat_timeout=0s", "heartbeat="] {
+            let url = format!("postgres://alice:hunter2@db/shop?{query}");
+
+            let error = StoreParameters::take_from(&url).unwrap_err().to_string();
+
+            let name = query.split('=').next().unwrap();
+            assert!(error.contains(&format!("`{name}`")), "{error}");
+            assert!(error.contains("duration"), "{error}");
+            assert!(!error.contains("hunter2"), "{error}");
+        }
     }
 }
