@@ -1,7 +1,7 @@
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::Duration;
+
+use service_process::ServiceProcess;
 
 /// How long any wait in these tests may last before the test fails.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
@@ -38,63 +38,31 @@ pub(crate) fn run(env: &[(&str, &str)], args: &[&str]) -> Output {
 
 /// A running `minimal` process and the addresses it announced.
 pub(crate) struct Service {
-    pub(crate) child: Child,
+    process: ServiceProcess,
     pub(crate) base: String,
     pub(crate) admin: String,
     pub(crate) client: reqwest::Client,
-    lines: mpsc::Receiver<String>,
 }
 
 impl Service {
     /// Starts the binary and waits for its "listening on" log line.
     pub(crate) fn start(env: &[(&str, &str)]) -> Self {
-        let mut child = minimal(env)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut service = Self {
-            child,
-            base: String::new(),
-            admin: String::new(),
-            client: reqwest::Client::new(),
-            lines,
+        let process = ServiceProcess::spawn(minimal(env));
+        let (base, admin) = process.listening(DEADLINE);
+        let Some(admin) = admin else {
+            panic!("no admin listener announced")
         };
-        let line = service.wait_for_line("listening on http://");
-        // "listening on http://127.0.0.1:PORT, admin on http://127.0.0.1:PORT"
-        let mut urls = line.split("http://").skip(1).map(|rest| {
-            let addr: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                .collect();
-            format!("http://{addr}")
-        });
-        service.base = urls.next().unwrap();
-        service.admin = urls.next().unwrap();
-        service
+        Self {
+            process,
+            base,
+            admin,
+            client: reqwest::Client::new(),
+        }
     }
 
     /// Waits, with a deadline, for a log line containing `needle`.
     pub(crate) fn wait_for_line(&self, needle: &str) -> String {
-        let give_up = std::time::Instant::now() + DEADLINE;
-        loop {
-            let left = give_up.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no log line with {needle:?} within {DEADLINE:?}"),
-            }
-        }
+        self.process.wait_for_line(needle, DEADLINE)
     }
 
     pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
@@ -107,33 +75,11 @@ impl Service {
 
     /// Sends SIGTERM, as the kubelet does.
     pub(crate) fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        self.process.terminate();
     }
 
     /// Waits, with a deadline, for the process to exit.
     pub(crate) fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let give_up = std::time::Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < give_up,
-                "the process did not exit within {DEADLINE:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        // Only this test's own child, by its handle.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.wait_exit(DEADLINE)
     }
 }
