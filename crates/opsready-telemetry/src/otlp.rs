@@ -13,7 +13,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
-use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
 use opentelemetry_otlp::{
     Protocol, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
 };
@@ -87,6 +87,18 @@ pub(crate) fn provider(
         Some(path) => Some(authorities(path)?),
         None => None,
     };
+    let identity = match (
+        &settings.otlp.client_cert_file,
+        &settings.otlp.client_key_file,
+    ) {
+        (Some(cert), Some(key)) => Some(ClientIdentity::read(cert, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(TelemetryError::new(
+                "telemetry.otlp.client_cert_file and telemetry.otlp.client_key_file must be set together",
+            ));
+        }
+    };
     let exporter = match settings.otlp.protocol {
         OtlpProtocol::Grpc => {
             // The gRPC channel spawns its connection task when it is built.
@@ -107,6 +119,9 @@ pub(crate) fn provider(
                 if let Some((pem, _)) = &authorities {
                     tls = tls.ca_certificate(Certificate::from_pem(pem));
                 }
+                if let Some(identity) = &identity {
+                    tls = tls.identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem));
+                }
                 builder = builder.with_tls_config(tls);
             }
             builder.build()
@@ -121,9 +136,12 @@ pub(crate) fn provider(
             if !headers.is_empty() {
                 builder = builder.with_headers(headers.into_iter().collect());
             }
-            if let Some((_, certificates)) = authorities {
+            if authorities.is_some() || identity.is_some() {
+                let certificates = authorities.map(|(_, certificates)| certificates);
+                let identity = identity.map(|identity| identity.http);
                 builder = builder.with_http_client(
-                    http_client(certificates).map_err(|error| cannot_start(&error))?,
+                    http_client(certificates.unwrap_or_default(), identity)
+                        .map_err(|error| cannot_start(&error))?,
                 );
             }
             builder.build()
@@ -162,6 +180,43 @@ fn authorities(path: &Path) -> Result<(Vec<u8>, Vec<otlp_reqwest::Certificate>),
     Ok((pem, certificates))
 }
 
+/// The certificate and key of `telemetry.otlp.client_cert_file` and
+/// `client_key_file`, read at start-up: as PEM for gRPC, and as the HTTP
+/// client's identity, whose parsing checks that both files are what they
+/// should be.
+struct ClientIdentity {
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    http: otlp_reqwest::Identity,
+}
+
+impl ClientIdentity {
+    fn read(cert: &Path, key: &Path) -> Result<Self, TelemetryError> {
+        let read = |key: &str, path: &Path| {
+            std::fs::read(path).map_err(|error| {
+                TelemetryError::new(format!(
+                    "telemetry.otlp.{key} `{}` cannot be read: {error}",
+                    path.display()
+                ))
+            })
+        };
+        let cert_pem = read("client_cert_file", cert)?;
+        let key_pem = read("client_key_file", key)?;
+        let http = otlp_reqwest::Identity::from_pkcs8_pem(&cert_pem, &key_pem).map_err(|error| {
+            TelemetryError::new(format!(
+                "telemetry.otlp.client_cert_file `{}` and client_key_file `{}` are not a PEM certificate and its PKCS#8 key (`-----BEGIN PRIVATE KEY-----`): {error}",
+                cert.display(),
+                key.display()
+            ))
+        })?;
+        Ok(Self {
+            cert_pem,
+            key_pem,
+            http,
+        })
+    }
+}
+
 /// The headers as gRPC metadata. Their names and values were checked by
 /// [`otlp_headers`], so none is skipped.
 fn metadata(headers: &[(String, String)]) -> MetadataMap {
@@ -178,21 +233,23 @@ fn metadata(headers: &[(String, String)]) -> MetadataMap {
 }
 
 /// The blocking HTTP client of the OTLP/HTTP exporter, trusting
-/// `certificates` besides the system's authorities, with the exporter's
-/// usual 10 s timeout. Built on a thread of its own: a blocking client
-/// starts a runtime, which cannot be done inside the caller's.
+/// `certificates` besides the system's authorities and showing `identity`
+/// to a collector that asks, with the exporter's usual 10 s timeout. Built
+/// on a thread of its own: a blocking client starts a runtime, which cannot
+/// be done inside the caller's.
 fn http_client(
     certificates: Vec<otlp_reqwest::Certificate>,
+    identity: Option<otlp_reqwest::Identity>,
 ) -> Result<otlp_reqwest::blocking::Client, String> {
     std::thread::spawn(move || {
-        certificates
-            .into_iter()
-            .fold(
-                otlp_reqwest::blocking::Client::builder().timeout(EXPORT_TIMEOUT),
-                otlp_reqwest::blocking::ClientBuilder::add_root_certificate,
-            )
-            .build()
-            .map_err(|error| error.to_string())
+        let mut builder = certificates.into_iter().fold(
+            otlp_reqwest::blocking::Client::builder().timeout(EXPORT_TIMEOUT),
+            otlp_reqwest::blocking::ClientBuilder::add_root_certificate,
+        );
+        if let Some(identity) = identity {
+            builder = builder.identity(identity);
+        }
+        builder.build().map_err(|error| error.to_string())
     })
     .join()
     .map_err(|_| "building the HTTP client failed".to_owned())?

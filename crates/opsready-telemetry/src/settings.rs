@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 /// | `telemetry.otlp.protocol` | `grpc` | `grpc` or `http` (HTTP/protobuf, sent to `{endpoint}/v1/traces`) |
 /// | `telemetry.otlp.headers` | none | headers of every export, `name=value,name=value` (a secret: API keys) |
 /// | `telemetry.otlp.ca_file` | none | a PEM file of authorities trusted for an `https://` endpoint, besides the system's |
+/// | `telemetry.otlp.client_cert_file`, `telemetry.otlp.client_key_file` | none | PEM files of the certificate and PKCS#8 key shown to a collector that asks for one (mutual TLS) |
 /// | `telemetry.sample_ratio` | `1.0` | the share of new traces exported, 0.0 to 1.0; a continued trace follows the caller's decision |
 /// | `telemetry.sentry.dsn` | none | a Sentry DSN (a secret); events for 5xx answers and panics (feature `sentry`) |
 /// | `telemetry.sentry.environment` | the settings environment | the Sentry environment |
@@ -83,6 +84,13 @@ pub struct OtlpSettings {
     /// `https://` endpoint, besides the system's: for a collector whose
     /// certificate an internal authority signed. Defaults to none.
     pub ca_file: Option<PathBuf>,
+    /// A PEM file of the certificate (and its chain) this service shows an
+    /// `https://` collector that asks for one (mutual TLS); set with
+    /// `client_key_file`. Defaults to none.
+    pub client_cert_file: Option<PathBuf>,
+    /// The PEM file of the private key of `client_cert_file`, in PKCS#8
+    /// form (`-----BEGIN PRIVATE KEY-----`). Defaults to none.
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl PartialEq for OtlpSettings {
@@ -92,6 +100,8 @@ impl PartialEq for OtlpSettings {
             && self.protocol == other.protocol
             && headers(self) == headers(other)
             && self.ca_file == other.ca_file
+            && self.client_cert_file == other.client_cert_file
+            && self.client_key_file == other.client_key_file
     }
 }
 
@@ -283,11 +293,27 @@ impl Validate for TelemetrySettings {
         {
             v.add("otlp.headers", problem);
         }
-        if self.otlp.ca_file.is_some() && !self.otlp.endpoint.as_deref().is_some_and(is_https) {
+        let https = self.otlp.endpoint.as_deref().is_some_and(is_https);
+        if self.otlp.ca_file.is_some() && !https {
             v.add(
                 "otlp.ca_file",
                 "is set, but telemetry.otlp.endpoint is not an https:// address: the authorities would trust nothing; use https:// or leave ca_file unset",
             );
+        }
+        match (&self.otlp.client_cert_file, &self.otlp.client_key_file) {
+            (Some(_), None) => v.add(
+                "otlp.client_key_file",
+                "must be set with telemetry.otlp.client_cert_file: a certificate is shown with its key",
+            ),
+            (None, Some(_)) => v.add(
+                "otlp.client_cert_file",
+                "must be set with telemetry.otlp.client_key_file: a key is used with its certificate",
+            ),
+            (Some(_), Some(_)) if !https => v.add(
+                "otlp.client_cert_file",
+                "is set, but telemetry.otlp.endpoint is not an https:// address: a client certificate needs TLS; use https:// or leave it unset",
+            ),
+            _ => {}
         }
         if self.sentry.dsn.is_some() && !cfg!(feature = "sentry") {
             v.add(

@@ -195,3 +195,56 @@ fn a_ca_file_without_an_https_endpoint_is_a_settings_error() {
     let keys: Vec<_> = violations.iter().map(|(key, _)| key).collect();
     assert_eq!(keys, ["otlp.ca_file"]);
 }
+
+#[test]
+fn a_client_certificate_needs_its_key_and_tls() {
+    let cases: [(&str, bool, bool, &str); 3] = [
+        (
+            "https://localhost:4317",
+            true,
+            false,
+            "otlp.client_key_file",
+        ),
+        (
+            "https://localhost:4317",
+            false,
+            true,
+            "otlp.client_cert_file",
+        ),
+        ("http://localhost:4317", true, true, "otlp.client_cert_file"),
+    ];
+    for (endpoint, cert, key, expected) in cases {
+        let mut settings = settings(endpoint, OtlpProtocol::Grpc);
+        settings.otlp.client_cert_file = cert.then(|| "/etc/client.pem".into());
+        settings.otlp.client_key_file = key.then(|| "/etc/client-key.pem".into());
+
+        let mut violations = Violations::new();
+        settings.validate(&mut violations);
+
+        let keys: Vec<_> = violations.iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, [expected], "{endpoint} {cert} {key}");
+    }
+}
+
+#[test]
+fn client_certificate_files_that_are_missing_or_not_pem_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not-pem.txt");
+    std::fs::write(&not_pem, "just text\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (cert, key, expected) in [
+        (&missing, &not_pem, "client_cert_file"),
+        (&not_pem, &missing, "client_key_file"),
+        (&not_pem, &not_pem, "PKCS#8"),
+    ] {
+        let mut settings = settings("https://localhost:4318", OtlpProtocol::Http);
+        settings.otlp.client_cert_file = Some(cert.clone());
+        settings.otlp.client_key_file = Some(key.clone());
+
+        let (error, violations) = refusals(&settings);
+
+        assert!(error.contains(expected), "{error}");
+        assert!(error.contains("telemetry.otlp."), "{error}");
+        assert_eq!(violations.iter().count(), 0, "{error}");
+    }
+}

@@ -12,5 +12,5 @@ use opsready_telemetry::OtlpProtocol;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_spans_are_exported_over_http_with_tls_and_the_configured_headers() {
-    otlp_support::spans_are_exported_over_tls_with_headers(OtlpProtocol::Http).await;
+    otlp_support::spans_are_exported_over_tls_with_headers(OtlpProtocol::Http, false).await;
 }

@@ -95,6 +95,14 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "PEM file of certificate authorities trusted for an `https://` endpoint, besides the system's.",
     ),
     (
+        "telemetry.otlp.client_cert_file",
+        "PEM file of the certificate shown to an `https://` collector that asks for one (mutual TLS); with `client_key_file`.",
+    ),
+    (
+        "telemetry.otlp.client_key_file",
+        "PEM file of the PKCS#8 key (`BEGIN PRIVATE KEY`) of `client_cert_file`.",
+    ),
+    (
         "telemetry.sample_ratio",
         "Share of new traces exported, 0.0 to 1.0; continued traces follow the caller's decision.",
     ),

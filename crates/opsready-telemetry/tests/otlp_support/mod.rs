@@ -54,6 +54,8 @@ pub(crate) struct Authority {
     pub(crate) key_pem: String,
     cert_der: Vec<u8>,
     key_der: Vec<u8>,
+    ca_cert: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
 }
 
 impl Authority {
@@ -84,7 +86,28 @@ impl Authority {
             key_pem: key.serialize_pem(),
             cert_der: cert.der().to_vec(),
             key_der: key.serialize_der(),
+            ca_cert,
+            ca_key,
         }
+    }
+
+    /// A client certificate the authority signed and its PKCS#8 key, in
+    /// files of `dir`, for `telemetry.otlp.client_cert_file` and
+    /// `client_key_file`.
+    pub(crate) fn client_files(
+        &self,
+        dir: &std::path::Path,
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client.distinguished_name.push(DnType::CommonName, "orders");
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = client.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
+        let (cert_file, key_file) = (dir.join("client.pem"), dir.join("client-key.pem"));
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        (cert_file, key_file)
     }
 
     /// The authority's certificate in a file of `dir`, for
@@ -99,16 +122,24 @@ impl Authority {
 /// An OTLP/gRPC collector over TLS with `authority`'s server certificate:
 /// its `https://` address, what it receives, and the [`API_KEY`] metadata
 /// of each call.
-pub(crate) async fn grpc_tls_collector(authority: &Authority) -> (String, Exports, ApiKeys) {
-    use tonic::transport::{Identity, ServerTlsConfig};
+pub(crate) async fn grpc_tls_collector(
+    authority: &Authority,
+    mutual: bool,
+) -> (String, Exports, ApiKeys) {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (exports_sender, exports) = mpsc::unbounded_channel();
     let (keys_sender, keys) = mpsc::unbounded_channel();
     let identity = Identity::from_pem(&authority.cert_pem, &authority.key_pem);
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if mutual {
+        // A client certificate the authority signed, or no handshake.
+        tls = tls.client_ca_root(Certificate::from_pem(&authority.ca_pem));
+    }
     let server = tonic::transport::Server::builder()
-        .tls_config(ServerTlsConfig::new().identity(identity))
+        .tls_config(tls)
         .unwrap()
         .add_service(TraceServiceServer::new(GrpcCollector {
             exports: exports_sender,
@@ -122,7 +153,10 @@ pub(crate) async fn grpc_tls_collector(authority: &Authority) -> (String, Export
 /// An OTLP/HTTP collector over TLS with `authority`'s server certificate:
 /// its `https://` base address, what it receives, and the [`API_KEY`]
 /// header of each call.
-pub(crate) async fn https_collector(authority: &Authority) -> (String, Exports, ApiKeys) {
+pub(crate) async fn https_collector(
+    authority: &Authority,
+    mutual: bool,
+) -> (String, Exports, ApiKeys) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::service::TowerToHyperService;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -140,17 +174,30 @@ pub(crate) async fn https_collector(authority: &Authority) -> (String, Exports, 
             )
         }),
     );
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![CertificateDer::from(authority.cert_der.clone())],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(authority.key_der.clone())),
-    )
-    .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let clients = if mutual {
+        // A client certificate the authority signed, or no handshake.
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(authority.ca_cert.der().to_vec()))
+            .unwrap();
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        versions.with_client_cert_verifier(verifier)
+    } else {
+        versions.with_no_client_auth()
+    };
+    let config = clients
+        .with_single_cert(
+            vec![CertificateDer::from(authority.cert_der.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(authority.key_der.clone())),
+        )
+        .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -286,13 +333,17 @@ pub(crate) async fn export_one_request(settings: &TelemetrySettings, service: &s
 /// Export over TLS with `protocol` to a collector whose certificate a
 /// per-test authority signed, trusted through `telemetry.otlp.ca_file`:
 /// the request span arrives, with the API key of `telemetry.otlp.headers`.
-pub(crate) async fn spans_are_exported_over_tls_with_headers(protocol: OtlpProtocol) {
+///
+/// With `mutual`, the collector asks for a client certificate the authority
+/// signed, which the exporter shows from `telemetry.otlp.client_cert_file`
+/// and `client_key_file`.
+pub(crate) async fn spans_are_exported_over_tls_with_headers(protocol: OtlpProtocol, mutual: bool) {
     // Arrange
     let authority = Authority::new();
     let dir = tempfile::tempdir().unwrap();
     let (endpoint, mut exports, mut keys) = match protocol {
-        OtlpProtocol::Grpc => grpc_tls_collector(&authority).await,
-        OtlpProtocol::Http => https_collector(&authority).await,
+        OtlpProtocol::Grpc => grpc_tls_collector(&authority, mutual).await,
+        OtlpProtocol::Http => https_collector(&authority, mutual).await,
     };
     let mut settings = TelemetrySettings::default();
     settings.log.format = Some(LogFormat::Json);
@@ -303,6 +354,11 @@ pub(crate) async fn spans_are_exported_over_tls_with_headers(protocol: OtlpProto
         "X-Api-Key=s3cret%2C1, x-tenant=shop".to_owned(),
     ));
     settings.otlp.ca_file = Some(authority.ca_file(dir.path()));
+    if mutual {
+        let (cert, key) = authority.client_files(dir.path());
+        settings.otlp.client_cert_file = Some(cert);
+        settings.otlp.client_key_file = Some(key);
+    }
 
     // Act
     let traceparent = export_one_request(&settings, "orders").await;
