@@ -281,8 +281,10 @@ where
                 };
                 match polled {
                     Ok(Poll::Ready(result)) => {
-                        drop(permit.take());
-                        return Poll::Ready(result.map(|response| response.map(Body::new)));
+                        let permit = permit.take();
+                        return Poll::Ready(
+                            result.map(|response| response.map(|body| holding(body, permit))),
+                        );
                     }
                     Ok(Poll::Pending) => {
                         let Some(timer) = timer else {
@@ -309,6 +311,63 @@ where
         // when the caller drops this one.
         state.set(State::Answer { answer: None });
         Poll::Ready(Ok(answer))
+    }
+}
+
+/// The response body, keeping the request's `permit` (its concurrency slot)
+/// until the body has been sent when it streams: a download or a stream of
+/// events is work in flight. A body whose length is known up front (in
+/// memory, the usual case) gives the slot back with the head, and costs no
+/// wrapper.
+fn holding<B>(body: B, permit: Option<crate::limit::Slot>) -> Body
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    match permit {
+        Some(slot) if body.size_hint().exact().is_none() && !body.is_end_stream() => {
+            Body::new(Holding {
+                body,
+                slot: Some(slot),
+            })
+        }
+        _ => Body::new(body),
+    }
+}
+
+pin_project! {
+    /// A streaming body and the concurrency slot it holds until its end.
+    struct Holding<B> {
+        #[pin]
+        body: B,
+        slot: Option<crate::limit::Slot>,
+    }
+}
+
+impl<B: HttpBody> HttpBody for Holding<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.body.poll_frame(cx));
+        if !matches!(frame, Some(Ok(_))) {
+            // The end, or an error that ends it: the slot is free now, not
+            // when the server gets round to dropping the body.
+            this.slot.take();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

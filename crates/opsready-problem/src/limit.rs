@@ -30,8 +30,10 @@
 //! - All services made by one layer value (and its clones) share one limit.
 //!   With `Router::layer` that means one limit for the whole router, which
 //!   is usually what is wanted. Create two layers for two limits.
-//! - A slot is held until the response head is ready, not while the body
-//!   streams.
+//! - A slot is held until the response has been sent when its body streams
+//!   (no length known up front: a download, server-sent events), and until
+//!   the response head is ready when its length is known (a body in
+//!   memory, the usual case).
 //! - A refused request never reaches the inner service, so refusing is
 //!   cheap and safe to retry.
 //! - [`ConcurrencyLimitLayer::exempt`] lets some paths through uncounted

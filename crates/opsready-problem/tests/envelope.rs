@@ -91,6 +91,26 @@ struct User {
 struct Hooks {
     started: Notify,
     release: Notify,
+    /// The open end of `/stream`'s body: dropping it ends the body.
+    stream: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<bytes::Bytes>>>,
+}
+
+/// A response body fed through a channel: it streams (no length known up
+/// front) until the sender is dropped.
+struct Channel(tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl http_body::Body for Channel {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|chunk| Ok(http_body::Frame::data(chunk))))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +129,7 @@ impl Default for Options {
 }
 
 fn routes(hooks: Arc<Hooks>) -> Router {
+    let streams = Arc::clone(&hooks);
     Router::new()
         .route("/users", post(create_user))
         .route("/users/{id}", get(get_user))
@@ -125,6 +146,15 @@ fn routes(hooks: Arc<Hooks>) -> Router {
             }),
         )
         .route("/db", get(db_failure))
+        .route(
+            "/stream",
+            get(move || async move {
+                let (sender, receiver) = tokio::sync::mpsc::channel(4);
+                sender.send(bytes::Bytes::from("first")).await.unwrap();
+                *streams.stream.lock().unwrap() = Some(sender);
+                axum::body::Body::new(Channel(receiver))
+            }),
+        )
         .route(
             "/teapot",
             get(|| async { (StatusCode::IM_A_TEAPOT, "short and stout") }),
@@ -599,6 +629,48 @@ async fn a_request_over_the_concurrency_limit_is_shed_with_a_503_and_retry_after
         .await
         .unwrap();
     assert_eq!(after.status(), 200);
+}
+
+#[tokio::test]
+async fn a_streaming_response_holds_its_concurrency_slot_until_its_body_ends() {
+    // Arrange: one permit, and a response whose body is still streaming.
+    let app = spawn_with(Options {
+        timeout: Duration::from_secs(60),
+        max_in_flight: 1,
+    })
+    .await;
+    let mut streaming = app
+        .client
+        .get(format!("{}/stream", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streaming.status(), 200);
+    assert_eq!(streaming.chunk().await.unwrap().unwrap(), "first");
+
+    // Act: a request while it streams, then one after its end.
+    let sent = Sent::new();
+    let during = sent
+        .apply(app.client.get(format!("{}/users/1", app.base)))
+        .send()
+        .await
+        .unwrap();
+    drop(app.hooks.stream.lock().unwrap().take());
+    assert_eq!(
+        streaming.chunk().await.unwrap(),
+        None,
+        "the body did not end"
+    );
+    let after = app
+        .client
+        .get(format!("{}/users/2", app.base))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_problem(during, &sent, 503, "OVERLOADED").await;
+    assert_eq!(after.status(), 200, "the slot was not given back");
 }
 
 #[tokio::test]
