@@ -229,6 +229,16 @@ async fn spawn_with(options: Options) -> TestApp {
     }
 }
 
+/// An app that admits one request at a time, with a timeout long enough
+/// never to free the slot itself.
+async fn spawn_with_one_slot() -> TestApp {
+    spawn_with(Options {
+        timeout: Duration::from_secs(60),
+        max_in_flight: 1,
+    })
+    .await
+}
+
 async fn spawn_app() -> TestApp {
     spawn_with(Options::default()).await
 }
@@ -599,11 +609,7 @@ async fn a_panic_is_a_500_without_the_message_and_the_server_keeps_serving() {
 async fn a_request_over_the_concurrency_limit_is_shed_with_a_503_and_retry_after() {
     // Arrange: one permit, held by a request parked in its handler. The
     // timeout is long so that it cannot release the permit early.
-    let app = spawn_with(Options {
-        timeout: Duration::from_secs(60),
-        max_in_flight: 1,
-    })
-    .await;
+    let app = spawn_with_one_slot().await;
     let holder = tokio::spawn(app.client.get(format!("{}/hold", app.base)).send());
     app.hooks.started.notified().await;
     let sent = Sent::new();
@@ -634,11 +640,7 @@ async fn a_request_over_the_concurrency_limit_is_shed_with_a_503_and_retry_after
 #[tokio::test]
 async fn a_streaming_response_holds_its_concurrency_slot_until_its_body_ends() {
     // Arrange: one permit, and a response whose body is still streaming.
-    let app = spawn_with(Options {
-        timeout: Duration::from_secs(60),
-        max_in_flight: 1,
-    })
-    .await;
+    let app = spawn_with_one_slot().await;
     let mut streaming = app
         .client
         .get(format!("{}/stream", app.base))
