@@ -119,3 +119,20 @@ pub use store::{
 #[cfg(feature = "postgres")]
 pub use store::{PostgresStore, PostgresStoreBuilder};
 pub use validate::{MAX_KEY_LEN, MAX_VARIANT_LEN, Violation};
+
+/// The JSON Schema (draft 2020-12) of a flag definition, as the admin API,
+/// the audit log and the flag files hold it: for editors that check a flag
+/// file as it is typed, for a CI step that checks flag files before they
+/// ship, and for clients of the admin API.
+///
+/// It describes the structure (names, types, operators and their operands,
+/// percentages); that the default, rule and rollout variants name one of
+/// the flag's variants is left to [`Flag::validate`], which every store
+/// runs. `docs/flag-definition.schema.json` is the same document.
+///
+/// ```
+/// let schema: serde_json::Value =
+///     serde_json::from_str(opsready_flags::DEFINITION_SCHEMA).unwrap();
+/// assert_eq!(schema["title"], "opsready feature flag definition");
+/// ```
+pub const DEFINITION_SCHEMA: &str = include_str!("../schema/flag-definition.schema.json");

@@ -354,7 +354,7 @@ fn admin_operations() -> Vec<AdminOperation> {
                 change_request()
                     .property(
                         "flag",
-                        object("The whole definition (see `docs/flags.md`)."),
+                        object("The whole definition; its JSON Schema is `docs/flag-definition.schema.json` (`opsready_flags::DEFINITION_SCHEMA`)."),
                     )
                     .required("flag")
                     .into(),
