@@ -136,7 +136,9 @@ pub(crate) fn provider(
             if !headers.is_empty() {
                 builder = builder.with_headers(headers.into_iter().collect());
             }
-            if authorities.is_some() || identity.is_some() {
+            // Over https, always a client of this crate's making, with TLS
+            // built in, rather than the exporter's default one.
+            if is_https(endpoint) {
                 let certificates = authorities.map(|(_, certificates)| certificates);
                 let identity = identity.map(|identity| identity.http);
                 builder = builder.with_http_client(
