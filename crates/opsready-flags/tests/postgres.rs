@@ -10,23 +10,21 @@
 // Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use opsready_flags::{
     Action, Change, ErrorKind, EvaluationContext, Expected, Flag, Flags, PostgresStore, Rule,
     Store, StoredFlag,
 };
+use pg_scratch::{Scratch, URL_VAR, with_database};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-
-const URL_VAR: &str = "OPSREADY_TEST_DATABASE_URL";
 
 /// What the tests name their schemas and databases with, to find the ones
 /// a killed run left.
@@ -37,46 +35,19 @@ const PROPAGATION: Duration = Duration::from_secs(1);
 
 // Helpers ---------------------------------------------------------------
 
-/// A schema or a database of one test, dropped with this guard.
-struct Scratch {
-    /// The database to connect to: the test database, or the scratch one.
-    url: String,
-    /// The test database, from which a scratch database is dropped.
-    admin_url: String,
-    name: String,
-    is_database: bool,
+/// What the flag store tests need of a scratch schema or database.
+trait ScratchExt {
+    /// A pool of the scratch database (or of the test database, for a
+    /// scratch schema).
+    async fn pool(&self) -> PgPool;
+    /// A store in the scratch schema, with a pool of its own: another
+    /// instance of a service.
+    async fn store(&self) -> PostgresStore;
+    /// The scratch schema's `table`, quoted.
+    fn table(&self, table: &str) -> String;
 }
 
-impl Scratch {
-    /// A fresh schema name in the test database (the store creates it), or
-    /// `None` when the tests are not configured.
-    async fn schema() -> Option<Self> {
-        let url = database_url()?;
-        Some(Self {
-            url: url.clone(),
-            admin_url: url,
-            name: unique_name(),
-            is_database: false,
-        })
-    }
-
-    /// A fresh database, for what needs one of its own.
-    async fn database() -> Option<Self> {
-        let admin_url = database_url()?;
-        let name = unique_name();
-        let mut conn = PgConnection::connect(&admin_url).await.unwrap();
-        conn.execute(&*format!(r#"CREATE DATABASE "{name}""#))
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        Some(Self {
-            url: with_database(&admin_url, &name),
-            admin_url,
-            name,
-            is_database: true,
-        })
-    }
-
+impl ScratchExt for Scratch {
     async fn pool(&self) -> PgPool {
         PgPoolOptions::new()
             .max_connections(2)
@@ -85,142 +56,15 @@ impl Scratch {
             .unwrap()
     }
 
-    /// A store in the scratch schema, with a pool of its own: another
-    /// instance of a service.
     async fn store(&self) -> PostgresStore {
         PostgresStore::from_pool_in_schema(self.pool().await, &self.name)
             .await
             .unwrap()
     }
 
-    /// The scratch schema's `table`, quoted.
     fn table(&self, table: &str) -> String {
         format!(r#""{}".{table}"#, self.name)
     }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let url = self.admin_url.clone();
-        let statement = if self.is_database {
-            format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name)
-        } else {
-            format!(r#"DROP SCHEMA IF EXISTS "{}" CASCADE"#, self.name)
-        };
-        on_the_side(async move {
-            match PgConnection::connect(&url).await {
-                Ok(mut conn) => {
-                    if let Err(error) = conn.execute(&*statement).await {
-                        eprintln!("could not clean up: {statement}: {error}");
-                    }
-                }
-                Err(error) => eprintln!("could not clean up: {statement}: {error}"),
-            }
-        });
-    }
-}
-
-/// The test database's URL, or `None` after saying why the test is skipped.
-fn database_url() -> Option<String> {
-    let url = std::env::var(URL_VAR)
-        .ok()
-        .filter(|url| !url.trim().is_empty());
-    let Some(url) = url else {
-        eprintln!(
-            "skipped: set {URL_VAR} (postgres://USER@HOST:PORT/DB) to run the Postgres store tests"
-        );
-        return None;
-    };
-    static SWEEP: Once = Once::new();
-    SWEEP.call_once(|| on_the_side(sweep(url.clone())));
-    Some(url)
-}
-
-fn unique_name() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{PREFIX}{}_{}_{}",
-        millis_now(),
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn millis_now() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-}
-
-/// Drops the schemas and databases of runs killed over an hour ago.
-async fn sweep(url: String) {
-    let Ok(mut conn) = PgConnection::connect(&url).await else {
-        return;
-    };
-    let stale = |name: &String| {
-        name.strip_prefix(PREFIX)
-            .and_then(|rest| rest.split('_').next())
-            .and_then(|millis| millis.parse::<u128>().ok())
-            .is_some_and(|millis| millis + 3_600_000 < millis_now())
-    };
-    let pattern = format!("{}%", PREFIX.replace('_', r"\_"));
-    let schemas: Vec<String> =
-        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE $1")
-            .bind(&pattern)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_default();
-    for schema in schemas.iter().filter(|name| stale(name)) {
-        // Another test binary may be sweeping too: its drop wins.
-        let _ = conn
-            .execute(&*format!(r#"DROP SCHEMA IF EXISTS "{schema}" CASCADE"#))
-            .await;
-    }
-    let databases: Vec<String> =
-        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
-            .bind(&pattern)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_default();
-    for database in databases.iter().filter(|name| stale(name)) {
-        let _ = conn
-            .execute(&*format!(
-                r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#
-            ))
-            .await;
-    }
-}
-
-/// Runs `work` to the end on a thread and runtime of its own: a guard is
-/// dropped while the test's runtime ends or unwinds, which could neither
-/// run a spawned task nor block on one.
-fn on_the_side(work: impl Future<Output = ()> + Send + 'static) {
-    let thread = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(work);
-    });
-    let _ = thread.join();
-}
-
-/// `url` with its database replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(base, query)| (base, Some(query)));
-    let authority = base.find("://").map_or(0, |at| at + 3);
-    let path = base[authority..]
-        .find('/')
-        .map_or(base.len(), |at| authority + at);
-    let mut with = format!("{}/{database}", &base[..path]);
-    if let Some(query) = query {
-        with.push('?');
-        with.push_str(query);
-    }
-    with
 }
 
 /// `url` with `password` as its user's password.
@@ -446,7 +290,7 @@ fn user() -> EvaluationContext {
 
 #[tokio::test]
 async fn a_created_flag_is_loaded_and_every_change_is_audited() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let store = scratch.store().await;
@@ -488,7 +332,7 @@ async fn a_created_flag_is_loaded_and_every_change_is_audited() {
 
 #[tokio::test]
 async fn versions_keep_counting_across_a_delete_and_a_rollback_revives_the_flag() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let flags = Flags::new(scratch.store().await).await.unwrap();
@@ -519,7 +363,7 @@ async fn versions_keep_counting_across_a_delete_and_a_rollback_revives_the_flag(
 
 #[tokio::test]
 async fn definitions_keep_fields_this_version_does_not_know() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let store = scratch.store().await;
@@ -565,7 +409,7 @@ async fn definitions_keep_fields_this_version_does_not_know() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_instances_writing_on_the_same_version_exactly_one_wins() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let (first, second) = (scratch.store().await, scratch.store().await);
@@ -594,7 +438,7 @@ async fn of_two_instances_writing_on_the_same_version_exactly_one_wins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_instances_creating_the_same_flag_exactly_one_wins() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let (first, second) = (scratch.store().await, scratch.store().await);
@@ -620,7 +464,7 @@ async fn of_two_instances_creating_the_same_flag_exactly_one_wins() {
 
 #[tokio::test]
 async fn a_refused_change_records_nothing_and_announces_nothing() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let store = scratch.store().await;
@@ -664,7 +508,7 @@ async fn a_refused_change_records_nothing_and_announces_nothing() {
 
 #[tokio::test]
 async fn a_change_through_one_instance_is_evaluated_by_another_within_a_second() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let here = Flags::new(scratch.store().await).await.unwrap();
@@ -694,7 +538,7 @@ async fn a_change_through_one_instance_is_evaluated_by_another_within_a_second()
 
 #[tokio::test]
 async fn an_instance_whose_listening_connection_drops_listens_again_and_loads_again() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let admin = scratch.pool().await;
@@ -726,7 +570,7 @@ async fn an_instance_whose_listening_connection_drops_listens_again_and_loads_ag
 
 #[tokio::test]
 async fn an_instance_whose_listening_connection_goes_silent_listens_again_and_loads_again() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let proxy = SilencingProxy::start(&scratch.url).await;
@@ -768,7 +612,7 @@ async fn an_instance_whose_listening_connection_goes_silent_listens_again_and_lo
 
 #[tokio::test]
 async fn a_quiet_listening_connection_that_answers_the_heartbeat_is_kept() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let proxy = SilencingProxy::start(&scratch.url).await;
@@ -810,7 +654,7 @@ async fn a_quiet_listening_connection_that_answers_the_heartbeat_is_kept() {
 
 #[tokio::test]
 async fn a_url_names_the_schema_and_the_heartbeat() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let proxy = SilencingProxy::start(&scratch.url).await;
@@ -845,7 +689,7 @@ async fn a_url_names_the_schema_and_the_heartbeat() {
 
 #[tokio::test]
 async fn a_change_made_while_an_instance_could_not_listen_is_loaded_once_it_can() {
-    let Some(scratch) = Scratch::database().await else {
+    let Some(scratch) = Scratch::database(PREFIX).await else {
         return;
     };
     let store = PostgresStore::connect(&scratch.url).await.unwrap();
@@ -894,7 +738,7 @@ async fn a_change_made_while_an_instance_could_not_listen_is_loaded_once_it_can(
 
 #[tokio::test]
 async fn dropping_the_store_stops_listening() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let admin = scratch.pool().await;
@@ -920,7 +764,7 @@ async fn dropping_the_store_stops_listening() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_together_on_an_empty_schema_all_start() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let (a, b, c) = (
@@ -955,7 +799,7 @@ async fn instances_starting_together_on_an_empty_schema_all_start() {
 
 #[tokio::test]
 async fn the_audit_log_refuses_to_be_rewritten() {
-    let Some(scratch) = Scratch::schema().await else {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let store = scratch.store().await;
@@ -984,7 +828,7 @@ async fn the_audit_log_refuses_to_be_rewritten() {
 
 #[tokio::test]
 async fn connect_and_open_use_the_default_schema() {
-    let Some(scratch) = Scratch::database().await else {
+    let Some(scratch) = Scratch::database(PREFIX).await else {
         return;
     };
 
@@ -1009,12 +853,13 @@ async fn connect_and_open_use_the_default_schema() {
 
 #[tokio::test]
 async fn a_failed_connection_names_the_database_but_never_the_password() {
-    let Some(url) = database_url() else {
+    // Only its server: the database named is one that does not exist.
+    let Some(scratch) = Scratch::schema(PREFIX) else {
         return;
     };
     let password = "not-the-password-7f3a";
     let url = with_password(
-        &with_database(&url, "flags_test_no_such_database"),
+        &with_database(&scratch.admin_url, "flags_test_no_such_database"),
         password,
     );
 

@@ -8,7 +8,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sqlx::{Connection as _, Executor as _};
+use sqlx::Connection as _;
 
 /// How long any wait in these tests may last before the test fails.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
@@ -16,8 +16,6 @@ pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 /// The admin token of every test app (admin routes are under `/admin` on
 /// the main listener).
 pub(crate) const ADMIN_TOKEN: &str = "a-token-for-the-accounts-tests";
-
-const URL_VAR: &str = "OPSREADY_TEST_DATABASE_URL";
 
 /// What the tests name their Postgres databases with, to find the ones a
 /// killed run left behind.
@@ -468,10 +466,10 @@ pub(crate) fn code_at<'a>(problem: &'a Value, pointer: &str) -> &'a str {
 /// A database of one test, removed on drop.
 pub(crate) struct Scratch {
     pub(crate) url: String,
-    /// The SQLite file's directory.
-    dir: Option<tempfile::TempDir>,
-    /// The Postgres database's name and the URL to drop it through.
-    postgres: Option<(String, String)>,
+    /// The SQLite file's directory, removed on drop.
+    _dir: Option<tempfile::TempDir>,
+    /// The Postgres database, dropped on drop.
+    postgres: Option<pg_scratch::Scratch>,
 }
 
 impl Scratch {
@@ -481,136 +479,24 @@ impl Scratch {
         let file = dir.path().join("data").join("accounts.db");
         Self {
             url: format!("sqlite://{}", file.display()),
-            dir: Some(dir),
+            _dir: Some(dir),
             postgres: None,
         }
     }
 
     async fn postgres() -> Option<Self> {
-        let admin_url = postgres_url()?;
-        let name = format!("{PREFIX}{}", uuid::Uuid::now_v7().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        conn.execute(&*format!(r#"CREATE DATABASE "{name}""#))
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
+        let scratch = pg_scratch::Scratch::database(PREFIX).await?;
         Some(Self {
-            url: with_database(&admin_url, &name),
-            dir: None,
-            postgres: Some((name, admin_url)),
+            url: scratch.url.clone(),
+            _dir: None,
+            postgres: Some(scratch),
         })
     }
 
     /// Drops the Postgres database now, connections and all.
     pub(crate) async fn drop_postgres_database(&self) {
-        let (name, admin_url) = self.postgres.as_ref().unwrap();
-        let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
-        conn.execute(&*format!(
-            r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
-        ))
-        .await
-        .unwrap();
+        self.postgres.as_ref().unwrap().drop_now().await;
     }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        // The TempDir removes itself; a Postgres database needs a query.
-        let _ = self.dir.take();
-        if let Some((name, admin_url)) = self.postgres.take() {
-            on_the_side(async move {
-                let statement = format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
-                match sqlx::PgConnection::connect(&admin_url).await {
-                    Ok(mut conn) => {
-                        if let Err(error) = conn.execute(&*statement).await {
-                            eprintln!("could not clean up: {statement}: {error}");
-                        }
-                    }
-                    Err(error) => eprintln!("could not clean up: {statement}: {error}"),
-                }
-            });
-        }
-    }
-}
-
-/// The Postgres server's URL, or `None` after saying why the test is
-/// skipped.
-fn postgres_url() -> Option<String> {
-    let url = std::env::var(URL_VAR)
-        .ok()
-        .filter(|url| !url.trim().is_empty());
-    let Some(url) = url else {
-        eprintln!(
-            "skipped: set {URL_VAR} (postgres://USER@HOST:PORT/DB) to run the Postgres variant"
-        );
-        return None;
-    };
-    static SWEEP: Once = Once::new();
-    SWEEP.call_once(|| on_the_side(sweep(url.clone())));
-    Some(url)
-}
-
-/// `url` with its database replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let (server, _) = base
-        .rsplit_once('/')
-        .filter(|(server, _)| server.contains("//"))
-        .unwrap_or_else(|| panic!("{URL_VAR} has no database name"));
-    match query {
-        Some(query) => format!("{server}/{database}?{query}"),
-        None => format!("{server}/{database}"),
-    }
-}
-
-/// Drops the databases of runs killed over an hour ago: their names carry
-/// a UUIDv7, whose first 48 bits are the creation time in milliseconds.
-async fn sweep(url: String) {
-    let Ok(mut conn) = sqlx::PgConnection::connect(&url).await else {
-        return;
-    };
-    let pattern = format!("{}%", PREFIX.replace('_', r"\_"));
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
-            .bind(&pattern)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_default();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    for name in names {
-        let created = name
-            .strip_prefix(PREFIX)
-            .and_then(|id| uuid::Uuid::parse_str(id).ok())
-            .map(|id| u128::from_be_bytes(*id.as_bytes()) >> 80);
-        if created.is_some_and(|millis| millis + 3_600_000 < now) {
-            // Another test binary may be sweeping too: its drop wins.
-            let _ = conn
-                .execute(&*format!(
-                    r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
-                ))
-                .await;
-        }
-    }
-}
-
-/// Runs `work` to the end on a thread and runtime of its own: a guard is
-/// dropped while the test's runtime ends or unwinds, which could neither
-/// run a spawned task nor block on one.
-fn on_the_side(work: impl Future<Output = ()> + Send + 'static) {
-    let thread = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(work);
-    });
-    let _ = thread.join();
 }
 
 /// Installs the service's log output once per test binary when `TEST_LOG`
