@@ -39,7 +39,8 @@
 //! OpenTelemetry collector over gRPC or HTTP/protobuf, in batches, over TLS
 //! for an `https://` endpoint (with the authorities of
 //! `telemetry.otlp.ca_file` besides the system's) and with the headers of
-//! `telemetry.otlp.headers`. The
+//! `telemetry.otlp.headers`; with `telemetry.otlp.logs`, the log events
+//! too, as OTLP log records in their span's trace. The
 //! exported request span continues the caller's `traceparent`, and its span
 //! id is the one in the response's `traceparent` and in the log lines. Keep
 //! the returned [`TelemetryGuard`] and shut it down once the server has

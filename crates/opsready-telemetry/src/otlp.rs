@@ -12,12 +12,12 @@ use opentelemetry::trace::{
     SpanContext, TraceContextExt as _, TraceFlags, TraceState, TracerProvider as _,
 };
 use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
 use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
-use opentelemetry_otlp::{
-    Protocol, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
-};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::trace::{
     BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, TracerProviderBuilder,
 };
@@ -47,117 +47,208 @@ fn without_userinfo(endpoint: &str) -> String {
     }
 }
 
-/// The tracer provider of `settings`, or `None` when no endpoint is set.
+/// The providers of `settings`: spans, and log records when
+/// `telemetry.otlp.logs` asks for them. `None` when no endpoint is set.
+pub(crate) struct Providers {
+    pub(crate) tracer: SdkTracerProvider,
+    pub(crate) logger: Option<SdkLoggerProvider>,
+}
+
+/// The providers of `settings`, or `None` when no endpoint is set.
 ///
 /// # Errors
 ///
-/// When the endpoint is malformed or the exporter cannot be built: a
+/// When the endpoint is malformed or an exporter cannot be built: a
 /// configured exporter that does not run is an error, never silence.
-pub(crate) fn provider(
+pub(crate) fn providers(
     settings: &TelemetrySettings,
     service: &ServiceInfo,
-) -> Result<Option<SdkTracerProvider>, TelemetryError> {
-    let Some(endpoint) = settings.otlp.endpoint.as_deref() else {
+) -> Result<Option<Providers>, TelemetryError> {
+    let Some(transport) = Transport::of(settings)? else {
         return Ok(None);
     };
-    // Messages show the endpoint without its credentials, if it has any.
-    let shown = without_userinfo(endpoint);
-    if let Some(problem) = otlp_endpoint_problem(endpoint) {
-        return Err(TelemetryError::new(format!(
-            "telemetry.otlp.endpoint `{shown}` {problem}"
-        )));
-    }
     if !(0.0..=1.0).contains(&settings.sample_ratio) {
         return Err(TelemetryError::new(format!(
             "telemetry.sample_ratio {} must be between 0.0 and 1.0",
             settings.sample_ratio
         )));
     }
-    let cannot_start = |error: &dyn std::fmt::Display| {
-        TelemetryError::new(format!(
-            "the OTLP exporter for telemetry.otlp.endpoint `{shown}` cannot start: {error}"
-        ))
-    };
-    let headers = match &settings.otlp.headers {
-        Some(text) => otlp_headers(text.expose_secret())
-            .map_err(|problem| TelemetryError::new(format!("telemetry.otlp.headers: {problem}")))?,
-        None => Vec::new(),
-    };
-    let authorities = match &settings.otlp.ca_file {
-        Some(path) => Some(authorities(path)?),
-        None => None,
-    };
-    let identity = match (
-        &settings.otlp.client_cert_file,
-        &settings.otlp.client_key_file,
-    ) {
-        (Some(cert), Some(key)) => Some(ClientIdentity::read(cert, key)?),
-        (None, None) => None,
-        _ => {
-            return Err(TelemetryError::new(
-                "telemetry.otlp.client_cert_file and telemetry.otlp.client_key_file must be set together",
-            ));
+    let resource = resource(settings, service);
+    let spans = match transport.protocol {
+        OtlpProtocol::Grpc => transport
+            .tonic(opentelemetry_otlp::SpanExporter::builder().with_tonic())
+            .build(),
+        OtlpProtocol::Http => transport
+            .http(
+                opentelemetry_otlp::SpanExporter::builder().with_http(),
+                "traces",
+            )
+            .build(),
+    }
+    .map_err(|error| transport.cannot_start(&error))?;
+    // A dedicated thread batches and sends the spans, off the request path.
+    let tracer = provider_builder(settings, service)
+        .with_span_processor(BatchSpanProcessor::builder(spans).build())
+        .build();
+    let logger = if settings.otlp.logs {
+        let records = match transport.protocol {
+            OtlpProtocol::Grpc => transport
+                .tonic(opentelemetry_otlp::LogExporter::builder().with_tonic())
+                .build(),
+            OtlpProtocol::Http => transport
+                .http(
+                    opentelemetry_otlp::LogExporter::builder().with_http(),
+                    "logs",
+                )
+                .build(),
         }
+        .map_err(|error| transport.cannot_start(&error))?;
+        Some(
+            SdkLoggerProvider::builder()
+                .with_resource(resource)
+                .with_batch_exporter(records)
+                .build(),
+        )
+    } else {
+        None
     };
-    let exporter = match settings.otlp.protocol {
-        OtlpProtocol::Grpc => {
+    Ok(Some(Providers { tracer, logger }))
+}
+
+/// How the exporters reach the collector: `telemetry.otlp.*` read and
+/// checked once, for spans and log records alike.
+struct Transport {
+    endpoint: String,
+    /// The endpoint without credentials, for messages.
+    shown: String,
+    protocol: OtlpProtocol,
+    headers: Vec<(String, String)>,
+    authorities: Option<(Vec<u8>, Vec<otlp_reqwest::Certificate>)>,
+    identity: Option<ClientIdentity>,
+    /// The OTLP/HTTP client over https, made once and shared.
+    http_client: Option<otlp_reqwest::blocking::Client>,
+}
+
+impl Transport {
+    fn of(settings: &TelemetrySettings) -> Result<Option<Self>, TelemetryError> {
+        let Some(endpoint) = settings.otlp.endpoint.as_deref() else {
+            return Ok(None);
+        };
+        // Messages show the endpoint without its credentials, if it has any.
+        let shown = without_userinfo(endpoint);
+        if let Some(problem) = otlp_endpoint_problem(endpoint) {
+            return Err(TelemetryError::new(format!(
+                "telemetry.otlp.endpoint `{shown}` {problem}"
+            )));
+        }
+        let headers = match &settings.otlp.headers {
+            Some(text) => otlp_headers(text.expose_secret()).map_err(|problem| {
+                TelemetryError::new(format!("telemetry.otlp.headers: {problem}"))
+            })?,
+            None => Vec::new(),
+        };
+        let authorities = match &settings.otlp.ca_file {
+            Some(path) => Some(authorities(path)?),
+            None => None,
+        };
+        let identity = match (
+            &settings.otlp.client_cert_file,
+            &settings.otlp.client_key_file,
+        ) {
+            (Some(cert), Some(key)) => Some(ClientIdentity::read(cert, key)?),
+            (None, None) => None,
+            _ => {
+                return Err(TelemetryError::new(
+                    "telemetry.otlp.client_cert_file and telemetry.otlp.client_key_file must be set together",
+                ));
+            }
+        };
+        let mut transport = Self {
+            endpoint: endpoint.to_owned(),
+            shown,
+            protocol: settings.otlp.protocol,
+            headers,
+            authorities,
+            identity,
+            http_client: None,
+        };
+        match transport.protocol {
             // The gRPC channel spawns its connection task when it is built.
-            if tokio::runtime::Handle::try_current().is_err() {
-                return Err(cannot_start(
+            OtlpProtocol::Grpc if tokio::runtime::Handle::try_current().is_err() => {
+                return Err(transport.cannot_start(
                     &"gRPC export needs `init` to be called inside a Tokio runtime",
                 ));
             }
-            let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_protocol(Protocol::Grpc)
-                .with_endpoint(endpoint);
-            if !headers.is_empty() {
-                builder = builder.with_metadata(metadata(&headers));
-            }
-            if is_https(endpoint) {
-                let mut tls = ClientTlsConfig::new().with_native_roots();
-                if let Some((pem, _)) = &authorities {
-                    tls = tls.ca_certificate(Certificate::from_pem(pem));
-                }
-                if let Some(identity) = &identity {
-                    tls = tls.identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem));
-                }
-                builder = builder.with_tls_config(tls);
-            }
-            builder.build()
-        }
-        OtlpProtocol::Http => {
-            let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                // The setting is the collector's base address, as
-                // OTEL_EXPORTER_OTLP_ENDPOINT is; traces go to its `/v1/traces`.
-                .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')));
-            if !headers.is_empty() {
-                builder = builder.with_headers(headers.into_iter().collect());
-            }
             // Over https, always a client of this crate's making, with TLS
             // built in, rather than the exporter's default one.
-            if is_https(endpoint) {
-                let certificates = authorities.map(|(_, certificates)| certificates);
-                let identity = identity.map(|identity| identity.http);
-                builder = builder.with_http_client(
-                    http_client(certificates.unwrap_or_default(), identity)
-                        .map_err(|error| cannot_start(&error))?,
+            OtlpProtocol::Http if is_https(endpoint) => {
+                let certificates = transport
+                    .authorities
+                    .as_ref()
+                    .map(|(_, certificates)| certificates.clone())
+                    .unwrap_or_default();
+                let identity = transport
+                    .identity
+                    .as_ref()
+                    .map(|identity| identity.http.clone());
+                transport.http_client = Some(
+                    http_client(certificates, identity)
+                        .map_err(|error| transport.cannot_start(&error))?,
                 );
             }
-            builder.build()
+            _ => {}
         }
+        Ok(Some(transport))
     }
-    .map_err(|error| cannot_start(&error))?;
 
-    // A dedicated thread batches and sends the spans, off the request path.
-    let processor = BatchSpanProcessor::builder(exporter).build();
-    Ok(Some(
-        provider_builder(settings, service)
-            .with_span_processor(processor)
-            .build(),
-    ))
+    fn cannot_start(&self, error: &dyn std::fmt::Display) -> TelemetryError {
+        TelemetryError::new(format!(
+            "the OTLP exporter for telemetry.otlp.endpoint `{}` cannot start: {error}",
+            self.shown
+        ))
+    }
+
+    /// A gRPC exporter's builder pointed at the collector, with the
+    /// headers as metadata and TLS for an `https://` endpoint.
+    fn tonic<B: WithExportConfig + WithTonicConfig>(&self, builder: B) -> B {
+        let mut builder = builder
+            .with_protocol(Protocol::Grpc)
+            .with_endpoint(self.endpoint.clone());
+        if !self.headers.is_empty() {
+            builder = builder.with_metadata(metadata(&self.headers));
+        }
+        if is_https(&self.endpoint) {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some((pem, _)) = &self.authorities {
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            if let Some(identity) = &self.identity {
+                tls = tls.identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem));
+            }
+            builder = builder.with_tls_config(tls);
+        }
+        builder
+    }
+
+    /// An HTTP exporter's builder pointed at `{endpoint}/v1/{signal}`, with
+    /// the headers and, over https, the crate's client.
+    fn http<B: WithExportConfig + WithHttpConfig>(&self, builder: B, signal: &str) -> B {
+        // The setting is the collector's base address, as
+        // OTEL_EXPORTER_OTLP_ENDPOINT is; each signal goes to its path.
+        let mut builder = builder
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(format!(
+                "{}/v1/{signal}",
+                self.endpoint.trim_end_matches('/')
+            ));
+        if !self.headers.is_empty() {
+            builder = builder.with_headers(self.headers.iter().cloned().collect());
+        }
+        if let Some(client) = &self.http_client {
+            builder = builder.with_http_client(client.clone());
+        }
+        builder
+    }
 }
 
 /// The certificate authorities of `telemetry.otlp.ca_file`: the PEM text,
@@ -257,22 +348,27 @@ fn http_client(
     .map_err(|_| "building the HTTP client failed".to_owned())?
 }
 
-/// The provider's sampler and resource, without an exporter.
+/// The tracer provider's sampler and resource, without an exporter.
 fn provider_builder(settings: &TelemetrySettings, service: &ServiceInfo) -> TracerProviderBuilder {
-    let name = settings
-        .service_name
-        .clone()
-        .unwrap_or_else(|| service.name.clone());
-    let resource = Resource::builder()
-        .with_service_name(name)
-        .with_attribute(KeyValue::new("service.version", service.version.clone()))
-        .build();
     // A continued trace keeps the caller's decision, so that a trace is
     // whole or absent; only new traces are sampled by the ratio.
     let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sample_ratio)));
     SdkTracerProvider::builder()
         .with_sampler(sampler)
-        .with_resource(resource)
+        .with_resource(resource(settings, service))
+}
+
+/// The resource every exported span and log record names: the service's
+/// name and version.
+fn resource(settings: &TelemetrySettings, service: &ServiceInfo) -> Resource {
+    let name = settings
+        .service_name
+        .clone()
+        .unwrap_or_else(|| service.name.clone());
+    Resource::builder()
+        .with_service_name(name)
+        .with_attribute(KeyValue::new("service.version", service.version.clone()))
+        .build()
 }
 
 /// The tracing layer that turns spans into OpenTelemetry spans of
@@ -291,6 +387,26 @@ where
         .with_location(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
+}
+
+/// The tracing layer that turns events into OpenTelemetry log records of
+/// `provider`, in the span's trace when there is one. The exporters' own
+/// events are left out: sending them would make more of them.
+pub(crate) fn log_layer<S>(provider: &SdkLoggerProvider) -> impl tracing_subscriber::Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    use tracing_subscriber::Layer as _;
+    OpenTelemetryTracingBridge::new(provider).with_filter(tracing_subscriber::filter::filter_fn(
+        |metadata| !is_exporters_own(metadata.target()),
+    ))
+}
+
+/// Whether events of `target` come from the export machinery itself.
+fn is_exporters_own(target: &str) -> bool {
+    ["opentelemetry", "tonic", "h2", "hyper", "reqwest"]
+        .iter()
+        .any(|prefix| target.starts_with(prefix))
 }
 
 /// A layer that does nothing but mark a subscriber as exporting spans, so

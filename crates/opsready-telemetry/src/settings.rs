@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 /// | `telemetry.service_name` | the service's package name | `service.name` of the exported spans |
 /// | `telemetry.otlp.endpoint` | none: no export | the collector's base address, `http://localhost:4317` (gRPC), `http://localhost:4318` (HTTP), or `https://…` (feature `otlp`) |
 /// | `telemetry.otlp.protocol` | `grpc` | `grpc` or `http` (HTTP/protobuf, sent to `{endpoint}/v1/traces`) |
+/// | `telemetry.otlp.logs` | `false` | also send log events as OTLP log records, in their span's trace |
 /// | `telemetry.otlp.headers` | none | headers of every export, `name=value,name=value` (a secret: API keys) |
 /// | `telemetry.otlp.ca_file` | none | a PEM file of authorities trusted for an `https://` endpoint, besides the system's |
 /// | `telemetry.otlp.client_cert_file`, `telemetry.otlp.client_key_file` | none | PEM files of the certificate and PKCS#8 key shown to a collector that asks for one (mutual TLS) |
@@ -74,6 +75,11 @@ pub struct OtlpSettings {
     pub endpoint: Option<String>,
     /// How spans are sent. Defaults to `grpc`.
     pub protocol: OtlpProtocol,
+    /// Whether log events (at `telemetry.log.level`, the request lines
+    /// included) are also sent to the collector as OTLP log records, in
+    /// the trace of the span they happen in. Defaults to `false`: lines go
+    /// to standard output only.
+    pub logs: bool,
     /// Headers sent with every export, as `OTEL_EXPORTER_OTLP_HEADERS`
     /// writes them: `name=value` pairs separated by commas, values
     /// percent-encoded where they hold a comma, `%` or spaces
@@ -98,6 +104,7 @@ impl PartialEq for OtlpSettings {
         let headers = |s: &Self| s.headers.as_ref().map(|h| h.expose_secret().clone());
         self.endpoint == other.endpoint
             && self.protocol == other.protocol
+            && self.logs == other.logs
             && headers(self) == headers(other)
             && self.ca_file == other.ca_file
             && self.client_cert_file == other.client_cert_file
@@ -293,6 +300,12 @@ impl Validate for TelemetrySettings {
         {
             v.add("otlp.headers", problem);
         }
+        if self.otlp.logs && self.otlp.endpoint.is_none() {
+            v.add(
+                "otlp.logs",
+                "is true, but telemetry.otlp.endpoint is not set: no log record would be sent; set the endpoint or leave logs false",
+            );
+        }
         let https = self.otlp.endpoint.as_deref().is_some_and(is_https);
         if self.otlp.ca_file.is_some() && !https {
             v.add(
@@ -372,6 +385,18 @@ mod tests {
         for text in ["k=%", "k=%2", "k=%g1", "k=%FF"] {
             assert!(otlp_headers(text).is_err(), "{text} was accepted");
         }
+    }
+
+    #[test]
+    fn log_export_without_an_endpoint_is_a_violation() {
+        let mut settings = TelemetrySettings::default();
+        settings.otlp.logs = true;
+
+        let mut violations = Violations::new();
+        settings.validate(&mut violations);
+
+        let keys: Vec<&str> = violations.iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["otlp.logs"]);
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl ServiceInfo {
 #[must_use = "spans and log lines still buffered are flushed when the guard drops; dropping it early stops span export"]
 pub struct TelemetryGuard {
     #[cfg(feature = "otlp")]
-    tracer: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    providers: Option<crate::otlp::Providers>,
     _writer: crate::writer::BatchGuard,
 }
 
@@ -148,12 +148,21 @@ impl TelemetryGuard {
 
     fn stop(&mut self) -> Result<(), TelemetryError> {
         #[cfg(feature = "otlp")]
-        if let Some(provider) = self.tracer.take() {
-            provider.shutdown().map_err(|error| {
+        if let Some(providers) = self.providers.take() {
+            // Both, whatever the first says.
+            let spans = providers.tracer.shutdown().map_err(|error| {
                 TelemetryError::new(format!(
                     "the last spans may not have reached telemetry.otlp.endpoint: {error}"
                 ))
-            })?;
+            });
+            if let Some(logger) = providers.logger {
+                logger.shutdown().map_err(|error| {
+                    TelemetryError::new(format!(
+                        "the last log records may not have reached telemetry.otlp.endpoint: {error}"
+                    ))
+                })?;
+            }
+            spans?;
         }
         Ok(())
     }
@@ -196,7 +205,7 @@ pub fn init(
     service: &ServiceInfo,
 ) -> Result<TelemetryGuard, TelemetryError> {
     #[cfg(feature = "otlp")]
-    let tracer = crate::otlp::provider(settings, service)?;
+    let providers = crate::otlp::providers(settings, service)?;
     #[cfg(not(feature = "otlp"))]
     {
         let _ = service;
@@ -213,11 +222,12 @@ pub fn init(
     // The exporter's layers only when there is an exporter: a layer that
     // is there to do nothing still costs each span a level.
     #[cfg(feature = "otlp")]
-    match tracer.as_ref() {
-        Some(provider) => install(
+    match providers.as_ref() {
+        Some(providers) => install(
             subscriber
-                .with(crate::otlp::layer(provider))
-                .with(crate::otlp::exporting()),
+                .with(crate::otlp::layer(&providers.tracer))
+                .with(crate::otlp::exporting())
+                .with(providers.logger.as_ref().map(crate::otlp::log_layer)),
         )?,
         None => install(subscriber)?,
     }
@@ -225,7 +235,7 @@ pub fn init(
     install(subscriber)?;
     Ok(TelemetryGuard {
         #[cfg(feature = "otlp")]
-        tracer,
+        providers,
         _writer: guard,
     })
 }

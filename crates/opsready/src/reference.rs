@@ -87,6 +87,10 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "`grpc` or `http` (HTTP/protobuf to `{endpoint}/v1/traces`).",
     ),
     (
+        "telemetry.otlp.logs",
+        "Also send log events (at `telemetry.log.level`, request lines included) as OTLP log records, in their span's trace.",
+    ),
+    (
         "telemetry.otlp.headers",
         "Headers of every export, `name=value` pairs separated by commas, values percent-encoded as in `OTEL_EXPORTER_OTLP_HEADERS` (`x-api-key=…`). Secret.",
     ),

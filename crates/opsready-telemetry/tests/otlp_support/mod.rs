@@ -14,6 +14,12 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::{get, post};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -22,6 +28,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opsready_settings::Secret;
@@ -37,6 +44,9 @@ pub(crate) const PARENT_ID: &str = "00f067aa0ba902b7";
 
 /// What a collector received, one export call at a time.
 pub(crate) type Exports = mpsc::UnboundedReceiver<ExportTraceServiceRequest>;
+
+/// The log records a collector received, one export call at a time.
+pub(crate) type LogExports = mpsc::UnboundedReceiver<ExportLogsServiceRequest>;
 
 /// The header a TLS collector reports of each export call.
 pub(crate) const API_KEY: &str = "x-api-key";
@@ -281,6 +291,140 @@ pub(crate) async fn http_collector() -> (String, Exports) {
     (format!("http://{addr}"), exports)
 }
 
+/// The OTLP/gRPC logs service of the test collectors.
+struct GrpcLogs(mpsc::UnboundedSender<ExportLogsServiceRequest>);
+
+#[tonic::async_trait]
+impl LogsService for GrpcLogs {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let _ = self.0.send(request.into_inner());
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
+/// An OTLP/gRPC collector of spans and log records on a free port: its
+/// address and what it receives.
+pub(crate) async fn grpc_collector_with_logs() -> (String, Exports, LogExports) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (sender, exports) = mpsc::unbounded_channel();
+    let (logs_sender, logs) = mpsc::unbounded_channel();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(GrpcCollector {
+                exports: sender,
+                keys: None,
+            }))
+            .add_service(LogsServiceServer::new(GrpcLogs(logs_sender)))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    (format!("http://{addr}"), exports, logs)
+}
+
+/// An OTLP/HTTP collector of spans (`/v1/traces`) and log records
+/// (`/v1/logs`) on a free port: its base address and what it receives.
+pub(crate) async fn http_collector_with_logs() -> (String, Exports, LogExports) {
+    let (sender, exports) = mpsc::unbounded_channel();
+    let (logs_sender, logs) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route(
+            "/v1/traces",
+            post(move |body: Bytes| async move {
+                let _ = sender.send(ExportTraceServiceRequest::decode(body).unwrap());
+                (
+                    [(CONTENT_TYPE, "application/x-protobuf")],
+                    ExportTraceServiceResponse::default().encode_to_vec(),
+                )
+            }),
+        )
+        .route(
+            "/v1/logs",
+            post(move |body: Bytes| async move {
+                let _ = logs_sender.send(ExportLogsServiceRequest::decode(body).unwrap());
+                (
+                    [(CONTENT_TYPE, "application/x-protobuf")],
+                    ExportLogsServiceResponse::default().encode_to_vec(),
+                )
+            }),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), exports, logs)
+}
+
+/// The first exported log record of each of `bodies`, in that order,
+/// waiting at most a few seconds for them.
+pub(crate) async fn exported_logs(logs: &mut LogExports, bodies: &[&str]) -> Vec<LogRecord> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut received: Vec<LogRecord> = Vec::new();
+    loop {
+        let found: Vec<Option<&LogRecord>> = bodies
+            .iter()
+            .map(|body| {
+                received
+                    .iter()
+                    .find(|record| string(record.body.as_ref()).as_deref() == Some(*body))
+            })
+            .collect();
+        if found.iter().all(Option::is_some) {
+            return found.into_iter().flatten().cloned().collect();
+        }
+        let Ok(Some(request)) = tokio::time::timeout_at(deadline, logs.recv()).await else {
+            panic!("not every one of the log records {bodies:?} was exported in time");
+        };
+        received.extend(
+            request
+                .resource_logs
+                .into_iter()
+                .flat_map(|resource| resource.scope_logs)
+                .flat_map(|scope| scope.log_records),
+        );
+    }
+}
+
+/// Log export with `protocol`: the handler's event and the request's line
+/// arrive as log records in the request's trace and span, with their
+/// fields as attributes.
+pub(crate) async fn log_events_are_exported_in_the_request_trace(protocol: OtlpProtocol) {
+    // Arrange
+    let (endpoint, mut exports, mut logs) = match protocol {
+        OtlpProtocol::Grpc => grpc_collector_with_logs().await,
+        OtlpProtocol::Http => http_collector_with_logs().await,
+    };
+    let mut settings = TelemetrySettings::default();
+    settings.log.format = Some(LogFormat::Json);
+    settings.otlp.endpoint = Some(endpoint);
+    settings.otlp.protocol = protocol;
+    settings.otlp.logs = true;
+
+    // Act
+    let traceparent = export_one_request(&settings, "orders").await;
+
+    // Assert
+    let span_id = traceparent.split('-').nth(2).unwrap().to_owned();
+    let records = exported_logs(&mut logs, &["order handled", "request finished"]).await;
+    let (handled, line) = (&records[0], &records[1]);
+    assert_eq!(hex(&handled.trace_id), TRACE_ID);
+    assert_eq!(hex(&handled.span_id), span_id, "not in the request's span");
+    assert_eq!(handled.severity_number, 9, "not INFO: {handled:?}");
+    let order = handled
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "order")
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|value| value.value.clone());
+    assert_eq!(order, Some(Value::IntValue(7)), "{:?}", handled.attributes);
+    assert_eq!(hex(&line.trace_id), TRACE_ID);
+    assert_eq!(hex(&line.span_id), span_id);
+    // The spans still go as before.
+    let (span, _) = exported_span(&mut exports, "GET /hello/{name}").await;
+    assert_request_span(&span, &traceparent);
+}
+
 /// A served app with `TelemetryLayer`; sending on the handle stops it, and
 /// the join handle ends once every connection is closed.
 pub(crate) async fn serve_app() -> (
@@ -289,7 +433,14 @@ pub(crate) async fn serve_app() -> (
     tokio::task::JoinHandle<std::io::Result<()>>,
 ) {
     let app = Router::new()
-        .route("/hello/{name}", get(|| async { "hi" }))
+        .route(
+            "/hello/{name}",
+            get(|| async {
+                // A log event of the handler, inside the request's span.
+                tracing::info!(order = 7, "order handled");
+                "hi"
+            }),
+        )
         .layer(TelemetryLayer::new());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
