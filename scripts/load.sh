@@ -10,10 +10,11 @@
 # Rounds alternate the servers and the medians are compared, since a
 # shared machine's speed drifts between runs. Besides requests per second it
 # reports the server's CPU time per request (user and system time of the
-# process, from /proc, over the requests wrk completed): on a virtual machine
-# whose host takes cycles away (steal time), requests per second swing with
-# the neighbours, while CPU per request stays put. The servers saturate core
-# 0, so the throughput share is the inverse ratio of CPU per request.
+# process, from /proc, over the requests wrk completed), and that time's
+# user and system parts: on a virtual machine whose host takes cycles away
+# (steal time), requests per second swing with the neighbours, while CPU
+# per request stays put. The servers saturate core 0, so the throughput
+# share is the inverse ratio of CPU per request.
 #
 #   scripts/load.sh            # 3 rounds of 10 s per server
 #   DURATION=3s ROUNDS=11 scripts/load.sh
@@ -38,20 +39,26 @@ wait_port() {
   exit 1
 }
 
-# pid url -> "requests-per-second cpu-microseconds-per-request"
+# pid url -> "requests-per-second cpu-us-per-request user-us system-us"
+# (the server's CPU time per request, and its user and system parts)
 measure() {
   local before after out
   before=$(cpu_ticks "$1")
   out=$(taskset -c 1 wrk -t1 -c32 -d"$duration" "$2")
   after=$(cpu_ticks "$1")
-  awk -v ticks="$((after - before))" -v hz="$(getconf CLK_TCK)" '
+  awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" '
     /requests in/ { requests = $1 }
     /Requests\/sec/ { rps = $2 }
-    END { printf "%s %.3f\n", rps, ticks / hz * 1e6 / requests }' <<< "$out"
+    END {
+      split(before, b, " "); split(after, a, " ")
+      scale = 1e6 / hz / requests
+      user = (a[1] - b[1]) * scale; sys = (a[2] - b[2]) * scale
+      printf "%s %.3f %.3f %.3f\n", rps, user + sys, user, sys
+    }' <<< "$out"
 }
 
-# pid -> user + system clock ticks of the process so far
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# pid -> "user system" clock ticks of the process so far
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
 
 BARE_ADDR=127.0.0.1:18090 taskset -c 0 target/release/bare &
 bare_pid=$!
@@ -72,9 +79,15 @@ median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 # The middle half of the values: "first quartile-third quartile".
 quartiles() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 3) / 4)] "-" a[int((3 * NR + 3) / 4)]}'; }
 for round in $(seq 1 "$rounds"); do
-  read -r b bcpu < <(measure "$bare_pid" http://127.0.0.1:18090/hello)
-  read -r l lcpu < <(measure "$logged_pid" http://127.0.0.1:18091/hello)
-  read -r f fcpu < <(measure "$full_pid" http://127.0.0.1:18080/hello)
+  read -r b bcpu buser bsys < <(measure "$bare_pid" http://127.0.0.1:18090/hello)
+  read -r l lcpu luser lsys < <(measure "$logged_pid" http://127.0.0.1:18091/hello)
+  read -r f fcpu fuser fsys < <(measure "$full_pid" http://127.0.0.1:18080/hello)
+  echo "$buser" >> "$work/bare-user"
+  echo "$bsys" >> "$work/bare-sys"
+  echo "$luser" >> "$work/logged-user"
+  echo "$lsys" >> "$work/logged-sys"
+  echo "$fuser" >> "$work/full-user"
+  echo "$fsys" >> "$work/full-sys"
   echo "$b" >> "$work/bare"
   echo "$bcpu" >> "$work/bare-cpu"
   echo "$l" >> "$work/logged"
@@ -106,6 +119,15 @@ awk -v b="$bare" -v l="$logged" -v f="$full" -v bc="$bare_cpu" -v lc="$logged_cp
   printf "bare axum + log line  %10.0f req/s  %6.2f us CPU/req  %3.0f%% of bare by req/s, %3.0f%% by CPU\n", l, lc, 100 * l / b, 100 * bc / lc
   printf "opsready stack        %10.0f req/s  %6.2f us CPU/req  %3.0f%% of bare by req/s, %3.0f%% by CPU  (%d log lines written)\n", f, fc, 100 * f / b, 100 * bc / fc, n
 }'
+# User time is the servers' own code; system time is the kernel's work for
+# them (sockets, waking wrk, writing the log file). Both are sampled at
+# each clock tick, so single rounds are rough; medians are steadier.
+echo "CPU per request, user + system (medians):"
+for server in "bare:bare axum" "logged:bare axum + log line" "full:opsready stack"; do
+  user=$(median < "$work/${server%%:*}-user")
+  system=$(median < "$work/${server%%:*}-sys")
+  printf "  %-21s %6.2f us user  %6.2f us system\n" "${server#*:}" "$user" "$system"
+done
 echo "per-round shares of bare (median, middle half of the rounds):"
 echo "  bare axum + log line  ${share_logged}% (${share_logged_spread}%)"
 echo "  opsready stack        ${share_full}% (${share_full_spread}%)"
