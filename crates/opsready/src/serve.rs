@@ -377,14 +377,17 @@ impl Ops {
             Ok(server) => server.run_until(signal).await,
             Err(error) => Err(error),
         };
-        if let Err(error) = &outcome
-            && error.is_deadline()
-        {
-            tracing::error!(%error, "exiting now: the shutdown deadline has passed");
-            telemetry.shutdown().await;
+        let past_deadline = match &outcome {
+            Err(error) if error.is_deadline() => {
+                tracing::error!(%error, "exiting now: the shutdown deadline has passed");
+                true
+            }
+            _ => false,
+        };
+        telemetry.shutdown().await;
+        if past_deadline {
             std::process::exit(DEADLINE_EXIT_CODE);
         }
-        telemetry.shutdown().await;
         outcome
     }
 
