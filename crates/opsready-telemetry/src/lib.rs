@@ -123,8 +123,8 @@ pub use sentry_events::{
     SentryFuture, SentryGuard, SentryLayer, SentryService, init_sentry, sentry_started,
 };
 pub use settings::{
-    BlockingSettings, LogFormat, LogSettings, OtlpProtocol, OtlpSettings, SentrySettings,
-    TelemetrySettings,
+    BlockingSettings, LogFormat, LogSettings, OtlpCompression, OtlpProtocol, OtlpSettings,
+    SentrySettings, TelemetrySettings,
 };
 pub use subscriber::{ServiceInfo, TelemetryError, TelemetryGuard, init, subscriber};
 pub use writer::{BatchGuard, BatchWriter};

@@ -15,7 +15,9 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
 use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
-use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_otlp::{
+    Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::trace::{
@@ -28,7 +30,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::context::{SpanId, TraceContext, TraceId};
 use crate::settings::{
-    OtlpProtocol, TelemetrySettings, is_https, otlp_endpoint_problem, otlp_headers,
+    OtlpCompression, OtlpProtocol, TelemetrySettings, is_https, otlp_endpoint_problem, otlp_headers,
 };
 use crate::subscriber::{ServiceInfo, TelemetryError};
 
@@ -122,6 +124,7 @@ struct Transport {
     /// The endpoint without credentials, for messages.
     shown: String,
     protocol: OtlpProtocol,
+    compression: Option<Compression>,
     headers: Vec<(String, String)>,
     authorities: Option<(Vec<u8>, Vec<otlp_reqwest::Certificate>)>,
     identity: Option<ClientIdentity>,
@@ -167,6 +170,10 @@ impl Transport {
             endpoint: endpoint.to_owned(),
             shown,
             protocol: settings.otlp.protocol,
+            compression: match settings.otlp.compression {
+                OtlpCompression::None => None,
+                OtlpCompression::Gzip => Some(Compression::Gzip),
+            },
             headers,
             authorities,
             identity,
@@ -217,6 +224,9 @@ impl Transport {
         if !self.headers.is_empty() {
             builder = builder.with_metadata(metadata(&self.headers));
         }
+        if let Some(compression) = self.compression {
+            builder = builder.with_compression(compression);
+        }
         if is_https(&self.endpoint) {
             let mut tls = ClientTlsConfig::new().with_native_roots();
             if let Some((pem, _)) = &self.authorities {
@@ -243,6 +253,9 @@ impl Transport {
             ));
         if !self.headers.is_empty() {
             builder = builder.with_headers(self.headers.iter().cloned().collect());
+        }
+        if let Some(compression) = self.compression {
+            builder = builder.with_compression(compression);
         }
         if let Some(client) = &self.http_client {
             builder = builder.with_http_client(client.clone());

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 /// | `telemetry.service_name` | the service's package name | `service.name` of the exported spans |
 /// | `telemetry.otlp.endpoint` | none: no export | the collector's base address, `http://localhost:4317` (gRPC), `http://localhost:4318` (HTTP), or `https://…` (feature `otlp`) |
 /// | `telemetry.otlp.protocol` | `grpc` | `grpc` or `http` (HTTP/protobuf, sent to `{endpoint}/v1/traces`) |
+/// | `telemetry.otlp.compression` | `none` | `none` or `gzip` |
 /// | `telemetry.otlp.logs` | `false` | also send log events as OTLP log records, in their span's trace |
 /// | `telemetry.otlp.headers` | none | headers of every export, `name=value,name=value` (a secret: API keys) |
 /// | `telemetry.otlp.ca_file` | none | a PEM file of authorities trusted for an `https://` endpoint, besides the system's |
@@ -75,6 +76,8 @@ pub struct OtlpSettings {
     pub endpoint: Option<String>,
     /// How spans are sent. Defaults to `grpc`.
     pub protocol: OtlpProtocol,
+    /// How exports are compressed. Defaults to `none`.
+    pub compression: OtlpCompression,
     /// Whether log events (at `telemetry.log.level`, the request lines
     /// included) are also sent to the collector as OTLP log records, in
     /// the trace of the span they happen in. Defaults to `false`: lines go
@@ -104,6 +107,7 @@ impl PartialEq for OtlpSettings {
         let headers = |s: &Self| s.headers.as_ref().map(|h| h.expose_secret().clone());
         self.endpoint == other.endpoint
             && self.protocol == other.protocol
+            && self.compression == other.compression
             && self.logs == other.logs
             && headers(self) == headers(other)
             && self.ca_file == other.ca_file
@@ -122,6 +126,17 @@ pub enum OtlpProtocol {
     /// OTLP/HTTP with protobuf bodies, usually on port 4318.
     #[serde(alias = "http/protobuf")]
     Http,
+}
+
+/// How OTLP exports are compressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpCompression {
+    /// Sent as they are.
+    #[default]
+    None,
+    /// gzip: fewer bytes to a collector across a network, for some CPU.
+    Gzip,
 }
 
 /// What is wrong with an OTLP endpoint, if anything: it must be an absolute

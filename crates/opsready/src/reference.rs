@@ -87,6 +87,10 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "`grpc` or `http` (HTTP/protobuf to `{endpoint}/v1/traces`).",
     ),
     (
+        "telemetry.otlp.compression",
+        "`none` or `gzip`: how exports are compressed.",
+    ),
+    (
         "telemetry.otlp.logs",
         "Also send log events (at `telemetry.log.level`, request lines included) as OTLP log records, in their span's trace.",
     ),

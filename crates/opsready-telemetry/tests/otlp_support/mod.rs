@@ -32,7 +32,9 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opsready_settings::Secret;
-use opsready_telemetry::{LogFormat, OtlpProtocol, ServiceInfo, TelemetryLayer, TelemetrySettings};
+use opsready_telemetry::{
+    LogFormat, OtlpCompression, OtlpProtocol, ServiceInfo, TelemetryLayer, TelemetrySettings,
+};
 use prost::Message as _;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -153,7 +155,7 @@ pub(crate) async fn grpc_tls_collector(
         .unwrap()
         .add_service(TraceServiceServer::new(GrpcCollector {
             exports: exports_sender,
-            keys: Some(keys_sender),
+            seen: Some((API_KEY, keys_sender)),
         }))
         .serve_with_incoming(TcpListenerStream::new(listener));
     tokio::spawn(server);
@@ -176,7 +178,7 @@ pub(crate) async fn https_collector(
     let app = Router::new().route(
         "/v1/traces",
         post(move |headers: HeaderMap, body: Bytes| async move {
-            let _ = keys_sender.send(api_key(&headers));
+            let _ = keys_sender.send(header(&headers, API_KEY));
             let _ = exports_sender.send(ExportTraceServiceRequest::decode(body).unwrap());
             (
                 [(CONTENT_TYPE, "application/x-protobuf")],
@@ -237,7 +239,8 @@ pub(crate) async fn https_collector(
 /// receives and, when asked, the [`API_KEY`] metadata of each call.
 struct GrpcCollector {
     exports: mpsc::UnboundedSender<ExportTraceServiceRequest>,
-    keys: Option<mpsc::UnboundedSender<Option<String>>>,
+    /// A metadata key, and where to send its value of each call.
+    seen: Option<(&'static str, mpsc::UnboundedSender<Option<String>>)>,
 }
 
 #[tonic::async_trait]
@@ -246,8 +249,9 @@ impl TraceService for GrpcCollector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        if let Some(keys) = &self.keys {
-            let _ = keys.send(api_key(&request.metadata().clone().into_headers()));
+        if let Some((key, values)) = &self.seen {
+            let metadata = request.metadata().clone().into_headers();
+            let _ = values.send(header(&metadata, key));
         }
         let _ = self.exports.send(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
@@ -263,7 +267,7 @@ pub(crate) async fn grpc_collector() -> (String, Exports) {
         tonic::transport::Server::builder()
             .add_service(TraceServiceServer::new(GrpcCollector {
                 exports: sender,
-                keys: None,
+                seen: None,
             }))
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
@@ -316,7 +320,7 @@ pub(crate) async fn grpc_collector_with_logs() -> (String, Exports, LogExports) 
         tonic::transport::Server::builder()
             .add_service(TraceServiceServer::new(GrpcCollector {
                 exports: sender,
-                keys: None,
+                seen: None,
             }))
             .add_service(LogsServiceServer::new(GrpcLogs(logs_sender)))
             .serve_with_incoming(TcpListenerStream::new(listener)),
@@ -455,12 +459,83 @@ pub(crate) async fn serve_app() -> (
     (addr, stop, server)
 }
 
-/// The [`API_KEY`] header among `headers`.
-fn api_key(headers: &HeaderMap) -> Option<String> {
+/// The value of `name` among `headers`.
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
-        .get(API_KEY)
+        .get(name)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned)
+}
+
+/// A collector on a free port that takes gzip-compressed exports with
+/// `protocol`: its address, what it receives, and the encoding each call
+/// declared (`grpc-encoding` or `content-encoding`).
+pub(crate) async fn gzip_collector(protocol: OtlpProtocol) -> (String, Exports, ApiKeys) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (sender, exports) = mpsc::unbounded_channel();
+    let (encodings_sender, encodings) = mpsc::unbounded_channel();
+    match protocol {
+        OtlpProtocol::Grpc => {
+            let service = TraceServiceServer::new(GrpcCollector {
+                exports: sender,
+                seen: Some(("grpc-encoding", encodings_sender)),
+            })
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(TcpListenerStream::new(listener)),
+            );
+        }
+        OtlpProtocol::Http => {
+            let app = Router::new().route(
+                "/v1/traces",
+                post(move |headers: HeaderMap, body: Bytes| async move {
+                    let encoding = header(&headers, "content-encoding");
+                    let body = if encoding.as_deref() == Some("gzip") {
+                        let mut plain = Vec::new();
+                        std::io::Read::read_to_end(
+                            &mut flate2::read::GzDecoder::new(&body[..]),
+                            &mut plain,
+                        )
+                        .unwrap();
+                        Bytes::from(plain)
+                    } else {
+                        body
+                    };
+                    let _ = encodings_sender.send(encoding);
+                    let _ = sender.send(ExportTraceServiceRequest::decode(body).unwrap());
+                    (
+                        [(CONTENT_TYPE, "application/x-protobuf")],
+                        ExportTraceServiceResponse::default().encode_to_vec(),
+                    )
+                }),
+            );
+            tokio::spawn(async move { axum::serve(listener, app).await });
+        }
+    }
+    (format!("http://{addr}"), exports, encodings)
+}
+
+/// Export with `telemetry.otlp.compression = gzip` and `protocol`: the
+/// calls say gzip, and the request span arrives whole.
+pub(crate) async fn spans_are_exported_gzip_compressed(protocol: OtlpProtocol) {
+    // Arrange
+    let (endpoint, mut exports, mut encodings) = gzip_collector(protocol).await;
+    let mut settings = TelemetrySettings::default();
+    settings.log.format = Some(LogFormat::Json);
+    settings.otlp.endpoint = Some(endpoint);
+    settings.otlp.protocol = protocol;
+    settings.otlp.compression = OtlpCompression::Gzip;
+
+    // Act
+    let traceparent = export_one_request(&settings, "orders").await;
+
+    // Assert
+    let (span, _) = exported_span(&mut exports, "GET /hello/{name}").await;
+    assert_request_span(&span, &traceparent);
+    assert_eq!(encodings.recv().await.unwrap().as_deref(), Some("gzip"));
 }
 
 /// Installs telemetry with `settings` for `service`, sends one traced
