@@ -53,8 +53,10 @@ pub(crate) type LogExports = mpsc::UnboundedReceiver<ExportLogsServiceRequest>;
 /// The header a TLS collector reports of each export call.
 pub(crate) const API_KEY: &str = "x-api-key";
 
-/// The [`API_KEY`] header of each export call a TLS collector received.
-pub(crate) type ApiKeys = mpsc::UnboundedReceiver<Option<String>>;
+/// The value of one header (or gRPC metadata key) of each export call a
+/// collector received: the [`API_KEY`] for the TLS collectors, the declared
+/// encoding for the gzip one.
+pub(crate) type HeaderValues = mpsc::UnboundedReceiver<Option<String>>;
 
 /// A certificate authority made for one test, and a server certificate it
 /// signed for `localhost` and `127.0.0.1`.
@@ -137,7 +139,7 @@ impl Authority {
 pub(crate) async fn grpc_tls_collector(
     authority: &Authority,
     mutual: bool,
-) -> (String, Exports, ApiKeys) {
+) -> (String, Exports, HeaderValues) {
     use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -168,7 +170,7 @@ pub(crate) async fn grpc_tls_collector(
 pub(crate) async fn https_collector(
     authority: &Authority,
     mutual: bool,
-) -> (String, Exports, ApiKeys) {
+) -> (String, Exports, HeaderValues) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::service::TowerToHyperService;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -470,7 +472,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 /// A collector on a free port that takes gzip-compressed exports with
 /// `protocol`: its address, what it receives, and the encoding each call
 /// declared (`grpc-encoding` or `content-encoding`).
-pub(crate) async fn gzip_collector(protocol: OtlpProtocol) -> (String, Exports, ApiKeys) {
+pub(crate) async fn gzip_collector(protocol: OtlpProtocol) -> (String, Exports, HeaderValues) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (sender, exports) = mpsc::unbounded_channel();
