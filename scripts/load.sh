@@ -14,7 +14,8 @@
 # user and system parts: on a virtual machine whose host takes cycles away
 # (steal time), requests per second swing with the neighbours, while CPU
 # per request stays put. The servers saturate core 0, so the throughput
-# share is the inverse ratio of CPU per request.
+# share is the inverse ratio of CPU per request. It also reports how busy
+# wrk kept core 1: near 100 %, the generator was a limit too.
 #
 #   scripts/load.sh            # 3 rounds of 10 s per server
 #   DURATION=3s ROUNDS=11 scripts/load.sh
@@ -39,21 +40,24 @@ wait_port() {
   exit 1
 }
 
-# pid url -> "requests-per-second cpu-us-per-request user-us system-us"
-# (the server's CPU time per request, and its user and system parts)
+# pid url -> "requests-per-second cpu-us-per-request user-us system-us
+# wrk-busy-percent" (the server's CPU time per request, its user and system
+# parts, and how busy wrk kept its own core)
 measure() {
-  local before after out
+  local before after out wrk_cpu TIMEFORMAT='%R %U %S'
   before=$(cpu_ticks "$1")
-  out=$(taskset -c 1 wrk -t1 -c32 -d"$duration" "$2")
+  # `time` reports on standard error after wrk's output.
+  out=$( { time taskset -c 1 wrk -t1 -c32 -d"$duration" "$2"; } 2>&1 )
   after=$(cpu_ticks "$1")
-  awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" '
+  wrk_cpu=$(tail -n 1 <<< "$out")
+  awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" -v wrk="$wrk_cpu" '
     /requests in/ { requests = $1 }
     /Requests\/sec/ { rps = $2 }
     END {
-      split(before, b, " "); split(after, a, " ")
+      split(before, b, " "); split(after, a, " "); split(wrk, w, " ")
       scale = 1e6 / hz / requests
       user = (a[1] - b[1]) * scale; sys = (a[2] - b[2]) * scale
-      printf "%s %.3f %.3f %.3f\n", rps, user + sys, user, sys
+      printf "%s %.3f %.3f %.3f %.1f\n", rps, user + sys, user, sys, 100 * (w[2] + w[3]) / w[1]
     }' <<< "$out"
 }
 
@@ -79,9 +83,12 @@ median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 # The middle half of the values: "first quartile-third quartile".
 quartiles() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 3) / 4)] "-" a[int((3 * NR + 3) / 4)]}'; }
 for round in $(seq 1 "$rounds"); do
-  read -r b bcpu buser bsys < <(measure "$bare_pid" http://127.0.0.1:18090/hello)
-  read -r l lcpu luser lsys < <(measure "$logged_pid" http://127.0.0.1:18091/hello)
-  read -r f fcpu fuser fsys < <(measure "$full_pid" http://127.0.0.1:18080/hello)
+  read -r b bcpu buser bsys bwrk < <(measure "$bare_pid" http://127.0.0.1:18090/hello)
+  read -r l lcpu luser lsys lwrk < <(measure "$logged_pid" http://127.0.0.1:18091/hello)
+  read -r f fcpu fuser fsys fwrk < <(measure "$full_pid" http://127.0.0.1:18080/hello)
+  echo "$bwrk" >> "$work/bare-wrk"
+  echo "$lwrk" >> "$work/logged-wrk"
+  echo "$fwrk" >> "$work/full-wrk"
   echo "$buser" >> "$work/bare-user"
   echo "$bsys" >> "$work/bare-sys"
   echo "$luser" >> "$work/logged-user"
@@ -127,6 +134,12 @@ for server in "bare:bare axum" "logged:bare axum + log line" "full:opsready stac
   user=$(median < "$work/${server%%:*}-user")
   system=$(median < "$work/${server%%:*}-sys")
   printf "  %-21s %6.2f us user  %6.2f us system\n" "${server#*:}" "$user" "$system"
+done
+# wrk near 100 % of its core: the load generator, not only the server, set
+# the pace of those rounds (see docs/benchmarks.md on wake-ups).
+echo "wrk's use of its core (medians):"
+for server in "bare:bare axum" "logged:bare axum + log line" "full:opsready stack"; do
+  printf "  %-21s %5.1f %%\n" "${server#*:}" "$(median < "$work/${server%%:*}-wrk")"
 done
 echo "per-round shares of bare (median, middle half of the rounds):"
 echo "  bare axum + log line  ${share_logged}% (${share_logged_spread}%)"

@@ -84,7 +84,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, Method, Request, StatusCode, response::Parts};
+use http::{HeaderMap, Method, Request, StatusCode, Uri, response::Parts};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Limited};
 use pin_project_lite::pin_project;
@@ -285,7 +285,7 @@ where
         let info = RequestInfo {
             ids,
             method: request.method().clone(),
-            path: request.uri().path_and_query().cloned(),
+            path: KeptPath::of(request.uri()),
         };
         ResponseFuture {
             state: State::Inner {
@@ -304,7 +304,52 @@ struct RequestInfo {
     // Boxed, and only when the request has either header.
     ids: Option<Box<RequestIds>>,
     method: Method,
-    path: Option<PathAndQuery>,
+    path: KeptPath,
+}
+
+/// The request's path, for the detail of an error answer. A short one is
+/// copied: the first clone of the bytes of a URI that hyper parsed
+/// allocates, and almost every answer is a success that never reads it.
+#[derive(Debug, Default)]
+enum KeptPath {
+    Inline {
+        len: u8,
+        bytes: [u8; KeptPath::INLINE],
+    },
+    Shared(PathAndQuery),
+    #[default]
+    None,
+}
+
+impl KeptPath {
+    /// As long as a [`PathAndQuery`], so the future grows by nothing.
+    const INLINE: usize = 38;
+
+    fn of(uri: &Uri) -> Self {
+        let path = uri.path().as_bytes();
+        match u8::try_from(path.len()) {
+            Ok(len) if path.len() <= Self::INLINE => {
+                let mut bytes = [0; Self::INLINE];
+                bytes[..path.len()].copy_from_slice(path);
+                Self::Inline { len, bytes }
+            }
+            _ => uri
+                .path_and_query()
+                .cloned()
+                .map_or(Self::None, Self::Shared),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str` whole: always UTF-8.
+            Self::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or("/")
+            }
+            Self::Shared(path) => path.path(),
+            Self::None => "/",
+        }
+    }
 }
 
 /// The request's own ids, for an answer whose headers lack them.
@@ -320,7 +365,7 @@ impl RequestInfo {
     }
 
     fn path(&self) -> &str {
-        self.path.as_ref().map_or("/", PathAndQuery::path)
+        self.path.as_str()
     }
 }
 
@@ -774,6 +819,27 @@ mod tests {
         assert_eq!(sane_request_id(&HeaderValue::from_static("")), None);
         let long = HeaderValue::from_str(&"a".repeat(129)).unwrap();
         assert_eq!(sane_request_id(&long), None);
+    }
+
+    #[test]
+    fn the_kept_path_is_the_request_path_whatever_its_length() {
+        for len in [
+            0,
+            1,
+            KeptPath::INLINE - 1,
+            KeptPath::INLINE,
+            KeptPath::INLINE + 1,
+            300,
+        ] {
+            let path = format!("/{}", "é".repeat(len / 2)) + &"a".repeat(len % 2);
+            let uri: Uri = format!("{path}?q=1").parse().unwrap();
+            assert_eq!(
+                KeptPath::of(&uri).as_str(),
+                uri.path(),
+                "path of {len} bytes"
+            );
+        }
+        assert_eq!(KeptPath::None.as_str(), "/");
     }
 
     #[test]

@@ -57,13 +57,28 @@ impl SpanId {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// The two lower-case hex digits of each byte value.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
 
-/// Lower-case hex of `value`, `N` digits, most significant first.
+/// Lower-case hex of the low `N / 2` bytes of `value`, `N` digits, most
+/// significant first: a table lookup per byte.
 fn hex<const N: usize>(value: u128) -> [u8; N] {
+    let bytes = value.to_be_bytes();
     let mut out = [b'0'; N];
-    for (i, digit) in out.iter_mut().enumerate() {
-        *digit = HEX[((value >> (4 * (N - 1 - i))) & 0xf) as usize];
+    for (pair, byte) in out
+        .chunks_exact_mut(2)
+        .zip(&bytes[bytes.len().saturating_sub(N / 2)..])
+    {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
     }
     out
 }
@@ -242,6 +257,22 @@ mod tests {
     use super::*;
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn ids_are_written_in_lower_case_hex_with_their_leading_zeros() {
+        let trace = TraceId::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210).unwrap();
+        assert_eq!(trace.to_string(), "0123456789abcdeffedcba9876543210");
+        assert_eq!(
+            TraceId::from_u128(1).unwrap().to_hex().as_str(),
+            format!("{:032x}", 1)
+        );
+        let span = SpanId::from_u64(0x00f0_67aa_0ba9_02b7).unwrap();
+        assert_eq!(span.to_string(), "00f067aa0ba902b7");
+        assert_eq!(
+            SpanId::from_u64(u64::MAX).unwrap().to_string(),
+            "ffffffffffffffff"
+        );
+    }
 
     #[test]
     fn a_valid_traceparent_is_continued_with_a_new_span() {
