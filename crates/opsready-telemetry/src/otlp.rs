@@ -402,17 +402,28 @@ where
         .with_tracked_inactivity(false)
 }
 
+/// The request span's fields that each log record of the request carries
+/// as attributes, as its JSON lines do: a backend finds a request's
+/// records by its id or route, not only by trace.
+pub(crate) const LOG_RECORD_SPAN_FIELDS: [&str; 3] =
+    ["request_id", "http.route", "http.request.method"];
+
 /// The tracing layer that turns events into OpenTelemetry log records of
-/// `provider`, in the span's trace when there is one. The exporters' own
-/// events are left out: sending them would make more of them.
+/// `provider`, in the span's trace when there is one, with the request
+/// span's [`LOG_RECORD_SPAN_FIELDS`]. The exporters' own events are left
+/// out: sending them would make more of them.
 pub(crate) fn log_layer<S>(provider: &SdkLoggerProvider) -> impl tracing_subscriber::Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    use opentelemetry_appender_tracing::layer::TracingSpanAttributes;
     use tracing_subscriber::Layer as _;
-    OpenTelemetryTracingBridge::new(provider).with_filter(tracing_subscriber::filter::filter_fn(
-        |metadata| !is_exporters_own(metadata.target()),
-    ))
+    OpenTelemetryTracingBridge::builder(provider)
+        .with_tracing_span_attributes(TracingSpanAttributes::allowlist(LOG_RECORD_SPAN_FIELDS))
+        .build()
+        .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+            !is_exporters_own(metadata.target())
+        }))
 }
 
 /// Whether events of `target` come from the export machinery itself.

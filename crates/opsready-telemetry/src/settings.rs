@@ -80,8 +80,9 @@ pub struct OtlpSettings {
     pub compression: OtlpCompression,
     /// Whether log events (at `telemetry.log.level`, the request lines
     /// included) are also sent to the collector as OTLP log records, in
-    /// the trace of the span they happen in. Defaults to `false`: lines go
-    /// to standard output only.
+    /// the trace of the span they happen in, with the request's
+    /// `request_id`, `http.route` and `http.request.method`. Defaults to
+    /// `false`: lines go to standard output only.
     pub logs: bool,
     /// Headers sent with every export, as `OTEL_EXPORTER_OTLP_HEADERS`
     /// writes them: `name=value` pairs separated by commas, values

@@ -43,6 +43,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 /// The trace the test requests continue, and the caller's span in it.
 pub(crate) const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 pub(crate) const PARENT_ID: &str = "00f067aa0ba902b7";
+/// The `x-request-id` of [`traced_request`], kept by the layer.
+pub(crate) const REQUEST_ID: &str = "req-7f3a";
 
 /// What a collector received, one export call at a time.
 pub(crate) type Exports = mpsc::UnboundedReceiver<ExportTraceServiceRequest>;
@@ -394,7 +396,7 @@ pub(crate) async fn exported_logs(logs: &mut LogExports, bodies: &[&str]) -> Vec
 
 /// Log export with `protocol`: the handler's event and the request's line
 /// arrive as log records in the request's trace and span, with their
-/// fields as attributes.
+/// fields and the request span's id, route and method as attributes.
 pub(crate) async fn log_events_are_exported_in_the_request_trace(protocol: OtlpProtocol) {
     // Arrange
     let (endpoint, mut exports, mut logs) = match protocol {
@@ -426,6 +428,24 @@ pub(crate) async fn log_events_are_exported_in_the_request_trace(protocol: OtlpP
     assert_eq!(order, Some(Value::IntValue(7)), "{:?}", handled.attributes);
     assert_eq!(hex(&line.trace_id), TRACE_ID);
     assert_eq!(hex(&line.span_id), span_id);
+    for record in [handled, line] {
+        let attribute = |key: &str| {
+            record
+                .attributes
+                .iter()
+                .find(|kv| kv.key == key)
+                .and_then(|kv| string(kv.value.as_ref()))
+        };
+        assert_eq!(
+            attribute("request_id").as_deref(),
+            Some(REQUEST_ID),
+            "{record:?}"
+        );
+        assert_eq!(attribute("http.route").as_deref(), Some("/hello/{name}"));
+        assert_eq!(attribute("http.request.method").as_deref(), Some("GET"));
+        // Only those: not the span's other fields.
+        assert_eq!(attribute("url.path"), None);
+    }
     // The spans still go as before.
     let (span, _) = exported_span(&mut exports, "GET /hello/{name}").await;
     assert_request_span(&span, &traceparent);
@@ -597,8 +617,8 @@ pub(crate) async fn spans_are_exported_over_tls_with_headers(protocol: OtlpProto
     assert_eq!(keys.recv().await.unwrap().as_deref(), Some("s3cret,1"));
 }
 
-/// Sends `GET /hello/ops` continuing [`TRACE_ID`] from [`PARENT_ID`], and
-/// returns the response's `traceparent`.
+/// Sends `GET /hello/ops` continuing [`TRACE_ID`] from [`PARENT_ID`], with
+/// [`REQUEST_ID`], and returns the response's `traceparent`.
 pub(crate) async fn traced_request(addr: SocketAddr) -> String {
     // A client of its own, dropped here: its connection closes, so the
     // server's graceful shutdown does not wait for it.
@@ -606,6 +626,7 @@ pub(crate) async fn traced_request(addr: SocketAddr) -> String {
     let response = client
         .get(format!("http://{addr}/hello/ops"))
         .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+        .header("x-request-id", REQUEST_ID)
         .send()
         .await
         .unwrap();
