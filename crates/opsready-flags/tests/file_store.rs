@@ -294,6 +294,67 @@ rules = [{ variant = "neural", conditions = [{ attribute = "plan", op = "equals"
 }
 
 #[tokio::test]
+async fn a_toml_file_keeps_its_comments_through_changes() {
+    // Arrange: a file an operator keeps under version control, with notes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.toml");
+    fs::write(
+        &path,
+        r#"# Checkout flags. Ask #checkout before changing one.
+
+# The new payment page, ramping up; see SHOP-42.
+[flags."checkout.new_page".definition]
+type = "bool"
+default_variant = "off"
+variants = { off = false, on = true }
+rules = [{ variant = "on" }]  # everyone, once the ramp is done
+
+# Old banner: delete after the launch.
+[flags."banner.old".definition]
+type = "bool"
+default_variant = "off"
+variants = { off = false, on = true }
+"#,
+    )
+    .unwrap();
+    let flags = Flags::new(open(&path).await).await.unwrap();
+
+    // Act: a kill, a delete and a create through the store.
+    flags
+        .kill("checkout.new_page", "alice", "errors up")
+        .await
+        .unwrap();
+    flags.delete("banner.old", "bob", "launched").await.unwrap();
+    flags
+        .create(Flag::boolean("search.fast"), "carol", "new index")
+        .await
+        .unwrap();
+
+    // Assert: the notes on what stays are still there; the deleted flag's
+    // went with it.
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        text.starts_with("# Checkout flags. Ask #checkout"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# The new payment page, ramping up; see SHOP-42."),
+        "{text}"
+    );
+    assert!(text.contains("# everyone, once the ramp is done"), "{text}");
+    assert!(!text.contains("Old banner"), "{text}");
+    // And the file holds every change: a restart sees them all.
+    drop(flags);
+    let reopened = Flags::new(open(&path).await).await.unwrap();
+    assert!(!reopened.bool_value("checkout.new_page", &pro(), true));
+    assert!(reopened.get("banner.old").is_none());
+    assert!(reopened.get("search.fast").is_some());
+    let history = reopened.history("checkout.new_page").await.unwrap();
+    assert_eq!(summary(&history)[1], (2, "kill", "alice", "errors up"));
+    assert_eq!(reopened.history("banner.old").await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn a_malformed_edit_keeps_the_flags_until_it_is_fixed() {
     let broken = [
         ("json", "{\n  \"flags\": {\n    \"a\": nope\n}\n", "line 3"),

@@ -149,9 +149,16 @@ const RACY: Duration = Duration::from_secs(2);
 /// - **Hand edits are audited at once.** A definition added, changed or
 ///   removed by hand becomes a new version, recorded as a `create`,
 ///   `update` or `delete` by actor `file` with reason `edited by hand`,
-///   and the file is rewritten right away to hold that record. Rewriting
-///   normalises the layout and drops TOML comments; an editor that still
-///   has the file open will say it changed. Versions are the store's to
+///   and the file is rewritten right away to hold that record. An editor
+///   that still has the file open will say it changed.
+/// - **TOML comments stay.** A TOML file is rewritten into its own text:
+///   comments, blank lines, key order and inline tables stay where the
+///   content they sit by stays; a deleted flag's table leaves with the
+///   comments above it; new flags and audit entries come in the store's
+///   layout. (Should that ever not read back as the store's content, the
+///   file is written in the store's layout instead, without the comments.)
+///   A JSON file, which has no comments, is always written in the store's
+///   layout. Versions are the store's to
 ///   count: an edit of a `version` alone is ignored, and undone at the
 ///   next write. Leave the audit log alone: entries removed by hand are
 ///   written back by a process that read them.
@@ -747,14 +754,23 @@ impl Shared {
         Ok(Content::Text(bytes, seen))
     }
 
-    /// Writes `state` atomically; returns what the file now is.
+    /// Writes `state` atomically; returns what the file now is. A TOML
+    /// file keeps its comments and layout where the content stays.
     fn write(&self, state: &State) -> Result<Seen, Error> {
-        let bytes = self.format.render(state).map_err(|error| {
-            Error::backend(format!(
-                "cannot write the flags as {}: {error}",
-                self.format
-            ))
-        })?;
+        // Read under the writers' lock, like every write.
+        let previous = match self.format {
+            Format::Toml => fs::read_to_string(&self.path).ok(),
+            Format::Json => None,
+        };
+        let bytes = self
+            .format
+            .render(state, previous.as_deref())
+            .map_err(|error| {
+                Error::backend(format!(
+                    "cannot write the flags as {}: {error}",
+                    self.format
+                ))
+            })?;
         let stamp = write_atomically(&self.path, &self.temp_path, &bytes, self.fault()).map_err(
             |error| {
                 Error::backend(format!(
@@ -1045,7 +1061,9 @@ impl Format {
         }
     }
 
-    fn render(self, state: &State) -> Result<Vec<u8>, String> {
+    /// The file's new content. `previous`, the TOML file's current text,
+    /// gives the layout to keep.
+    fn render(self, state: &State, previous: Option<&str>) -> Result<Vec<u8>, String> {
         let document = DocumentOut {
             flags: state
                 .live
@@ -1067,9 +1085,13 @@ impl Format {
                 bytes.push(b'\n');
                 Ok(bytes)
             }
-            Self::Toml => toml::to_string(&document)
-                .map(String::into_bytes)
-                .map_err(|error| error.to_string()),
+            Self::Toml => {
+                let fresh = toml::to_string(&document).map_err(|error| error.to_string())?;
+                let text = previous
+                    .and_then(|previous| super::toml_layout::keep_layout(previous, &fresh))
+                    .unwrap_or(fresh);
+                Ok(text.into_bytes())
+            }
         }
     }
 
@@ -1444,7 +1466,7 @@ mod tests {
     fn toml_leaves_out_what_is_absent() {
         let mut state = State::default();
         record(&mut state, change(Flag::boolean("a")), now()).unwrap();
-        let text = String::from_utf8(Format::Toml.render(&state).unwrap()).unwrap();
+        let text = String::from_utf8(Format::Toml.render(&state, None).unwrap()).unwrap();
         assert!(!text.contains("before"), "{text}");
         assert!(text.contains("[flags.a.definition]"), "{text}");
         let back = Format::Toml.parse(text.as_bytes()).unwrap();

@@ -5,6 +5,7 @@ mod memory;
 mod open;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod toml_layout;
 
 use std::fmt;
 use std::future::Future;
