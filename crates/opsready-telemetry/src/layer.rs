@@ -201,7 +201,9 @@ where
             let exporting = false;
             // The exported span's ids are filled in by the exporter.
             let ids = (!exporting).then(|| (hex_ids.0.as_str(), hex_ids.1.as_str()));
-            let (span, line) = request_span(&request, &request_id, &context, ids);
+            // An id made here is hex and hyphens: nothing to escape.
+            let plain_id = arrived.is_some();
+            let (span, line) = request_span(&request, (&request_id, plain_id), &context, ids);
             #[cfg(feature = "otlp")]
             if exporting {
                 crate::otlp::adopt(&span, &mut context, tracestate.as_deref());
@@ -259,7 +261,7 @@ where
 /// `ids`, also the writer of the line that ends the request.
 fn request_span<B>(
     request: &Request<B>,
-    request_id: &HeaderValue,
+    (request_id, plain_id): (&HeaderValue, bool),
     context: &TraceContext,
     ids: Option<(&str, &str)>,
 ) -> (Span, Option<RequestLine>) {
@@ -295,7 +297,8 @@ fn request_span<B>(
     // The JSON layer's copy of the fields, rendered here, where the values
     // are at hand, and only when info spans can be enabled at all.
     if tracing::level_enabled!(tracing::Level::INFO) {
-        let (span, line) = RequestFields::render(method, route, request_id, ids).hand_to(create);
+        let (span, line) =
+            RequestFields::render(method, route, (request_id, plain_id), ids).hand_to(create);
         // An exported span keeps the line as its event: the event path.
         (span, line.filter(|_| ids.is_some()))
     } else {

@@ -305,10 +305,12 @@ impl RequestFields {
 
     /// The fields of a request span, rendered by the telemetry layer from
     /// the values it has at hand (ids left out are recorded later).
+    /// `plain_id` says the request id needs no escaping (one this service
+    /// made).
     pub(crate) fn render(
         method: &str,
         route: Option<&str>,
-        request_id: &str,
+        (request_id, plain_id): (&str, bool),
         ids: Option<(&str, &str)>,
     ) -> Self {
         thread_local! {
@@ -340,7 +342,7 @@ impl RequestFields {
             if let Some(route) = route {
                 push(Self::ROUTE, route, true);
             }
-            push(Self::REQUEST_ID, request_id, true);
+            push(Self::REQUEST_ID, request_id, !plain_id);
             if let Some((trace_id, span_id)) = ids {
                 // Hex digits: nothing to escape.
                 push(Self::TRACE_ID, trace_id, false);
@@ -455,14 +457,15 @@ fn push_millis(line: &mut String, elapsed: std::time::Duration) {
         line.push_str(".0");
         return;
     }
-    // Six digits, less the trailing zeros (there is a non-zero one).
-    let digits = decimal_digits::<6>(fraction);
-    let end = digits
+    // A point and six digits, less the trailing zeros (there is a non-zero
+    // one), appended at once.
+    let mut tail = [b'.'; 7];
+    tail[1..].copy_from_slice(&six_digits(fraction));
+    let end = tail
         .iter()
-        .rposition(|digit| *digit != b'0')
-        .map_or(1, |last| last + 1);
-    line.push('.');
-    push_digits(line, &digits[..end]);
+        .rposition(|byte| *byte != b'0')
+        .map_or(2, |last| last + 1);
+    push_ascii(line, &tail[..end]);
 }
 
 /// Runs `f` with this thread's line buffer, emptied; a line costs no
@@ -622,27 +625,39 @@ fn push_timestamp(line: &mut String, time: SystemTime) {
         }
         line.push_str(&second.1);
     });
-    line.push('.');
-    push_digits(line, &decimal_digits::<6>(since.subsec_micros()));
-    line.push('Z');
+    // `.123456Z`, appended at once.
+    let mut tail = [b'Z'; 8];
+    tail[0] = b'.';
+    tail[1..7].copy_from_slice(&six_digits(since.subsec_micros()));
+    push_ascii(line, &tail);
 }
 
-/// The last `N` decimal digits of `value`, most significant first.
-fn decimal_digits<const N: usize>(mut value: u32) -> [u8; N] {
-    let mut digits = [b'0'; N];
-    for digit in digits.iter_mut().rev() {
-        *digit = b'0' + u8::try_from(value % 10).unwrap_or(0);
-        value /= 10;
+/// The two decimal digits of each number below 100.
+const DECIMAL_PAIRS: [[u8; 2]; 100] = {
+    let mut pairs = [[0; 2]; 100];
+    let mut n = 0;
+    while n < 100 {
+        // Both below 10: the casts cannot truncate.
+        pairs[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        n += 1;
     }
-    digits
+    pairs
+};
+
+/// The last six decimal digits of `value`, most significant first: three
+/// table lookups instead of six divisions.
+fn six_digits(value: u32) -> [u8; 6] {
+    let pair = |n: u32| DECIMAL_PAIRS[usize::try_from(n % 100).unwrap_or(0)];
+    let [a, b] = pair(value / 10_000);
+    let [c, d] = pair(value / 100);
+    let [e, f] = pair(value);
+    [a, b, c, d, e, f]
 }
 
-/// Appends ASCII digits, with no UTF-8 check of them as a `str`.
-fn push_digits(line: &mut String, digits: &[u8]) {
-    line.reserve(digits.len());
-    for &digit in digits {
-        line.push(char::from(digit));
-    }
+/// Appends ASCII bytes (digits, punctuation) with one copy.
+fn push_ascii(line: &mut String, bytes: &[u8]) {
+    // Only ASCII is ever passed, so the check cannot fail.
+    line.push_str(std::str::from_utf8(bytes).unwrap_or_default());
 }
 
 struct JsonFields<'a> {
@@ -805,6 +820,9 @@ mod tests {
             (Duration::from_nanos(2_500_000), "2.5"),
             (Duration::from_secs(90_000), "90000000.0"),
             (Duration::new(3, 40_000_001), "3040.000001"),
+            (Duration::from_nanos(987_654_321), "987.654321"),
+            (Duration::from_nanos(10_000_000), "10.0"),
+            (Duration::from_nanos(10_100_000), "10.1"),
         ] {
             let mut line = String::new();
             super::push_millis(&mut line, elapsed);
@@ -823,6 +841,9 @@ mod tests {
         let mut again = String::new();
         super::push_timestamp(&mut again, time + std::time::Duration::from_micros(5));
         assert_eq!(again, "2026-11-23T20:44:07.000047Z");
+        let mut all = String::new();
+        super::push_timestamp(&mut all, time + std::time::Duration::from_micros(987_654));
+        assert_eq!(all, "2026-11-23T20:44:07.987696Z");
     }
 
     #[test]
@@ -841,7 +862,8 @@ mod tests {
             let subscriber = super::subscriber(&settings, move || sink.clone()).unwrap();
             let _default = tracing::subscriber::set_default(subscriber);
 
-            let fields = RequestFields::render("GET", Some("/x"), "req-1", Some(("ab", "cd")));
+            let fields =
+                RequestFields::render("GET", Some("/x"), ("req-1", false), Some(("ab", "cd")));
             let (span, line) =
                 fields.hand_to(|| tracing::info_span!(target: REQUEST_TARGET, "request"));
 
