@@ -3,9 +3,10 @@
 //! the scraper's `Accept` header.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 
@@ -75,6 +76,92 @@ impl Format {
             Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
         }
     }
+}
+
+/// The request-duration histogram of one series: a count per bucket (not
+/// cumulative; the last is `+Inf`) and the sum of durations, each an
+/// atomic. Requests record into it through a `metrics::Histogram` handle
+/// ([`metrics::HistogramFn`]); a request costs two additions, and nothing
+/// is kept per request until the scrape, where the recorder's own
+/// histograms keep each sample, with a clock reading, until drained.
+#[derive(Debug)]
+pub(crate) struct DurationCounts {
+    bounds: Arc<[f64]>,
+    counts: Box<[AtomicU64]>,
+    /// In nanoseconds: an integer sum adds in one instruction, where a
+    /// float would need a compare-and-swap loop.
+    sum_nanos: AtomicU64,
+}
+
+impl DurationCounts {
+    /// A histogram with these bucket bounds (seconds, ascending), and
+    /// `+Inf`.
+    pub(crate) fn new(bounds: Arc<[f64]>) -> Self {
+        Self {
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            bounds,
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Appends the series' `_bucket` lines (cumulative, with `le`), `_sum`
+    /// and `_count` in the Prometheus text format; `labels` is the series'
+    /// label set without `le`, as [`label_text`] writes it.
+    pub(crate) fn render(&self, out: &mut String, labels: &str) {
+        let name = catalog::HTTP_SERVER_REQUEST_DURATION.name;
+        let mut total = 0_u64;
+        for (slot, count) in self.counts.iter().enumerate() {
+            total = total.saturating_add(count.load(Ordering::Relaxed));
+            match self.bounds.get(slot) {
+                Some(le) => {
+                    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {total}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
+                }
+            }
+        }
+        let sum = Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
+    }
+}
+
+impl metrics::HistogramFn for DurationCounts {
+    /// Counts a duration of `seconds` in the first bucket whose bound is at
+    /// or above it.
+    fn record(&self, seconds: f64) {
+        let slot = self.bounds.partition_point(|le| *le < seconds);
+        if let Some(count) = self.counts.get(slot) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        // Negative or not a number: nothing to add to the sum.
+        let nanos = Duration::try_from_secs_f64(seconds).map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+        });
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+/// Appends the request-duration family: its help, its type and each of
+/// `series` (label set, histogram), in the order given. Nothing when there
+/// is no series yet, as for the recorder's own families.
+pub(crate) fn duration_family(out: &mut String, series: &[(&str, &DurationCounts)]) {
+    if series.is_empty() {
+        return;
+    }
+    let def = &catalog::HTTP_SERVER_REQUEST_DURATION;
+    let help = def.help.replace('\\', "\\\\").replace('\n', "\\n");
+    let _ = write!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n",
+        name = def.name,
+        kind = def.kind.as_str(),
+    );
+    for (labels, counts) in series {
+        counts.render(out, labels);
+    }
+    out.push('\n');
 }
 
 /// The latest exemplar of each bucket of one duration series: the trace of
@@ -338,6 +425,36 @@ mod tests {
             "{out}"
         );
         assert!(!lines[2].contains("trace_id"), "{out}");
+    }
+
+    #[test]
+    fn duration_buckets_are_cumulative_with_bounds_inclusive() {
+        use metrics::HistogramFn as _;
+        let counts = DurationCounts::new(Arc::from([0.1, 1.0].as_slice()));
+        // On a bound counts in that bucket; past the last, only in +Inf.
+        for seconds in [0.05, 0.1, 0.5, 1.0, 3.0] {
+            counts.record(seconds);
+        }
+        let mut out = String::new();
+        duration_family(&mut out, &[("http_route=\"/a\"", &counts)]);
+        let name = catalog::HTTP_SERVER_REQUEST_DURATION.name;
+        let expected = format!(
+            "# HELP {name} {help}\n# TYPE {name} histogram\n\
+             {name}_bucket{{http_route=\"/a\",le=\"0.1\"}} 2\n\
+             {name}_bucket{{http_route=\"/a\",le=\"1\"}} 4\n\
+             {name}_bucket{{http_route=\"/a\",le=\"+Inf\"}} 5\n\
+             {name}_sum{{http_route=\"/a\"}} 4.65\n\
+             {name}_count{{http_route=\"/a\"}} 5\n\n",
+            help = catalog::HTTP_SERVER_REQUEST_DURATION.help,
+        );
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn no_duration_series_writes_no_family() {
+        let mut out = String::new();
+        duration_family(&mut out, &[]);
+        assert_eq!(out, "");
     }
 
     #[test]

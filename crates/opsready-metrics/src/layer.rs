@@ -21,7 +21,10 @@ use tower::{Layer, Service};
 use opsready_vocab::{ObservedRequest, RequestObserver, is_quiet, method_name as method_label};
 
 use crate::catalog::{self, CATALOG};
-use crate::exposition::{Exemplars, Format, label_text, process_families, to_openmetrics};
+use crate::exposition::{
+    DurationCounts, Exemplars, Format, duration_family, label_text, process_families,
+    to_openmetrics,
+};
 
 /// The route label of every path that matches no route: a scan of random
 /// URLs adds one series, not one per URL.
@@ -53,8 +56,8 @@ pub struct Metrics {
 pub(crate) struct Inner {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    /// The duration buckets, to place exemplars.
-    buckets: Vec<f64>,
+    /// The duration buckets, of the histograms and to place exemplars.
+    buckets: Arc<[f64]>,
     /// Handles of the request series already registered, by route: a
     /// request then costs a lookup, not a key built and registered anew.
     series: RwLock<FastMap<String, Arc<RouteSeries>>>,
@@ -83,10 +86,13 @@ const METHODS: [&str; 10] = [
     "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
 ];
 
-/// One series of the duration histogram.
+/// One series of the duration histogram, kept here rather than in the
+/// recorder: fixed buckets of atomic counts, where the recorder keeps each
+/// sample (and reads a clock for it) until the next drain.
 #[derive(Clone)]
 struct DurationSeries {
     histogram: metrics::Histogram,
+    counts: Arc<DurationCounts>,
     /// Its labels as the exposition writes them.
     labels: Arc<str>,
     exemplars: Arc<Exemplars>,
@@ -130,7 +136,7 @@ impl Metrics {
             inner: Arc::new(Inner {
                 recorder,
                 handle,
-                buckets: buckets.to_vec(),
+                buckets: buckets.into(),
                 series: RwLock::default(),
                 collectors: RwLock::default(),
             }),
@@ -215,8 +221,23 @@ impl Metrics {
         if !text.is_empty() && !text.ends_with("\n\n") {
             text.push('\n');
         }
+        let durations = self.durations();
+        let mut series: Vec<(&str, &DurationCounts)> = durations
+            .iter()
+            .map(|duration| (&*duration.labels, &*duration.counts))
+            .collect();
+        series.sort_unstable_by_key(|(labels, _)| *labels);
+        duration_family(&mut text, &series);
         process_families(&mut text);
         text
+    }
+
+    /// Every request-duration series so far.
+    fn durations(&self) -> Vec<DurationSeries> {
+        read(&self.inner.series)
+            .values()
+            .flat_map(|route| read(&route.durations).values().cloned().collect::<Vec<_>>())
+            .collect()
     }
 
     /// The exposition as OpenMetrics 1.0.0 text, with the trace of a recent
@@ -224,10 +245,7 @@ impl Metrics {
     /// [`MetricsLayer::exemplars`] is set).
     pub fn render_openmetrics(&self) -> String {
         let text = self.render();
-        let durations: Vec<DurationSeries> = read(&self.inner.series)
-            .values()
-            .flat_map(|route| read(&route.durations).values().cloned().collect::<Vec<_>>())
-            .collect();
+        let durations = self.durations();
         let by_labels: HashMap<&str, &Exemplars> = durations
             .iter()
             .map(|duration| (&*duration.labels, &*duration.exemplars))
@@ -307,14 +325,10 @@ impl Metrics {
             return;
         }
         let status_text = status.to_string();
-        let labels = vec![
-            Label::from_static_parts("http_request_method", method),
-            Label::new("http_route", series.route.clone()),
-            Label::new("http_response_status_code", status_text.clone()),
-        ];
-        let key = metrics::Key::from_parts(catalog::HTTP_SERVER_REQUEST_DURATION.name, labels);
+        let counts = Arc::new(DurationCounts::new(Arc::clone(&self.inner.buckets)));
         let duration = DurationSeries {
-            histogram: self.inner.recorder.register_histogram(&key, &METADATA),
+            histogram: metrics::Histogram::from_arc(Arc::clone(&counts)),
+            counts,
             labels: label_text(&[
                 ("http_request_method", method),
                 ("http_route", &series.route),
