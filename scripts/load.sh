@@ -144,3 +144,23 @@ done
 echo "per-round shares of bare (median, middle half of the rounds):"
 echo "  bare axum + log line  ${share_logged}% (${share_logged_spread}%)"
 echo "  opsready stack        ${share_full}% (${share_full_spread}%)"
+# The shared machine switches between a faster and a slower state (the
+# CPU per request of every server moves by about a fifth at once), and a
+# round whose two servers ran in different states is off by that much
+# either way. Each server's rounds are split at the middle of its range of
+# CPU per request; rounds where bare axum and the other server fell on the
+# same side compare like with like.
+matched() {
+  paste "$work/bare-cpu" "$work/$1-cpu" "$work/share-$1" | awk '
+    { bare[NR] = $1; other[NR] = $2; share[NR] = $3 }
+    NR == 1 || $1 < bmin { bmin = $1 } NR == 1 || $1 > bmax { bmax = $1 }
+    NR == 1 || $2 < omin { omin = $2 } NR == 1 || $2 > omax { omax = $2 }
+    END {
+      for (i = 1; i <= NR; i++)
+        if ((bare[i] < (bmin + bmax) / 2) == (other[i] < (omin + omax) / 2)) print share[i]
+    }' > "$work/matched-$1"
+  printf "%s%% (%d of %d rounds)" "$(median < "$work/matched-$1")" "$(wc -l < "$work/matched-$1")" "$rounds"
+}
+echo "per-round shares of bare, rounds in the same machine state (median):"
+echo "  bare axum + log line  $(matched logged)"
+echo "  opsready stack        $(matched full)"
