@@ -83,12 +83,10 @@ fn with_password(url: &str, password: &str) -> String {
     )
 }
 
-/// The connections listening on the channel `$1`: the store names them, and
-/// their last statement was the `LISTEN` (until a heartbeat, after 30 quiet
-/// seconds, runs `SELECT 1`: the tests using this are over well before).
+/// The connections listening on the channel `$1` (`<schema>_changes`):
+/// the store names them after their schema.
 const LISTENERS_ON: &str = "FROM pg_stat_activity \
-    WHERE application_name = 'opsready-flags listener' \
-    AND strpos(query, 'LISTEN \"' || $1 || '\"') = 1";
+    WHERE application_name = 'opsready-flags listener ' || left($1, -length('_changes'))";
 
 /// Kills the connections listening on `channel`, as a failover or a
 /// firewall would; returns how many there were.
@@ -710,7 +708,7 @@ async fn a_change_made_while_an_instance_could_not_listen_is_loaded_once_it_can(
     admin.execute(&*allow(false)).await.unwrap();
     let killed: i64 = sqlx::query_scalar(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname = $1 AND application_name = 'opsready-flags listener'",
+         WHERE datname = $1 AND application_name LIKE 'opsready-flags listener %'",
     )
     .bind(&scratch.name)
     .fetch_one(&mut admin)

@@ -27,8 +27,14 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// plenty, and every instance of a fleet opens this many.
 const POOL_SIZE: u32 = 4;
 
-/// How the listener's connection shows in `pg_stat_activity`.
+/// How the listener's connection shows in `pg_stat_activity`: this, a
+/// space and the schema (Postgres keeps the first 63 bytes).
 const LISTENER_NAME: &str = "opsready-flags listener";
+
+/// The `application_name` of the listener of the store in `schema`.
+fn listener_name(schema: &str) -> String {
+    format!("{LISTENER_NAME} {schema}")
+}
 
 /// The longest schema name: Postgres cuts identifiers at 63 bytes, and
 /// the channel adds `_changes` to it.
@@ -126,8 +132,9 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 ///   at most four connections; [`from_pool`](PostgresStore::from_pool)
 ///   shares yours, borrowing a connection only while loading or writing.
 ///   Either way the listener holds one more connection of its own (named
-///   `opsready-flags listener` in `pg_stat_activity`), so count one per
-///   instance against the server's `max_connections`.
+///   `opsready-flags listener <schema>` in `pg_stat_activity`, so that the
+///   listeners of several services on one database tell apart), so count
+///   one per instance against the server's `max_connections`.
 /// - Never log the URL: it may hold a password. Errors of this store name
 ///   the host, port and database only.
 ///
@@ -684,7 +691,11 @@ impl PostgresStoreBuilder {
         migrate(&pool, schema).await?;
 
         let channel = format!("{schema}_changes");
-        let listener_pool = listener_pool(&pool);
+        let listener_pool = listener_pool(
+            (*pool.connect_options())
+                .clone()
+                .application_name(&listener_name(schema)),
+        );
         // Listening before returning, so that no change committed after
         // this store's first load can go unnoticed.
         let listener = listen(&listener_pool, &channel).await.map_err(|error| {
@@ -718,13 +729,10 @@ impl PostgresStoreBuilder {
     }
 }
 
-/// A pool of one connection for the listener, with `pool`'s options: the
+/// A pool of one connection for the listener, with `options`: the
 /// listener holds its connection for good, which must not starve the
-/// queries, and it reconnects through this pool.
-fn listener_pool(pool: &PgPool) -> PgPool {
-    let options = (*pool.connect_options())
-        .clone()
-        .application_name(LISTENER_NAME);
+/// queries, and it reconnects through a pool like this.
+fn listener_pool(options: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
@@ -787,7 +795,7 @@ async fn relay(
         // A pool of its own for the next connection: the dead one may go
         // back to the old pool, and a connection that answers nothing would
         // hold its only place.
-        pool = listener_pool(&pool);
+        pool = listener_pool((*pool.connect_options()).clone());
 
         // A connection that held for a while failed by accident: connect
         // again at once. One that keeps failing is retried less often.
