@@ -217,11 +217,15 @@ impl Metrics {
 
     /// The exposition, Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
+        self.render_with(&self.durations())
+    }
+
+    /// [`Metrics::render`], with the request-duration series of `durations`.
+    fn render_with(&self, durations: &[DurationSeries]) -> String {
         let mut text = self.inner.handle.render();
         if !text.is_empty() && !text.ends_with("\n\n") {
             text.push('\n');
         }
-        let durations = self.durations();
         let mut series: Vec<(&str, &DurationCounts)> = durations
             .iter()
             .map(|duration| (&*duration.labels, &*duration.counts))
@@ -244,8 +248,8 @@ impl Metrics {
     /// request as the exemplar of each request-duration bucket (when
     /// [`MetricsLayer::exemplars`] is set).
     pub fn render_openmetrics(&self) -> String {
-        let text = self.render();
         let durations = self.durations();
+        let text = self.render_with(&durations);
         let by_labels: HashMap<&str, &Exemplars> = durations
             .iter()
             .map(|duration| (&*duration.labels, &*duration.exemplars))
