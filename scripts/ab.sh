@@ -14,6 +14,8 @@
 # per request, and the share of bare axum, paired round by round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/load-common.sh
+. scripts/lib/load-common.sh
 [ $# -eq 1 ] || { echo "usage: scripts/ab.sh REVISION" >&2; exit 2; }
 before="$1"
 duration="${DURATION:-3s}"
@@ -36,15 +38,6 @@ git worktree add --quiet --detach "$work/tree" "$before"
 (cd "$work/tree" && CARGO_TARGET_DIR="$target" cargo build --release -p bare --bin stack >&2)
 cp "$target/release/stack" "$work/stack-before"
 cargo build --release -p bare --bins >&2
-
-wait_port() {
-  for _ in $(seq 1 100); do
-    curl -s -o /dev/null "http://$1/hello" && return 0
-    sleep 0.1
-  done
-  echo "nothing answers on $1" >&2
-  exit 1
-}
 
 BARE_ADDR=127.0.0.1:18190 taskset -c 0 "$target/release/bare" &
 pids+=("$!")
@@ -70,7 +63,6 @@ measure() {
     /Requests\/sec/ { rps = $2 }
     END { printf "%s %.3f\n", rps, (after - before) * 1e6 / hz / requests }' <<< "$out"
 }
-median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 for round in $(seq 1 "$rounds"); do
   read -r b bcpu < <(measure "${pids[0]}" http://127.0.0.1:18190/hello)

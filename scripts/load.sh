@@ -21,6 +21,8 @@
 #   DURATION=3s ROUNDS=11 scripts/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/load-common.sh
+. scripts/lib/load-common.sh
 duration="${DURATION:-10s}"
 rounds="${ROUNDS:-3}"
 command -v wrk >/dev/null || { echo "wrk is needed (Debian: apt-get install wrk)" >&2; exit 1; }
@@ -30,15 +32,6 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-
-wait_port() {
-  for _ in $(seq 1 100); do
-    curl -s -o /dev/null "http://$1/hello" && return 0
-    sleep 0.1
-  done
-  echo "nothing answers on $1" >&2
-  exit 1
-}
 
 # pid url -> "requests-per-second cpu-us-per-request user-us system-us
 # wrk-busy-percent" (the server's CPU time per request, its user and system
@@ -79,9 +72,6 @@ wait_port 127.0.0.1:18090
 wait_port 127.0.0.1:18091
 wait_port 127.0.0.1:18080
 
-median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-# The middle half of the values: "first quartile-third quartile".
-quartiles() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 3) / 4)] "-" a[int((3 * NR + 3) / 4)]}'; }
 for round in $(seq 1 "$rounds"); do
   read -r b bcpu buser bsys bwrk < <(measure "$bare_pid" http://127.0.0.1:18090/hello)
   read -r l lcpu luser lsys lwrk < <(measure "$logged_pid" http://127.0.0.1:18091/hello)
