@@ -5,7 +5,11 @@
 # of examples/bare, `stack` and `bare`, serve the same handler. A third,
 # `logged`, is bare axum writing one JSON line per request to a file and
 # nothing else: what per-request file logging costs by itself, whatever
-# the stack around it. Each server is pinned to core 0 and wrk to core 1.
+# the stack around it. A fourth, `handmade`, is the stack a team assembles
+# by hand from the usual crates (tower-http's request-id and trace layers, a
+# Prometheus layer, tracing-subscriber's JSON lines): the reference point
+# the metrics issue quotes. Each server is pinned to core 0 and wrk to
+# core 1.
 #
 # Rounds alternate the servers and the medians are compared, since a
 # shared machine's speed drifts between runs. Besides requests per second it
@@ -54,86 +58,88 @@ measure() {
     }' <<< "$out"
 }
 
+# The servers, in the order each round measures them; bare axum first, as
+# the others' shares are of its round.
+servers=(bare logged handmade full)
+declare -A pid
+declare -A addr=([bare]=127.0.0.1:18090 [logged]=127.0.0.1:18091 [handmade]=127.0.0.1:18092 [full]=127.0.0.1:18080)
+declare -A label=([bare]="bare axum" [logged]="bare axum + log line" [handmade]="hand-assembled stack" [full]="opsready stack")
+
 # pid -> "user system" clock ticks of the process so far
 cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
 
 BARE_ADDR=127.0.0.1:18090 taskset -c 0 target/release/bare &
-bare_pid=$!
-pids+=("$bare_pid")
+pids+=("$!")
+pid[bare]=$!
 BARE_ADDR=127.0.0.1:18091 taskset -c 0 target/release/logged > "$work/logged.log" &
-logged_pid=$!
-pids+=("$logged_pid")
+pids+=("$!")
+pid[logged]=$!
+BARE_ADDR=127.0.0.1:18092 taskset -c 0 target/release/handmade > "$work/handmade.log" &
+pids+=("$!")
+pid[handmade]=$!
 STACK__SERVER__ADDR=127.0.0.1:18080 STACK__ADMIN__ADDR=127.0.0.1:19091 \
   STACK__TELEMETRY__LOG__FORMAT=json \
   taskset -c 0 target/release/stack > "$work/stack.log" &
-full_pid=$!
-pids+=("$full_pid")
-wait_port 127.0.0.1:18090
-wait_port 127.0.0.1:18091
-wait_port 127.0.0.1:18080
+pids+=("$!")
+pid[full]=$!
+for server in "${servers[@]}"; do wait_port "${addr[$server]}"; done
 
 for round in $(seq 1 "$rounds"); do
-  read -r b bcpu buser bsys bwrk < <(measure "$bare_pid" http://127.0.0.1:18090/hello)
-  read -r l lcpu luser lsys lwrk < <(measure "$logged_pid" http://127.0.0.1:18091/hello)
-  read -r f fcpu fuser fsys fwrk < <(measure "$full_pid" http://127.0.0.1:18080/hello)
-  echo "$bwrk" >> "$work/bare-wrk"
-  echo "$lwrk" >> "$work/logged-wrk"
-  echo "$fwrk" >> "$work/full-wrk"
-  echo "$buser" >> "$work/bare-user"
-  echo "$bsys" >> "$work/bare-sys"
-  echo "$luser" >> "$work/logged-user"
-  echo "$lsys" >> "$work/logged-sys"
-  echo "$fuser" >> "$work/full-user"
-  echo "$fsys" >> "$work/full-sys"
-  echo "$b" >> "$work/bare"
-  echo "$bcpu" >> "$work/bare-cpu"
-  echo "$l" >> "$work/logged"
-  echo "$lcpu" >> "$work/logged-cpu"
-  echo "$f" >> "$work/full"
-  echo "$fcpu" >> "$work/full-cpu"
-  # Each round's shares, paired: the servers of one round ran back to
-  # back, so the machine's drift between rounds cancels out.
-  awk -v b="$b" -v f="$f" 'BEGIN { printf "%.1f\n", 100 * f / b }' >> "$work/share-full"
-  awk -v b="$b" -v l="$l" 'BEGIN { printf "%.1f\n", 100 * l / b }' >> "$work/share-logged"
-  awk -v r="$round" -v b="$b" -v l="$l" -v f="$f" -v bc="$bcpu" -v lc="$lcpu" -v fc="$fcpu" 'BEGIN {
-    printf "round %d: bare %.0f req/s, %.2f us CPU/req; logged %.0f req/s, %.2f us; opsready %.0f req/s, %.2f us (%.0f%% of bare by req/s, %.0f%% by CPU)\n", r, b, bc, l, lc, f, fc, 100 * f / b, 100 * bc / fc
-  }' >&2
+  summary="round $round:"
+  for server in "${servers[@]}"; do
+    read -r rps cpu user sys busy < <(measure "${pid[$server]}" "http://${addr[$server]}/hello")
+    echo "$rps" >> "$work/$server"
+    echo "$cpu" >> "$work/$server-cpu"
+    echo "$user" >> "$work/$server-user"
+    echo "$sys" >> "$work/$server-sys"
+    echo "$busy" >> "$work/$server-wrk"
+    if [ "$server" = bare ]; then
+      bare_rps=$rps
+      summary+=$(printf " bare %.0f req/s, %.2f us CPU/req;" "$rps" "$cpu")
+    else
+      # Each round's shares, paired: the servers of one round ran back to
+      # back, so the machine's drift between rounds cancels out.
+      awk -v b="$bare_rps" -v o="$rps" 'BEGIN { printf "%.1f\n", 100 * o / b }' >> "$work/share-$server"
+      summary+=$(printf " %s %.0f req/s, %.2f us (%.0f%%);" "$server" "$rps" "$cpu" "$(awk -v b="$bare_rps" -v o="$rps" 'BEGIN { print 100 * o / b }')")
+    fi
+  done
+  echo "${summary%;}" >&2
 done
+
 bare=$(median < "$work/bare")
-logged=$(median < "$work/logged")
-full=$(median < "$work/full")
 bare_cpu=$(median < "$work/bare-cpu")
-logged_cpu=$(median < "$work/logged-cpu")
-full_cpu=$(median < "$work/full-cpu")
-lines=$(wc -l < "$work/stack.log")
-share_full=$(median < "$work/share-full")
-share_full_spread=$(quartiles < "$work/share-full")
-share_logged=$(median < "$work/share-logged")
-share_logged_spread=$(quartiles < "$work/share-logged")
-awk -v b="$bare" -v l="$logged" -v f="$full" -v bc="$bare_cpu" -v lc="$logged_cpu" -v fc="$full_cpu" -v n="$lines" -v r="$rounds" 'BEGIN {
-  printf "medians of %d rounds\n", r
-  printf "bare axum             %10.0f req/s  %6.2f us CPU/req\n", b, bc
-  printf "bare axum + log line  %10.0f req/s  %6.2f us CPU/req  %3.0f%% of bare by req/s, %3.0f%% by CPU\n", l, lc, 100 * l / b, 100 * bc / lc
-  printf "opsready stack        %10.0f req/s  %6.2f us CPU/req  %3.0f%% of bare by req/s, %3.0f%% by CPU  (%d log lines written)\n", f, fc, 100 * f / b, 100 * bc / fc, n
-}'
+echo "medians of $rounds rounds"
+for server in "${servers[@]}"; do
+  rps=$(median < "$work/$server")
+  cpu=$(median < "$work/$server-cpu")
+  if [ "$server" = bare ]; then
+    printf "%-22s %10.0f req/s  %6.2f us CPU/req\n" "${label[$server]}" "$rps" "$cpu"
+  else
+    awk -v name="${label[$server]}" -v b="$bare" -v o="$rps" -v bc="$bare_cpu" -v oc="$cpu" 'BEGIN {
+      printf "%-22s %10.0f req/s  %6.2f us CPU/req  %3.0f%% of bare by req/s, %3.0f%% by CPU\n", name, o, oc, 100 * o / b, 100 * bc / oc
+    }'
+  fi
+done
+echo "log lines the opsready stack wrote: $(wc -l < "$work/stack.log")"
 # User time is the servers' own code; system time is the kernel's work for
 # them (sockets, waking wrk, writing the log file). Both are sampled at
 # each clock tick, so single rounds are rough; medians are steadier.
 echo "CPU per request, user + system (medians):"
-for server in "bare:bare axum" "logged:bare axum + log line" "full:opsready stack"; do
-  user=$(median < "$work/${server%%:*}-user")
-  system=$(median < "$work/${server%%:*}-sys")
-  printf "  %-21s %6.2f us user  %6.2f us system\n" "${server#*:}" "$user" "$system"
+for server in "${servers[@]}"; do
+  printf "  %-21s %6.2f us user  %6.2f us system\n" "${label[$server]}" \
+    "$(median < "$work/$server-user")" "$(median < "$work/$server-sys")"
 done
 # wrk near 100 % of its core: the load generator, not only the server, set
 # the pace of those rounds (see docs/benchmarks.md on wake-ups).
 echo "wrk's use of its core (medians):"
-for server in "bare:bare axum" "logged:bare axum + log line" "full:opsready stack"; do
-  printf "  %-21s %5.1f %%\n" "${server#*:}" "$(median < "$work/${server%%:*}-wrk")"
+for server in "${servers[@]}"; do
+  printf "  %-21s %5.1f %%\n" "${label[$server]}" "$(median < "$work/$server-wrk")"
 done
 echo "per-round shares of bare (median, middle half of the rounds):"
-echo "  bare axum + log line  ${share_logged}% (${share_logged_spread}%)"
-echo "  opsready stack        ${share_full}% (${share_full_spread}%)"
+for server in "${servers[@]:1}"; do
+  printf "  %-21s %s%% (%s%%)\n" "${label[$server]}" \
+    "$(median < "$work/share-$server")" "$(quartiles < "$work/share-$server")"
+done
 # The shared machine switches between a faster and a slower state (the
 # CPU per request of every server moves by about a fifth at once), and a
 # round whose two servers ran in different states is off by that much
@@ -149,8 +155,13 @@ matched() {
       for (i = 1; i <= NR; i++)
         if ((bare[i] < (bmin + bmax) / 2) == (other[i] < (omin + omax) / 2)) print share[i]
     }' > "$work/matched-$1"
-  printf "%s%% (%d of %d rounds)" "$(median < "$work/matched-$1")" "$(wc -l < "$work/matched-$1")" "$rounds"
+  if [ -s "$work/matched-$1" ]; then
+    printf "%s%% (%d of %d rounds)" "$(median < "$work/matched-$1")" "$(wc -l < "$work/matched-$1")" "$rounds"
+  else
+    printf "none of %d rounds" "$rounds"
+  fi
 }
 echo "per-round shares of bare, rounds in the same machine state (median):"
-echo "  bare axum + log line  $(matched logged)"
-echo "  opsready stack        $(matched full)"
+for server in "${servers[@]:1}"; do
+  printf "  %-21s %s\n" "${label[$server]}" "$(matched "$server")"
+done
