@@ -355,6 +355,56 @@ variants = { off = false, on = true }
 }
 
 #[tokio::test]
+async fn a_hand_edit_saved_just_before_a_change_keeps_its_comment_and_its_value() {
+    // Arrange: two flags created through the store, then a note above one
+    // and the other switched off by hand. The store does not poll, so the
+    // change below is what finds the edit.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.toml");
+    let store = FileStore::open_with_poll(&path, Duration::ZERO)
+        .await
+        .unwrap();
+    let flags = Flags::new(store).await.unwrap();
+    for key in ["checkout.new_page", "search.fast"] {
+        flags
+            .create(Flag::boolean(key).rule(Rule::new("on")), "alice", "launch")
+            .await
+            .unwrap();
+    }
+    let text = fs::read_to_string(&path).unwrap();
+    let header = "[flags.\"search.fast\".definition]";
+    let (before, after) = text.split_at(text.find(header).unwrap());
+    let edited = before.replacen(
+        "[flags.\"checkout.new_page\"]",
+        "# Ramping up; see SHOP-42.\n[flags.\"checkout.new_page\"]",
+        1,
+    ) + &after.replacen("enabled = true", "enabled = false", 1);
+    assert!(
+        edited.contains("SHOP-42") && edited.contains("enabled = false"),
+        "{text}"
+    );
+    fs::write(&path, &edited).unwrap();
+
+    // Act: a change of the other flag through the store, at once.
+    flags
+        .kill("checkout.new_page", "bob", "errors up")
+        .await
+        .unwrap();
+
+    // Assert: the file keeps the note, and holds the hand edit and the kill.
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("# Ramping up; see SHOP-42."), "{text}");
+    drop(flags);
+    let reopened = Flags::new(open(&path).await).await.unwrap();
+    assert!(!reopened.bool_value("checkout.new_page", &pro(), true));
+    assert!(!reopened.bool_value("search.fast", &pro(), true));
+    let killed = reopened.history("checkout.new_page").await.unwrap();
+    assert_eq!(summary(&killed)[1], (2, "kill", "bob", "errors up"));
+    let edited = reopened.history("search.fast").await.unwrap();
+    assert_eq!(summary(&edited)[1], (2, "update", "file", "edited by hand"));
+}
+
+#[tokio::test]
 async fn a_malformed_edit_keeps_the_flags_until_it_is_fixed() {
     let broken = [
         ("json", "{\n  \"flags\": {\n    \"a\": nope\n}\n", "line 3"),

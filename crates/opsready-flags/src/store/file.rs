@@ -523,7 +523,7 @@ impl Shared {
                 .map_err(|refusal| refusal.into_error(&shared.path))?
             {
                 Content::Missing | Content::Blank(_) => {
-                    let seen = shared.write(&State::default())?;
+                    let seen = shared.write(&State::default(), None)?;
                     disk.seen = Some(seen);
                 }
                 Content::Text(bytes, seen) => shared
@@ -552,21 +552,25 @@ impl Shared {
         // Another writer or a hand edit may have changed the file since it
         // was last read: the change is checked against what is there now,
         // and a malformed edit is refused rather than overwritten.
-        match self.read() {
+        // The text the write below carries the change into.
+        let current = match self.read() {
             Ok(Content::Text(bytes, seen)) if Some(seen.hash) != disk.seen.map(|s| s.hash) => {
                 self.take_in(&mut disk, &bytes, seen)
                     .map_err(|refusal| refusal.into_error(&self.path))?;
+                // Taking the edit in may have written the file again.
+                fs::read(&self.path).ok()
             }
-            // Unchanged; or missing or blank, which the write below repairs.
-            Ok(_) => {}
+            Ok(Content::Text(bytes, _)) => Some(bytes),
+            // Missing or blank, which the write below repairs.
+            Ok(Content::Missing | Content::Blank(_)) => None,
             Err(refusal) => return Err(refusal.into_error(&self.path)),
-        }
+        };
         let mut next = State::clone(&self.state());
         let entry = record(&mut next, change, now())?;
         // On failure the state stays as it was. The file may still hold the
         // change, if only flushing the directory failed: the next poll or
         // write then reads it back, like any other writer's change.
-        let seen = self.write(&next)?;
+        let seen = self.write(&next, current.as_deref())?;
         self.commit(next, seen, &mut disk);
         Ok(entry)
     }
@@ -696,7 +700,9 @@ impl Shared {
                 problems,
             })?;
         let seen = if merged.rewrite {
-            let seen = self.write(&merged.state).map_err(Refusal::Failed)?;
+            let seen = self
+                .write(&merged.state, Some(bytes))
+                .map_err(Refusal::Failed)?;
             for entry in &merged.recorded {
                 tracing::info!(
                     path = %self.path.display(),
@@ -755,22 +761,20 @@ impl Shared {
     }
 
     /// Writes `state` atomically; returns what the file now is. A TOML
-    /// file keeps its comments and layout where the content stays.
-    fn write(&self, state: &State) -> Result<Seen, Error> {
-        // Read under the writers' lock, like every write.
+    /// file keeps the comments and layout of `current`, the file's text as
+    /// read under the writers' lock (`None` when there is none), where the
+    /// content stays.
+    fn write(&self, state: &State, current: Option<&[u8]>) -> Result<Seen, Error> {
         let previous = match self.format {
-            Format::Toml => fs::read_to_string(&self.path).ok(),
+            Format::Toml => current.and_then(|bytes| std::str::from_utf8(bytes).ok()),
             Format::Json => None,
         };
-        let bytes = self
-            .format
-            .render(state, previous.as_deref())
-            .map_err(|error| {
-                Error::backend(format!(
-                    "cannot write the flags as {}: {error}",
-                    self.format
-                ))
-            })?;
+        let bytes = self.format.render(state, previous).map_err(|error| {
+            Error::backend(format!(
+                "cannot write the flags as {}: {error}",
+                self.format
+            ))
+        })?;
         let stamp = write_atomically(&self.path, &self.temp_path, &bytes, self.fault()).map_err(
             |error| {
                 Error::backend(format!(
