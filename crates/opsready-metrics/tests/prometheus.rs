@@ -249,6 +249,64 @@ async fn a_real_prometheus_sees_the_routes_their_counts_and_one_unmatched_series
     assert!(trace_ids.contains(&TRACE_ID), "{exemplars}");
 }
 
+/// The PromQL queries of the metrics reference (`docs/metrics.md`), in the
+/// order the page shows them.
+fn documented_queries() -> Vec<String> {
+    let page = opsready_metrics::catalog::render_markdown(opsready_metrics::catalog::CATALOG);
+    page.split("```promql\n")
+        .skip(1)
+        .map(|block| block.split("\n```").next().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_query_of_the_metrics_reference_finds_series_on_a_real_prometheus() {
+    let Some(binary) = prometheus_binary() else {
+        eprintln!("skipped: no `prometheus` binary on PATH (Debian: apt-get install prometheus)");
+        return;
+    };
+    // Arrange: an app with each family the queries ask about, scraped.
+    let metrics = Metrics::new();
+    metrics.set_build_info("docs", "1.2.3", "abc1234");
+    let target = spawn_app(&metrics).await;
+    let prometheus = start_prometheus(binary, &target);
+    let client = reqwest::Client::new();
+    let queries = documented_queries();
+    assert!(queries.len() >= 5, "{queries:?}");
+
+    // Act: traffic that fails too, and a late timer, for a while, so that
+    // rates over the scrapes have two samples.
+    let give_up = Instant::now() + Duration::from_secs(60);
+    let mut empty: Vec<&str> = queries.iter().map(String::as_str).collect();
+    while !empty.is_empty() && Instant::now() < give_up {
+        for path in ["/hello/a", "/boom"] {
+            client
+                .get(format!("http://{target}{path}"))
+                .send()
+                .await
+                .unwrap();
+        }
+        metrics.record_scheduling_lag(Duration::from_millis(3));
+        let mut still = Vec::new();
+        for promql in empty {
+            let found = query(&client, &prometheus, promql)
+                .await
+                .is_some_and(|result| result.as_array().is_some_and(|rows| !rows.is_empty()));
+            if !found {
+                still.push(promql);
+            }
+        }
+        empty = still;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Assert: each query is valid PromQL and names series that exist.
+    assert!(
+        empty.is_empty(),
+        "queries of docs/metrics.md that found nothing: {empty:#?}"
+    );
+}
+
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 
 /// The exemplars of the last ten minutes for `selector`.
