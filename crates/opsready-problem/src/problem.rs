@@ -249,6 +249,37 @@ impl Problem {
         self.inner.cause.as_deref()
     }
 
+    /// What this problem keeps from the client, for the logs and error
+    /// tracking: the detail set with [`Problem::detail`] on a 5xx, then the
+    /// cause and each of its sources, joined with `: `. `None` when there
+    /// is nothing of the kind.
+    ///
+    /// ```
+    /// use opsready_problem::{Problem, codes};
+    ///
+    /// let refused = std::io::Error::other("connection refused");
+    /// let problem = Problem::new(codes::INTERNAL_ERROR)
+    ///     .detail("loading user 42")
+    ///     .with_cause(refused);
+    /// assert_eq!(problem.internal_report().as_deref(), Some("loading user 42: connection refused"));
+    /// assert_eq!(Problem::new(codes::NOT_FOUND).detail("no user 42").internal_report(), None);
+    /// ```
+    #[must_use]
+    pub fn internal_report(&self) -> Option<String> {
+        let detail = self
+            .inner
+            .detail
+            .as_deref()
+            .filter(|_| self.is_server_error());
+        let mut parts: Vec<String> = detail.map(str::to_owned).into_iter().collect();
+        let mut cause = self.cause().map(|cause| cause as &(dyn StdError + 'static));
+        while let Some(error) = cause {
+            parts.push(error.to_string());
+            cause = error.source();
+        }
+        (!parts.is_empty()).then(|| parts.join(": "))
+    }
+
     fn is_server_error(&self) -> bool {
         self.inner.code.status().is_server_error()
     }

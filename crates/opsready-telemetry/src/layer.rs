@@ -15,6 +15,7 @@ use tower::{Layer, Service};
 use tracing::Span;
 use tracing::field::Empty;
 
+use opsready_problem::Problem;
 use opsready_vocab::{ObservedRequest, RequestObserver, is_quiet, method_name};
 
 use crate::context::{TraceContext, is_sane_request_id, request_id_at};
@@ -373,6 +374,16 @@ where
         if let Some(observation) = this.observation.take() {
             O::finish(observation, status, elapsed);
         }
+        // What a failed request's problem kept from the client (its detail,
+        // its cause, a caught panic's message) goes on its line.
+        let error = (status >= 500)
+            .then(|| {
+                response
+                    .extensions()
+                    .get::<Problem>()
+                    .and_then(Problem::internal_report)
+            })
+            .flatten();
         let request_id = this.request_id.take();
         if let (Some(unspanned), Some(id)) = (this.unspanned.take(), &request_id)
             && status >= 500
@@ -381,6 +392,7 @@ where
                 target: REQUEST_TARGET,
                 status,
                 latency_ms,
+                error = error.as_deref(),
                 request_id = id.to_str().unwrap_or_default(),
                 trace_id = unspanned.trace_id.to_hex().as_str(),
                 method = unspanned.method,
@@ -405,14 +417,20 @@ where
             let at = this
                 .arrived
                 .map_or_else(SystemTime::now, |arrived| arrived + elapsed);
-            line.write(status, elapsed, at);
+            line.write(status, elapsed, at, error.as_deref());
         } else if !*this.quiet && !this.span.is_disabled() {
             // As a signed integer: OpenTelemetry has no unsigned one, and
             // an unsigned value would be exported as text.
             this.span
                 .record("http.response.status_code", i64::from(status));
             if status >= 500 {
-                tracing::error!(target: REQUEST_TARGET, message = "request failed", status, latency_ms);
+                tracing::error!(
+                    target: REQUEST_TARGET,
+                    message = "request failed",
+                    status,
+                    latency_ms,
+                    error = error.as_deref()
+                );
             } else {
                 tracing::info!(target: REQUEST_TARGET, message = "request finished", status, latency_ms);
             }

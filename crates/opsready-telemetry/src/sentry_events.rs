@@ -219,7 +219,9 @@ fn event<B>(info: &RequestInfo, response: &Response<B>) -> Event<'static> {
     let (code, what) = match problem {
         Some(problem) => (
             problem.code().code().to_owned(),
-            cause_chain(problem).unwrap_or_else(|| problem.code().title().to_owned()),
+            problem
+                .internal_report()
+                .unwrap_or_else(|| problem.code().title().to_owned()),
         ),
         None => (
             format!("HTTP_{}", status.as_u16()),
@@ -275,21 +277,4 @@ fn event<B>(info: &RequestInfo, response: &Response<B>) -> Event<'static> {
         );
     }
     event
-}
-
-/// The detail and causes a problem keeps for the logs, joined.
-fn cause_chain(problem: &Problem) -> Option<String> {
-    let mut parts: Vec<String> = problem
-        .internal_detail()
-        .map(str::to_owned)
-        .into_iter()
-        .collect();
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = problem
-        .cause()
-        .map(|c| c as &(dyn std::error::Error + 'static));
-    while let Some(error) = cause {
-        parts.push(error.to_string());
-        cause = error.source();
-    }
-    (!parts.is_empty()).then(|| parts.join(": "))
 }

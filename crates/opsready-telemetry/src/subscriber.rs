@@ -420,8 +420,15 @@ impl fmt::Debug for RequestLine {
 
 impl RequestLine {
     /// Writes `request finished` at info, or `request failed` at error for
-    /// a 5xx, as the JSON layer would format the event.
-    pub(crate) fn write(&self, status: u16, elapsed: std::time::Duration, at: SystemTime) {
+    /// a 5xx, with what its problem kept from the client as `error`, as
+    /// the JSON layer would format the event.
+    pub(crate) fn write(
+        &self,
+        status: u16,
+        elapsed: std::time::Duration,
+        at: SystemTime,
+        error: Option<&str>,
+    ) {
         // The fields between the time and the status, as one string.
         let middle = if status >= 500 {
             "\",\"level\":\"ERROR\",\"target\":\"opsready::request\",\"message\":\"request failed\",\"status\":"
@@ -435,6 +442,11 @@ impl RequestLine {
             line.push_str(itoa::Buffer::new().format(status));
             line.push_str(",\"latency_ms\":");
             push_millis(line, elapsed);
+            if let Some(error) = error {
+                line.push_str(",\"error\":");
+                // Writing into a String cannot fail.
+                let _ = write_json_str(line, error);
+            }
             line.push_str(&self.fields.json);
             line.push_str("}\n");
             (self.lines.write)(line.as_bytes());
@@ -874,6 +886,7 @@ mod tests {
                     503,
                     std::time::Duration::from_micros(1500),
                     std::time::SystemTime::now(),
+                    Some("pool timed out: \"primary\""),
                 );
             }
         }
@@ -884,6 +897,7 @@ mod tests {
         assert_eq!(line["message"], "request failed");
         assert_eq!(line["status"], 503);
         assert_eq!(line["latency_ms"], 1.5);
+        assert_eq!(line["error"], "pool timed out: \"primary\"");
         assert_eq!(line["route"], "/x");
         assert_eq!(line["trace_id"], "ab");
     }

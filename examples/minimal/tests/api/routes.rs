@@ -39,6 +39,34 @@ async fn failures_answer_problems_without_internals_and_the_service_keeps_servin
 }
 
 #[tokio::test]
+async fn a_failed_request_logs_the_cause_its_answer_leaves_out() {
+    let service = Service::start(&[("MINIMAL__TELEMETRY__LOG__FORMAT", "json")]);
+
+    for (kind, id) in [("error", "req-fail-error"), ("panic", "req-fail-panic")] {
+        let response = service
+            .client
+            .get(format!("{}/fail?kind={kind}", service.base))
+            .header("x-request-id", id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        let body = response.text().await.unwrap();
+        let line: Value = serde_json::from_str(&service.wait_for_line(id)).unwrap();
+
+        assert_eq!(line["message"], "request failed", "{line}");
+        assert_eq!(line["level"], "ERROR");
+        let error = line["error"].as_str().unwrap_or_default();
+        let cause = match kind {
+            "error" => "relation \"users\" does not exist",
+            _ => "panicked on purpose",
+        };
+        assert!(error.contains(cause), "{line}");
+        assert!(!body.contains(cause), "{body}");
+    }
+}
+
+#[tokio::test]
 async fn work_beyond_the_request_timeout_is_a_503_problem_with_retry_after() {
     let service = Service::start(&[("MINIMAL__HTTP__REQUEST_TIMEOUT", "200ms")]);
 
