@@ -103,6 +103,7 @@ async fn spawn_app(metrics: &Metrics) -> String {
     let app: Router = Router::new()
         .route("/hello/{name}", get(|| async { "hi" }))
         .route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+        .route("/busy", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
         .route(
             "/metrics",
             get(move |headers: HeaderMap| {
@@ -249,37 +250,94 @@ async fn a_real_prometheus_sees_the_routes_their_counts_and_one_unmatched_series
     assert!(trace_ids.contains(&TRACE_ID), "{exemplars}");
 }
 
-/// The PromQL queries of the metrics reference (`docs/metrics.md`), in the
-/// order the page shows them.
-fn documented_queries() -> Vec<String> {
-    let page = opsready_metrics::catalog::render_markdown(opsready_metrics::catalog::CATALOG);
-    page.split("```promql\n")
-        .skip(1)
-        .map(|block| block.split("\n```").next().unwrap().to_owned())
-        .collect()
+/// The PromQL blocks of a markdown page, in order, also those indented
+/// under a list item.
+fn promql_blocks(page: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut block: Option<Vec<&str>> = None;
+    for line in page.lines().map(str::trim) {
+        match (&mut block, line) {
+            (None, "```promql") => block = Some(Vec::new()),
+            (Some(lines), "```") => {
+                blocks.push(lines.join("\n"));
+                block = None;
+            }
+            (Some(lines), line) => lines.push(line),
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+/// The PromQL queries users are shown: those of the metrics reference
+/// (`docs/metrics.md`), and those of the runbook templates with their job
+/// placeholder set to this test's scrape job.
+fn documented_queries() -> Vec<(String, String)> {
+    let reference = opsready_metrics::catalog::render_markdown(opsready_metrics::catalog::CATALOG);
+    let mut queries: Vec<(String, String)> = promql_blocks(&reference)
+        .into_iter()
+        .map(|query| ("docs/metrics.md".to_owned(), query))
+        .collect();
+    let templates =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runbooks/templates");
+    let mut pages: Vec<_> = std::fs::read_dir(&templates)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    pages.sort();
+    for page in pages {
+        let name = format!(
+            "runbooks/templates/{}",
+            page.file_name().unwrap().to_string_lossy()
+        );
+        let text = std::fs::read_to_string(&page).unwrap();
+        for query in promql_blocks(&text) {
+            queries.push((name.clone(), query.replace("{{job}}", "app")));
+        }
+    }
+    queries
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn every_query_of_the_metrics_reference_finds_series_on_a_real_prometheus() {
+async fn every_documented_query_finds_series_on_a_real_prometheus() {
     let Some(binary) = prometheus_binary() else {
         eprintln!("skipped: no `prometheus` binary on PATH (Debian: apt-get install prometheus)");
         return;
     };
-    // Arrange: an app with each family the queries ask about, scraped.
+    // Arrange: an app with every family the queries ask about, scraped:
+    // requests, build, process and runtime, a pool, blocking work, flags.
     let metrics = Metrics::new();
     metrics.set_build_info("docs", "1.2.3", "abc1234");
+    metrics.watch_pool("primary", || (3, 2, 10));
+    let evaluations = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = std::sync::Arc::clone(&evaluations);
+    metrics.watch_counters(
+        &opsready_metrics::catalog::FEATURE_FLAG_EVALUATIONS,
+        move || {
+            let count = counted.load(std::sync::atomic::Ordering::Relaxed);
+            vec![(
+                vec![
+                    "checkout.new-flow".to_owned(),
+                    "off".to_owned(),
+                    "DISABLED".to_owned(),
+                ],
+                count,
+            )]
+        },
+    );
     let target = spawn_app(&metrics).await;
     let prometheus = start_prometheus(binary, &target);
     let client = reqwest::Client::new();
     let queries = documented_queries();
-    assert!(queries.len() >= 5, "{queries:?}");
+    assert!(queries.len() >= 20, "{queries:?}");
 
-    // Act: traffic that fails too, and a late timer, for a while, so that
-    // rates over the scrapes have two samples.
+    // Act: traffic that fails too, late timers, pool waits, blocking jobs
+    // and flag evaluations, for a while, so that rates over the scrapes
+    // have two samples.
     let give_up = Instant::now() + Duration::from_secs(60);
-    let mut empty: Vec<&str> = queries.iter().map(String::as_str).collect();
+    let mut empty: Vec<&(String, String)> = queries.iter().collect();
     while !empty.is_empty() && Instant::now() < give_up {
-        for path in ["/hello/a", "/boom"] {
+        for path in ["/hello/a", "/boom", "/busy"] {
             client
                 .get(format!("http://{target}{path}"))
                 .send()
@@ -287,13 +345,19 @@ async fn every_query_of_the_metrics_reference_finds_series_on_a_real_prometheus(
                 .unwrap();
         }
         metrics.record_scheduling_lag(Duration::from_millis(3));
+        metrics
+            .pool_wait("primary")
+            .record(Duration::from_millis(2));
+        metrics.record_blocking(Duration::from_millis(1), Duration::from_millis(4));
+        evaluations.fetch_add(5, std::sync::atomic::Ordering::Relaxed);
+        metrics.collect();
         let mut still = Vec::new();
-        for promql in empty {
-            let found = query(&client, &prometheus, promql)
+        for entry in empty {
+            let found = query(&client, &prometheus, &entry.1)
                 .await
                 .is_some_and(|result| result.as_array().is_some_and(|rows| !rows.is_empty()));
             if !found {
-                still.push(promql);
+                still.push(entry);
             }
         }
         empty = still;
@@ -303,7 +367,7 @@ async fn every_query_of_the_metrics_reference_finds_series_on_a_real_prometheus(
     // Assert: each query is valid PromQL and names series that exist.
     assert!(
         empty.is_empty(),
-        "queries of docs/metrics.md that found nothing: {empty:#?}"
+        "documented queries that found nothing: {empty:#?}"
     );
 }
 
