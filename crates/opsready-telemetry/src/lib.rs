@@ -104,6 +104,7 @@ mod context;
 mod layer;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod panics;
 #[cfg(feature = "sentry")]
 mod sentry_events;
 mod settings;

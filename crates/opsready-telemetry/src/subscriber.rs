@@ -191,6 +191,12 @@ impl fmt::Debug for TelemetryGuard {
 /// Lines are dropped only when more than 128,000 are waiting to be written.
 /// Spans below `telemetry.log.level` are neither logged nor exported.
 ///
+/// With JSON lines it also replaces the process's panic hook: a panic is
+/// logged at `ERROR` (target `opsready::panic`, message `panicked: …`) with
+/// its `location`, `thread` and, when `RUST_BACKTRACE` asks, `backtrace`,
+/// and inside a request with the request's ids, instead of plain text on
+/// standard error. Set a hook of your own after this call.
+///
 /// Call it inside a Tokio runtime when `telemetry.otlp.protocol` is `grpc`.
 ///
 /// # Errors
@@ -233,6 +239,10 @@ pub fn init(
     }
     #[cfg(not(feature = "otlp"))]
     install(subscriber)?;
+    // Panics as JSON lines too, in the request they happened in.
+    if settings.log.format() == LogFormat::Json {
+        crate::panics::install_hook();
+    }
     Ok(TelemetryGuard {
         #[cfg(feature = "otlp")]
         providers,

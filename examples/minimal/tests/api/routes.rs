@@ -52,9 +52,14 @@ async fn a_failed_request_logs_the_cause_its_answer_leaves_out() {
             .unwrap();
         assert_eq!(response.status(), 500);
         let body = response.text().await.unwrap();
-        let line: Value = serde_json::from_str(&service.wait_for_line(id)).unwrap();
+        // The request's last line (a panic has a line of its own before).
+        let line = loop {
+            let line: Value = serde_json::from_str(&service.wait_for_line(id)).unwrap();
+            if line["message"] == "request failed" {
+                break line;
+            }
+        };
 
-        assert_eq!(line["message"], "request failed", "{line}");
         assert_eq!(line["level"], "ERROR");
         let error = line["error"].as_str().unwrap_or_default();
         let cause = match kind {
@@ -64,6 +69,32 @@ async fn a_failed_request_logs_the_cause_its_answer_leaves_out() {
         assert!(error.contains(cause), "{line}");
         assert!(!body.contains(cause), "{body}");
     }
+}
+
+#[tokio::test]
+async fn a_panic_is_a_json_line_of_the_request_with_its_location() {
+    let service = Service::start(&[("MINIMAL__TELEMETRY__LOG__FORMAT", "json")]);
+
+    let response = service
+        .client
+        .get(format!("{}/fail?kind=panic", service.base))
+        .header("x-request-id", "req-panic-line")
+        .send()
+        .await
+        .unwrap();
+    let line = service.wait_for_line("\"target\":\"opsready::panic\"");
+
+    assert_eq!(response.status(), 500);
+    let line: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(
+        line["message"],
+        "panicked: the /fail endpoint panicked on purpose"
+    );
+    let location = line["location"].as_str().unwrap_or_default();
+    assert!(location.contains("src/lib.rs:"), "{line}");
+    assert_eq!(line["request_id"], "req-panic-line", "{line}");
+    assert_eq!(line["route"], "/fail");
 }
 
 #[tokio::test]
