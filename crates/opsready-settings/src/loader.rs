@@ -312,6 +312,9 @@ impl Loader {
                 .any(|s| is_within(key, s))
         };
         unknown.retain(|key, _| !skipped(key));
+        // An unknown key leaves every value parsed: the rules still run, so
+        // that one round of fixes covers both.
+        let parsed = diagnostics.is_empty();
         diagnostics.extend(
             unknown
                 .iter()
@@ -319,12 +322,9 @@ impl Loader {
         );
 
         let secrets: HashSet<String> = first.secrets.union(&second.secrets).cloned().collect();
-        let (Some(a), Some(b), Some(serialized), true) = (
-            first.value,
-            second.value,
-            serialized,
-            diagnostics.is_empty(),
-        ) else {
+        let (Some(a), Some(b), Some(serialized), true) =
+            (first.value, second.value, serialized, parsed)
+        else {
             return Err(fail(diagnostics));
         };
 

@@ -718,6 +718,26 @@ fn validation_waits_until_every_value_parses() {
     assert_eq!(error.diagnostics()[0].key(), Some("http.mode"));
 }
 
+#[test]
+fn an_unknown_key_does_not_hold_back_the_rules_of_the_values_that_parse() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = load(
+        dir.path(),
+        &[("APP__HTTP__PORT", "80"), ("APP__HTTP__READ_TIMOUT", "5s")],
+    )
+    .unwrap_err();
+
+    // One round of fixes: the typo and the broken rule, both at once.
+    let mut keys: Vec<_> = error
+        .diagnostics()
+        .iter()
+        .map(|diagnostic| diagnostic.key().unwrap_or_default().to_owned())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["http.port", "http.read_timout"], "{error}");
+}
+
 const SECRET: &str = "hunter2-s3cr3t";
 
 #[test]
