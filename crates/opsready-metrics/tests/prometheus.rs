@@ -270,26 +270,27 @@ fn promql_blocks(page: &str) -> Vec<String> {
 }
 
 /// The PromQL queries users are shown: those of the metrics reference
-/// (`docs/metrics.md`), and those of the runbook templates with their job
-/// placeholder set to this test's scrape job.
+/// (`docs/metrics.md`), of the flags guide, and of the runbook templates
+/// with their job placeholder set to this test's scrape job.
 fn documented_queries() -> Vec<(String, String)> {
     let reference = opsready_metrics::catalog::render_markdown(opsready_metrics::catalog::CATALOG);
     let mut queries: Vec<(String, String)> = promql_blocks(&reference)
         .into_iter()
         .map(|query| ("docs/metrics.md".to_owned(), query))
         .collect();
-    let templates =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runbooks/templates");
-    let mut pages: Vec<_> = std::fs::read_dir(&templates)
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut pages: Vec<_> = std::fs::read_dir(root.join("runbooks/templates"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .collect();
     pages.sort();
+    pages.push(root.join("docs/flags.md"));
     for page in pages {
-        let name = format!(
-            "runbooks/templates/{}",
-            page.file_name().unwrap().to_string_lossy()
-        );
+        let name = page
+            .strip_prefix(&root)
+            .unwrap_or(&page)
+            .display()
+            .to_string();
         let text = std::fs::read_to_string(&page).unwrap();
         for query in promql_blocks(&text) {
             queries.push((name.clone(), query.replace("{{job}}", "app")));
