@@ -374,16 +374,16 @@ where
         if let Some(observation) = this.observation.take() {
             O::finish(observation, status, elapsed);
         }
-        // What a failed request's problem kept from the client (its detail,
-        // its cause, a caught panic's message) goes on its line.
-        let error = (status >= 500)
-            .then(|| {
-                response
-                    .extensions()
-                    .get::<Problem>()
-                    .and_then(Problem::internal_report)
-            })
+        // An error answer's problem code goes on its line, and for a 5xx
+        // what the problem kept from the client (its detail, its cause, a
+        // caught panic's message).
+        let problem = (status >= 400)
+            .then(|| response.extensions().get::<Problem>())
             .flatten();
+        let code = problem.map(|problem| problem.code().code());
+        let error = problem
+            .filter(|_| status >= 500)
+            .and_then(Problem::internal_report);
         let request_id = this.request_id.take();
         if let (Some(unspanned), Some(id)) = (this.unspanned.take(), &request_id)
             && status >= 500
@@ -392,6 +392,7 @@ where
                 target: REQUEST_TARGET,
                 status,
                 latency_ms,
+                code,
                 error = error.as_deref(),
                 request_id = id.to_str().unwrap_or_default(),
                 trace_id = unspanned.trace_id.to_hex().as_str(),
@@ -417,7 +418,7 @@ where
             let at = this
                 .arrived
                 .map_or_else(SystemTime::now, |arrived| arrived + elapsed);
-            line.write(status, elapsed, at, error.as_deref());
+            line.write(status, elapsed, at, (code, error.as_deref()));
         } else if !*this.quiet && !this.span.is_disabled() {
             // As a signed integer: OpenTelemetry has no unsigned one, and
             // an unsigned value would be exported as text.
@@ -429,10 +430,17 @@ where
                     message = "request failed",
                     status,
                     latency_ms,
+                    code,
                     error = error.as_deref()
                 );
             } else {
-                tracing::info!(target: REQUEST_TARGET, message = "request finished", status, latency_ms);
+                tracing::info!(
+                    target: REQUEST_TARGET,
+                    message = "request finished",
+                    status,
+                    latency_ms,
+                    code
+                );
             }
         }
         Poll::Ready(Ok(response))

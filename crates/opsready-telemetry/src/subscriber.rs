@@ -430,14 +430,15 @@ impl fmt::Debug for RequestLine {
 
 impl RequestLine {
     /// Writes `request finished` at info, or `request failed` at error for
-    /// a 5xx, with what its problem kept from the client as `error`, as
-    /// the JSON layer would format the event.
+    /// a 5xx, as the JSON layer would format the event; with the problem's
+    /// `code` of an error answer, and for a 5xx what the problem kept from
+    /// the client as `error`.
     pub(crate) fn write(
         &self,
         status: u16,
         elapsed: std::time::Duration,
         at: SystemTime,
-        error: Option<&str>,
+        (code, error): (Option<&str>, Option<&str>),
     ) {
         // The fields between the time and the status, as one string.
         let middle = if status >= 500 {
@@ -452,6 +453,13 @@ impl RequestLine {
             line.push_str(itoa::Buffer::new().format(status));
             line.push_str(",\"latency_ms\":");
             push_millis(line, elapsed);
+            if let Some(code) = code {
+                // A catalog code: capitals and underscores, nothing to
+                // escape.
+                line.push_str(",\"code\":\"");
+                line.push_str(code);
+                line.push('"');
+            }
             if let Some(error) = error {
                 line.push_str(",\"error\":");
                 // Writing into a String cannot fail.
@@ -896,7 +904,10 @@ mod tests {
                     503,
                     std::time::Duration::from_micros(1500),
                     std::time::SystemTime::now(),
-                    Some("pool timed out: \"primary\""),
+                    (
+                        Some("SERVICE_UNAVAILABLE"),
+                        Some("pool timed out: \"primary\""),
+                    ),
                 );
             }
         }
@@ -907,6 +918,7 @@ mod tests {
         assert_eq!(line["message"], "request failed");
         assert_eq!(line["status"], 503);
         assert_eq!(line["latency_ms"], 1.5);
+        assert_eq!(line["code"], "SERVICE_UNAVAILABLE");
         assert_eq!(line["error"], "pool timed out: \"primary\"");
         assert_eq!(line["route"], "/x");
         assert_eq!(line["trace_id"], "ab");

@@ -2,6 +2,16 @@ use serde_json::Value;
 
 use crate::helpers::Service;
 
+/// The line that ends request `id`, skipping the lines logged before it.
+fn request_line(service: &Service, id: &str) -> Value {
+    loop {
+        let line: Value = serde_json::from_str(&service.wait_for_line(id)).unwrap();
+        if line["target"] == "opsready::request" {
+            return line;
+        }
+    }
+}
+
 #[tokio::test]
 async fn hello_greets_with_the_configured_greeting() {
     let service = Service::start(&[("MINIMAL__GREETING", "Bonjour")]);
@@ -52,15 +62,11 @@ async fn a_failed_request_logs_the_cause_its_answer_leaves_out() {
             .unwrap();
         assert_eq!(response.status(), 500);
         let body = response.text().await.unwrap();
-        // The request's last line (a panic has a line of its own before).
-        let line = loop {
-            let line: Value = serde_json::from_str(&service.wait_for_line(id)).unwrap();
-            if line["message"] == "request failed" {
-                break line;
-            }
-        };
+        // A panic has a line of its own before the request's.
+        let line = request_line(&service, id);
 
         assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["code"], "INTERNAL_ERROR", "{line}");
         let error = line["error"].as_str().unwrap_or_default();
         let cause = match kind {
             "error" => "relation \"users\" does not exist",
@@ -95,6 +101,47 @@ async fn a_panic_is_a_json_line_of_the_request_with_its_location() {
     assert!(location.contains("src/lib.rs:"), "{line}");
     assert_eq!(line["request_id"], "req-panic-line", "{line}");
     assert_eq!(line["route"], "/fail");
+}
+
+#[tokio::test]
+async fn error_answers_log_their_problem_code() {
+    let service = Service::start(&[
+        ("MINIMAL__TELEMETRY__LOG__FORMAT", "json"),
+        ("MINIMAL__HTTP__REQUEST_TIMEOUT", "200ms"),
+    ]);
+
+    // A timeout (503, the same status as shedding) and a bad query (400).
+    let cases = [
+        (
+            "/work?ms=5000",
+            "req-code-timeout",
+            503,
+            "HANDLER_TIMEOUT",
+            "request failed",
+        ),
+        (
+            "/fail?kind=sideways",
+            "req-code-bad",
+            400,
+            "INVALID_QUERY_PARAMETER",
+            "request finished",
+        ),
+    ];
+    for (path, id, status, code, message) in cases {
+        let response = service
+            .client
+            .get(format!("{}{path}", service.base))
+            .header("x-request-id", id)
+            .send()
+            .await
+            .unwrap();
+        let line = request_line(&service, id);
+
+        assert_eq!(response.status(), status);
+        assert_eq!(line["message"], message, "{line}");
+        assert_eq!(line["status"], status, "{line}");
+        assert_eq!(line["code"], code, "{line}");
+    }
 }
 
 #[tokio::test]
