@@ -34,6 +34,8 @@ pub enum Status {
 /// assert_eq!(reading.status(), Status::Pass);
 /// let reading = Reading::fail("connection refused");
 /// assert_eq!(reading.output(), Some("connection refused"));
+/// let reading = Reading::fail("redis://:hunter2@cache:6379: connection refused");
+/// assert_eq!(reading.output(), Some("redis://:[REDACTED]@cache:6379: connection refused"));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
@@ -52,22 +54,25 @@ impl Reading {
         }
     }
 
-    /// A reading with a concern, said in `output`.
+    /// A reading with a concern, said in `output` (its credentials masked,
+    /// as with [`Reading::fail`]).
     pub fn warn(output: impl Into<String>) -> Self {
         Self {
             status: Status::Warn,
             observed: None,
-            output: Some(output.into()),
+            output: Some(masked(output.into())),
         }
     }
 
-    /// A failing reading; `output` says why (shown to whoever can read the
-    /// probe: keep secrets out of it).
+    /// A failing reading; `output` says why. It is shown to whoever can
+    /// read the probe, so the credentials it quotes are masked (a driver's
+    /// error often quotes the URL it failed on): see
+    /// [`opsready_vocab::redact_secrets`].
     pub fn fail(output: impl Into<String>) -> Self {
         Self {
             status: Status::Fail,
             observed: None,
-            output: Some(output.into()),
+            output: Some(masked(output.into())),
         }
     }
 
@@ -91,6 +96,14 @@ impl Reading {
     /// The observed value and unit, if the check gave one.
     pub fn observed_value(&self) -> Option<(f64, &str)> {
         self.observed.as_ref().map(|(v, u)| (*v, u.as_ref()))
+    }
+}
+
+/// `output` with its credentials masked, copied only when it has any.
+fn masked(output: String) -> String {
+    match opsready_vocab::redact_secrets(&output) {
+        Cow::Borrowed(_) => output,
+        Cow::Owned(redacted) => redacted,
     }
 }
 

@@ -84,7 +84,7 @@ Every 4xx and 5xx response is `application/problem+json` ([RFC 9457](https://www
   quote the id when reporting a problem. `trace_id` is the W3C trace id of the request, when there is one.
 - `errors` lists every failing field at once: `pointer` is a JSON Pointer into the body,
   `parameter` names a path or query parameter.
-- A 5xx `detail` is always the description below; the cause is logged, never sent.
+- A 5xx `detail` is always the description below; the cause is logged (with the credentials it quotes masked), never sent.
 - 503 responses carry `Retry-After` (seconds).
 - The JSON Schema of the envelope is [`problem.schema.json`](../crates/opsready-problem/problem.schema.json).
 

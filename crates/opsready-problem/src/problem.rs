@@ -29,6 +29,7 @@
 //! - `content-type` and `content-length` set through [`Problem::header`] are
 //!   ignored: the body decides them.
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
+use opsready_vocab::redact_secrets;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
@@ -254,6 +256,11 @@ impl Problem {
     /// cause and each of its sources, joined with `: `. `None` when there
     /// is nothing of the kind.
     ///
+    /// The credentials the text quotes are masked
+    /// ([`opsready_vocab::redact_secrets`]): an error of a database driver or
+    /// an HTTP client often quotes the URL it failed on, password or token
+    /// included.
+    ///
     /// ```
     /// use opsready_problem::{Problem, codes};
     ///
@@ -263,6 +270,12 @@ impl Problem {
     ///     .with_cause(refused);
     /// assert_eq!(problem.internal_report().as_deref(), Some("loading user 42: connection refused"));
     /// assert_eq!(Problem::new(codes::NOT_FOUND).detail("no user 42").internal_report(), None);
+    ///
+    /// let quoted = std::io::Error::other("cannot reach postgres://app:hunter2@db/app");
+    /// assert_eq!(
+    ///     Problem::internal(quoted).internal_report().as_deref(),
+    ///     Some("cannot reach postgres://app:[REDACTED]@db/app"),
+    /// );
     /// ```
     #[must_use]
     pub fn internal_report(&self) -> Option<String> {
@@ -277,7 +290,14 @@ impl Problem {
             parts.push(error.to_string());
             cause = error.source();
         }
-        (!parts.is_empty()).then(|| parts.join(": "))
+        if parts.is_empty() {
+            return None;
+        }
+        let report = parts.join(": ");
+        Some(match redact_secrets(&report) {
+            Cow::Borrowed(_) => report,
+            Cow::Owned(redacted) => redacted,
+        })
     }
 
     fn is_server_error(&self) -> bool {

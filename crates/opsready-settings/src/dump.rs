@@ -10,6 +10,7 @@ use serde::ser::SerializeMap;
 use crate::de::is_within;
 use crate::origin::Origin;
 use crate::secret::REDACTED;
+use opsready_vocab::{is_sensitive_name, redact_secrets};
 
 /// The effective settings, one entry per dotted key, redacted, each with the
 /// layer its value came from. Serializes to JSON as
@@ -111,55 +112,11 @@ pub(crate) fn find<'a>(root: &'a Value, key: &str) -> Option<&'a Value> {
     Some(node)
 }
 
-/// Key names whose values are credentials whatever their type. A safety net
-/// for settings that should have been a `Secret` and are not.
-const SENSITIVE: [&str; 10] = [
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "private_key",
-    "credential",
-    "dsn",
-    "authorization",
-];
-
-/// Whether the last part of a dotted key names a credential (`-` counts as
-/// `_`, so `x-api-key` is caught like `api_key`).
+/// Whether the last part of a dotted key names a credential (a safety net
+/// for settings that should have been a `Secret` and are not): see
+/// [`opsready_vocab::is_sensitive_name`].
 pub(crate) fn is_sensitive_key(key: &str) -> bool {
-    let last = key
-        .rsplit('.')
-        .next()
-        .unwrap_or(key)
-        .to_ascii_lowercase()
-        .replace('-', "_");
-    SENSITIVE.iter().any(|s| last.contains(s))
-}
-
-/// Masks the password of a URL (`scheme://user:password@host`), if any.
-pub(crate) fn mask_url_password(text: &str) -> String {
-    let Some(scheme_end) = text.find("://") else {
-        return text.to_owned();
-    };
-    let authority_start = scheme_end + 3;
-    let authority_end = text[authority_start..]
-        .find(['/', '?', '#'])
-        .map_or(text.len(), |i| authority_start + i);
-    let authority = &text[authority_start..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return text.to_owned();
-    };
-    let Some(colon) = authority[..at].find(':') else {
-        return text.to_owned();
-    };
-    format!(
-        "{}{}{REDACTED}{}",
-        &text[..authority_start],
-        &authority[..=colon],
-        &text[authority_start + at..]
-    )
+    is_sensitive_name(key.rsplit('.').next().unwrap_or(key))
 }
 
 fn redact_json(key: &str, value: serde_json::Value, secret: bool) -> serde_json::Value {
@@ -172,7 +129,7 @@ fn redact_json(key: &str, value: serde_json::Value, secret: bool) -> serde_json:
         return serde_json::Value::String(REDACTED.to_owned());
     }
     match value {
-        serde_json::Value::String(s) => serde_json::Value::String(mask_url_password(&s)),
+        serde_json::Value::String(s) => serde_json::Value::String(redact_secrets(&s).into_owned()),
         serde_json::Value::Array(items) => serde_json::Value::Array(
             items
                 .into_iter()
@@ -199,20 +156,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn url_passwords_are_masked_and_the_rest_kept() {
+    fn a_url_in_a_plain_setting_shows_without_its_password() {
         assert_eq!(
-            mask_url_password("postgres://app:hunter2@db:5432/accounts"),
-            "postgres://app:[REDACTED]@db:5432/accounts"
+            redact_json(
+                "database.url",
+                serde_json::json!("postgres://app:hunter2@db:5432/accounts"),
+                false
+            ),
+            serde_json::json!("postgres://app:[REDACTED]@db:5432/accounts")
         );
-        assert_eq!(
-            mask_url_password("postgres://app@db/accounts"),
-            "postgres://app@db/accounts"
-        );
-        assert_eq!(
-            mask_url_password("sqlite://data/a.db"),
-            "sqlite://data/a.db"
-        );
-        assert_eq!(mask_url_password("plain"), "plain");
     }
 
     #[test]

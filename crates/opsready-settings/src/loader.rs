@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::de::{self, De, EMPTY_TABLE, ErrorKind, PLACEHOLDER_MODES, Session, is_within, join};
-use crate::dump::{Dump, find, is_sensitive_key, mask_url_password};
+use crate::dump::{Dump, find, is_sensitive_key};
 use crate::error::{Diagnostic, DiagnosticKind, EX_USAGE, LoadError};
 use crate::origin::Origin;
 use crate::secret::REDACTED;
@@ -869,7 +869,7 @@ impl Report<'_> {
         if secret {
             return Some(REDACTED.to_owned());
         }
-        let text = mask_url_password(&text);
+        let text = opsready_vocab::redact_secrets(&text);
         let shown: String = text.chars().take(80).collect();
         let ellipsis = if shown.len() < text.len() { "…" } else { "" };
         Some(match node {

@@ -28,8 +28,9 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::{Serialize, Serializer};
 
-/// What every redacted value prints as.
-pub const REDACTED: &str = "[REDACTED]";
+/// What every redacted value prints as: the mask every crate of opsready
+/// uses.
+pub use opsready_vocab::REDACTED;
 
 /// The newtype name through which the settings deserializer recognises a
 /// secret, so that its errors are redacted too. Other deserializers treat it

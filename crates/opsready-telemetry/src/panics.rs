@@ -15,7 +15,7 @@ pub(crate) fn install_hook() {
     std::panic::set_hook(Box::new(log_panic));
 }
 
-/// Logs a panic's message and location, and its backtrace when
+/// Logs a panic's message, its credentials masked, and location, and its backtrace when
 /// `RUST_BACKTRACE` (or `RUST_LIB_BACKTRACE`) asks for one.
 fn log_panic(info: &PanicHookInfo<'_>) {
     let payload = info.payload();
@@ -24,6 +24,9 @@ fn log_panic(info: &PanicHookInfo<'_>) {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a panic without a message");
+    // `unwrap` on a driver's error prints the error's `Debug`, which may
+    // quote the URL or options it failed with.
+    let message = opsready_vocab::redact_secrets(message);
     let location = info.location().map(|location| {
         format!(
             "{}:{}:{}",

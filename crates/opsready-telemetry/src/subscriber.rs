@@ -2,11 +2,13 @@
 //! the request's id, trace id, method and route on every line logged inside
 //! a request.
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use opsready_vocab::{REDACTED, is_sensitive_name, redact_secrets};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -626,6 +628,9 @@ fn format_event(line: &mut String, event: &Event<'_>) -> fmt::Result {
     write_json_str(line, metadata.target())?;
     let mut visitor = JsonFields {
         line: &mut *line,
+        // The request line's fields are the layer's own (its `error` is
+        // masked already): no scan for credentials on the hot path.
+        redact: metadata.target() != REQUEST_TARGET,
         result: Ok(()),
     };
     event.record(&mut visitor);
@@ -692,6 +697,10 @@ fn push_ascii(line: &mut String, bytes: &[u8]) {
 
 struct JsonFields<'a> {
     line: &'a mut String,
+    /// Mask credentials in the values: a field named like one
+    /// (`password = …`) whole, others where their text quotes one
+    /// ([`redact_secrets`]).
+    redact: bool,
     result: fmt::Result,
 }
 
@@ -701,6 +710,11 @@ impl JsonFields<'_> {
         write_json_str(self.line, field.name())?;
         self.line.push(':');
         Ok(())
+    }
+
+    /// Whether the field's value is a credential by its name alone.
+    fn hides(&self, field: &Field) -> bool {
+        self.redact && is_sensitive_name(field.name())
     }
 }
 
@@ -746,32 +760,50 @@ impl Visit for JsonFields<'_> {
 
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.result.is_ok() {
+            let value = if self.hides(field) {
+                Cow::Borrowed(REDACTED)
+            } else if self.redact {
+                redact_secrets(value)
+            } else {
+                Cow::Borrowed(value)
+            };
             self.result = self
                 .key(field)
-                .and_then(|()| write_json_str(self.line, value));
+                .and_then(|()| write_json_str(self.line, &value));
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if self.result.is_ok() {
-            // `message` arrives as `format_args!`, whose Debug is its text;
-            // the escaping writer escapes it as it is formatted.
+            if self.hides(field) {
+                self.record_str(field, REDACTED);
+                return;
+            }
+            // `message` arrives as `format_args!`, whose Debug is its text.
+            // It is formatted at the end of the line as it is, and copied
+            // again only when it needs escaping or masking: most messages
+            // need neither.
             self.result = self.key(field).and_then(|()| {
                 self.line.push('"');
-                write!(Escaping(self.line), "{value:?}")?;
+                let start = self.line.len();
+                write!(self.line, "{value:?}")?;
+                let text = &self.line[start..];
+                let masked = if self.redact {
+                    match redact_secrets(text) {
+                        Cow::Owned(masked) => Some(masked),
+                        Cow::Borrowed(_) => None,
+                    }
+                } else {
+                    None
+                };
+                if masked.is_some() || !is_plain(text.as_bytes()) {
+                    let raw = self.line.split_off(start);
+                    write_json_chars(self.line, masked.as_deref().unwrap_or(&raw))?;
+                }
                 self.line.push('"');
                 Ok(())
             });
         }
-    }
-}
-
-/// A writer that escapes what is written into it for a JSON string.
-struct Escaping<'a>(&'a mut String);
-
-impl fmt::Write for Escaping<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        write_json_chars(self.0, s)
     }
 }
 

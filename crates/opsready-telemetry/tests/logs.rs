@@ -113,6 +113,22 @@ async fn spawn_app() -> String {
         )
         .route("/teapot", get(|| async { StatusCode::IM_A_TEAPOT }))
         .route(
+            "/leaky",
+            get(|| async {
+                let refused = std::io::Error::other(
+                    "https://api.example/v1?page=2&api_key=ERROR-SECRET-2: connection refused",
+                );
+                tracing::warn!(
+                    password = "FIELD-SECRET-1",
+                    error = %refused,
+                    "retrying postgres://app:MESSAGE-SECRET-3@db/app"
+                );
+                Err::<(), _>(Problem::internal(std::io::Error::other(
+                    "redis://:CAUSE-SECRET-4@cache:6379 refused",
+                )))
+            }),
+        )
+        .route(
             "/mimic",
             get(|| async {
                 // The event the request line stands for, through `tracing`.
@@ -248,6 +264,45 @@ async fn credentials_in_headers_and_queries_never_reach_the_logs() {
     assert!(!lines_of("req-secret-1").is_empty());
     let all = String::from_utf8(captured().logs.0.lock().unwrap().clone()).unwrap();
     for secret in ["QUERY-SECRET", "AUTH-SECRET", "COOKIE-SECRET", "KEY-SECRET"] {
+        assert!(!all.contains(secret), "{secret} leaked");
+    }
+}
+
+#[tokio::test]
+async fn credentials_that_messages_and_errors_quote_are_masked_in_their_lines() {
+    let base = spawn_app().await;
+
+    let response = reqwest::Client::new()
+        .get(format!("{base}/leaky"))
+        .header("x-request-id", "req-leaky-1")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 500);
+    let lines = lines_of("req-leaky-1");
+    let warning = lines
+        .iter()
+        .find(|line| line["level"] == "WARN")
+        .unwrap_or_else(|| panic!("no handler line in {lines:?}"));
+    assert_eq!(warning["password"], "[REDACTED]");
+    assert_eq!(
+        warning["error"],
+        "https://api.example/v1?page=2&api_key=[REDACTED]: connection refused"
+    );
+    assert_eq!(
+        warning["message"],
+        "retrying postgres://app:[REDACTED]@db/app"
+    );
+    let finished = lines.iter().find(|line| line["status"] == 500).unwrap();
+    assert_eq!(finished["error"], "redis://:[REDACTED]@cache:6379 refused");
+    let all = String::from_utf8(captured().logs.0.lock().unwrap().clone()).unwrap();
+    for secret in [
+        "FIELD-SECRET",
+        "ERROR-SECRET",
+        "MESSAGE-SECRET",
+        "CAUSE-SECRET",
+    ] {
         assert!(!all.contains(secret), "{secret} leaked");
     }
 }

@@ -21,6 +21,11 @@
 //! starts and ends, so that a stack measures each request once: opsready's
 //! telemetry layer drives its metrics this way.
 //!
+//! [`redact_secrets`] masks the credentials a message quotes (a URL's
+//! password, `password=…`, a bearer token) before it reaches a log line, an
+//! error tracker or a probe; [`is_sensitive_name`] says which names hold
+//! credentials, for settings dumps and the same masking.
+//!
 //! # Feature flags
 //!
 //! This crate has no optional features.
@@ -28,6 +33,10 @@
 use std::time::Duration;
 
 use http::{Extensions, Method, Request};
+
+mod redact;
+
+pub use redact::{REDACTED, is_sensitive_name, redact_secrets};
 
 /// Paths of probes and of the metrics scrape: many, regular, and saying
 /// nothing a dashboard does not, so not traced, logged, counted or sent to

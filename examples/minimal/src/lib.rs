@@ -138,12 +138,15 @@ enum FailKind {
 }
 
 /// Fails on purpose: `kind=error` answers a 500 problem whose cause stays in
-/// the logs, `kind=panic` panics (and the service keeps serving).
+/// the logs (with the password it quotes masked), `kind=panic` panics (and
+/// the service keeps serving).
 #[allow(clippy::panic)] // panicking is this endpoint's purpose
 async fn fail(Query(query): Query<FailQuery>) -> Result<(), Problem> {
     match query.kind {
         FailKind::Error => Err(Problem::new(codes::INTERNAL_ERROR).with_cause(
-            std::io::Error::other("the database said: relation \"users\" does not exist"),
+            std::io::Error::other(
+                "the database at postgres://app:hunter2@db/app said: relation \"users\" does not exist",
+            ),
         )),
         FailKind::Panic => panic!("the /fail endpoint panicked on purpose"),
     }

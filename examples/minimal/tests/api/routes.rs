@@ -78,6 +78,27 @@ async fn a_failed_request_logs_the_cause_its_answer_leaves_out() {
 }
 
 #[tokio::test]
+async fn a_password_the_cause_quotes_is_masked_in_the_log_line() {
+    let service = Service::start(&[("MINIMAL__TELEMETRY__LOG__FORMAT", "json")]);
+
+    let response = service
+        .client
+        .get(format!("{}/fail?kind=error", service.base))
+        .header("x-request-id", "req-fail-masked")
+        .send()
+        .await
+        .unwrap();
+    let line = request_line(&service, "req-fail-masked");
+
+    assert_eq!(response.status(), 500);
+    assert_eq!(
+        line["error"],
+        "the database at postgres://app:[REDACTED]@db/app said: relation \"users\" does not exist",
+        "{line}"
+    );
+}
+
+#[tokio::test]
 async fn a_panic_is_a_json_line_of_the_request_with_its_location() {
     let service = Service::start(&[("MINIMAL__TELEMETRY__LOG__FORMAT", "json")]);
 

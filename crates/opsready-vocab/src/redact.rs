@@ -1,0 +1,354 @@
+//! Credentials found in free text: what an error's message may quote
+//! (a connection string, a URL with a token, a header) before it reaches a
+//! log line, an error tracker or a probe's output.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// What a masked credential reads as, in every crate of opsready.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Parts of names whose values are credentials: `password`, `db_password`,
+/// `X-Api-Key`, `sentry.dsn`, `access_token`…
+const SENSITIVE: [&str; 10] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "credential",
+    "dsn",
+    "authorization",
+];
+
+/// The schemes of an `Authorization` value, whose credential is the word
+/// after them.
+const AUTH_SCHEMES: [&str; 4] = ["bearer", "basic", "digest", "token"];
+
+/// Whether a name (of a setting, a query parameter, a field, a header)
+/// names a credential: it contains `password`, `secret`, `token`,
+/// `api_key`… in any case, with `-` counting as `_`.
+///
+/// ```
+/// use opsready_vocab::is_sensitive_name;
+///
+/// assert!(is_sensitive_name("DB_PASSWORD"));
+/// assert!(is_sensitive_name("x-api-key"));
+/// assert!(!is_sensitive_name("host"));
+/// ```
+pub fn is_sensitive_name(name: &str) -> bool {
+    let name = name.as_bytes();
+    SENSITIVE.iter().any(|part| {
+        name.windows(part.len()).any(|window| {
+            window.iter().zip(part.bytes()).all(|(&b, p)| {
+                let b = if b == b'-' { b'_' } else { b };
+                b.eq_ignore_ascii_case(&p)
+            })
+        })
+    })
+}
+
+/// `text` with the credentials it quotes masked as [`REDACTED`]:
+///
+/// - the password of a URL (`postgres://app:[REDACTED]@db/app`);
+/// - the value of a sensitive name ([`is_sensitive_name`]) given with `=`
+///   (a query parameter, a `key=value` connection string), or with `:` and
+///   a quoted value (JSON, Rust's `Debug` of a struct);
+/// - the credential of an `Authorization` value (`Bearer [REDACTED]`).
+///
+/// Text without any is returned as it is, without a copy, after one pass
+/// over its bytes. A safety net for messages that should not have quoted a
+/// credential at all: it cannot know a secret that nothing names.
+///
+/// ```
+/// use opsready_vocab::redact_secrets;
+///
+/// assert_eq!(
+///     redact_secrets("connecting to postgres://app:hunter2@db/app?sslmode=require: refused"),
+///     "connecting to postgres://app:[REDACTED]@db/app?sslmode=require: refused",
+/// );
+/// assert_eq!(
+///     redact_secrets("error sending request for url (https://api.example/v1?api_key=abc123&page=2)"),
+///     "error sending request for url (https://api.example/v1?api_key=[REDACTED]&page=2)",
+/// );
+/// assert_eq!(redact_secrets(r#"Config { password: "hunter2" }"#), r#"Config { password: "[REDACTED]" }"#);
+/// assert_eq!(redact_secrets("password authentication failed"), "password authentication failed");
+/// ```
+pub fn redact_secrets(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut masked = Vec::new();
+    for (at, &byte) in bytes.iter().enumerate() {
+        match byte {
+            b':' if bytes[at + 1..].starts_with(b"//") => url_password(bytes, at + 3, &mut masked),
+            b':' | b'=' => named_value(bytes, at, &mut masked),
+            b' ' => scheme_credential(bytes, at, &mut masked),
+            _ => {}
+        }
+    }
+    if masked.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    masked.sort_by_key(|range| range.start);
+    let mut out = String::with_capacity(text.len());
+    let mut written = 0;
+    for range in masked {
+        // Ranges can overlap (a URL's password that is also a named
+        // value): each byte is masked once.
+        if range.end <= written {
+            continue;
+        }
+        let start = range.start.max(written);
+        out.push_str(&text[written..start]);
+        if start == range.start {
+            out.push_str(REDACTED);
+        }
+        written = range.end;
+    }
+    out.push_str(&text[written..]);
+    Cow::Owned(out)
+}
+
+/// Whether `byte` ends a value that is not quoted. Every range found starts
+/// and ends at an ASCII byte or at an end of the text, so slicing the text
+/// there always falls on a character boundary.
+fn ends_value(byte: u8) -> bool {
+    byte.is_ascii_whitespace()
+        || matches!(
+            byte,
+            b'&' | b';' | b',' | b')' | b']' | b'}' | b'>' | b'"' | b'\'' | b'#'
+        )
+}
+
+/// The password of the URL whose authority starts at `start`
+/// (`scheme://user:password@host`).
+fn url_password(bytes: &[u8], start: usize, masked: &mut Vec<Range<usize>>) {
+    let end = bytes[start..]
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?') || ends_value(b))
+        .map_or(bytes.len(), |i| start + i);
+    let authority = &bytes[start..end];
+    let Some(at) = authority.iter().rposition(|&b| b == b'@') else {
+        return;
+    };
+    if let Some(colon) = authority[..at].iter().position(|&b| b == b':')
+        && colon + 1 < at
+    {
+        masked.push(start + colon + 1..start + at);
+    }
+}
+
+/// The value of a sensitive name whose separator (`=` or `:`) is at `at`:
+/// `password=…`, `"token": "…"`, `secret: Some("…")`.
+fn named_value(bytes: &[u8], at: usize, masked: &mut Vec<Range<usize>>) {
+    // The name ends at the separator, or at a quote just before it.
+    let mut name_end = at;
+    if name_end > 0 && matches!(bytes[name_end - 1], b'"' | b'\'') {
+        name_end -= 1;
+    }
+    let name_start = bytes[..name_end]
+        .iter()
+        .rposition(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
+        .map_or(0, |i| i + 1);
+    // Names are ASCII, so the slice is a whole string.
+    let name = std::str::from_utf8(&bytes[name_start..name_end]).unwrap_or_default();
+    if name.is_empty() || !is_sensitive_name(name) {
+        return;
+    }
+    let mut start = at + 1;
+    while bytes.get(start) == Some(&b' ') {
+        start += 1;
+    }
+    // A wrapper's name: `Some("…")`, serde_json's `String("…")`.
+    let word = bytes[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .count();
+    if word > 0 && bytes.get(start + word) == Some(&b'(') {
+        start += word + 1;
+    }
+    if let Some(&quote @ (b'"' | b'\'')) = bytes.get(start) {
+        let value = start + 1;
+        let end = quoted_end(bytes, value, quote);
+        if end > value {
+            masked.push(value..end);
+        }
+    } else if bytes[at] == b'=' {
+        let mut end = unquoted_end(bytes, start);
+        // `authorization=Bearer …`: the scheme stays, the credential after
+        // it goes.
+        if AUTH_SCHEMES
+            .iter()
+            .any(|scheme| bytes[start..end].eq_ignore_ascii_case(scheme.as_bytes()))
+            && bytes.get(end) == Some(&b' ')
+        {
+            start = end + 1;
+            end = unquoted_end(bytes, start);
+        }
+        if end > start {
+            masked.push(start..end);
+        }
+    }
+    // A `:` with a value that is not quoted is prose ("token: expired"),
+    // or a header whose scheme `scheme_credential` finds.
+}
+
+/// Where a quoted value that starts at `start` ends: at its closing quote,
+/// stepping over escaped characters, or at the end of the text.
+fn quoted_end(bytes: &[u8], start: usize, quote: u8) -> usize {
+    let mut i = start;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b if b == quote => return i,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// Where a value that is not quoted, starting at `start`, ends. A colon
+/// ends it only before a space or the end (`api_key=…: refused`); inside,
+/// it may be part of the credential.
+fn unquoted_end(bytes: &[u8], start: usize) -> usize {
+    (start..bytes.len())
+        .find(|&i| {
+            ends_value(bytes[i])
+                || (bytes[i] == b':' && bytes.get(i + 1).is_none_or(u8::is_ascii_whitespace))
+        })
+        .unwrap_or(bytes.len())
+}
+
+/// The credential after an `Authorization` scheme whose space is at `at`:
+/// `Bearer eyJhbGci…`, `Basic dXNlcjpwYXNz`. Only a word of eight
+/// characters or more counts, so that prose ("basic checks") keeps its
+/// words.
+fn scheme_credential(bytes: &[u8], at: usize, masked: &mut Vec<Range<usize>>) {
+    let word_start = bytes[..at]
+        .iter()
+        .rposition(|b| !b.is_ascii_alphabetic())
+        .map_or(0, |i| i + 1);
+    let word = &bytes[word_start..at];
+    if !(word.eq_ignore_ascii_case(b"bearer") || word.eq_ignore_ascii_case(b"basic")) {
+        return;
+    }
+    let start = at + 1;
+    let end = bytes[start..]
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b)))
+        .map_or(bytes.len(), |i| start + i);
+    if end - start >= 8 {
+        masked.push(start..end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_urls_password_is_masked_and_its_user_and_host_kept() {
+        assert_eq!(
+            redact_secrets("postgres://app:hunter2@db:5432/accounts"),
+            "postgres://app:[REDACTED]@db:5432/accounts"
+        );
+    }
+
+    #[test]
+    fn every_url_of_a_message_is_masked_not_only_the_first() {
+        assert_eq!(
+            redact_secrets("primary redis://:one@a/0 failed, replica redis://u:two@b/0 too"),
+            "primary redis://:[REDACTED]@a/0 failed, replica redis://u:[REDACTED]@b/0 too"
+        );
+    }
+
+    #[test]
+    fn a_url_with_a_user_and_no_password_is_left_alone() {
+        let text = "postgres://app@db/accounts and sqlite://data/a.db";
+        assert!(matches!(redact_secrets(text), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn sensitive_query_parameters_are_masked_and_others_kept() {
+        assert_eq!(
+            redact_secrets("GET https://h/p?page=2&access_token=abc.def&sig=x"),
+            "GET https://h/p?page=2&access_token=[REDACTED]&sig=x"
+        );
+    }
+
+    #[test]
+    fn a_colon_ends_a_value_before_a_space_and_not_inside_it() {
+        assert_eq!(
+            redact_secrets("token=ab:cd: refused"),
+            "token=[REDACTED]: refused"
+        );
+    }
+
+    #[test]
+    fn a_key_value_connection_string_keeps_all_but_its_password() {
+        assert_eq!(
+            redact_secrets("host=db user=app password=hunter2 dbname=accounts"),
+            "host=db user=app password=[REDACTED] dbname=accounts"
+        );
+    }
+
+    #[test]
+    fn quoted_values_of_json_and_debug_output_are_masked_inside_their_quotes() {
+        assert_eq!(
+            redact_secrets(r#"{"user":"app","api_key":"k\"1","n":1}"#),
+            r#"{"user":"app","api_key":"[REDACTED]","n":1}"#
+        );
+        assert_eq!(
+            redact_secrets(r#"Options { host: "db", password: Some("hunter2") }"#),
+            r#"Options { host: "db", password: Some("[REDACTED]") }"#
+        );
+        assert_eq!(
+            redact_secrets(r#"Object {"token": String("abc")}"#),
+            r#"Object {"token": String("[REDACTED]")}"#
+        );
+    }
+
+    #[test]
+    fn authorization_credentials_are_masked_and_their_scheme_kept() {
+        assert_eq!(
+            redact_secrets("rejected Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig"),
+            "rejected Authorization: Bearer [REDACTED]"
+        );
+        assert_eq!(
+            redact_secrets("authorization=Basic dXNlcjpwYXNz"),
+            "authorization=Basic [REDACTED]"
+        );
+    }
+
+    #[test]
+    fn prose_about_credentials_is_left_alone() {
+        for text in [
+            "password authentication failed for user \"app\"",
+            "token: expired",
+            "basic checks passed",
+            "the secret store answered 503",
+            "dsn://example is not a DSN",
+        ] {
+            assert_eq!(redact_secrets(text), text);
+        }
+    }
+
+    #[test]
+    fn text_around_a_mask_keeps_its_multibyte_characters() {
+        assert_eq!(
+            redact_secrets("échec: password=mötley; ünd"),
+            "échec: password=[REDACTED]; ünd"
+        );
+    }
+
+    #[test]
+    fn an_empty_value_and_a_value_at_the_end_are_handled() {
+        assert_eq!(redact_secrets("password="), "password=");
+        assert_eq!(
+            redact_secrets("a token=\"unterminated"),
+            "a token=\"[REDACTED]"
+        );
+        assert_eq!(redact_secrets("x:"), "x:");
+    }
+}
