@@ -9,7 +9,8 @@ use std::ops::Range;
 pub const REDACTED: &str = "[REDACTED]";
 
 /// Parts of names whose values are credentials: `password`, `db_password`,
-/// `X-Api-Key`, `sentry.dsn`, `access_token`…
+/// `X-Api-Key`, `sentry.dsn`, `access_token`… Their first letters are
+/// listed again in [`is_sensitive_name`]; a test keeps the two in step.
 const SENSITIVE: [&str; 10] = [
     "password",
     "passwd",
@@ -40,12 +41,23 @@ const AUTH_SCHEMES: [&str; 4] = ["bearer", "basic", "digest", "token"];
 /// ```
 pub fn is_sensitive_name(name: &str) -> bool {
     let name = name.as_bytes();
-    SENSITIVE.iter().any(|part| {
-        name.windows(part.len()).any(|window| {
-            window.iter().zip(part.bytes()).all(|(&b, p)| {
-                let b = if b == b'-' { b'_' } else { b };
-                b.eq_ignore_ascii_case(&p)
-            })
+    // Every log line asks this of its fields' names: each position is
+    // tried only against the parts that start with its letter.
+    (0..name.len()).any(|start| {
+        let first = name[start].to_ascii_lowercase();
+        if !matches!(first, b'a' | b'c' | b'd' | b'p' | b's' | b't') {
+            return false;
+        }
+        SENSITIVE.iter().any(|part| {
+            part.as_bytes()[0] == first
+                && name.len() - start >= part.len()
+                && name[start..start + part.len()]
+                    .iter()
+                    .zip(part.bytes())
+                    .all(|(&b, p)| {
+                        let b = if b == b'-' { b'_' } else { b };
+                        b.eq_ignore_ascii_case(&p)
+                    })
         })
     })
 }
@@ -225,6 +237,11 @@ fn unquoted_end(bytes: &[u8], start: usize) -> usize {
 /// characters or more counts, so that prose ("basic checks") keeps its
 /// words.
 fn scheme_credential(bytes: &[u8], at: usize, masked: &mut Vec<Range<usize>>) {
+    // Most spaces follow other words: only one ending like `bearer` or
+    // `basic` is looked at further.
+    if at < "basic".len() || !matches!(bytes[at - 1].to_ascii_lowercase(), b'r' | b'c') {
+        return;
+    }
     let word_start = bytes[..at]
         .iter()
         .rposition(|b| !b.is_ascii_alphabetic())
@@ -246,6 +263,19 @@ fn scheme_credential(bytes: &[u8], at: usize, masked: &mut Vec<Range<usize>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_part_is_found_wherever_it_is_in_a_name() {
+        for part in SENSITIVE {
+            assert!(is_sensitive_name(part), "{part}");
+            assert!(
+                is_sensitive_name(&format!("X-{}-1", part.to_uppercase().replace('_', "-"))),
+                "{part}"
+            );
+        }
+        assert!(!is_sensitive_name("message"));
+        assert!(!is_sensitive_name(""));
+    }
 
     #[test]
     fn a_urls_password_is_masked_and_its_user_and_host_kept() {
