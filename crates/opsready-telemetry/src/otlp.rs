@@ -2,16 +2,18 @@
 //! `telemetry.otlp.*`, and the hand-over of the incoming trace context to the
 //! exported request span.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::HeaderValue;
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry::trace::{
     SpanContext, TraceContextExt as _, TraceFlags, TraceState, TracerProvider as _,
 };
-use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry::{InstrumentationScope, Key, KeyValue};
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
 use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
@@ -19,16 +21,19 @@ use opentelemetry_otlp::{
     Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord, SdkLoggerProvider};
 use opentelemetry_sdk::trace::{
     BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, TracerProviderBuilder,
 };
+use opsready_vocab::{REDACTED, is_sensitive_name, redact_secrets};
 use tracing::Span;
 use tracing::Subscriber;
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::context::{SpanId, TraceContext, TraceId};
+use crate::layer::REQUEST_TARGET;
 use crate::settings::{
     OtlpCompression, OtlpProtocol, TelemetrySettings, is_https, otlp_endpoint_problem, otlp_headers,
 };
@@ -108,6 +113,9 @@ pub(crate) fn providers(
         Some(
             SdkLoggerProvider::builder()
                 .with_resource(resource)
+                // Processors run in order on the same record: the batch
+                // takes it masked.
+                .with_log_processor(MaskCredentials::new())
                 .with_batch_exporter(records)
                 .build(),
         )
@@ -424,6 +432,109 @@ where
         .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
             !is_exporters_own(metadata.target())
         }))
+}
+
+/// Masks the credentials of log records before they are batched for
+/// export, as the JSON lines do: an attribute named like a credential
+/// (`password`, `api_key`, …) whole, and in the body and every other
+/// string attribute, the credentials the text quotes
+/// ([`opsready_vocab::redact_secrets`]). The request line's own records are
+/// left as they are: their one free text, `error`, is masked already.
+#[derive(Debug)]
+struct MaskCredentials {
+    /// An empty record. A processor cannot change a record's attributes in
+    /// place, so a record with something to mask is rebuilt from a copy of
+    /// this one.
+    empty: SdkLogRecord,
+}
+
+impl MaskCredentials {
+    fn new() -> Self {
+        // Records are made only by loggers; one of a provider without
+        // processors makes the empty one, and is dropped with it.
+        let empty = SdkLoggerProvider::builder()
+            .build()
+            .logger("opsready-telemetry")
+            .create_log_record();
+        Self { empty }
+    }
+}
+
+/// The masked value of an attribute, or `None` when it has nothing to mask.
+fn masked_attribute(key: &Key, value: &AnyValue) -> Option<AnyValue> {
+    if is_sensitive_name(key.as_str()) {
+        return Some(AnyValue::from(REDACTED));
+    }
+    masked_text(value)
+}
+
+/// A string value with the credentials it quotes masked, or `None` when it
+/// quotes none (or is not a string).
+fn masked_text(value: &AnyValue) -> Option<AnyValue> {
+    match value {
+        AnyValue::String(text) => match redact_secrets(text.as_str()) {
+            Cow::Owned(masked) => Some(AnyValue::from(masked)),
+            Cow::Borrowed(_) => None,
+        },
+        _ => None,
+    }
+}
+
+impl LogProcessor for MaskCredentials {
+    fn emit(&self, record: &mut SdkLogRecord, _scope: &InstrumentationScope) {
+        if record
+            .target()
+            .is_some_and(|target| target == REQUEST_TARGET)
+        {
+            return;
+        }
+        let body = record.body().and_then(masked_text);
+        let attributes = record
+            .attributes_iter()
+            .any(|(key, value)| masked_attribute(key, value).is_some());
+        if body.is_none() && !attributes {
+            return;
+        }
+        let mut masked = self.empty.clone();
+        if let Some(name) = record.event_name() {
+            masked.set_event_name(name);
+        }
+        if let Some(target) = record.target() {
+            masked.set_target(target.clone());
+        }
+        if let Some(time) = record.timestamp() {
+            masked.set_timestamp(time);
+        }
+        if let Some(time) = record.observed_timestamp() {
+            masked.set_observed_timestamp(time);
+        }
+        if let Some(context) = record.trace_context() {
+            masked.set_trace_context(context.trace_id, context.span_id, context.trace_flags);
+        }
+        if let Some(text) = record.severity_text() {
+            masked.set_severity_text(text);
+        }
+        if let Some(number) = record.severity_number() {
+            masked.set_severity_number(number);
+        }
+        if let Some(body) = body.or_else(|| record.body().cloned()) {
+            masked.set_body(body);
+        }
+        for (key, value) in record.attributes_iter() {
+            let value = masked_attribute(key, value).unwrap_or_else(|| value.clone());
+            masked.add_attribute(key.clone(), value);
+        }
+        *record = masked;
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    // Nothing to release: the batch processor after it has the thread.
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
 }
 
 /// Whether events of `target` come from the export machinery itself.

@@ -396,7 +396,8 @@ pub(crate) async fn exported_logs(logs: &mut LogExports, bodies: &[&str]) -> Vec
 
 /// Log export with `protocol`: the handler's event and the request's line
 /// arrive as log records in the request's trace and span, with their
-/// fields and the request span's id, route and method as attributes.
+/// fields and the request span's id, route and method as attributes; the
+/// credentials an event quotes arrive masked.
 pub(crate) async fn log_events_are_exported_in_the_request_trace(protocol: OtlpProtocol) {
     // Arrange
     let (endpoint, mut exports, mut logs) = match protocol {
@@ -414,8 +415,35 @@ pub(crate) async fn log_events_are_exported_in_the_request_trace(protocol: OtlpP
 
     // Assert
     let span_id = traceparent.split('-').nth(2).unwrap().to_owned();
-    let records = exported_logs(&mut logs, &["order handled", "request finished"]).await;
-    let (handled, line) = (&records[0], &records[1]);
+    let records = exported_logs(
+        &mut logs,
+        &[
+            "order handled",
+            "request finished",
+            "retrying postgres://app:[REDACTED]@db/app",
+        ],
+    )
+    .await;
+    let (handled, line, retrying) = (&records[0], &records[1], &records[2]);
+    let masked = |key: &str| {
+        retrying
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| string(kv.value.as_ref()))
+    };
+    assert_eq!(masked("password").as_deref(), Some("[REDACTED]"));
+    assert_eq!(
+        masked("upstream").as_deref(),
+        Some("https://api.example/v1?api_key=[REDACTED]")
+    );
+    assert_eq!(
+        hex(&retrying.trace_id),
+        TRACE_ID,
+        "the masked copy lost its trace"
+    );
+    assert_eq!(retrying.severity_number, 13, "not WARN: {retrying:?}");
+    assert!(!format!("{records:?}").contains("OTLP-SECRET"));
     assert_eq!(hex(&handled.trace_id), TRACE_ID);
     assert_eq!(hex(&handled.span_id), span_id, "not in the request's span");
     assert_eq!(handled.severity_number, 9, "not INFO: {handled:?}");
@@ -464,6 +492,12 @@ pub(crate) async fn serve_app() -> (
             get(|| async {
                 // A log event of the handler, inside the request's span.
                 tracing::info!(order = 7, "order handled");
+                // One that quotes credentials, which must not leave masked.
+                tracing::warn!(
+                    password = "OTLP-SECRET-1",
+                    upstream = "https://api.example/v1?api_key=OTLP-SECRET-2",
+                    "retrying postgres://app:OTLP-SECRET-3@db/app"
+                );
                 "hi"
             }),
         )
