@@ -13,7 +13,7 @@ use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider 
 use opentelemetry::trace::{
     SpanContext, TraceContextExt as _, TraceFlags, TraceState, TracerProvider as _,
 };
-use opentelemetry::{InstrumentationScope, Key, KeyValue};
+use opentelemetry::{InstrumentationScope, Key, KeyValue, Value};
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
 use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
@@ -24,7 +24,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord, SdkLoggerProvider};
 use opentelemetry_sdk::trace::{
-    BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, TracerProviderBuilder,
+    BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData, SpanProcessor,
+    TracerProviderBuilder,
 };
 use opsready_vocab::{REDACTED, is_sensitive_name, redact_secrets};
 use tracing::Span;
@@ -95,7 +96,9 @@ pub(crate) fn providers(
     .map_err(|error| transport.cannot_start(&error))?;
     // A dedicated thread batches and sends the spans, off the request path.
     let tracer = provider_builder(settings, service)
-        .with_span_processor(BatchSpanProcessor::builder(spans).build())
+        .with_span_processor(MaskSpanCredentials {
+            next: BatchSpanProcessor::builder(spans).build(),
+        })
         .build();
     let logger = if settings.otlp.logs {
         let records = match transport.protocol {
@@ -534,6 +537,86 @@ impl LogProcessor for MaskCredentials {
     // Nothing to release: the batch processor after it has the thread.
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
         Ok(())
+    }
+}
+
+/// The request span's attributes that the telemetry layer sets itself,
+/// none of which can hold a credential: not scanned.
+const OWN_SPAN_ATTRIBUTES: [&str; 8] = [
+    "http.request.method",
+    "http.route",
+    "url.path",
+    "http.response.status_code",
+    "request_id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+];
+
+/// Masks the credentials of spans before `next` (the batch processor)
+/// takes them, as the log lines do: an attribute named like a credential
+/// whole, and the credentials that other string attributes quote; and in
+/// the span's events (the log events inside it, which tracing-opentelemetry
+/// adds), their names, which are the messages, and their attributes.
+#[derive(Debug)]
+struct MaskSpanCredentials<P> {
+    next: P,
+}
+
+impl<P: SpanProcessor> SpanProcessor for MaskSpanCredentials<P> {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.next.on_start(span, cx);
+    }
+
+    fn on_end(&self, mut span: SpanData) {
+        mask_attributes(&mut span.attributes);
+        for event in &mut span.events.events {
+            let name = match redact_secrets(&event.name) {
+                Cow::Owned(masked) => Some(masked),
+                Cow::Borrowed(_) => None,
+            };
+            if let Some(name) = name {
+                event.name = Cow::Owned(name);
+            }
+            mask_attributes(&mut event.attributes);
+        }
+        self.next.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.next.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.next.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.next.set_resource(resource);
+    }
+}
+
+/// Masks, in place, the attributes that are credentials or quote one.
+fn mask_attributes(attributes: &mut [KeyValue]) {
+    for attribute in attributes {
+        let key = attribute.key.as_str();
+        if OWN_SPAN_ATTRIBUTES.contains(&key) {
+            continue;
+        }
+        if is_sensitive_name(key) {
+            attribute.value = Value::from(REDACTED);
+            continue;
+        }
+        let masked = match &attribute.value {
+            Value::String(text) => match redact_secrets(text.as_str()) {
+                Cow::Owned(masked) => Some(masked),
+                Cow::Borrowed(_) => None,
+            },
+            _ => None,
+        };
+        if let Some(masked) = masked {
+            attribute.value = Value::from(masked);
+        }
     }
 }
 

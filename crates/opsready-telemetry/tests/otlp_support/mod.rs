@@ -477,6 +477,20 @@ pub(crate) async fn log_events_are_exported_in_the_request_trace(protocol: OtlpP
     // The spans still go as before.
     let (span, _) = exported_span(&mut exports, "GET /hello/{name}").await;
     assert_request_span(&span, &traceparent);
+    // The events inside it, the log events of the request, are masked too.
+    let event = span
+        .events
+        .iter()
+        .find(|event| event.name.starts_with("retrying"))
+        .unwrap_or_else(|| panic!("no event of the warning in {:?}", span.events));
+    assert_eq!(event.name, "retrying postgres://app:[REDACTED]@db/app");
+    let password = event
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "password")
+        .and_then(|kv| string(kv.value.as_ref()));
+    assert_eq!(password.as_deref(), Some("[REDACTED]"));
+    assert!(!format!("{span:?}").contains("OTLP-SECRET"), "{span:?}");
 }
 
 /// A served app with `TelemetryLayer`; sending on the handle stops it, and
