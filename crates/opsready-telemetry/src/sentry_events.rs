@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
@@ -19,7 +20,7 @@ use sentry::protocol::{self, Event, Exception, Level};
 use tower::{Layer, Service};
 
 use crate::context::TraceContext;
-use opsready_vocab::{is_quiet, method_name};
+use opsready_vocab::{REDACTED, is_quiet, is_sensitive_name, method_name, redact_secrets};
 
 use crate::layer::X_REQUEST_ID;
 use crate::settings::SentrySettings;
@@ -71,6 +72,8 @@ pub fn init_sentry(
     options.environment = Some(Cow::Owned(environment));
     // Never user data (IP addresses, cookies) in events.
     options.send_default_pii = false;
+    // Nor credentials, in the events the service captures itself too.
+    options.before_send = Some(Arc::new(|event| Some(masked_event(event))));
     let guard = sentry::init(options);
     STARTED.store(true, Ordering::Relaxed);
     if !guard.is_enabled() {
@@ -79,6 +82,50 @@ pub fn init_sentry(
         ));
     }
     Ok(Some(SentryGuard { _client: guard }))
+}
+
+/// `event` with the credentials its texts quote masked
+/// ([`opsready_vocab::redact_secrets`]): the message, the exceptions'
+/// values, the breadcrumbs' messages; and tags and extra data named like
+/// a credential, whole. The events of [`SentryLayer`] are masked already;
+/// this catches what a service captures itself (`sentry::capture_error`).
+fn masked_event(mut event: Event<'static>) -> Event<'static> {
+    let mask = |text: &mut String| {
+        if let Cow::Owned(masked) = redact_secrets(text) {
+            *text = masked;
+        }
+    };
+    if let Some(message) = &mut event.message {
+        mask(message);
+    }
+    if let Some(entry) = &mut event.logentry {
+        mask(&mut entry.message);
+    }
+    for exception in &mut event.exception.values {
+        if let Some(value) = &mut exception.value {
+            mask(value);
+        }
+    }
+    for breadcrumb in &mut event.breadcrumbs.values {
+        if let Some(message) = &mut breadcrumb.message {
+            mask(message);
+        }
+    }
+    for (name, value) in &mut event.tags {
+        if is_sensitive_name(name) {
+            REDACTED.clone_into(value);
+        } else {
+            mask(value);
+        }
+    }
+    for (name, value) in &mut event.extra {
+        if is_sensitive_name(name) {
+            *value = REDACTED.into();
+        } else if let protocol::Value::String(text) = value {
+            mask(text);
+        }
+    }
+    event
 }
 
 /// Whether [`init_sentry`] ever started a client in this process: until it

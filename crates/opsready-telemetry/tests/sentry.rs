@@ -211,6 +211,38 @@ async fn a_panic_becomes_an_event_with_its_message() {
     assert_eq!(event["transaction"], "GET /explode");
 }
 
+#[test]
+fn an_event_the_service_captures_itself_leaves_without_the_credentials_it_quotes() {
+    ingest();
+
+    sentry::with_scope(
+        |scope| {
+            scope.set_tag("request_id", "req-captured-1");
+            scope.set_tag("api_token", "SENTRY-SECRET-1");
+            scope.set_extra(
+                "upstream",
+                "https://h/v1?access_token=SENTRY-SECRET-2".into(),
+            );
+        },
+        || {
+            let error = std::io::Error::other("cannot reach postgres://app:SENTRY-SECRET-3@db/app");
+            sentry::capture_error(&error);
+        },
+    );
+    let event = event_of("req-captured-1");
+
+    assert_eq!(event["tags"]["api_token"], "[REDACTED]");
+    assert_eq!(
+        event["extra"]["upstream"],
+        "https://h/v1?access_token=[REDACTED]"
+    );
+    assert_eq!(
+        event["exception"]["values"][0]["value"], "cannot reach postgres://app:[REDACTED]@db/app",
+        "{event}"
+    );
+    assert!(!event.to_string().contains("SENTRY-SECRET"), "{event}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_4xx_answer_sends_no_event() {
     let base = spawn_app().await;
