@@ -165,3 +165,32 @@ echo "per-round shares of bare, rounds in the same machine state (median):"
 for server in "${servers[@]:1}"; do
   printf "  %-21s %s\n" "${label[$server]}" "$(matched "$server")"
 done
+# Bare axum's rounds fall into a fast and a slow state (see
+# docs/benchmarks.md: a server a little faster than wrk rarely has to wake
+# it), while a slower server stays in one. The shares in each of bare
+# axum's states, split at the middle of its range of CPU per request, show
+# how much of a run's share is which state it found. The split is made
+# whatever the rounds: it means something when bare axum's CPU per round
+# falls into two groups, as in long runs it does.
+by_bare_state() {
+  paste "$work/bare-cpu" "$work/share-$1" | awk '
+    { bare[NR] = $1; share[NR] = $2 }
+    NR == 1 || $1 < min { min = $1 } NR == 1 || $1 > max { max = $1 }
+    END {
+      for (i = 1; i <= NR; i++) print (bare[i] < (min + max) / 2 ? "fast" : "slow"), share[i]
+    }' > "$work/states-$1"
+  local state shares
+  for state in fast slow; do
+    shares=$(awk -v s="$state" '$1 == s { print $2 }' "$work/states-$1")
+    if [ -n "$shares" ]; then
+      printf "%s %s%% (%d rounds)" "$state" "$(median <<< "$shares")" "$(wc -l <<< "$shares")"
+    else
+      printf "%s: no round" "$state"
+    fi
+    [ "$state" = fast ] && printf ", "
+  done
+}
+echo "per-round shares of bare, by bare axum's state (median):"
+for server in "${servers[@]:1}"; do
+  printf "  %-21s %s\n" "${label[$server]}" "$(by_bare_state "$server")"
+done
