@@ -99,12 +99,10 @@ impl Reading {
     }
 }
 
-/// `output` with its credentials masked, copied only when it has any.
-fn masked(output: String) -> String {
-    match opsready_vocab::redact_secrets(&output) {
-        Cow::Borrowed(_) => output,
-        Cow::Owned(redacted) => redacted,
-    }
+/// `output` with its credentials masked.
+fn masked(mut output: String) -> String {
+    opsready_vocab::redact_secrets_in(&mut output);
+    output
 }
 
 /// What a check's future may return: a [`Reading`], or a `Result` whose

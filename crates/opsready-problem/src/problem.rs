@@ -29,7 +29,6 @@
 //! - `content-type` and `content-length` set through [`Problem::header`] are
 //!   ignored: the body decides them.
 
-use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
@@ -39,7 +38,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
-use opsready_vocab::redact_secrets;
+use opsready_vocab::redact_secrets_in;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
@@ -293,11 +292,9 @@ impl Problem {
         if parts.is_empty() {
             return None;
         }
-        let report = parts.join(": ");
-        Some(match redact_secrets(&report) {
-            Cow::Borrowed(_) => report,
-            Cow::Owned(redacted) => redacted,
-        })
+        let mut report = parts.join(": ");
+        redact_secrets_in(&mut report);
+        Some(report)
     }
 
     fn is_server_error(&self) -> bool {

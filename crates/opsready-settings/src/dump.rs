@@ -10,7 +10,7 @@ use serde::ser::SerializeMap;
 use crate::de::is_within;
 use crate::origin::Origin;
 use crate::secret::REDACTED;
-use opsready_vocab::{is_sensitive_name, redact_secrets};
+use opsready_vocab::{is_sensitive_name, redact_secrets_in};
 
 /// The effective settings, one entry per dotted key, redacted, each with the
 /// layer its value came from. Serializes to JSON as
@@ -129,7 +129,10 @@ fn redact_json(key: &str, value: serde_json::Value, secret: bool) -> serde_json:
         return serde_json::Value::String(REDACTED.to_owned());
     }
     match value {
-        serde_json::Value::String(s) => serde_json::Value::String(redact_secrets(&s).into_owned()),
+        serde_json::Value::String(mut s) => {
+            redact_secrets_in(&mut s);
+            serde_json::Value::String(s)
+        }
         serde_json::Value::Array(items) => serde_json::Value::Array(
             items
                 .into_iter()

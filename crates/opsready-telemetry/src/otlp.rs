@@ -1,6 +1,7 @@
 //! OTLP export of the spans (feature `otlp`): the tracer provider built from
 //! `telemetry.otlp.*`, and the hand-over of the incoming trace context to the
-//! exported request span.
+//! exported request span. Spans and log records leave with the credentials
+//! they quote masked, as the JSON lines do.
 
 use std::borrow::Cow;
 use std::path::Path;

@@ -20,7 +20,7 @@ use sentry::protocol::{self, Event, Exception, Level};
 use tower::{Layer, Service};
 
 use crate::context::TraceContext;
-use opsready_vocab::{REDACTED, is_quiet, is_sensitive_name, method_name, redact_secrets};
+use opsready_vocab::{REDACTED, is_quiet, is_sensitive_name, method_name, redact_secrets_in};
 
 use crate::layer::X_REQUEST_ID;
 use crate::settings::SentrySettings;
@@ -90,39 +90,34 @@ pub fn init_sentry(
 /// a credential, whole. The events of [`SentryLayer`] are masked already;
 /// this catches what a service captures itself (`sentry::capture_error`).
 fn masked_event(mut event: Event<'static>) -> Event<'static> {
-    let mask = |text: &mut String| {
-        if let Cow::Owned(masked) = redact_secrets(text) {
-            *text = masked;
-        }
-    };
     if let Some(message) = &mut event.message {
-        mask(message);
+        redact_secrets_in(message);
     }
     if let Some(entry) = &mut event.logentry {
-        mask(&mut entry.message);
+        redact_secrets_in(&mut entry.message);
     }
     for exception in &mut event.exception.values {
         if let Some(value) = &mut exception.value {
-            mask(value);
+            redact_secrets_in(value);
         }
     }
     for breadcrumb in &mut event.breadcrumbs.values {
         if let Some(message) = &mut breadcrumb.message {
-            mask(message);
+            redact_secrets_in(message);
         }
     }
     for (name, value) in &mut event.tags {
         if is_sensitive_name(name) {
             REDACTED.clone_into(value);
         } else {
-            mask(value);
+            redact_secrets_in(value);
         }
     }
     for (name, value) in &mut event.extra {
         if is_sensitive_name(name) {
             *value = REDACTED.into();
         } else if let protocol::Value::String(text) = value {
-            mask(text);
+            redact_secrets_in(text);
         }
     }
     event

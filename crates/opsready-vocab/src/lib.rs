@@ -36,7 +36,7 @@ use http::{Extensions, Method, Request};
 
 mod redact;
 
-pub use redact::{REDACTED, is_sensitive_name, redact_secrets};
+pub use redact::{REDACTED, is_sensitive_name, redact_secrets, redact_secrets_in};
 
 /// Paths of probes and of the metrics scrape: many, regular, and saying
 /// nothing a dashboard does not, so not traced, logged, counted or sent to

@@ -122,6 +122,26 @@ pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Masks, in place, the credentials `text` quotes, as [`redact_secrets`]
+/// does; `text` is left untouched when it quotes none. Whether it did.
+///
+/// ```
+/// use opsready_vocab::redact_secrets_in;
+///
+/// let mut error = String::from("GET https://h/items?token=abc: timed out");
+/// assert!(redact_secrets_in(&mut error));
+/// assert_eq!(error, "GET https://h/items?token=[REDACTED]: timed out");
+/// ```
+pub fn redact_secrets_in(text: &mut String) -> bool {
+    match redact_secrets(text) {
+        Cow::Owned(masked) => {
+            *text = masked;
+            true
+        }
+        Cow::Borrowed(_) => false,
+    }
+}
+
 /// Whether `byte` ends a value that is not quoted. Every range found starts
 /// and ends at an ASCII byte or at an end of the text, so slicing the text
 /// there always falls on a character boundary.
