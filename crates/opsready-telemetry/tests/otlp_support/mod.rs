@@ -425,13 +425,7 @@ pub(crate) async fn log_events_are_exported_in_the_request_trace(protocol: OtlpP
     )
     .await;
     let (handled, line, retrying) = (&records[0], &records[1], &records[2]);
-    let masked = |key: &str| {
-        retrying
-            .attributes
-            .iter()
-            .find(|kv| kv.key == key)
-            .and_then(|kv| string(kv.value.as_ref()))
-    };
+    let masked = |key: &str| string_attribute(&retrying.attributes, key);
     assert_eq!(masked("password").as_deref(), Some("[REDACTED]"));
     assert_eq!(
         masked("upstream").as_deref(),
@@ -457,13 +451,7 @@ pub(crate) async fn log_events_are_exported_in_the_request_trace(protocol: OtlpP
     assert_eq!(hex(&line.trace_id), TRACE_ID);
     assert_eq!(hex(&line.span_id), span_id);
     for record in [handled, line] {
-        let attribute = |key: &str| {
-            record
-                .attributes
-                .iter()
-                .find(|kv| kv.key == key)
-                .and_then(|kv| string(kv.value.as_ref()))
-        };
+        let attribute = |key: &str| string_attribute(&record.attributes, key);
         assert_eq!(
             attribute("request_id").as_deref(),
             Some(REQUEST_ID),
@@ -484,12 +472,10 @@ pub(crate) async fn log_events_are_exported_in_the_request_trace(protocol: OtlpP
         .find(|event| event.name.starts_with("retrying"))
         .unwrap_or_else(|| panic!("no event of the warning in {:?}", span.events));
     assert_eq!(event.name, "retrying postgres://app:[REDACTED]@db/app");
-    let password = event
-        .attributes
-        .iter()
-        .find(|kv| kv.key == "password")
-        .and_then(|kv| string(kv.value.as_ref()));
-    assert_eq!(password.as_deref(), Some("[REDACTED]"));
+    assert_eq!(
+        string_attribute(&event.attributes, "password").as_deref(),
+        Some("[REDACTED]")
+    );
     assert!(!format!("{span:?}").contains("OTLP-SECRET"), "{span:?}");
 }
 
@@ -751,6 +737,14 @@ fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a AnyValue> {
         .iter()
         .find(|kv: &&KeyValue| kv.key == key)
         .and_then(|kv| kv.value.as_ref())
+}
+
+/// The string value of the attribute `key` among `attributes`.
+fn string_attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| string(kv.value.as_ref()))
 }
 
 fn string(value: Option<&AnyValue>) -> Option<String> {
