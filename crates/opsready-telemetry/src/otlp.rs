@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry::trace::{
-    SpanContext, TraceContextExt as _, TraceFlags, TraceState, TracerProvider as _,
+    SpanContext, Status, TraceContextExt as _, TraceFlags, TraceState, TracerProvider as _,
 };
 use opentelemetry::{InstrumentationScope, Key, KeyValue, Value};
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
@@ -465,8 +465,10 @@ impl MaskCredentials {
 }
 
 /// The masked value of an attribute, or `None` when it has nothing to mask.
+/// Only text is masked: a number under a credential-like name
+/// (`gen_ai.usage.input_tokens`) is a count, not a secret.
 fn masked_attribute(key: &Key, value: &AnyValue) -> Option<AnyValue> {
-    if is_sensitive_name(key.as_str()) {
+    if matches!(value, AnyValue::String(_)) && is_sensitive_name(key.as_str()) {
         return Some(AnyValue::from(REDACTED));
     }
     masked_text(value)
@@ -571,6 +573,16 @@ impl<P: SpanProcessor> SpanProcessor for MaskSpanCredentials<P> {
 
     fn on_end(&self, mut span: SpanData) {
         mask_attributes(&mut span.attributes);
+        // An error event's message becomes the status's description.
+        if let Status::Error { description } = &mut span.status {
+            let masked = match redact_secrets(description) {
+                Cow::Owned(masked) => Some(masked),
+                Cow::Borrowed(_) => None,
+            };
+            if let Some(masked) = masked {
+                *description = Cow::Owned(masked);
+            }
+        }
         for event in &mut span.events.events {
             let name = match redact_secrets(&event.name) {
                 Cow::Owned(masked) => Some(masked),
@@ -604,16 +616,18 @@ fn mask_attributes(attributes: &mut [KeyValue]) {
         if OWN_SPAN_ATTRIBUTES.contains(&key) {
             continue;
         }
+        // Only text is masked: a number under a credential-like name is a
+        // count (`gen_ai.usage.input_tokens`), not a secret.
+        let Value::String(text) = &attribute.value else {
+            continue;
+        };
         if is_sensitive_name(key) {
             attribute.value = Value::from(REDACTED);
             continue;
         }
-        let masked = match &attribute.value {
-            Value::String(text) => match redact_secrets(text.as_str()) {
-                Cow::Owned(masked) => Some(masked),
-                Cow::Borrowed(_) => None,
-            },
-            _ => None,
+        let masked = match redact_secrets(text.as_str()) {
+            Cow::Owned(masked) => Some(masked),
+            Cow::Borrowed(_) => None,
         };
         if let Some(masked) = masked {
             attribute.value = Value::from(masked);
@@ -715,6 +729,89 @@ mod tests {
 
     use super::*;
     use crate::{LogFormat, TelemetryLayer};
+
+    /// Keeps the spans it is handed.
+    #[derive(Debug, Default)]
+    struct Keep(Mutex<Vec<SpanData>>);
+
+    impl SpanProcessor for Keep {
+        fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &opentelemetry::Context) {}
+
+        fn on_end(&self, span: SpanData) {
+            self.0.lock().unwrap().push(span);
+        }
+
+        fn force_flush(&self) -> OTelSdkResult {
+            Ok(())
+        }
+
+        fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_spans_text_is_masked_and_its_numbers_and_own_attributes_are_not() {
+        let processor = MaskSpanCredentials {
+            next: Keep::default(),
+        };
+        let mut events = opentelemetry_sdk::trace::SpanEvents::default();
+        events.events.push(opentelemetry::trace::Event::new(
+            "retrying postgres://app:hunter2@db/app",
+            std::time::SystemTime::UNIX_EPOCH,
+            vec![KeyValue::new("api_key", "k-123")],
+            0,
+        ));
+        let span = SpanData {
+            span_context: SpanContext::empty_context(),
+            parent_span_id: opentelemetry::trace::SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: opentelemetry::trace::SpanKind::Internal,
+            name: "query".into(),
+            start_time: std::time::SystemTime::UNIX_EPOCH,
+            end_time: std::time::SystemTime::UNIX_EPOCH,
+            attributes: vec![
+                KeyValue::new("db.password", "hunter2"),
+                KeyValue::new("gen_ai.usage.input_tokens", 512),
+                KeyValue::new("url.full", "https://h/x?token=abc&page=2"),
+                KeyValue::new("url.path", "/reset/token=abc"),
+            ],
+            dropped_attributes_count: 0,
+            events,
+            links: opentelemetry_sdk::trace::SpanLinks::default(),
+            status: Status::error("cannot reach redis://:hunter2@cache:6379"),
+            instrumentation_scope: InstrumentationScope::builder("test").build(),
+        };
+
+        processor.on_end(span);
+
+        let kept = processor.next.0.lock().unwrap();
+        let span = &kept[0];
+        let attribute = |key: &str| {
+            span.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == key)
+                .map(|kv| kv.value.clone())
+        };
+        assert_eq!(attribute("db.password"), Some(Value::from(REDACTED)));
+        assert_eq!(
+            attribute("gen_ai.usage.input_tokens"),
+            Some(Value::I64(512))
+        );
+        assert_eq!(
+            attribute("url.full"),
+            Some(Value::from("https://h/x?token=[REDACTED]&page=2"))
+        );
+        // The request span's own attributes are left as they are.
+        assert_eq!(attribute("url.path"), Some(Value::from("/reset/token=abc")));
+        assert_eq!(
+            span.status,
+            Status::error("cannot reach redis://:[REDACTED]@cache:6379")
+        );
+        let event = &span.events.events[0];
+        assert_eq!(event.name, "retrying postgres://app:[REDACTED]@db/app");
+        assert_eq!(event.attributes[0].value, Value::from(REDACTED));
+    }
 
     #[test]
     fn credentials_in_an_endpoint_are_left_out_of_messages() {

@@ -85,16 +85,18 @@ pub fn init_sentry(
 }
 
 /// `event` with the credentials its texts quote masked
-/// ([`opsready_vocab::redact_secrets`]): the message, the exceptions'
-/// values, the breadcrumbs' messages; and tags and extra data named like
-/// a credential, whole. The events of [`SentryLayer`] are masked already;
-/// this catches what a service captures itself (`sentry::capture_error`).
+/// ([`opsready_vocab::redact_secrets`]): the message and its parameters,
+/// the exceptions' values, the breadcrumbs' messages and data, tags and
+/// extra data; a tag or a field of data named like a credential, whole.
+/// The events of [`SentryLayer`] are masked already; this catches what a
+/// service captures itself (`sentry::capture_error`).
 fn masked_event(mut event: Event<'static>) -> Event<'static> {
     if let Some(message) = &mut event.message {
         redact_secrets_in(message);
     }
     if let Some(entry) = &mut event.logentry {
         redact_secrets_in(&mut entry.message);
+        entry.params.iter_mut().for_each(mask_json);
     }
     for exception in &mut event.exception.values {
         if let Some(value) = &mut exception.value {
@@ -105,6 +107,7 @@ fn masked_event(mut event: Event<'static>) -> Event<'static> {
         if let Some(message) = &mut breadcrumb.message {
             redact_secrets_in(message);
         }
+        mask_json_fields(&mut breadcrumb.data);
     }
     for (name, value) in &mut event.tags {
         if is_sensitive_name(name) {
@@ -113,14 +116,32 @@ fn masked_event(mut event: Event<'static>) -> Event<'static> {
             redact_secrets_in(value);
         }
     }
-    for (name, value) in &mut event.extra {
-        if is_sensitive_name(name) {
+    mask_json_fields(&mut event.extra);
+    event
+}
+
+/// Masks the fields of a JSON object: those named like a credential whole
+/// when they are text, the others as [`mask_json`] does.
+fn mask_json_fields<'a>(fields: impl IntoIterator<Item = (&'a String, &'a mut protocol::Value)>) {
+    for (name, value) in fields {
+        if value.is_string() && is_sensitive_name(name) {
             *value = REDACTED.into();
-        } else if let protocol::Value::String(text) = value {
-            redact_secrets_in(text);
+        } else {
+            mask_json(value);
         }
     }
-    event
+}
+
+/// Masks the credentials that the text in a JSON value quotes, at any depth.
+fn mask_json(value: &mut protocol::Value) {
+    match value {
+        protocol::Value::String(text) => {
+            redact_secrets_in(text);
+        }
+        protocol::Value::Array(items) => items.iter_mut().for_each(mask_json),
+        protocol::Value::Object(fields) => mask_json_fields(fields.iter_mut()),
+        _ => {}
+    }
 }
 
 /// Whether [`init_sentry`] ever started a client in this process: until it

@@ -223,8 +223,22 @@ fn an_event_the_service_captures_itself_leaves_without_the_credentials_it_quotes
                 "upstream",
                 "https://h/v1?access_token=SENTRY-SECRET-2".into(),
             );
+            scope.set_extra(
+                "config",
+                serde_json::json!({ "db": { "password": "SENTRY-SECRET-4", "pool": 8 } }),
+            );
         },
         || {
+            sentry::add_breadcrumb(sentry::Breadcrumb {
+                message: Some("GET https://h/items?token=SENTRY-SECRET-5".to_owned()),
+                data: [(
+                    "url".to_owned(),
+                    "https://ghp_SENTRY-SECRET-6@github.com/org/repo".into(),
+                )]
+                .into_iter()
+                .collect(),
+                ..sentry::Breadcrumb::default()
+            });
             let error = std::io::Error::other("cannot reach postgres://app:SENTRY-SECRET-3@db/app");
             sentry::capture_error(&error);
         },
@@ -239,6 +253,17 @@ fn an_event_the_service_captures_itself_leaves_without_the_credentials_it_quotes
     assert_eq!(
         event["exception"]["values"][0]["value"], "cannot reach postgres://app:[REDACTED]@db/app",
         "{event}"
+    );
+    assert_eq!(event["extra"]["config"]["db"]["password"], "[REDACTED]");
+    assert_eq!(event["extra"]["config"]["db"]["pool"], 8);
+    let breadcrumb = &event["breadcrumbs"]["values"][0];
+    assert_eq!(
+        breadcrumb["message"],
+        "GET https://h/items?token=[REDACTED]"
+    );
+    assert_eq!(
+        breadcrumb["data"]["url"],
+        "https://[REDACTED]@github.com/org/repo"
     );
     assert!(!event.to_string().contains("SENTRY-SECRET"), "{event}");
 }

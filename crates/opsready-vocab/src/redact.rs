@@ -90,13 +90,23 @@ pub fn is_sensitive_name(name: &str) -> bool {
 /// ```
 pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    let mut masked = Vec::new();
+    let mut masked: Vec<Range<usize>> = Vec::new();
+    // Separators inside what is already masked are part of the secret
+    // (`token=a=b`, a URL's password with `=` in it): skipping them keeps
+    // the pass linear, and the ranges apart.
+    let mut covered = 0;
     for (at, &byte) in bytes.iter().enumerate() {
+        if at < covered {
+            continue;
+        }
         match byte {
-            b':' if bytes[at + 1..].starts_with(b"//") => url_password(bytes, at + 3, &mut masked),
+            b':' if bytes[at + 1..].starts_with(b"//") => url_password(bytes, at, &mut masked),
             b':' | b'=' => named_value(bytes, at, &mut masked),
             b' ' => scheme_credential(bytes, at, &mut masked),
-            _ => {}
+            _ => continue,
+        }
+        if let Some(last) = masked.last() {
+            covered = covered.max(last.end);
         }
     }
     if masked.is_empty() {
@@ -106,8 +116,8 @@ pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(text.len());
     let mut written = 0;
     for range in masked {
-        // Ranges can overlap (a URL's password that is also a named
-        // value): each byte is masked once.
+        // Ranges found at one separator can still overlap: each byte is
+        // masked once.
         if range.end <= written {
             continue;
         }
@@ -153,31 +163,57 @@ fn ends_value(byte: u8) -> bool {
         )
 }
 
-/// The password of the URL whose authority starts at `start`
-/// (`scheme://user:password@host`).
-fn url_password(bytes: &[u8], start: usize, masked: &mut Vec<Range<usize>>) {
+/// The credential of the URL whose scheme ends at `colon`
+/// (`scheme://user:password@host`): its password, or for `http` and
+/// `https`, a user with no password, which there is a token
+/// (`https://ghp_…@github.com`, a Sentry DSN's key).
+fn url_password(bytes: &[u8], colon: usize, masked: &mut Vec<Range<usize>>) {
+    let start = colon + 3;
+    // The authority ends where the path, query or fragment starts, or the
+    // URL does; `&`, `;` and the like may be part of a password.
     let end = bytes[start..]
         .iter()
-        .position(|&b| matches!(b, b'/' | b'?') || ends_value(b))
+        .position(|&b| {
+            matches!(b, b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>') || b.is_ascii_whitespace()
+        })
         .map_or(bytes.len(), |i| start + i);
     let authority = &bytes[start..end];
     let Some(at) = authority.iter().rposition(|&b| b == b'@') else {
         return;
     };
-    if let Some(colon) = authority[..at].iter().position(|&b| b == b':')
-        && colon + 1 < at
-    {
-        masked.push(start + colon + 1..start + at);
+    match authority[..at].iter().position(|&b| b == b':') {
+        Some(password) if password + 1 < at => masked.push(start + password + 1..start + at),
+        Some(_) => {}
+        None => {
+            let scheme_start = bytes[..colon]
+                .iter()
+                .rposition(|b| !b.is_ascii_alphanumeric())
+                .map_or(0, |i| i + 1);
+            let scheme = &bytes[scheme_start..colon];
+            if at > 0
+                && (scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https"))
+            {
+                masked.push(start..start + at);
+            }
+        }
     }
 }
 
 /// The value of a sensitive name whose separator (`=` or `:`) is at `at`:
-/// `password=…`, `"token": "…"`, `secret: Some("…")`.
+/// `password=…`, `password = …`, `"token": "…"`, `\"token\":\"…\"` (JSON
+/// in a `Debug` string), `secret: Some("…")`.
 fn named_value(bytes: &[u8], at: usize, masked: &mut Vec<Range<usize>>) {
-    // The name ends at the separator, or at a quote just before it.
+    // The name ends at the separator, or before spaces, a quote or an
+    // escaped quote just before it.
     let mut name_end = at;
+    while name_end > 0 && bytes[name_end - 1] == b' ' {
+        name_end -= 1;
+    }
     if name_end > 0 && matches!(bytes[name_end - 1], b'"' | b'\'') {
         name_end -= 1;
+        if name_end > 0 && bytes[name_end - 1] == b'\\' {
+            name_end -= 1;
+        }
     }
     let name_start = bytes[..name_end]
         .iter()
@@ -192,15 +228,34 @@ fn named_value(bytes: &[u8], at: usize, masked: &mut Vec<Range<usize>>) {
     while bytes.get(start) == Some(&b' ') {
         start += 1;
     }
-    // A wrapper's name: `Some("…")`, serde_json's `String("…")`.
-    let word = bytes[start..]
-        .iter()
-        .take_while(|b| b.is_ascii_alphabetic())
-        .count();
-    if word > 0 && bytes.get(start + word) == Some(&b'(') {
+    // Wrappers' names before a quoted value: `Some("…")`, serde_json's
+    // `String("…")`, `Some(Password("…"))`.
+    let unwrapped = start;
+    for _ in 0..3 {
+        let word = bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+            .count();
+        if word == 0 || !bytes[start].is_ascii_uppercase() || bytes.get(start + word) != Some(&b'(')
+        {
+            break;
+        }
         start += word + 1;
     }
-    if let Some(&quote @ (b'"' | b'\'')) = bytes.get(start) {
+    if !matches!(bytes.get(start), Some(b'"' | b'\'' | b'\\')) {
+        start = unwrapped;
+    }
+    if bytes[start..].starts_with(b"\\\"") {
+        // `\"…\"`: a quoted value inside a quoted string.
+        let value = start + 2;
+        let end = bytes[value..]
+            .windows(2)
+            .position(|pair| pair == b"\\\"")
+            .map_or(bytes.len(), |i| value + i);
+        if end > value {
+            masked.push(value..end);
+        }
+    } else if let Some(&quote @ (b'"' | b'\'')) = bytes.get(start) {
         let value = start + 1;
         let end = quoted_end(bytes, value, quote);
         if end > value {
@@ -210,9 +265,10 @@ fn named_value(bytes: &[u8], at: usize, masked: &mut Vec<Range<usize>>) {
         let mut end = unquoted_end(bytes, start);
         // `authorization=Bearer …`: the scheme stays, the credential after
         // it goes.
-        if AUTH_SCHEMES
-            .iter()
-            .any(|scheme| bytes[start..end].eq_ignore_ascii_case(scheme.as_bytes()))
+        if is_authorization(name)
+            && AUTH_SCHEMES
+                .iter()
+                .any(|scheme| bytes[start..end].eq_ignore_ascii_case(scheme.as_bytes()))
             && bytes.get(end) == Some(&b' ')
         {
             start = end + 1;
@@ -224,6 +280,13 @@ fn named_value(bytes: &[u8], at: usize, masked: &mut Vec<Range<usize>>) {
     }
     // A `:` with a value that is not quoted is prose ("token: expired"),
     // or a header whose scheme `scheme_credential` finds.
+}
+
+/// Whether `name` is an `Authorization` header's, in any case.
+fn is_authorization(name: &str) -> bool {
+    name.len() >= "authorization".len()
+        && name.as_bytes()[name.len() - "authorization".len()..]
+            .eq_ignore_ascii_case(b"authorization")
 }
 
 /// Where a quoted value that starts at `start` ends: at its closing quote,
@@ -253,9 +316,10 @@ fn unquoted_end(bytes: &[u8], start: usize) -> usize {
 }
 
 /// The credential after an `Authorization` scheme whose space is at `at`:
-/// `Bearer eyJhbGci…`, `Basic dXNlcjpwYXNz`. Only a word of eight
-/// characters or more counts, so that prose ("basic checks") keeps its
-/// words.
+/// `Bearer eyJhbGci…`, `Basic dXNlcjpwYXNz`. Only a word that looks like
+/// one counts: eight characters or more, with a digit, a capital after the
+/// first letter, or one of `-._~+/`, and `=` only at its end; so prose keeps
+/// its words ("basic authentication", "Basic connectivity").
 fn scheme_credential(bytes: &[u8], at: usize, masked: &mut Vec<Range<usize>>) {
     // Most spaces follow other words: only one ending like `bearer` or
     // `basic` is looked at further.
@@ -275,7 +339,15 @@ fn scheme_credential(bytes: &[u8], at: usize, masked: &mut Vec<Range<usize>>) {
         .iter()
         .position(|&b| !(b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b)))
         .map_or(bytes.len(), |i| start + i);
-    if end - start >= 8 {
+    let credential = &bytes[start..end];
+    // `=` only as base64's padding at the end: `expires_in=3600` after
+    // `token_type=Bearer` is the next pair, not a token.
+    let unpadded = credential.len() - credential.iter().rev().take_while(|&&b| b == b'=').count();
+    let looks_like_one = !credential[..unpadded].contains(&b'=')
+        && credential.iter().enumerate().any(|(i, &b)| {
+            b.is_ascii_digit() || b"-._~+/".contains(&b) || (i > 0 && b.is_ascii_uppercase())
+        });
+    if credential.len() >= 8 && looks_like_one {
         masked.push(start..end);
     }
 }
@@ -377,11 +449,88 @@ mod tests {
             "password authentication failed for user \"app\"",
             "token: expired",
             "basic checks passed",
+            "using basic authentication",
+            "Basic connectivity check passed",
+            "a Bearer credential is missing",
             "the secret store answered 503",
             "dsn://example is not a DSN",
         ] {
             assert_eq!(redact_secrets(text), text);
         }
+    }
+
+    #[test]
+    fn escaped_quotes_of_json_inside_a_string_are_quotes_too() {
+        assert_eq!(
+            redact_secrets(r#"body: "{\"access_token\":\"abc123\",\"n\":1}""#),
+            r#"body: "{\"access_token\":\"[REDACTED]\",\"n\":1}""#
+        );
+        assert_eq!(
+            redact_secrets(r#"password=\"hunter2\""#),
+            r#"password=\"[REDACTED]\""#
+        );
+    }
+
+    #[test]
+    fn spaces_around_the_separator_and_nested_wrappers_still_lead_to_the_value() {
+        assert_eq!(
+            redact_secrets("host = db password = hunter2 port = 5432"),
+            "host = db password = [REDACTED] port = 5432"
+        );
+        assert_eq!(
+            redact_secrets(r#"{"password" : "x1"}"#),
+            r#"{"password" : "[REDACTED]"}"#
+        );
+        assert_eq!(
+            redact_secrets(r#"Config { password: Some(Password("hunter2")) }"#),
+            r#"Config { password: Some(Password("[REDACTED]")) }"#
+        );
+        // A lower-case word before `(` is the value's, not a wrapper.
+        assert_eq!(
+            redact_secrets("password=abc(def) x"),
+            "password=[REDACTED]) x"
+        );
+    }
+
+    #[test]
+    fn a_url_password_may_hold_characters_that_end_other_values() {
+        assert_eq!(
+            redact_secrets("amqp://user:Tr0ub4dor&3;x@rabbit/vhost"),
+            "amqp://user:[REDACTED]@rabbit/vhost"
+        );
+    }
+
+    #[test]
+    fn a_separator_inside_a_masked_value_neither_splits_nor_extends_it() {
+        assert_eq!(
+            redact_secrets("redis://u:token=abc@cache:6379 refused"),
+            "redis://u:[REDACTED]@cache:6379 refused"
+        );
+        assert_eq!(redact_secrets("token=a=b=c next"), "token=[REDACTED] next");
+        // One pass: a long run of separators takes no longer than its
+        // length.
+        let long = "token=".repeat(50_000);
+        assert_eq!(redact_secrets(&long), "token=[REDACTED]");
+    }
+
+    #[test]
+    fn an_http_user_without_a_password_is_a_token() {
+        assert_eq!(
+            redact_secrets("cloning https://ghp_abc123@github.com/org/repo failed"),
+            "cloning https://[REDACTED]@github.com/org/repo failed"
+        );
+        assert_eq!(
+            redact_secrets("postgres://app@db/accounts"),
+            "postgres://app@db/accounts"
+        );
+    }
+
+    #[test]
+    fn only_authorization_names_keep_their_scheme_and_mask_the_word_after() {
+        assert_eq!(
+            redact_secrets("token_type=Bearer expires_in=3600"),
+            "token_type=[REDACTED] expires_in=3600"
+        );
     }
 
     #[test]
