@@ -12,7 +12,8 @@ use std::time::Duration;
 use http::HeaderValue;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry::trace::{
-    SpanContext, Status, TraceContextExt as _, TraceFlags, TraceState, TracerProvider as _,
+    SpanContext, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState,
+    TracerProvider as _,
 };
 use opentelemetry::{InstrumentationScope, Key, KeyValue, Value};
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
@@ -482,6 +483,37 @@ fn masked_text(value: &AnyValue) -> Option<AnyValue> {
             Cow::Owned(masked) => Some(AnyValue::from(masked)),
             Cow::Borrowed(_) => None,
         },
+        // Lists and maps at any depth: copied only when something in them
+        // is masked.
+        AnyValue::ListAny(items) => {
+            let masked: Vec<Option<AnyValue>> = items.iter().map(masked_text).collect();
+            masked.iter().any(Option::is_some).then(|| {
+                AnyValue::ListAny(Box::new(
+                    masked
+                        .into_iter()
+                        .zip(items.iter())
+                        .map(|(masked, item)| masked.unwrap_or_else(|| item.clone()))
+                        .collect(),
+                ))
+            })
+        }
+        AnyValue::Map(fields) => {
+            let masked: Vec<(&Key, Option<AnyValue>)> = fields
+                .iter()
+                .map(|(key, value)| (key, masked_attribute(key, value)))
+                .collect();
+            masked.iter().any(|(_, value)| value.is_some()).then(|| {
+                AnyValue::Map(Box::new(
+                    masked
+                        .into_iter()
+                        .map(|(key, masked)| {
+                            let value = masked.unwrap_or_else(|| fields[key].clone());
+                            (key.clone(), value)
+                        })
+                        .collect(),
+                ))
+            })
+        }
         _ => None,
     }
 }
@@ -544,7 +576,8 @@ impl LogProcessor for MaskCredentials {
 }
 
 /// The request span's attributes that the telemetry layer sets itself,
-/// none of which can hold a credential: not scanned.
+/// none of which can hold a credential: not scanned in the request span
+/// (the one server span), scanned in any other.
 const OWN_SPAN_ATTRIBUTES: [&str; 8] = [
     "http.request.method",
     "http.route",
@@ -572,7 +605,13 @@ impl<P: SpanProcessor> SpanProcessor for MaskSpanCredentials<P> {
     }
 
     fn on_end(&self, mut span: SpanData) {
-        mask_attributes(&mut span.attributes);
+        // The request span is the one server span the layer makes.
+        let own: &[&str] = if span.span_kind == SpanKind::Server {
+            &OWN_SPAN_ATTRIBUTES
+        } else {
+            &[]
+        };
+        mask_attributes(&mut span.attributes, own);
         // An error event's message becomes the status's description.
         if let Status::Error { description } = &mut span.status {
             let masked = match redact_secrets(description) {
@@ -591,7 +630,7 @@ impl<P: SpanProcessor> SpanProcessor for MaskSpanCredentials<P> {
             if let Some(name) = name {
                 event.name = Cow::Owned(name);
             }
-            mask_attributes(&mut event.attributes);
+            mask_attributes(&mut event.attributes, &[]);
         }
         self.next.on_end(span);
     }
@@ -610,10 +649,10 @@ impl<P: SpanProcessor> SpanProcessor for MaskSpanCredentials<P> {
 }
 
 /// Masks, in place, the attributes that are credentials or quote one.
-fn mask_attributes(attributes: &mut [KeyValue]) {
+fn mask_attributes(attributes: &mut [KeyValue], own: &[&str]) {
     for attribute in attributes {
         let key = attribute.key.as_str();
-        if OWN_SPAN_ATTRIBUTES.contains(&key) {
+        if own.contains(&key) {
             continue;
         }
         // Only text is masked: a number under a credential-like name is a
@@ -766,7 +805,7 @@ mod tests {
             span_context: SpanContext::empty_context(),
             parent_span_id: opentelemetry::trace::SpanId::INVALID,
             parent_span_is_remote: false,
-            span_kind: opentelemetry::trace::SpanKind::Internal,
+            span_kind: SpanKind::Internal,
             name: "query".into(),
             start_time: std::time::SystemTime::UNIX_EPOCH,
             end_time: std::time::SystemTime::UNIX_EPOCH,
@@ -783,7 +822,10 @@ mod tests {
             instrumentation_scope: InstrumentationScope::builder("test").build(),
         };
 
+        let mut request = span.clone();
+        request.span_kind = SpanKind::Server;
         processor.on_end(span);
+        processor.on_end(request);
 
         let kept = processor.next.0.lock().unwrap();
         let span = &kept[0];
@@ -802,8 +844,18 @@ mod tests {
             attribute("url.full"),
             Some(Value::from("https://h/x?token=[REDACTED]&page=2"))
         );
-        // The request span's own attributes are left as they are.
-        assert_eq!(attribute("url.path"), Some(Value::from("/reset/token=abc")));
+        // The request span's own attributes are left as they are, in the
+        // request span only.
+        assert_eq!(
+            attribute("url.path"),
+            Some(Value::from("/reset/token=[REDACTED]"))
+        );
+        let request = &kept[1];
+        assert!(
+            request
+                .attributes
+                .contains(&KeyValue::new("url.path", "/reset/token=abc"))
+        );
         assert_eq!(
             span.status,
             Status::error("cannot reach redis://:[REDACTED]@cache:6379")
@@ -811,6 +863,38 @@ mod tests {
         let event = &span.events.events[0];
         assert_eq!(event.name, "retrying postgres://app:[REDACTED]@db/app");
         assert_eq!(event.attributes[0].value, Value::from(REDACTED));
+    }
+
+    #[test]
+    fn text_nested_in_a_log_attribute_is_masked_at_any_depth() {
+        let value = AnyValue::Map(Box::new(
+            [
+                (Key::from("password"), AnyValue::from("hunter2")),
+                (Key::from("retries"), AnyValue::from(3)),
+                (
+                    Key::from("urls"),
+                    AnyValue::ListAny(Box::new(vec![AnyValue::from(
+                        "redis://:hunter2@cache:6379",
+                    )])),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        ));
+
+        let Some(AnyValue::Map(masked)) = masked_text(&value) else {
+            panic!("nothing masked in {value:?}");
+        };
+
+        assert_eq!(masked[&Key::from("password")], AnyValue::from(REDACTED));
+        assert_eq!(masked[&Key::from("retries")], AnyValue::from(3));
+        assert_eq!(
+            masked[&Key::from("urls")],
+            AnyValue::ListAny(Box::new(vec![AnyValue::from(
+                "redis://:[REDACTED]@cache:6379"
+            )]))
+        );
+        assert_eq!(masked_text(&AnyValue::from("plain")), None);
     }
 
     #[test]

@@ -11,9 +11,10 @@ pub const REDACTED: &str = "[REDACTED]";
 /// Parts of names whose values are credentials: `password`, `db_password`,
 /// `X-Api-Key`, `sentry.dsn`, `access_token`… Their first letters are
 /// listed again in [`is_sensitive_name`]; a test keeps the two in step.
-const SENSITIVE: [&str; 10] = [
+const SENSITIVE: [&str; 11] = [
     "password",
     "passwd",
+    "passphrase",
     "secret",
     "token",
     "api_key",
