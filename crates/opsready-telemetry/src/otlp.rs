@@ -475,8 +475,8 @@ fn masked_attribute(key: &Key, value: &AnyValue) -> Option<AnyValue> {
     masked_text(value)
 }
 
-/// A string value with the credentials it quotes masked, or `None` when it
-/// quotes none (or is not a string).
+/// A value with the credentials its text quotes masked, in lists and maps
+/// at any depth, or `None` when it has none (or no text).
 fn masked_text(value: &AnyValue) -> Option<AnyValue> {
     match value {
         AnyValue::String(text) => match redact_secrets(text.as_str()) {
@@ -498,21 +498,23 @@ fn masked_text(value: &AnyValue) -> Option<AnyValue> {
             })
         }
         AnyValue::Map(fields) => {
-            let masked: Vec<(&Key, Option<AnyValue>)> = fields
+            let masked: Vec<(&Key, &AnyValue, Option<AnyValue>)> = fields
                 .iter()
-                .map(|(key, value)| (key, masked_attribute(key, value)))
+                .map(|(key, value)| (key, value, masked_attribute(key, value)))
                 .collect();
-            masked.iter().any(|(_, value)| value.is_some()).then(|| {
-                AnyValue::Map(Box::new(
-                    masked
-                        .into_iter()
-                        .map(|(key, masked)| {
-                            let value = masked.unwrap_or_else(|| fields[key].clone());
-                            (key.clone(), value)
-                        })
-                        .collect(),
-                ))
-            })
+            masked
+                .iter()
+                .any(|(_, _, masked)| masked.is_some())
+                .then(|| {
+                    AnyValue::Map(Box::new(
+                        masked
+                            .into_iter()
+                            .map(|(key, value, masked)| {
+                                (key.clone(), masked.unwrap_or_else(|| value.clone()))
+                            })
+                            .collect(),
+                    ))
+                })
         }
         _ => None,
     }
