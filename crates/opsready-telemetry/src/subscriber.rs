@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use opsready_vocab::{REDACTED, is_sensitive_name, redact_secrets};
+use opsready_vocab::{REDACTED, is_sensitive_name, redact_secrets, redact_secrets_in};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -79,10 +79,35 @@ where
         Box::new(
             tracing_subscriber::fmt::layer()
                 .with_ansi(settings.log.ansi())
+                .fmt_fields(MaskedFields::default())
                 .with_writer(writer),
         )
     };
     Ok(tracing_subscriber::registry().with(filter).with(lines))
+}
+
+/// The fields of pretty lines, events' and spans' alike: as
+/// tracing-subscriber formats them, then with the credentials the text
+/// quotes masked, as in JSON lines (`password="[REDACTED]"`). Field names
+/// lose their italics in a terminal: masking reads the text without the
+/// escape codes around each name.
+#[derive(Debug, Default)]
+struct MaskedFields(tracing_subscriber::fmt::format::DefaultFields);
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for MaskedFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: tracing_subscriber::fmt::format::Writer<'w>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut text = String::new();
+        self.0.format_fields(
+            tracing_subscriber::fmt::format::Writer::new(&mut text),
+            fields,
+        )?;
+        redact_secrets_in(&mut text);
+        writer.write_str(&text)
+    }
 }
 
 /// The level filter of [`subscriber`]: `Targets` or `EnvFilter`.
@@ -954,6 +979,34 @@ mod tests {
         assert_eq!(line["error"], "pool timed out: \"primary\"");
         assert_eq!(line["route"], "/x");
         assert_eq!(line["trace_id"], "ab");
+    }
+
+    #[test]
+    fn pretty_lines_mask_the_credentials_their_fields_and_spans_quote() {
+        let written = crate::captured::Captured::default();
+        let mut settings = crate::TelemetrySettings::default();
+        settings.log.format = Some(crate::LogFormat::Pretty);
+        let sink = written.clone();
+        let subscriber = super::subscriber(&settings, move || sink.clone()).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("job", upstream = "https://h/x?token=SPAN-SECRET");
+            let _entered = span.enter();
+            tracing::warn!(
+                password = "FIELD-SECRET",
+                error = %"cannot reach postgres://app:ERROR-SECRET@db/app",
+                "retrying redis://:MESSAGE-SECRET@cache:6379"
+            );
+        });
+
+        let text = written.text();
+        assert!(
+            text.contains("retrying redis://:[REDACTED]@cache:6379"),
+            "{text}"
+        );
+        assert!(text.contains("password=\"[REDACTED]\""), "{text}");
+        assert!(text.contains("postgres://app:[REDACTED]@db/app"), "{text}");
+        assert!(text.contains("token=[REDACTED]"), "{text}");
+        assert!(!text.contains("SECRET"), "{text}");
     }
 
     #[test]
