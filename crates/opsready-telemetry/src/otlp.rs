@@ -465,6 +465,15 @@ impl MaskCredentials {
     }
 }
 
+/// `text` with the credentials it quotes masked, or `None` when it quotes
+/// none.
+fn masked(text: &str) -> Option<String> {
+    match redact_secrets(text) {
+        Cow::Owned(masked) => Some(masked),
+        Cow::Borrowed(_) => None,
+    }
+}
+
 /// The masked value of an attribute, or `None` when it has nothing to mask.
 /// Only text is masked: a number under a credential-like name
 /// (`gen_ai.usage.input_tokens`) is a count, not a secret.
@@ -479,10 +488,7 @@ fn masked_attribute(key: &Key, value: &AnyValue) -> Option<AnyValue> {
 /// at any depth, or `None` when it has none (or no text).
 fn masked_text(value: &AnyValue) -> Option<AnyValue> {
     match value {
-        AnyValue::String(text) => match redact_secrets(text.as_str()) {
-            Cow::Owned(masked) => Some(AnyValue::from(masked)),
-            Cow::Borrowed(_) => None,
-        },
+        AnyValue::String(text) => masked(text.as_str()).map(AnyValue::from),
         // Lists and maps at any depth: copied only when something in them
         // is masked.
         AnyValue::ListAny(items) => {
@@ -615,21 +621,13 @@ impl<P: SpanProcessor> SpanProcessor for MaskSpanCredentials<P> {
         };
         mask_attributes(&mut span.attributes, own);
         // An error event's message becomes the status's description.
-        if let Status::Error { description } = &mut span.status {
-            let masked = match redact_secrets(description) {
-                Cow::Owned(masked) => Some(masked),
-                Cow::Borrowed(_) => None,
-            };
-            if let Some(masked) = masked {
-                *description = Cow::Owned(masked);
-            }
+        if let Status::Error { description } = &mut span.status
+            && let Some(text) = masked(description)
+        {
+            *description = Cow::Owned(text);
         }
         for event in &mut span.events.events {
-            let name = match redact_secrets(&event.name) {
-                Cow::Owned(masked) => Some(masked),
-                Cow::Borrowed(_) => None,
-            };
-            if let Some(name) = name {
+            if let Some(name) = masked(&event.name) {
                 event.name = Cow::Owned(name);
             }
             mask_attributes(&mut event.attributes, &[]);
@@ -666,12 +664,8 @@ fn mask_attributes(attributes: &mut [KeyValue], own: &[&str]) {
             attribute.value = Value::from(REDACTED);
             continue;
         }
-        let masked = match redact_secrets(text.as_str()) {
-            Cow::Owned(masked) => Some(masked),
-            Cow::Borrowed(_) => None,
-        };
-        if let Some(masked) = masked {
-            attribute.value = Value::from(masked);
+        if let Some(text) = masked(text.as_str()) {
+            attribute.value = Value::from(text);
         }
     }
 }
