@@ -20,7 +20,9 @@ use sentry::protocol::{self, Event, Exception, Level};
 use tower::{Layer, Service};
 
 use crate::context::TraceContext;
-use opsready_vocab::{REDACTED, is_quiet, is_sensitive_name, method_name, redact_secrets_in};
+use opsready_vocab::{
+    REDACTED, is_quiet, is_sensitive_name, method_name, redact_secrets, redact_secrets_in,
+};
 
 use crate::layer::X_REQUEST_ID;
 use crate::settings::SentrySettings;
@@ -86,10 +88,12 @@ pub fn init_sentry(
 
 /// `event` with the credentials its texts quote masked
 /// ([`opsready_vocab::redact_secrets`]): the message and its parameters,
-/// the exceptions' values, the breadcrumbs' messages and data, tags and
-/// extra data; a tag or a field of data named like a credential, whole.
-/// The events of [`SentryLayer`] are masked already; this catches what a
-/// service captures itself (`sentry::capture_error`).
+/// the exceptions' values, the breadcrumbs' messages and data, tags, extra
+/// data, contexts and the request (its URL, query, headers, body and
+/// environment; its cookies whole); a tag, header or field of data named
+/// like a credential, whole. The events of [`SentryLayer`] are masked
+/// already; this catches what a service captures itself
+/// (`sentry::capture_error`, `scope.set_context`, a request it attaches).
 fn masked_event(mut event: Event<'static>) -> Event<'static> {
     if let Some(message) = &mut event.message {
         redact_secrets_in(message);
@@ -109,15 +113,92 @@ fn masked_event(mut event: Event<'static>) -> Event<'static> {
         }
         mask_json_fields(&mut breadcrumb.data);
     }
-    for (name, value) in &mut event.tags {
-        if is_sensitive_name(name) {
+    mask_text_fields(&mut event.tags);
+    mask_json_fields(&mut event.extra);
+    event.contexts.values_mut().for_each(mask_context);
+    if let Some(request) = &mut event.request {
+        mask_request(request);
+    }
+    event
+}
+
+/// Masks a context: a service's own (`Context::Other`) as JSON fields, the
+/// typed ones' extra fields and a trace's data likewise, a response's
+/// cookies and headers as a request's.
+fn mask_context(context: &mut protocol::Context) {
+    use protocol::Context as C;
+    let other = match context {
+        C::Other(fields) => fields,
+        C::Device(c) => &mut c.other,
+        C::Os(c) => &mut c.other,
+        C::Runtime(c) => &mut c.other,
+        C::App(c) => &mut c.other,
+        C::Browser(c) => &mut c.other,
+        C::Trace(c) => {
+            if let Some(description) = &mut c.description {
+                redact_secrets_in(description);
+            }
+            &mut c.data
+        }
+        C::Gpu(c) => &mut c.other,
+        C::Otel(c) => &mut c.other,
+        C::Response(c) => {
+            mask_cookies(&mut c.cookies);
+            mask_text_fields(&mut c.headers);
+            if let Some(data) = &mut c.data {
+                mask_json(data);
+            }
+            return;
+        }
+        // A context this version of the protocol does not name: nothing to
+        // reach into.
+        _ => return,
+    };
+    mask_json_fields(other.iter_mut());
+}
+
+/// Masks what a request quotes: the password, token user and credential
+/// parameters of its URL and query, its headers and environment as tags
+/// are, its body's text, and its cookies whole (they are sessions).
+fn mask_request(request: &mut protocol::Request) {
+    if let Some(url) = &mut request.url {
+        let masked = redact_secrets(url.as_str());
+        if let Cow::Owned(masked) = masked {
+            // A URL that no longer parses once masked is dropped rather
+            // than sent with its credential.
+            request.url = protocol::Url::parse(&masked).ok();
+        }
+    }
+    if let Some(query) = &mut request.query_string {
+        redact_secrets_in(query);
+    }
+    if let Some(data) = &mut request.data {
+        redact_secrets_in(data);
+    }
+    mask_cookies(&mut request.cookies);
+    mask_text_fields(&mut request.headers);
+    mask_text_fields(&mut request.env);
+}
+
+fn mask_cookies(cookies: &mut Option<String>) {
+    if let Some(cookies) = cookies.as_mut().filter(|cookies| !cookies.is_empty()) {
+        REDACTED.clone_into(cookies);
+    }
+}
+
+/// Masks text fields as tags are: those named like a credential (or a
+/// cookie header) whole, the others' quoted credentials.
+fn mask_text_fields(fields: &mut protocol::Map<String, String>) {
+    for (name, value) in fields {
+        if is_sensitive_name(name)
+            || name.eq_ignore_ascii_case("cookie")
+            || name.eq_ignore_ascii_case("set-cookie")
+        {
             REDACTED.clone_into(value);
         } else {
             redact_secrets_in(value);
         }
     }
-    mask_json_fields(&mut event.extra);
-    event
 }
 
 /// Masks the fields of a JSON object: those named like a credential whole

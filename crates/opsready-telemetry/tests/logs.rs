@@ -118,8 +118,11 @@ async fn spawn_app() -> String {
                 let refused = std::io::Error::other(
                     "https://api.example/v1?page=2&api_key=ERROR-SECRET-2: connection refused",
                 );
+                let used = 512;
                 tracing::warn!(
                     password = "FIELD-SECRET-1",
+                    token_count = %used,
+                    max_tokens = "4096",
                     error = %refused,
                     "retrying postgres://app:MESSAGE-SECRET-3@db/app"
                 );
@@ -286,6 +289,9 @@ async fn credentials_that_messages_and_errors_quote_are_masked_in_their_lines() 
         .find(|line| line["level"] == "WARN")
         .unwrap_or_else(|| panic!("no handler line in {lines:?}"));
     assert_eq!(warning["password"], "[REDACTED]");
+    // Counts named after a credential are not credentials.
+    assert_eq!(warning["token_count"], "512");
+    assert_eq!(warning["max_tokens"], "4096");
     assert_eq!(
         warning["error"],
         "https://api.example/v1?page=2&api_key=[REDACTED]: connection refused"

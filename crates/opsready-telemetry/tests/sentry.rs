@@ -227,6 +227,42 @@ fn an_event_the_service_captures_itself_leaves_without_the_credentials_it_quotes
                 "config",
                 serde_json::json!({ "db": { "password": "SENTRY-SECRET-4", "pool": 8 } }),
             );
+            scope.set_context(
+                "upstream",
+                sentry::protocol::Context::Other(
+                    [
+                        ("secret".to_owned(), "SENTRY-SECRET-7".into()),
+                        (
+                            "url".to_owned(),
+                            "amqp://app:SENTRY-SECRET-8@mq:5672/".into(),
+                        ),
+                        ("region".to_owned(), "eu-1".into()),
+                    ]
+                    .into_iter()
+                    .collect(),
+                ),
+            );
+            scope.add_event_processor(|mut event| {
+                event.request = Some(sentry::protocol::Request {
+                    url: "https://api.example/cb?state=s1&token=SENTRY-SECRET-9"
+                        .parse()
+                        .ok(),
+                    method: Some("POST".to_owned()),
+                    query_string: Some("state=s1&token=SENTRY-SECRET-9".to_owned()),
+                    cookies: Some("sid=SENTRY-SECRET-10".to_owned()),
+                    data: Some(r#"{"password":"SENTRY-SECRET-11"}"#.to_owned()),
+                    headers: [
+                        ("Authorization", "Bearer SENTRY-SECRET-12"),
+                        ("Cookie", "sid=SENTRY-SECRET-10"),
+                        ("Accept", "application/json"),
+                    ]
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                    .collect(),
+                    ..sentry::protocol::Request::default()
+                });
+                Some(event)
+            });
         },
         || {
             sentry::add_breadcrumb(sentry::Breadcrumb {
@@ -265,6 +301,21 @@ fn an_event_the_service_captures_itself_leaves_without_the_credentials_it_quotes
         breadcrumb["data"]["url"],
         "https://[REDACTED]@github.com/org/repo"
     );
+    let upstream = &event["contexts"]["upstream"];
+    assert_eq!(upstream["secret"], "[REDACTED]", "{event}");
+    assert_eq!(upstream["url"], "amqp://app:[REDACTED]@mq:5672/");
+    assert_eq!(upstream["region"], "eu-1");
+    let request = &event["request"];
+    assert_eq!(
+        request["url"], "https://api.example/cb?state=s1&token=[REDACTED]",
+        "{event}"
+    );
+    assert_eq!(request["query_string"], "state=s1&token=[REDACTED]");
+    assert_eq!(request["cookies"], "[REDACTED]");
+    assert_eq!(request["data"], r#"{"password":"[REDACTED]"}"#);
+    assert_eq!(request["headers"]["Authorization"], "[REDACTED]");
+    assert_eq!(request["headers"]["Cookie"], "[REDACTED]");
+    assert_eq!(request["headers"]["Accept"], "application/json");
     assert!(!event.to_string().contains("SENTRY-SECRET"), "{event}");
 }
 

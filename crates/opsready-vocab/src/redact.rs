@@ -29,16 +29,70 @@ const SENSITIVE: [&str; 11] = [
 /// after them.
 const AUTH_SCHEMES: [&str; 4] = ["bearer", "basic", "digest", "token"];
 
+/// Words that, right after a credential's name, make the whole name one of
+/// the credential's properties rather than the credential itself:
+/// `token_count`, `token_type`, `password_file`, `secret_name`,
+/// `promptTokenCount`. Not `id`: Vault's `secret_id` is a credential.
+const PROPERTIES: [&str; 19] = [
+    "count",
+    "len",
+    "length",
+    "size",
+    "type",
+    "kind",
+    "ttl",
+    "expiry",
+    "expires",
+    "expiration",
+    "endpoint",
+    "url",
+    "uri",
+    "path",
+    "file",
+    "name",
+    "limit",
+    "usage",
+    "budget",
+];
+
+/// Words that, just before or after `tokens`, make it a count of a language
+/// model's tokens (`max_tokens`, `prompt_tokens`, `maxNewTokens`,
+/// `tokens_used`) rather than a list of credentials (`api_tokens`).
+const TOKEN_COUNTS: [&str; 13] = [
+    "max",
+    "min",
+    "prompt",
+    "completion",
+    "total",
+    "input",
+    "output",
+    "cached",
+    "reasoning",
+    "num",
+    "new",
+    "used",
+    "remaining",
+];
+
 /// Whether a name (of a setting, a query parameter, a field, a header)
 /// names a credential: it contains `password`, `secret`, `token`,
 /// `api_key`… in any case, with `-` counting as `_`.
+///
+/// A name for one of a credential's properties is not one: the credential's
+/// part followed by a word such as `count`, `type`, `ttl`, `url`, `file` or
+/// `name` (`token_count`, `secret_name`, `tokenType`); a language model's
+/// token counts (`max_tokens`, `prompt_tokens`, `total_tokens`); and words
+/// that only start like one (`tokenizer`).
 ///
 /// ```
 /// use opsready_vocab::is_sensitive_name;
 ///
 /// assert!(is_sensitive_name("DB_PASSWORD"));
 /// assert!(is_sensitive_name("x-api-key"));
+/// assert!(is_sensitive_name("refresh_tokens"));
 /// assert!(!is_sensitive_name("host"));
+/// assert!(!is_sensitive_name("token_count"));
+/// assert!(!is_sensitive_name("max_tokens"));
 /// ```
 pub fn is_sensitive_name(name: &str) -> bool {
     let name = name.as_bytes();
@@ -59,8 +113,84 @@ pub fn is_sensitive_name(name: &str) -> bool {
                         let b = if b == b'-' { b'_' } else { b };
                         b.eq_ignore_ascii_case(&p)
                     })
+                && names_the_credential(name, start, start + part.len(), part)
         })
     })
+}
+
+/// Whether the part `name[start..end]` found in `name` stands for the
+/// credential itself, not for one of its properties or a longer word.
+fn names_the_credential(name: &[u8], start: usize, end: usize, part: &str) -> bool {
+    let mut end = end;
+    let mut plural = false;
+    if part == "token" {
+        if name[end..].len() >= 2 && name[end..end + 2].eq_ignore_ascii_case(b"iz") {
+            // tokenizer, tokenize, tokenization
+            return false;
+        }
+        if name.get(end).is_some_and(|b| b.eq_ignore_ascii_case(&b's'))
+            && word_ends_at(name, end + 1)
+        {
+            plural = true;
+            end += 1;
+        }
+    }
+    let is_one_of = |word: Option<&[u8]>, list: &[&str]| {
+        word.is_some_and(|word| list.iter().any(|w| word.eq_ignore_ascii_case(w.as_bytes())))
+    };
+    let after = word_after(name, end);
+    if is_one_of(after, &PROPERTIES) {
+        return false;
+    }
+    !(plural
+        && (is_one_of(word_before(name, start), &TOKEN_COUNTS) || is_one_of(after, &TOKEN_COUNTS)))
+}
+
+fn is_separator(byte: u8) -> bool {
+    matches!(byte, b'_' | b'-' | b'.')
+}
+
+/// Whether a camel-case word starts at `at` (`tokenCount`: at the `C`).
+fn is_hump(name: &[u8], at: usize) -> bool {
+    at > 0 && at < name.len() && name[at].is_ascii_uppercase() && name[at - 1].is_ascii_lowercase()
+}
+
+fn word_ends_at(name: &[u8], at: usize) -> bool {
+    at == name.len() || is_separator(name[at]) || is_hump(name, at)
+}
+
+/// The word that follows a word ending at `end`: after a separator or at a
+/// hump. `None` when the word at `end` goes on (`passwordhash`).
+fn word_after(name: &[u8], end: usize) -> Option<&[u8]> {
+    let begin = match name.get(end) {
+        Some(&byte) if is_separator(byte) => end + 1,
+        Some(_) if is_hump(name, end) => end,
+        _ => return None,
+    };
+    let stop = (begin + 1..=name.len())
+        .find(|&at| word_ends_at(name, at))
+        .unwrap_or(name.len());
+    Some(&name[begin.min(stop)..stop])
+}
+
+/// The word before a word starting at `start`: before a separator or a
+/// hump.
+fn word_before(name: &[u8], start: usize) -> Option<&[u8]> {
+    let stop = if start > 0 && is_separator(name[start - 1]) {
+        start - 1
+    } else if is_hump(name, start) {
+        start
+    } else {
+        return None;
+    };
+    let mut begin = stop;
+    while begin > 0 && !is_separator(name[begin - 1]) {
+        begin -= 1;
+        if is_hump(name, begin) {
+            break;
+        }
+    }
+    Some(&name[begin..stop])
 }
 
 /// `text` with the credentials it quotes masked as [`REDACTED`]:
@@ -371,6 +501,65 @@ mod tests {
     }
 
     #[test]
+    fn a_credentials_properties_and_token_counts_are_not_credentials() {
+        for name in [
+            "token_count",
+            "TOKEN_TYPE",
+            "token-ttl",
+            "access_token_expires_in",
+            "password_file",
+            "secret_name",
+            "oauth.token_url",
+            "tokenType",
+            "promptTokenCount",
+            "tokens_used_count",
+            "tokens_used",
+            "TokensRemaining",
+            "max_tokens",
+            "MAX_NEW_TOKENS",
+            "maxTokens",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "tokenizer",
+            "tokenization",
+        ] {
+            assert!(!is_sensitive_name(name), "{name}");
+        }
+        for name in [
+            "token",
+            "tokens",
+            "api_tokens",
+            "refreshTokens",
+            "access_token",
+            "secret_id",
+            "client_secret",
+            "passwordhash",
+            "token_value",
+            "secret_token_count",
+            "token_",
+            "_tokens",
+        ] {
+            assert!(is_sensitive_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn values_of_a_credentials_properties_are_kept() {
+        for text in [
+            "max_tokens=4096 temperature=0.2",
+            "token_type=Bearer expires_in=3600",
+            "password_file=/run/secrets/db",
+        ] {
+            assert_eq!(redact_secrets(text), text);
+        }
+        assert_eq!(
+            redact_secrets("api_tokens=t-1 max_tokens=5"),
+            "api_tokens=[REDACTED] max_tokens=5"
+        );
+    }
+
+    #[test]
     fn a_urls_password_is_masked_and_its_user_and_host_kept() {
         assert_eq!(
             redact_secrets("postgres://app:hunter2@db:5432/accounts"),
@@ -529,8 +718,8 @@ mod tests {
     #[test]
     fn only_authorization_names_keep_their_scheme_and_mask_the_word_after() {
         assert_eq!(
-            redact_secrets("token_type=Bearer expires_in=3600"),
-            "token_type=[REDACTED] expires_in=3600"
+            redact_secrets("access_token=Bearer expires_in=3600"),
+            "access_token=[REDACTED] expires_in=3600"
         );
     }
 
