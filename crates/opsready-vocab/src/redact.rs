@@ -557,6 +557,11 @@ mod tests {
             redact_secrets("api_tokens=t-1 max_tokens=5"),
             "api_tokens=[REDACTED] max_tokens=5"
         );
+        // What such a value quotes is still looked into.
+        assert_eq!(
+            redact_secrets("token_url=https://idp/cb?token=t-2&x=1"),
+            "token_url=https://idp/cb?token=[REDACTED]&x=1"
+        );
     }
 
     #[test]
