@@ -322,10 +322,13 @@ impl Component {
             self.timeout,
             Arc::clone(&self.state),
         );
+        let after_abort = Arc::clone(&state);
         let task = tokio::spawn(async move {
             let started = Instant::now();
-            // A check that panics is a failing check, not a failing probe.
-            let run = AssertUnwindSafe(check.check()).catch_unwind();
+            // A check that panics is a failing check, not a failing probe:
+            // also when it panics before its first wait, in `check` itself
+            // (a closure's body before its `async` block).
+            let run = AssertUnwindSafe(async move { check.check().await }).catch_unwind();
             let reading = match tokio::time::timeout(timeout, run).await {
                 Ok(Ok(reading)) => reading,
                 Ok(Err(_panic)) => Reading::fail("the check panicked"),
@@ -343,11 +346,17 @@ impl Component {
             stamped
         });
         async move {
-            task.await.unwrap_or_else(|_| Stamped {
-                reading: Reading::fail("the check was cancelled"),
-                time: SystemTime::now(),
-                taken: Instant::now(),
-                elapsed: Duration::ZERO,
+            task.await.unwrap_or_else(|_| {
+                // The run ended without recording its reading (its runtime
+                // shut down): the next read starts a new one rather than
+                // waiting on this one for ever.
+                lock(&after_abort).running = None;
+                Stamped {
+                    reading: Reading::fail("the check was cancelled"),
+                    time: SystemTime::now(),
+                    taken: Instant::now(),
+                    elapsed: Duration::ZERO,
+                }
             })
         }
         .boxed()

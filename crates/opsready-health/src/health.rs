@@ -83,11 +83,7 @@ impl Health {
     pub async fn readiness(&self, exclude: &[&str]) -> Report {
         let phase = self.lifecycle.phase();
         if phase != Phase::Ready {
-            return Report {
-                phase,
-                status: Status::Fail,
-                entries: Vec::new(),
-            };
+            return Report::not_ready(phase);
         }
         let entries = join_all(self.components.iter().map(|component| async move {
             let excluded = exclude.contains(&component.name());
@@ -102,6 +98,12 @@ impl Health {
             }
         }))
         .await;
+        // Shutdown may have begun while the checks ran: from its first
+        // moment the answer is "not ready", whatever they said.
+        let phase = self.lifecycle.phase();
+        if phase != Phase::Ready {
+            return Report::not_ready(phase);
+        }
         let status = entries
             .iter()
             .filter_map(|entry| {
@@ -127,7 +129,7 @@ impl Health {
     /// | `GET /livez` | 200 while the process can serve; runs nothing |
     /// | `GET /readyz` | `application/health+json`; 200 on pass and warn, 503 on fail, before startup and while draining |
     /// | `GET /readyz?verbose` | the Kubernetes text form; `&exclude=name` (repeatable) skips a check |
-    /// | `GET /readyz/{check}` | one check; an unknown name is a 404 problem |
+    /// | `GET /readyz/{check}` | one check, for diagnosis: 503 when it fails, critical or not, whatever the phase; an unknown name is a 404 problem |
     /// | `GET /startupz` | 503 until startup finished, then 200 |
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         Router::new()
@@ -155,6 +157,16 @@ pub struct Report {
 }
 
 impl Report {
+    /// The answer of a service that is starting, draining or stopped: no
+    /// check counts.
+    fn not_ready(phase: Phase) -> Self {
+        Self {
+            phase,
+            status: Status::Fail,
+            entries: Vec::new(),
+        }
+    }
+
     /// The overall status: the worst of the checks, a non-critical failure
     /// counting as `warn`; `fail` whenever the service is not in
     /// [`Phase::Ready`].

@@ -332,6 +332,67 @@ async fn a_panicking_check_is_a_failure_and_the_probe_still_answers() {
 }
 
 #[tokio::test]
+async fn a_check_that_panics_before_its_first_wait_fails_and_runs_again_next_time() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted_runs = Arc::clone(&runs);
+    let health = Health::new().component(
+        Component::new("ledger", move || {
+            // The closure's own body, outside the future it returns: a
+            // poisoned lock or an `expect` there panics in `Check::check`.
+            assert!(
+                counted_runs.fetch_add(1, Ordering::SeqCst) > 0,
+                "lock poisoned"
+            );
+            async { Reading::pass() }
+        })
+        .cache_interval(Duration::ZERO),
+    );
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+
+    let (first, _, body) = app.json("/readyz").await;
+    assert_eq!(first, 503);
+    assert_eq!(body["checks"]["ledger"][0]["output"], "the check panicked");
+
+    let (second, _, body) = app.json("/readyz").await;
+    assert_eq!(second, 200, "{body}");
+    assert_eq!(body["checks"]["ledger"][0]["status"], "pass");
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn shutdown_that_begins_while_a_probe_waits_for_its_checks_answers_503() {
+    let started = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (check_started, check_release) = (Arc::clone(&started), Arc::clone(&release));
+    let health = Health::new().component(
+        Component::new("database", move || {
+            let (started, release) = (Arc::clone(&check_started), Arc::clone(&check_release));
+            async move {
+                started.notify_one();
+                release.notified().await;
+                Reading::pass()
+            }
+        })
+        .timeout(Duration::from_secs(30)),
+    );
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+    let probe = tokio::spawn(async move { app.json("/readyz").await });
+    tokio::time::timeout(Duration::from_secs(10), started.notified())
+        .await
+        .expect("the check never started");
+
+    health.lifecycle().start_draining();
+    release.notify_one();
+    let (status, _, body) = probe.await.unwrap();
+
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "fail");
+    assert_eq!(body["output"], "draining");
+}
+
+#[tokio::test]
 async fn draining_makes_readiness_503_while_liveness_stays_200() {
     let health = Health::new().component(Component::new("database", passing()));
     health.lifecycle().set_ready();

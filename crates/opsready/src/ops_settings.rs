@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 /// | `admin.addr` | `127.0.0.1:9091` | the admin listener; empty to mount `/admin` on the main listener |
 /// | `admin.token` | none | the bearer token of `/admin/config` and other sensitive admin routes; without it they answer 404 |
 /// | `shutdown.drain_delay` | `5s` | how long a draining service keeps serving new requests, so load balancers notice it is not ready |
-/// | `shutdown.deadline` | `30s` | the time from the signal to exit; the pod's grace period must cover the `preStop` sleep plus this |
+/// | `shutdown.deadline` | `30s` | the time from the signal to exit; the pod's grace period must cover the `preStop` sleep plus this plus 5 s for the last spans and lines |
 /// | `http.request_timeout` | `30s` | a handler running longer answers 503 `HANDLER_TIMEOUT` |
 /// | `http.body_limit` | `2MiB` | a larger request body answers 413 |
 /// | `http.concurrency_limit` | `1024` | requests in flight beyond this answer 503 `OVERLOADED` at once |
@@ -155,7 +155,8 @@ pub struct ShutdownSettings {
     /// requests still running then. Defaults to 30 s. The kubelet's grace
     /// period also counts the `preStop` sleep: set
     /// `terminationGracePeriodSeconds` to at least the `preStop` sleep plus
-    /// this deadline plus a few seconds for the last spans and events.
+    /// this deadline plus 5 s, the most `serve` takes after it to send the
+    /// last spans and lines.
     pub deadline: Duration,
 }
 
@@ -220,13 +221,22 @@ impl Validate for OpsSettings {
         if self.http.request_timeout == Duration::ZERO {
             v.add("http.request_timeout", "must be longer than 0s");
         }
-        if let Some(token) = &self.admin.token
-            && token.expose_secret().chars().count() < MIN_TOKEN_LEN
-        {
-            v.add(
-                "admin.token",
-                format!("must be at least {MIN_TOKEN_LEN} characters"),
-            );
+        if let Some(token) = &self.admin.token {
+            let token = token.expose_secret();
+            if token.chars().count() < MIN_TOKEN_LEN {
+                v.add(
+                    "admin.token",
+                    format!("must be at least {MIN_TOKEN_LEN} characters"),
+                );
+            } else if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                // A bearer token cannot carry them, so no request could
+                // ever match: most often a secret file's final newline.
+                v.add(
+                    "admin.token",
+                    "must not contain spaces, line breaks or control characters \
+                     (a secret file's final newline?): remove them",
+                );
+            }
         }
         v.nested("telemetry", &self.telemetry);
         let buckets = &self.metrics.latency_buckets;

@@ -28,7 +28,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "admin.token",
-        "Bearer token of sensitive admin routes (`/admin/config`); unset, they answer 404. At least 16 characters. Secret.",
+        "Bearer token of sensitive admin routes (`/admin/config`); unset, they answer 404. At least 16 characters, without spaces or line breaks. Secret.",
     ),
     (
         "shutdown.drain_delay",
@@ -36,7 +36,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "shutdown.deadline",
-        "Time from the signal to exit; the server stops waiting for requests still running then. Must exceed `shutdown.drain_delay`; the pod's grace period must cover the `preStop` sleep plus this.",
+        "Time from the signal to exit; the server stops waiting for requests still running then. Must exceed `shutdown.drain_delay`; the pod's grace period must cover the `preStop` sleep plus this plus 5 s for the last spans and lines.",
     ),
     (
         "http.request_timeout",

@@ -538,6 +538,21 @@ fn ops_settings_refuse_a_drain_delay_longer_than_the_deadline_and_a_short_token(
     assert!(!error.to_string().contains("short\""), "{error}");
 }
 
+#[test]
+fn an_admin_token_with_a_final_newline_is_refused_rather_than_never_matching() {
+    let error = opsready::load::<AppSettings>(
+        &Loader::new("TEST")
+            .config_dir(no_config_dir())
+            .env([("TEST__ADMIN__TOKEN", "a-long-enough-admin-token\n")]),
+    )
+    .unwrap_err();
+
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.key(), Some("admin.token"), "{error}");
+    assert!(error.to_string().contains("newline"), "{error}");
+    assert!(!error.to_string().contains("a-long-enough"), "{error}");
+}
+
 #[tokio::test]
 async fn a_service_fallback_is_kept_and_unknown_routes_are_otherwise_404_problems() {
     let settings = settings(&[]);
