@@ -473,6 +473,16 @@ impl Scalar {
         }
     }
 
+    /// Whether `value` has this operand's type, whatever its value.
+    fn same_type(&self, value: Attr<'_>) -> bool {
+        matches!(
+            (self, value),
+            (Self::String(..), Attr::String(..))
+                | (Self::Number(_), Attr::Number(_))
+                | (Self::Bool(_), Attr::Bool(_))
+        )
+    }
+
     fn matches(&self, value: Attr<'_>) -> bool {
         match (self, value) {
             (Self::String(a, a_hash), Attr::String(b, b_hash)) => *a_hash == b_hash && **a == *b,
@@ -536,10 +546,19 @@ impl Program {
                     variant: index(&rule.variant)?,
                 })
             })
-            .collect::<Option<_>>()?;
+            .collect::<Option<Box<[_]>>>();
         let rollout = match &flag.rollout {
-            Some(rollout) => Some((index(&rollout.variant)?, threshold(rollout.percentage))),
-            None => None,
+            Some(rollout) => index(&rollout.variant)
+                .map(|variant| Some((variant, threshold(rollout.percentage)))),
+            None => Some(None),
+        };
+        let (rules, rollout) = match (rules, rollout) {
+            (Some(rules), Some(rollout)) => (rules, rollout),
+            // A disabled flag serves its default variant whatever its rules
+            // say, so rules this version cannot read (a newer release's
+            // operator) do not stop a kill switch.
+            _ if !flag.enabled => (Box::default(), None),
+            _ => return None,
         };
         Some(Self {
             flag_type: flag.flag_type,
@@ -681,9 +700,14 @@ impl Check {
     fn holds(&self, value: Attr<'_>) -> bool {
         match self {
             Self::Equals(scalar) => scalar.matches(value),
-            Self::NotEquals(scalar) => !scalar.matches(value),
+            // An attribute of another type holds no condition, negated
+            // ones included: a plan id sent as a number is not "not free".
+            Self::NotEquals(scalar) => scalar.same_type(value) && !scalar.matches(value),
             Self::OneOf(list) => list.iter().any(|scalar| scalar.matches(value)),
-            Self::NotOneOf(list) => !list.iter().any(|scalar| scalar.matches(value)),
+            Self::NotOneOf(list) => {
+                list.iter().any(|scalar| scalar.same_type(value))
+                    && !list.iter().any(|scalar| scalar.matches(value))
+            }
             Self::Number(op, operand) => match value {
                 Attr::Number(n) => match op {
                     NumberOp::Lt => n < *operand,
@@ -863,6 +887,21 @@ mod tests {
         );
         let typed = EvaluationContext::new().attribute("age", "17");
         assert_eq!(outcome(&snap, "a", &typed), ok("off", Reason::Default));
+        // Negated conditions too: a plan sent as a number is not "not free".
+        let numeric_plan = EvaluationContext::new().attribute("plan", 0);
+        assert_eq!(
+            outcome(&snap, "a", &numeric_plan),
+            ok("off", Reason::Default)
+        );
+        let listed = Flag::boolean("b")
+            .rule(Rule::new("on").when(Condition::not_one_of("plan", ["free", "trial"])));
+        let (snap, _) = snapshot(vec![listed]);
+        assert_eq!(
+            outcome(&snap, "b", &numeric_plan),
+            ok("off", Reason::Default)
+        );
+        let pro = EvaluationContext::new().attribute("plan", "pro");
+        assert_eq!(outcome(&snap, "b", &pro), ok("on", Reason::TargetingMatch));
     }
 
     #[test]

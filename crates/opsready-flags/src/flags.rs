@@ -531,14 +531,16 @@ impl Flags {
                 .get(key)
                 .await?
                 .ok_or_else(|| Error::not_found(key))?;
+            let already = current.flag.validate().err().unwrap_or_default();
             let after = edit(current.flag)?;
-            let change = Change::new(
+            let change = Change::checked(
                 action.clone(),
                 key,
                 Expected::Version(current.version),
                 after,
                 actor,
                 reason,
+                &already,
             )?;
             match self.apply(change).await {
                 Err(error) if error.kind() == ErrorKind::Conflict && attempt < ATTEMPTS => {
@@ -672,6 +674,48 @@ mod tests {
         let details = flags.bool_details("a", &ctx(), true);
         assert!(!details.value);
         assert_eq!(details.reason, Reason::Disabled);
+    }
+
+    /// `a` as a newer release wrote it: a kind and an operator this
+    /// version does not know, a rule that serves `on` and a rollout.
+    async fn flags_with_a_newer_releases_flag() -> Flags {
+        let flags = flags().await;
+        flags
+            .create(Flag::boolean("a"), "alice", "launch")
+            .await
+            .unwrap();
+        let newer: Flag = serde_json::from_value(json!({
+            "key": "a", "type": "bool", "variants": { "off": false, "on": true },
+            "default_variant": "off", "kind": "migration",
+            "rules": [{ "conditions": [{ "attribute": "ip", "op": "in_cidr", "value": "10.0.0.0/8" }], "variant": "on" }],
+            "rollout": { "variant": "on", "percentage": 5.0 }
+        }))
+        .unwrap();
+        flags
+            .apply(Change::rollback("a", 1, 1, Some(newer), "deploy", "written by 2.0").unwrap())
+            .await
+            .unwrap();
+        flags
+    }
+
+    #[tokio::test]
+    async fn a_flag_a_newer_release_wrote_can_still_be_killed_and_ramped() {
+        let flags = flags_with_a_newer_releases_flag().await;
+        // Its rules cannot be read here: served as the caller's default.
+        assert_eq!(
+            flags.bool_details("a", &ctx(), true).error,
+            Some(ErrorCode::ParseError)
+        );
+
+        let ramped = flags.ramp("a", 50.0, "oncall", "more").await.unwrap();
+        assert_eq!(ramped.after.unwrap().rollout.unwrap().percentage, 50.0);
+        flags.kill("a", "oncall", "incident 42").await.unwrap();
+
+        // Killed, it serves its default variant, rules unread or not.
+        let details = flags.bool_details("a", &ctx(), true);
+        assert!(!details.value);
+        assert_eq!(details.reason, Reason::Disabled);
+        assert_eq!(details.error, None);
     }
 
     #[tokio::test]

@@ -163,11 +163,12 @@ impl Condition {
 pub enum Operator {
     /// `equals`: same type and value.
     Equals,
-    /// `not_equals`: present, and not the same type and value.
+    /// `not_equals`: present, of the operand's type, and another value.
     NotEquals,
     /// `one_of`: equals an element of a list.
     OneOf,
-    /// `not_one_of`: present, and equals no element of a list.
+    /// `not_one_of`: present, of the type of an element of the list, and
+    /// equal to none.
     NotOneOf,
     /// `lt`: a number less than the operand.
     Lt,

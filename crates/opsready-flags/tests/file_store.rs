@@ -87,6 +87,18 @@ fn edit(path: &Path, change: impl FnOnce(&mut Value)) {
     fs::write(path, text).unwrap();
 }
 
+/// Flags followed in `dir`'s `flags.{extension}`, with `greeting.shout`
+/// created by alice and on for everyone.
+async fn shouting(dir: &Path, extension: &str) -> (std::path::PathBuf, Flags) {
+    let path = dir.join(format!("flags.{extension}"));
+    let flags = Flags::new(open(&path).await).await.unwrap();
+    tokio::spawn(flags.follow());
+    let flag = Flag::boolean("greeting.shout").rule(Rule::new("on"));
+    flags.create(flag, "alice", "launch").await.unwrap();
+    assert!(flags.bool_value("greeting.shout", &pro(), false));
+    (path, flags)
+}
+
 fn summary(history: &[opsready_flags::AuditEntry]) -> Vec<(u64, &str, &str, &str)> {
     history
         .iter()
@@ -188,12 +200,7 @@ async fn a_hand_edit_is_followed_and_recorded_as_a_change_by_the_file() {
     for extension in ["json", "toml"] {
         // Arrange
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(format!("flags.{extension}"));
-        let flags = Flags::new(open(&path).await).await.unwrap();
-        tokio::spawn(flags.follow());
-        let flag = Flag::boolean("greeting.shout").rule(Rule::new("on"));
-        flags.create(flag, "alice", "launch").await.unwrap();
-        assert!(flags.bool_value("greeting.shout", &pro(), false));
+        let (path, flags) = shouting(dir.path(), extension).await;
 
         // Act: switch it off in an editor.
         edit(&path, |file| {
@@ -221,6 +228,48 @@ async fn a_hand_edit_is_followed_and_recorded_as_a_change_by_the_file() {
         let file = read(&path);
         assert_eq!(file["flags"]["greeting.shout"]["version"], 2);
         assert_eq!(file["audit"][1]["actor"], "file");
+    }
+}
+
+#[tokio::test]
+async fn saving_a_stale_copy_of_the_file_does_not_undo_a_kill_made_since() {
+    for extension in ["json", "toml"] {
+        // Arrange: an editor opens the file while the flag is on.
+        let dir = tempfile::tempdir().unwrap();
+        let (path, flags) = shouting(dir.path(), extension).await;
+        let in_the_editor = fs::read(&path).unwrap();
+        flags
+            .kill("greeting.shout", "oncall", "incident 42")
+            .await
+            .unwrap();
+
+        // Act: the editor saves its copy, from before the kill.
+        fs::write(&path, &in_the_editor).unwrap();
+
+        // Assert: the kill stands, and the file says so again.
+        eventually("the file holds the kill again", async || {
+            read(&path)["audit"].as_array().map(Vec::len) == Some(2)
+        })
+        .await;
+        throughout("the flag stays killed", || {
+            !flags.bool_value("greeting.shout", &pro(), true)
+        })
+        .await;
+        let history = flags.history("greeting.shout").await.unwrap();
+        assert_eq!(
+            summary(&history),
+            [
+                (1, "create", "alice", "launch"),
+                (2, "kill", "oncall", "incident 42"),
+            ],
+            "{extension}"
+        );
+        let file = read(&path);
+        assert_eq!(file["flags"]["greeting.shout"]["version"], 2, "{extension}");
+        assert_eq!(
+            file["flags"]["greeting.shout"]["definition"]["enabled"], false,
+            "{extension}"
+        );
     }
 }
 

@@ -10,7 +10,7 @@
 // Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,6 +115,9 @@ struct SilencingProxy {
     addr: std::net::SocketAddr,
     /// The listener connections seen, in the order they came.
     listeners: Arc<Mutex<Vec<Arc<Tap>>>>,
+    /// How long a new connection waits before it reaches the database, in
+    /// milliseconds.
+    delay: Arc<AtomicU64>,
     accepting: tokio::task::AbortHandle,
 }
 
@@ -129,11 +132,15 @@ impl SilencingProxy {
         let addr = socket.local_addr().unwrap();
         let listeners = Arc::new(Mutex::new(Vec::new()));
         let registry = Arc::clone(&listeners);
+        let delay = Arc::new(AtomicU64::new(0));
+        let delay_of_new = Arc::clone(&delay);
         let accepting = tokio::spawn(async move {
             // Dropped with this task, the set stops every connection's pumps.
             let mut pumps = tokio::task::JoinSet::new();
             loop {
                 let (client, _) = socket.accept().await.unwrap();
+                let delay = delay_of_new.load(Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
                 let server = TcpStream::connect(&upstream).await.unwrap();
                 let tap = Arc::new(Tap::default());
                 let (client_read, client_write) = client.into_split();
@@ -147,6 +154,7 @@ impl SilencingProxy {
         Self {
             addr,
             listeners,
+            delay,
             accepting,
         }
     }
@@ -195,6 +203,13 @@ impl SilencingProxy {
             tap.silenced.store(true, Ordering::SeqCst);
         }
         listeners.len()
+    }
+
+    /// Makes each new connection wait `delay` before it reaches the
+    /// database, as a slow network or a busy server would.
+    fn delay_new_connections(&self, delay: Duration) {
+        let millis = u64::try_from(delay.as_millis()).unwrap();
+        self.delay.store(millis, Ordering::SeqCst);
     }
 
     /// How many listener connections came through so far.
@@ -605,6 +620,43 @@ async fn an_instance_whose_listening_connection_goes_silent_listens_again_and_lo
     eventually(PROPAGATION, "the kill is evaluated here", || {
         !here.bool_value("a", &user(), true)
     })
+    .await;
+}
+
+#[tokio::test]
+async fn a_change_made_while_a_quiet_listener_reconnects_is_loaded() {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
+        return;
+    };
+    let admin = scratch.pool().await;
+    let proxy = SilencingProxy::start(&scratch.url).await;
+    // Quiet for less than a reconnection takes: the receive that notices
+    // the lost connection is cancelled while sqlx connects again, and the
+    // heartbeat's query finishes the reconnection on its own.
+    let store = proxy
+        .store(&scratch, Duration::from_millis(50), Duration::from_secs(5))
+        .await;
+    let here = Flags::new(store.clone()).await.unwrap();
+    tokio::spawn(here.follow());
+    let there = Flags::new(scratch.store().await).await.unwrap();
+
+    // Act: the listening connection dies, and a flag changes before the
+    // new one listens.
+    proxy.delay_new_connections(Duration::from_millis(700));
+    // Both instances' listeners: the other one writes, so its own
+    // reconnection does not matter.
+    assert_eq!(terminate_listeners(&admin, store.channel()).await, 2);
+    there
+        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+        .await
+        .unwrap();
+
+    // Assert
+    eventually(
+        Duration::from_secs(10),
+        "the change made while reconnecting is evaluated here",
+        || here.bool_value("a", &user(), false),
+    )
     .await;
 }
 

@@ -3,7 +3,7 @@
 //! Its documentation (the file's layout, an example, the gotchas) is on
 //! the type, which the crate exports: this module is private.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::future::ready;
@@ -162,6 +162,12 @@ const RACY: Duration = Duration::from_secs(2);
 ///   count: an edit of a `version` alone is ignored, and undone at the
 ///   next write. Leave the audit log alone: entries removed by hand are
 ///   written back by a process that read them.
+/// - **A stale copy undoes nothing.** A file saved from a copy older than
+///   a flag's latest versions (an editor's buffer opened before a kill)
+///   lacks that flag's latest audit entries. What it says of that flag is
+///   its past, not an edit: the live definition stays and is written back,
+///   and a warning names the flag. Edit the file as it is now. Flags whose
+///   entries are all there take the copy's edits as usual.
 /// - **A malformed edit changes nothing.** When the file does not parse,
 ///   or a definition edited by hand fails [`Flag::validate`], the error is
 ///   logged (`tracing::error!`, with the path, and the line and column of
@@ -703,6 +709,15 @@ impl Shared {
             let seen = self
                 .write(&merged.state, Some(bytes))
                 .map_err(Refusal::Failed)?;
+            for key in &merged.stale {
+                tracing::warn!(
+                    path = %self.path.display(),
+                    key = %key,
+                    "the flag file was saved from a copy older than this flag's latest \
+                     versions (their audit entries were missing): its definition there was \
+                     not taken and the live one was written back; edit the file as it is now"
+                );
+            }
             for entry in &merged.recorded {
                 tracing::info!(
                     path = %self.path.display(),
@@ -947,6 +962,9 @@ struct Merged {
     state: State,
     /// Hand edits recorded now.
     recorded: Vec<AuditEntry>,
+    /// Flags whose definition in the file was not taken: the file was
+    /// saved from a copy older than their latest versions.
+    stale: Vec<String>,
     /// Whether the file must be written to hold `state`.
     rewrite: bool,
 }
@@ -957,7 +975,11 @@ struct Merged {
 ///   lost (an editor saving a stale copy over it) are put back;
 /// - the live flags are what the log says, at its versions;
 /// - a definition that differs from what the log says was edited by hand,
-///   and is recorded as a change by `file`, checked like any change.
+///   and is recorded as a change by `file`, checked like any change;
+/// - except for a flag whose entries the file lost: the file was saved
+///   from a copy older than them (an editor's stale buffer), so what it
+///   says of that flag is its past, not an edit. Taking it would undo a
+///   kill, or delete a flag created since, without anyone asking.
 ///
 /// Returns the violations of every definition edited by hand that is
 /// invalid, each located in the file.
@@ -974,7 +996,9 @@ fn merge(document: Document, known: &State, at: SystemTime) -> Result<Merged, Ve
         .cloned()
         .collect();
     let restored = !lost.is_empty();
+    let behind: BTreeSet<String> = lost.iter().map(|entry| entry.key.clone()).collect();
     log.extend(lost);
+    let mut stale = Vec::new();
 
     let mut latest: BTreeMap<&str, &AuditEntry> = BTreeMap::new();
     for entry in &log {
@@ -994,6 +1018,10 @@ fn merge(document: Document, known: &State, at: SystemTime) -> Result<Merged, Ve
     let mut changes = Vec::new();
     for (key, stored) in &live {
         if !document.flags.0.contains_key(key) {
+            if behind.contains(key) {
+                stale.push(key.clone());
+                continue;
+            }
             let delete = Change::new(
                 Action::Delete,
                 key.as_str(),
@@ -1008,7 +1036,21 @@ fn merge(document: Document, known: &State, at: SystemTime) -> Result<Merged, Ve
     for (key, definition) in document.flags.0 {
         let change = match live.get(&key) {
             Some(stored) if stored.flag == definition => continue,
-            Some(stored) => Change::update(definition, stored.version, HAND_ACTOR, HAND_REASON),
+            _ if behind.contains(&key) => {
+                stale.push(key);
+                continue;
+            }
+            // Only what the edit brings in is refused, not what a newer
+            // release wrote there before (an unknown kind).
+            Some(stored) => Change::checked(
+                Action::Update,
+                key.as_str(),
+                Expected::Version(stored.version),
+                Some(definition),
+                HAND_ACTOR,
+                HAND_REASON,
+                &stored.flag.validate().err().unwrap_or_default(),
+            ),
             None => Change::create(definition, HAND_ACTOR, HAND_REASON),
         };
         changes.push((key, change));
@@ -1037,6 +1079,7 @@ fn merge(document: Document, known: &State, at: SystemTime) -> Result<Merged, Ve
     }
     let rewrite = restored || !recorded.is_empty();
     Ok(Merged {
+        stale,
         state,
         recorded,
         rewrite,
@@ -1536,11 +1579,29 @@ mod tests {
         };
         let merged = merge(stale, &known, now()).unwrap();
         assert!(merged.rewrite);
-        // The flag missing from the file is a hand delete, after its creation.
+        // The file was saved from a copy older than the flag: its absence
+        // there is the past, not a hand delete.
+        let actions: Vec<&str> = merged.state.log.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["create"]);
+        assert!(merged.recorded.is_empty());
+        assert!(merged.state.live.contains_key("a"));
+        assert_eq!(merged.stale, ["a"]);
+    }
+
+    #[test]
+    fn a_flag_deleted_by_hand_with_its_log_intact_is_a_hand_delete() {
+        let mut known = State::default();
+        record(&mut known, change(Flag::boolean("a")), now()).unwrap();
+        let edited = Document {
+            flags: Entries(BTreeMap::new()),
+            audit: known.log.clone(),
+        };
+        let merged = merge(edited, &known, now()).unwrap();
         let actions: Vec<&str> = merged.state.log.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(actions, ["create", "delete"]);
         assert_eq!(merged.recorded[0].actor, HAND_ACTOR);
         assert_eq!(merged.recorded[0].version, 2);
+        assert!(merged.stale.is_empty());
     }
 
     #[test]

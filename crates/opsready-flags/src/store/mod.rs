@@ -304,6 +304,22 @@ impl Change {
         actor: &str,
         reason: &str,
     ) -> Result<Self, Error> {
+        Self::checked(action, key, expected, after, actor, reason, &[])
+    }
+
+    /// [`Change::new`], except that the definition's violations listed in
+    /// `already` are not refused: an edit of a stored definition (a kill, a
+    /// ramp) answers only for the problems it brings in, not for what a
+    /// newer release wrote there (an unknown kind or operator).
+    pub(crate) fn checked(
+        action: Action,
+        key: impl Into<String>,
+        expected: Expected,
+        after: Option<Flag>,
+        actor: &str,
+        reason: &str,
+        already: &[Violation],
+    ) -> Result<Self, Error> {
         let key = key.into();
         let mut violations = Vec::new();
         if let Some(problem) = key_problem(&key) {
@@ -337,9 +353,9 @@ impl Change {
                 // come from a newer release (an unknown kind, say): it was
                 // valid where it was written.
                 if action != Action::Rollback
-                    && let Err(mut problems) = flag.validate()
+                    && let Err(problems) = flag.validate()
                 {
-                    violations.append(&mut problems);
+                    violations.extend(problems.into_iter().filter(|p| !already.contains(p)));
                 }
             }
         }

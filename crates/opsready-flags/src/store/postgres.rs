@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, Executor as _, Row};
+use sqlx::{Connection, Row};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
@@ -123,9 +123,12 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 ///   A firewall or a failover can drop a connection without a reset, and
 ///   the operating system would notice only after many minutes, in which
 ///   no change reaches the instance. So after 30 seconds without a message
-///   the store runs `SELECT 1` on that connection; with no answer within
-///   10 seconds it opens a new one and reports a change, as above. Tune
-///   both with [`PostgresStore::builder`].
+///   the store asks that connection for its server's process id
+///   (`pg_backend_pid()`); with no answer within 10 seconds it opens a new
+///   one and reports a change, as above. Tune both with
+///   [`PostgresStore::builder`]. An answer from another process than before
+///   means the driver connected again on its own, while the quiet timer
+///   cut a receive short: that reports a change too.
 /// - **`LISTEN` needs a session of its own**: point the store at Postgres
 ///   or at a pooler in session mode, not at one in transaction mode.
 /// - **Pool sizing**: [`connect`](PostgresStore::connect) opens a pool of
@@ -655,7 +658,9 @@ impl PostgresStoreBuilder {
     }
 
     /// After `quiet_for` without a message on the listening connection
-    /// (default 30 s), the store runs `SELECT 1` on it; if the answer does
+    /// (default 30 s), the store asks it for its server's process id; if
+    /// another process answers, the driver connected again on its own and
+    /// subscribers are told to load again; if the answer does
     /// not come within `answer_within` (default 10 s), the connection is
     /// taken for dead, a new one listens, and subscribers are told to load
     /// again. A silently dropped connection is so found within
@@ -698,7 +703,7 @@ impl PostgresStoreBuilder {
         );
         // Listening before returning, so that no change committed after
         // this store's first load can go unnoticed.
-        let listener = listen(&listener_pool, &channel).await.map_err(|error| {
+        let (listener, pid) = listen(&listener_pool, &channel).await.map_err(|error| {
             failure(
                 format!(
                     "listening on `{channel}` at {}",
@@ -710,6 +715,7 @@ impl PostgresStoreBuilder {
         let revision = watch::Sender::new(0);
         let task = tokio::spawn(relay(
             listener,
+            pid,
             listener_pool,
             channel.clone(),
             heartbeat,
@@ -742,22 +748,38 @@ fn listener_pool(options: PgConnectOptions) -> PgPool {
         .connect_lazy_with(options)
 }
 
-async fn listen(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
+/// A listener on `channel`, with the process id of its server.
+async fn listen(pool: &PgPool, channel: &str) -> Result<(PgListener, i32), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(channel).await?;
-    Ok(listener)
+    let pid = backend_pid(&mut listener).await?;
+    Ok((listener, pid))
+}
+
+/// The process id of the server of the listener's connection: the
+/// heartbeat. Another one than before means sqlx connected again on its
+/// own (a receive cancelled by the quiet timer while it reconnected
+/// leaves the reconnection to the next query), and the changes announced
+/// meanwhile reached no one.
+async fn backend_pid(listener: &mut PgListener) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(listener)
+        .await
 }
 
 /// Bumps `revision` on every announcement on `channel`, and after every
 /// reconnection. Runs until aborted, when the store is dropped.
 async fn relay(
     mut listener: PgListener,
+    pid: i32,
     mut pool: PgPool,
     channel: String,
     heartbeat: Heartbeat,
     revision: watch::Sender<u64>,
 ) {
     let mut retry = Duration::ZERO;
+    // `None` once sqlx has connected again, until the next heartbeat.
+    let mut pid = Some(pid);
     loop {
         let since = Instant::now();
         let lost = loop {
@@ -765,10 +787,15 @@ async fn relay(
             else {
                 // Quiet for a while: is anyone still there? Notifications
                 // that arrive meanwhile are kept for the next `try_recv`.
-                match tokio::time::timeout(heartbeat.answer_within, listener.execute("SELECT 1"))
+                match tokio::time::timeout(heartbeat.answer_within, backend_pid(&mut listener))
                     .await
                 {
-                    Ok(Ok(_)) => continue,
+                    Ok(Ok(now)) => {
+                        if pid.replace(now) != Some(now) {
+                            reconnected(&channel, &revision);
+                        }
+                        continue;
+                    }
                     Ok(Err(error)) => break Lost::Failed(error),
                     Err(_) => break Lost::Silent(heartbeat.answer_within),
                 }
@@ -778,14 +805,10 @@ async fn relay(
                     tracing::trace!(key = notification.payload(), "a flag changed");
                     bump(&revision);
                 }
-                // The connection was lost and sqlx has opened another:
-                // whatever was announced in between is lost.
+                // The connection was lost and sqlx has opened another.
                 Ok(None) => {
-                    tracing::warn!(
-                        channel = %channel,
-                        "reconnected to listen for flag changes; loading the flags again"
-                    );
-                    bump(&revision);
+                    reconnected(&channel, &revision);
+                    pid = None;
                 }
                 Err(error) => break Lost::Failed(error),
             }
@@ -804,10 +827,10 @@ async fn relay(
         } else {
             (retry * 2).clamp(FIRST_RETRY, LAST_RETRY)
         };
-        listener = loop {
+        (listener, pid) = loop {
             tokio::time::sleep(retry).await;
             match listen(&pool, &channel).await {
-                Ok(listener) => break listener,
+                Ok((listener, now)) => break (listener, Some(now)),
                 Err(error) => {
                     retry = (retry * 2).clamp(FIRST_RETRY, LAST_RETRY);
                     tracing::warn!(%error, channel = %channel, retry_in = ?retry, "could not listen for flag changes");
@@ -836,6 +859,16 @@ impl fmt::Display for Lost {
             Self::Silent(within) => write!(f, "no answer to a heartbeat within {within:?}"),
         }
     }
+}
+
+/// sqlx connected again on its own: whatever was announced in between is
+/// lost, so subscribers load again.
+fn reconnected(channel: &str, revision: &watch::Sender<u64>) {
+    tracing::warn!(
+        channel = %channel,
+        "reconnected to listen for flag changes; loading the flags again"
+    );
+    bump(revision);
 }
 
 fn bump(revision: &watch::Sender<u64>) {
