@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::ops::Deref;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use figment::providers::{Format, Toml};
 use figment::value::{Tag, Value};
@@ -64,7 +64,7 @@ use crate::validate::{Validate, Violations};
 ///     "environment variable MINIMAL__HTTP__READ_TIMEOUT"
 /// );
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Loader {
     prefix: String,
     config_dir: PathBuf,
@@ -242,20 +242,31 @@ impl Loader {
         let mut figment = Figment::new();
         for name in ["default", environment.as_str()] {
             let path = self.config_dir.join(format!("{name}.toml"));
-            if !path.exists() {
-                continue;
+            // A file that cannot even be looked at (a directory without
+            // search permission, a dangling symlink of a mounted config
+            // map) is an error, not a file that is absent.
+            match path.try_exists() {
+                Ok(true) => {}
+                Ok(false) if path.symlink_metadata().is_err() => continue,
+                Ok(false) => {
+                    diagnostics.push(unreadable(&path, "is a link to nothing".to_owned()));
+                    continue;
+                }
+                Err(error) => {
+                    diagnostics.push(unreadable(&path, format!("cannot be looked at: {error}")));
+                    continue;
+                }
             }
             let file = Toml::file_exact(&path);
             match file.data() {
                 Ok(_) => figment = figment.merge(file),
-                Err(error) => diagnostics.push(Diagnostic {
-                    kind: DiagnosticKind::Source,
-                    key: None,
-                    origin: Origin::File(path.clone()),
-                    message: format!("cannot be read: {}", error.kind),
-                    value: None,
-                    help: Some(format!("fix or remove {}", path.display())),
-                }),
+                Err(error) => diagnostics.push(unreadable(
+                    &path,
+                    format!(
+                        "cannot be read: {}",
+                        without_quoted_lines(&error.kind.to_string())
+                    ),
+                )),
             }
         }
         let (env_layer, problems) = StringLayer::from_env(&self.prefix, &vars);
@@ -540,10 +551,50 @@ pub enum Action {
 /// assert_eq!(cli.overrides(), [("http.port".to_owned(), "9000".to_owned())]);
 /// assert!(CommandLine::parse(["--sett", "x=1"]).is_err());
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct CommandLine {
     overrides: Vec<(String, String)>,
     action: Action,
+}
+
+impl fmt::Debug for CommandLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommandLine")
+            .field("overrides", &MaskedPairs(&self.overrides))
+            .field("action", &self.action)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Loader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loader")
+            .field("prefix", &self.prefix)
+            .field("config_dir", &self.config_dir)
+            .field("env", &self.env.as_deref().map(MaskedPairs))
+            .field("overrides", &MaskedPairs(&self.overrides))
+            .finish()
+    }
+}
+
+/// Names and values as `Debug` shows them: a value whose name looks like a
+/// credential's masked whole, the credentials any other value quotes
+/// masked, as in the dump.
+struct MaskedPairs<'a>(&'a [(String, String)]);
+
+impl fmt::Debug for MaskedPairs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(name, value)| {
+                let shown = if opsready_vocab::is_sensitive_name(name) {
+                    std::borrow::Cow::Borrowed(REDACTED)
+                } else {
+                    opsready_vocab::redact_secrets(value)
+                };
+                (name, shown)
+            }))
+            .finish()
+    }
 }
 
 const USAGE: &str = "\
@@ -684,6 +735,35 @@ struct Extraction<T> {
     skip: HashSet<String>,
     /// Keys a struct field took, in the last pass.
     accepted: HashSet<String>,
+}
+
+/// The diagnostic of a configuration file that cannot be read.
+fn unreadable(path: &Path, message: String) -> Diagnostic {
+    Diagnostic {
+        kind: DiagnosticKind::Source,
+        key: None,
+        origin: Origin::File(path.to_path_buf()),
+        message,
+        value: None,
+        help: Some(format!("fix or remove {}", path.display())),
+    }
+}
+
+/// A TOML parser's message without the lines it quotes from the file
+/// (`2 | password = "…"` and the caret under it): the line of a syntax
+/// error may hold a secret, and the line and column say where it is.
+fn without_quoted_lines(message: &str) -> String {
+    let quoted = |line: &str| {
+        line.trim_start()
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start()
+            .starts_with('|')
+    };
+    let kept: Vec<&str> = message
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !quoted(line))
+        .collect();
+    opsready_vocab::redact_secrets(&kept.join("\n")).into_owned()
 }
 
 /// Enough passes for dozens of problems; each pass only runs after an error.

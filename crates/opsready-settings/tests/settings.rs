@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use opsready_settings::{
-    ByteSize, DiagnosticKind, Duration, LoadError, Loaded, Loader, Origin, Secret, Validate,
-    Violations,
+    ByteSize, CommandLine, DiagnosticKind, Duration, LoadError, Loaded, Loader, Origin, Secret,
+    Validate, Violations,
 };
 use serde::{Deserialize, Serialize};
 
@@ -606,6 +606,67 @@ fn an_unreadable_file_is_an_error_naming_the_file() {
 }
 
 #[test]
+fn a_syntax_error_on_a_secrets_line_names_the_line_but_not_the_secret() {
+    // A backslash in a basic string is an invalid escape: common in
+    // passwords.
+    let dir = config(&[(
+        "default.toml",
+        "[database]\nurl = \"x\"\npassword = \"p4ss\\w0rd\"\n",
+    )]);
+
+    let error = load(dir.path(), &[]).unwrap_err();
+
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.kind(), DiagnosticKind::Source);
+    assert!(diagnostic.message().contains("line 3"), "{error}");
+    assert!(!error.to_string().contains("p4ss"), "{error}");
+    assert!(!format!("{error:?}").contains("p4ss"), "{error:?}");
+}
+
+#[test]
+fn a_config_file_that_is_a_link_to_nothing_is_an_error_not_an_absent_file() {
+    let dir = config(&[]);
+    std::os::unix::fs::symlink(
+        dir.path().join("gone/production.toml"),
+        dir.path().join("default.toml"),
+    )
+    .unwrap();
+
+    let error = load(dir.path(), &[]).unwrap_err();
+
+    assert_eq!(
+        error.diagnostics()[0].origin(),
+        &Origin::File(dir.path().join("default.toml"))
+    );
+    assert!(error.to_string().contains("link to nothing"), "{error}");
+}
+
+#[test]
+fn debug_output_of_a_loader_and_a_command_line_masks_credentials() {
+    let cli = CommandLine::parse([
+        "--set",
+        "database.password=hunter2",
+        "--set",
+        "database.url=postgres://app:hunter3@db/app",
+        "--set",
+        "http.port=9000",
+    ])
+    .unwrap();
+    let loader = Loader::new("APP")
+        .env([("APP__DATABASE__PASSWORD", "hunter4")])
+        .command_line(&cli);
+
+    for shown in [format!("{cli:?}"), format!("{loader:?}")] {
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(shown.contains("9000"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:[REDACTED]@db/app"),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
 fn missing_files_are_fine() {
     let dir = config(&[]);
 
@@ -848,7 +909,7 @@ fn child_process() {
     };
     let dir = std::env::var("OPSREADY_SETTINGS_CHILD_DIR").unwrap();
     let args: Vec<&str> = args.split('\u{1f}').filter(|a| !a.is_empty()).collect();
-    let command_line = match opsready_settings::CommandLine::parse(&args) {
+    let command_line = match CommandLine::parse(&args) {
         Ok(command_line) => command_line,
         Err(error) => {
             eprintln!("{error}");
