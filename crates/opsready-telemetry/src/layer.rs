@@ -345,6 +345,32 @@ pin_project! {
         traceparent: Option<HeaderValue>,
         tracestate: Option<Box<HeaderValue>>,
     }
+
+    impl<F, O: RequestObserver> PinnedDrop for ResponseFuture<F, O> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // Still held: dropped before the inner service answered (the
+            // client went away, the shutdown deadline passed). Such a
+            // request gets its line too, without a status.
+            if this.request_id.take().is_none() || *this.quiet {
+                return;
+            }
+            let elapsed = this.start.elapsed();
+            if let Some(line) = this.line.take() {
+                let at = this
+                    .arrived
+                    .map_or_else(SystemTime::now, |arrived| arrived + elapsed);
+                line.write(None, elapsed, at, (None, None));
+            } else if !this.span.is_disabled() {
+                let _entered = this.span.enter();
+                tracing::info!(
+                    target: REQUEST_TARGET,
+                    message = "request cancelled",
+                    latency_ms = elapsed.as_secs_f64() * 1000.0,
+                );
+            }
+        }
+    }
 }
 
 impl<F, O: RequestObserver> std::fmt::Debug for ResponseFuture<F, O> {
@@ -365,6 +391,8 @@ where
         let _entered = this.span.enter();
         let result = ready!(this.future.poll(cx));
         let Ok(mut response) = result else {
+            // Not a cancellation: the service's error goes to its caller.
+            this.request_id.take();
             return Poll::Ready(result);
         };
         // One reading of the clock for the line and the observer.
@@ -418,7 +446,7 @@ where
             let at = this
                 .arrived
                 .map_or_else(SystemTime::now, |arrived| arrived + elapsed);
-            line.write(status, elapsed, at, (code, error.as_deref()));
+            line.write(Some(status), elapsed, at, (code, error.as_deref()));
         } else if !*this.quiet && !this.span.is_disabled() {
             // As a signed integer: OpenTelemetry has no unsigned one, and
             // an unsigned value would be exported as text.

@@ -286,7 +286,9 @@ impl Default for BlockingSettings {
 
 impl Validate for TelemetrySettings {
     fn validate(&self, v: &mut Violations) {
-        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(
+            crate::subscriber::tidy_directives(&self.log.level),
+        ) {
             v.add(
                 "log.level",
                 format!("must be a filter directive such as `info` or `info,sqlx=warn`: {error}"),

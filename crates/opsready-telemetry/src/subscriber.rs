@@ -55,7 +55,8 @@ pub fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(&settings.log.level).map_err(|error| TelemetryError {
+    let directives = tidy_directives(&settings.log.level);
+    let filter = EnvFilter::try_new(&directives).map_err(|error| TelemetryError {
         message: format!(
             "telemetry.log.level `{}` is not a filter directive: {error}",
             settings.log.level
@@ -69,7 +70,7 @@ where
     // `Option` of each kind: every layer of the stack is a level that each
     // span's creation, entry, exit and close goes through, and closing
     // checks each level for the registry beneath it.
-    let filter: FilterLayer = match static_targets(&settings.log.level) {
+    let filter: FilterLayer = match static_targets(&directives) {
         Some(targets) => Box::new(targets),
         None => Box::new(filter),
     };
@@ -115,6 +116,19 @@ type FilterLayer = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
 
 /// The log lines of [`subscriber`]: JSON or pretty.
 type LinesLayer = Box<dyn tracing_subscriber::Layer<Layered<FilterLayer, Registry>> + Send + Sync>;
+
+/// `telemetry.log.level` without spaces around its directives or empty
+/// ones (`info, sqlx=warn,`): both filters would read ` sqlx` as a target
+/// of its own (` info` alone switches every line off), and `Targets` an
+/// empty directive as "errors only".
+pub(crate) fn tidy_directives(level: &str) -> String {
+    let directives: Vec<&str> = level
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty())
+        .collect();
+    directives.join(",")
+}
 
 /// The directives as a static [`Targets`] filter, when none of them names a
 /// span or a field (`[span{field=value}]=debug`).
@@ -215,7 +229,8 @@ impl fmt::Debug for TelemetryGuard {
 /// pipe never blocks a request, and, when `telemetry.otlp.endpoint` is set,
 /// exporting the spans to that collector in batches from another thread.
 ///
-/// Lines are dropped only when more than 128,000 are waiting to be written.
+/// Lines are dropped only when more than 16 MiB of them (some 50,000 request
+/// lines) are waiting to be written; a line then says how many.
 /// Spans below `telemetry.log.level` are neither logged nor exported.
 ///
 /// With JSON lines it also replaces the process's panic hook: a panic is
@@ -459,25 +474,35 @@ impl RequestLine {
     /// Writes `request finished` at info, or `request failed` at error for
     /// a 5xx, as the JSON layer would format the event; with the problem's
     /// `code` of an error answer, and for a 5xx what the problem kept from
-    /// the client as `error`.
+    /// the client as `error`. Without a status (the request was dropped
+    /// before it had an answer), `request cancelled` at info.
     pub(crate) fn write(
         &self,
-        status: u16,
+        status: Option<u16>,
         elapsed: std::time::Duration,
         at: SystemTime,
         (code, error): (Option<&str>, Option<&str>),
     ) {
-        // The fields between the time and the status, as one string.
-        let middle = if status >= 500 {
-            "\",\"level\":\"ERROR\",\"target\":\"opsready::request\",\"message\":\"request failed\",\"status\":"
-        } else {
-            "\",\"level\":\"INFO\",\"target\":\"opsready::request\",\"message\":\"request finished\",\"status\":"
+        // The fields between the time and the latency, as one string and
+        // the status.
+        let middle = match status {
+            Some(500..) => {
+                "\",\"level\":\"ERROR\",\"target\":\"opsready::request\",\"message\":\"request failed\",\"status\":"
+            }
+            Some(_) => {
+                "\",\"level\":\"INFO\",\"target\":\"opsready::request\",\"message\":\"request finished\",\"status\":"
+            }
+            None => {
+                "\",\"level\":\"INFO\",\"target\":\"opsready::request\",\"message\":\"request cancelled\""
+            }
         };
         with_line(|line| {
             line.push_str("{\"timestamp\":\"");
             push_timestamp(line, at);
             line.push_str(middle);
-            line.push_str(itoa::Buffer::new().format(status));
+            if let Some(status) = status {
+                line.push_str(itoa::Buffer::new().format(status));
+            }
             line.push_str(",\"latency_ms\":");
             push_millis(line, elapsed);
             if let Some(code) = code {
@@ -958,7 +983,7 @@ mod tests {
             assert_eq!(line.is_some(), expected, "{format:?}");
             if let Some(line) = line {
                 line.write(
-                    503,
+                    Some(503),
                     std::time::Duration::from_micros(1500),
                     std::time::SystemTime::now(),
                     (
@@ -1022,9 +1047,15 @@ mod tests {
             "debug,hyper=info",
             "opsready::request=warn,info",
             "error,app=trace",
+            "info,",
+            " info",
+            "info, app=warn",
+            "warn ,app=trace",
+            ",debug,,hyper=info ,",
         ] {
-            let fixed = super::static_targets(directives).unwrap();
-            let dynamic = tracing_subscriber::EnvFilter::try_new(directives).unwrap();
+            let tidy = super::tidy_directives(directives);
+            let fixed = super::static_targets(&tidy).unwrap();
+            let dynamic = tracing_subscriber::EnvFilter::try_new(&tidy).unwrap();
             let check = |filter: &dyn Fn() -> tracing::Dispatch| {
                 tracing::dispatcher::with_default(&filter(), || {
                     [
@@ -1047,6 +1078,26 @@ mod tests {
             });
             assert_eq!(fixed, dynamic, "{directives}");
         }
+    }
+
+    #[test]
+    fn spaces_and_empty_directives_filter_as_the_directives_without_them() {
+        use tracing::Level;
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        for level in [" info", "info,", "info , hyper=warn", ",info"] {
+            let tidy = super::tidy_directives(level);
+            let targets = super::static_targets(&tidy).unwrap();
+            let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(targets));
+            tracing::dispatcher::with_default(&dispatch, || {
+                assert!(tracing::enabled!(target: "other", Level::INFO), "{level}");
+                assert!(!tracing::enabled!(target: "other", Level::DEBUG), "{level}");
+            });
+        }
+        assert_eq!(
+            super::tidy_directives(" info , hyper=warn,"),
+            "info,hyper=warn"
+        );
     }
 
     #[test]

@@ -42,7 +42,9 @@ const MAX_BUFFERED: usize = 16 * 1024 * 1024;
 ///   write the thread waits 5 ms for more. An idle service's first
 ///   line wakes it straight away.
 /// - Keep the [`BatchGuard`] until the end: dropping it writes what is
-///   buffered. Lines buffered when the process aborts are lost.
+///   buffered. Lines written after that (a blocking job outliving the
+///   runtime, a late panic) are written at once, by the thread that logs
+///   them. Lines buffered when the process aborts are lost.
 /// - Each `write` call must hold whole lines (the JSON layer writes one line
 ///   per call), or lines from different threads interleave.
 #[derive(Clone, Debug)]
@@ -57,10 +59,20 @@ pub struct BatchGuard {
     thread: Option<JoinHandle<()>>,
 }
 
-#[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
+    /// Taken by the writer thread for each batch, and by the threads that
+    /// log once it has stopped. Always after `state` when both are held.
+    output: Mutex<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +82,9 @@ struct State {
     /// must wake it.
     idle: bool,
     stop: bool,
+    /// No writer thread (stopped, or it could not start): each line is
+    /// written by the thread that logs it.
+    direct: bool,
     /// Lines dropped because the output did not keep up.
     dropped: u64,
 }
@@ -80,6 +95,15 @@ impl Shared {
         // buffer is still bytes and worth writing.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Writes `bytes` to the output and flushes it. An output that fails
+    /// cannot be reported through itself; the bytes are dropped rather than
+    /// retried forever.
+    fn write_out(&self, bytes: &[u8]) {
+        let mut output = self.output.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = output.write_all(bytes);
+        let _ = output.flush();
+    }
 }
 
 impl BatchWriter {
@@ -88,14 +112,18 @@ impl BatchWriter {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
+            output: Mutex::new(Box::new(output)),
         });
         let thread = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("opsready-log-writer".to_owned())
-                .spawn(move || run(&shared, output))
+                .spawn(move || run(&shared))
                 .ok()
         };
+        // Without a thread, lines are written as they come rather than
+        // buffered for no one.
+        shared.lock().direct = thread.is_none();
         let writer = Self {
             shared: Arc::clone(&shared),
         };
@@ -104,7 +132,7 @@ impl BatchWriter {
 }
 
 /// The writer thread: waits for lines, writes them, lets more gather.
-fn run<W: Write>(shared: &Shared, mut output: W) {
+fn run(shared: &Shared) {
     let mut batch = Vec::with_capacity(HIGH_WATER);
     loop {
         let (stop, dropped) = {
@@ -121,15 +149,14 @@ fn run<W: Write>(shared: &Shared, mut output: W) {
             (state.stop, std::mem::take(&mut state.dropped))
         };
         if dropped > 0 {
-            let _ = writeln!(
-                output,
-                "{{\"level\":\"WARN\",\"target\":\"opsready_telemetry\",\"message\":\"{dropped} log lines dropped: the output did not keep up\"}}"
+            shared.write_out(
+                format!(
+                    "{{\"level\":\"WARN\",\"target\":\"opsready_telemetry\",\"message\":\"{dropped} log lines dropped: the output did not keep up\"}}\n"
+                )
+                .as_bytes(),
             );
         }
-        // An output that fails cannot be reported through itself; the lines
-        // are dropped rather than retried forever.
-        let _ = output.write_all(&batch);
-        let _ = output.flush();
+        shared.write_out(&batch);
         batch.clear();
         if stop {
             return;
@@ -150,6 +177,15 @@ impl Drop for BatchGuard {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        // Lines that came after the thread's last batch, then every later
+        // one, are written by the threads that log them; holding the state
+        // while writing the rest keeps them in order.
+        let mut state = self.shared.lock();
+        state.direct = true;
+        let rest = std::mem::take(&mut state.buffer);
+        if !rest.is_empty() {
+            self.shared.write_out(&rest);
+        }
     }
 }
 
@@ -168,6 +204,10 @@ impl Write for BatchWriter {
 impl Write for &BatchWriter {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let mut state = self.shared.lock();
+        if state.direct {
+            self.shared.write_out(line);
+            return Ok(line.len());
+        }
         if state.buffer.len() + line.len() > MAX_BUFFERED {
             state.dropped += 1;
             return Ok(line.len());
@@ -241,6 +281,18 @@ mod tests {
         let text = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 4000);
         assert!(text.lines().all(|line| line.starts_with("thread ")));
+    }
+
+    #[test]
+    fn a_line_written_after_the_guard_dropped_is_written_at_once() {
+        let output = Output::default();
+        let (mut writer, guard) = BatchWriter::new(output.clone());
+        writer.write_all(b"before\n").unwrap();
+        drop(guard);
+
+        writer.write_all(b"late\n").unwrap();
+
+        assert_eq!(&*output.0.lock().unwrap(), b"before\nlate\n");
     }
 
     #[test]

@@ -112,6 +112,7 @@ async fn spawn_app() -> String {
             }),
         )
         .route("/teapot", get(|| async { StatusCode::IM_A_TEAPOT }))
+        .route("/stall", get(std::future::pending::<&'static str>))
         .route(
             "/leaky",
             get(|| async {
@@ -214,6 +215,42 @@ async fn lines_logged_inside_a_handler_carry_the_request_and_trace_ids() {
     assert_eq!(greeting["route"], "/hello/{name}");
     let finished = lines.iter().find(|line| line["status"] == 200).unwrap();
     assert_eq!(finished["level"], "INFO");
+}
+
+#[tokio::test]
+async fn a_request_whose_client_gives_up_is_logged_as_cancelled() {
+    let base = spawn_app().await;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap();
+
+    let gave_up = client
+        .get(format!("{base}/stall"))
+        .header("x-request-id", "req-cancelled-1")
+        .send()
+        .await;
+
+    assert!(gave_up.is_err());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        if let Some(line) = lines_of("req-cancelled-1")
+            .into_iter()
+            .find(|line| line["target"] == "opsready::request")
+        {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no line for the cancelled request"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(line["message"], "request cancelled", "{line}");
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["route"], "/stall");
+    assert!(line.get("status").is_none(), "{line}");
+    assert!(line["latency_ms"].as_f64().unwrap() >= 150.0, "{line}");
 }
 
 #[tokio::test]
