@@ -334,7 +334,9 @@ http_server_request_duration_seconds_bucket{http_request_method="GET",http_route
 
 Prometheus keeps them with `--enable-feature=exemplar-storage`; Grafana then
 shows them as dots on a latency panel that link to the trace. Only sampled
-traces are used, one exemplar per bucket and series, the latest.
+traces are used, one exemplar per bucket and series: the first request
+to land there, then every 16th, so a recent one without a lock taken per
+request; a rare bucket (the slow requests) gets its first at once.
 
 The exporter underneath (`metrics-exporter-prometheus`) writes only the 0.0.4
 format and knows nothing of exemplars; opsready rewrites its output as

@@ -88,10 +88,16 @@ impl Format {
 pub(crate) struct DurationCounts {
     bounds: Arc<[f64]>,
     counts: Box<[AtomicU64]>,
-    /// In nanoseconds: an integer sum adds in one instruction, where a
-    /// float would need a compare-and-swap loop.
-    sum_nanos: AtomicU64,
+    /// In tenths of a microsecond: an integer sum, where a float would need
+    /// a compare-and-swap loop per sample. A `u64` of them holds 58,000
+    /// years of latency (one of nanoseconds held 584: about seven months of
+    /// a thousand long polls of 30 s at once), and adds saturating, as a
+    /// counter that went down would read as a reset.
+    sum_ticks: AtomicU64,
 }
+
+/// [`DurationCounts`]' unit of the sum.
+const TICKS_PER_SECOND: f64 = 10_000_000.0;
 
 impl DurationCounts {
     /// A histogram with these bucket bounds (seconds, ascending), and
@@ -100,7 +106,7 @@ impl DurationCounts {
         Self {
             counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             bounds,
-            sum_nanos: AtomicU64::new(0),
+            sum_ticks: AtomicU64::new(0),
         }
     }
 
@@ -121,7 +127,10 @@ impl DurationCounts {
                 }
             }
         }
-        let sum = Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
+        // Exact below 2^53 ticks (28 years), and a fraction of a second off
+        // beyond.
+        #[allow(clippy::cast_precision_loss)]
+        let sum = self.sum_ticks.load(Ordering::Relaxed) as f64 / TICKS_PER_SECOND;
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
     }
@@ -136,10 +145,14 @@ impl metrics::HistogramFn for DurationCounts {
             count.fetch_add(1, Ordering::Relaxed);
         }
         // Negative or not a number: nothing to add to the sum.
-        let nanos = Duration::try_from_secs_f64(seconds).map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+        let ticks = Duration::try_from_secs_f64(seconds).map_or(0, |elapsed| {
+            u64::try_from((elapsed.as_nanos() + 50) / 100).unwrap_or(u64::MAX)
         });
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        let _ = self
+            .sum_ticks
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |sum| {
+                Some(sum.saturating_add(ticks))
+            });
     }
 }
 
@@ -164,8 +177,9 @@ pub(crate) fn duration_family(out: &mut String, series: &[(&str, &DurationCounts
     out.push('\n');
 }
 
-/// The latest exemplar of each bucket of one duration series: the trace of
-/// a request that landed there. Slot `i` belongs to bucket `i`; the last to
+/// A recent exemplar of each bucket of one duration series: the trace of
+/// a request that landed there (the first, then every
+/// [`EXEMPLAR_EVERY`]th). Slot `i` belongs to bucket `i`; the last to
 /// `+Inf`.
 #[derive(Debug)]
 pub(crate) struct Exemplars {
@@ -448,6 +462,17 @@ mod tests {
             help = catalog::HTTP_SERVER_REQUEST_DURATION.help,
         );
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn the_duration_sum_never_goes_down() {
+        use metrics::HistogramFn as _;
+        let counts = DurationCounts::new(Arc::from([0.1].as_slice()));
+        counts.sum_ticks.store(u64::MAX - 5, Ordering::Relaxed);
+
+        counts.record(1.0);
+
+        assert_eq!(counts.sum_ticks.load(Ordering::Relaxed), u64::MAX);
     }
 
     #[test]

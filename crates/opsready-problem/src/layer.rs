@@ -38,7 +38,10 @@
 //!
 //! - A response made from a [`Problem`] (it keeps the problem in its
 //!   extensions) gets its body re-rendered with `request_id`, `instance`,
-//!   `trace_id` and the configured type base.
+//!   `trace_id` and the configured type base, and always for the status
+//!   the response has: an error status set around the problem
+//!   (`(StatusCode::CONFLICT, problem)`) picks the code, a success status
+//!   gives way to the problem's own. A status beyond 599 answers as 500.
 //! - Any other response with a status of 400 or more whose content type is
 //!   not already `application/problem+json` is rewritten into a problem with
 //!   the code [`Code::for_status`] picks. For a 4xx a short (≤ 1 KiB) UTF-8
@@ -437,7 +440,13 @@ where
         return Step::Done(response.map(Body::new));
     }
 
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    if status.as_u16() > 599 {
+        // Beyond HTTP's classes (a proxied upstream's 600): no problem can
+        // say it, so it answers as the server error it is.
+        parts.status = StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    let status = parts.status;
     let renderer = Renderer {
         request_id: parts
             .headers
@@ -461,10 +470,20 @@ where
         config,
     };
 
-    if let Some(problem) = parts.extensions.get::<Problem>()
-        && problem.status() == status
-    {
-        let problem = problem.clone();
+    if let Some(problem) = parts.extensions.get::<Problem>() {
+        // The body always says the status the answer has.
+        let problem = if problem.status() == status {
+            problem.clone()
+        } else if status.as_u16() < 400 {
+            // A success status set around a problem (`(StatusCode::OK,
+            // problem)`): not an error hidden behind a 200, the problem's own.
+            parts.status = problem.status();
+            problem.clone()
+        } else {
+            // An error status set around it (`(StatusCode::CONFLICT,
+            // Problem::not_found(…))`) wins; the body follows it.
+            problem.answering(status)
+        };
         drop(body);
         return Step::Done(renderer.finish(parts, &problem));
     }
@@ -646,6 +665,63 @@ mod tests {
         let bytes = to_bytes(body, usize::MAX).await.unwrap();
         let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         (Response::from_parts(parts, Body::empty()), json)
+    }
+
+    #[tokio::test]
+    async fn an_error_status_set_around_a_problem_is_the_status_its_body_says() {
+        let (response, body) = call(Method::GET, &[("x-request-id", "r1")], || {
+            (StatusCode::CONFLICT, Problem::not_found("no user 42")).into_response()
+        })
+        .await;
+
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert_eq!(body["status"], 409, "{body}");
+        assert_eq!(body["code"], "CONFLICT");
+        assert_eq!(body["detail"], "no user 42");
+        assert_eq!(body["request_id"], "r1");
+    }
+
+    #[tokio::test]
+    async fn a_5xx_set_around_a_4xx_problem_keeps_its_detail_internal() {
+        let (response, body) = call(Method::GET, &[], || {
+            (
+                StatusCode::BAD_GATEWAY,
+                Problem::bad_request("upstream said: secret internals"),
+            )
+                .into_response()
+        })
+        .await;
+
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(body["status"], 502);
+        assert!(!body.to_string().contains("secret internals"), "{body}");
+        let kept = response.extensions().get::<Problem>().unwrap();
+        assert_eq!(
+            kept.internal_detail(),
+            Some("upstream said: secret internals")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_success_status_set_around_a_problem_gives_way_to_the_problems() {
+        let (response, body) = call(Method::GET, &[], || {
+            (StatusCode::OK, Problem::not_found("no user 42")).into_response()
+        })
+        .await;
+
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body["status"], 404);
+    }
+
+    #[tokio::test]
+    async fn a_status_beyond_599_answers_as_a_500_problem() {
+        let (response, body) = call(Method::GET, &[], || {
+            StatusCode::from_u16(600).unwrap().into_response()
+        })
+        .await;
+
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["status"], 500);
     }
 
     #[tokio::test]

@@ -215,6 +215,15 @@ impl Problem {
         self.inner.code.status()
     }
 
+    /// This problem answered with another error status: the catalog's code
+    /// for it, the rest kept (a detail becomes internal if the status is a
+    /// 5xx).
+    pub(crate) fn answering(&self, status: StatusCode) -> Self {
+        let mut problem = self.clone();
+        problem.inner.code = Code::for_status(status);
+        problem
+    }
+
     /// The detail set with [`Problem::detail`], which for a 5xx is internal
     /// (see [`Problem::public_detail`]).
     #[must_use]
