@@ -28,8 +28,14 @@ pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// The W3C vendor trace state header.
 pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
-/// The target of request spans and of the line logged when a request ends.
+/// The target of the line logged when a request ends.
 pub const REQUEST_TARGET: &str = "opsready::request";
+
+/// The target of request spans, apart from their lines': a level above
+/// `info` for [`REQUEST_TARGET`] (`opsready::request=warn`) drops the lines
+/// of requests that went well and keeps the span, whose fields every line
+/// a handler logs carries.
+pub const REQUEST_SPAN_TARGET: &str = "opsready::http";
 
 /// The per-request telemetry layer. Put it inside the problem layer (so that
 /// problems carry its request id and trace id) and outside everything else.
@@ -278,7 +284,7 @@ fn request_span<B>(
         // A root, as a request is in this service (and as its exported span
         // is): no lookup of the span the server runs in.
         tracing::info_span!(
-            target: REQUEST_TARGET,
+            target: REQUEST_SPAN_TARGET,
             parent: None,
             "request",
             otel.name = %SpanName(method, route),

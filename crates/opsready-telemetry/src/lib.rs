@@ -116,8 +116,8 @@ pub use context::{
     MAX_REQUEST_ID_LEN, SpanId, TraceContext, TraceId, is_sane_request_id, new_request_id,
 };
 pub use layer::{
-    REQUEST_TARGET, ResponseFuture, TRACEPARENT, TRACESTATE, Telemetry, TelemetryLayer,
-    X_REQUEST_ID,
+    REQUEST_SPAN_TARGET, REQUEST_TARGET, ResponseFuture, TRACEPARENT, TRACESTATE, Telemetry,
+    TelemetryLayer, X_REQUEST_ID,
 };
 #[cfg(feature = "sentry")]
 pub use sentry_events::{

@@ -19,7 +19,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layered, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::layer::REQUEST_TARGET;
+use crate::layer::{REQUEST_SPAN_TARGET, REQUEST_TARGET};
 use crate::settings::{LogFormat, TelemetrySettings};
 
 /// Telemetry could not be set up.
@@ -483,6 +483,16 @@ impl RequestLine {
         at: SystemTime,
         (code, error): (Option<&str>, Option<&str>),
     ) {
+        // The line has a target and level of its own, apart from the
+        // span's: `opsready::request=warn` keeps the span and drops this
+        // line for a request that went well.
+        let enabled = match status {
+            Some(500..) => tracing::enabled!(target: REQUEST_TARGET, tracing::Level::ERROR),
+            _ => tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO),
+        };
+        if !enabled {
+            return;
+        }
         // The fields between the time and the latency, as one string and
         // the status.
         let middle = match status {
@@ -617,7 +627,7 @@ where
     W: for<'w> MakeWriter<'w> + 'static,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if attrs.metadata().target() != REQUEST_TARGET {
+        if attrs.metadata().target() != REQUEST_SPAN_TARGET {
             return;
         }
         let fields = match HANDED.take() {
@@ -958,10 +968,66 @@ mod tests {
         assert_eq!(all, "2026-11-23T20:44:07.987696Z");
     }
 
+    #[tokio::test(flavor = "current_thread")]
+    async fn quieting_request_lines_keeps_the_request_fields_on_a_handlers_lines() {
+        use axum::Router;
+        use axum::body::Body;
+        use axum::routing::get;
+        use tower::ServiceExt as _;
+
+        let written = crate::captured::Captured::default();
+        let mut settings = crate::TelemetrySettings::default();
+        settings.log.format = Some(crate::LogFormat::Json);
+        settings.log.level = "info,opsready::request=warn".to_owned();
+        let sink = written.clone();
+        let subscriber = super::subscriber(&settings, move || sink.clone()).unwrap();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let app: Router = Router::new()
+            .route(
+                "/ok",
+                get(|| async {
+                    tracing::info!("inside");
+                    "fine"
+                }),
+            )
+            .route(
+                "/broken",
+                get(|| async { http::StatusCode::INTERNAL_SERVER_ERROR }),
+            )
+            .layer(crate::TelemetryLayer::new());
+
+        for (path, id) in [("/ok", "req-quiet-1"), ("/broken", "req-quiet-2")] {
+            let request = http::Request::get(path)
+                .header("x-request-id", id)
+                .body(Body::empty())
+                .unwrap();
+            app.clone().oneshot(request).await.unwrap();
+        }
+
+        let lines: Vec<serde_json::Value> = written
+            .text()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        let inside = lines
+            .iter()
+            .find(|line| line["message"] == "inside")
+            .unwrap();
+        assert_eq!(inside["request_id"], "req-quiet-1", "{inside}");
+        assert_eq!(inside["route"], "/ok");
+        let request_lines: Vec<_> = lines
+            .iter()
+            .filter(|line| line["target"] == "opsready::request")
+            .collect();
+        assert_eq!(request_lines.len(), 1, "{lines:?}");
+        assert_eq!(request_lines[0]["message"], "request failed");
+        assert_eq!(request_lines[0]["request_id"], "req-quiet-2");
+    }
+
     #[test]
     fn the_json_layer_hands_over_its_writer_for_request_lines_and_no_other_does() {
         use super::RequestFields;
-        use crate::layer::REQUEST_TARGET;
+        use crate::layer::{REQUEST_SPAN_TARGET, REQUEST_TARGET};
 
         let written = crate::captured::Captured::default();
         for (format, expected) in [
@@ -977,7 +1043,7 @@ mod tests {
             let fields =
                 RequestFields::render("GET", Some("/x"), ("req-1", false), Some(("ab", "cd")));
             let (span, line) =
-                fields.hand_to(|| tracing::info_span!(target: REQUEST_TARGET, "request"));
+                fields.hand_to(|| tracing::info_span!(target: REQUEST_SPAN_TARGET, "request"));
 
             assert!(!span.is_disabled());
             assert_eq!(line.is_some(), expected, "{format:?}");
