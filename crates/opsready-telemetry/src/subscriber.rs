@@ -11,7 +11,10 @@ use std::time::SystemTime;
 use opsready_vocab::{REDACTED, is_sensitive_name, redact_secrets, redact_secrets_in};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_core::callsite::{Callsite as _, DefaultCallsite, Identifier};
+use tracing_core::field::FieldSet;
+use tracing_core::metadata::Kind;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Registry;
 use tracing_subscriber::filter::Targets;
@@ -486,11 +489,11 @@ impl RequestLine {
         // The line has a target and level of its own, apart from the
         // span's: `opsready::request=warn` keeps the span and drops this
         // line for a request that went well.
-        let enabled = match status {
-            Some(500..) => tracing::enabled!(target: REQUEST_TARGET, tracing::Level::ERROR),
-            _ => tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO),
+        let callsite = match status {
+            Some(500..) => &REQUEST_FAILED,
+            _ => &REQUEST_FINISHED,
         };
-        if !enabled {
+        if !line_enabled(callsite) {
             return;
         }
         // The fields between the time and the latency, as one string and
@@ -532,6 +535,46 @@ impl RequestLine {
             (self.lines.write)(line.as_bytes());
         });
     }
+}
+
+/// The callsites of the request line, at its two levels: whether a line is
+/// enabled is read from the interest the subscriber registered for them
+/// (with a static filter, once for good), not asked of the subscriber for
+/// each request as `tracing::enabled!` does.
+static REQUEST_FINISHED: DefaultCallsite = DefaultCallsite::new(&REQUEST_FINISHED_META);
+static REQUEST_FINISHED_META: Metadata<'static> = Metadata::new(
+    "request finished",
+    REQUEST_TARGET,
+    Level::INFO,
+    Some(file!()),
+    Some(line!()),
+    Some(module_path!()),
+    FieldSet::new(&[], Identifier(&REQUEST_FINISHED)),
+    Kind::EVENT,
+);
+static REQUEST_FAILED: DefaultCallsite = DefaultCallsite::new(&REQUEST_FAILED_META);
+static REQUEST_FAILED_META: Metadata<'static> = Metadata::new(
+    "request failed",
+    REQUEST_TARGET,
+    Level::ERROR,
+    Some(file!()),
+    Some(line!()),
+    Some(module_path!()),
+    FieldSet::new(&[], Identifier(&REQUEST_FAILED)),
+    Kind::EVENT,
+);
+
+/// Whether the subscriber wants the event of `callsite`.
+fn line_enabled(callsite: &'static DefaultCallsite) -> bool {
+    let metadata = callsite.metadata();
+    if *metadata.level() > tracing::level_filters::LevelFilter::current() {
+        return false;
+    }
+    let interest = callsite.interest();
+    if interest.is_never() {
+        return false;
+    }
+    interest.is_always() || tracing::dispatcher::get_default(|current| current.enabled(metadata))
 }
 
 /// `elapsed` in milliseconds, to the nanosecond, as a JSON number
