@@ -525,6 +525,9 @@ impl<'de> de::Deserializer<'de> for De<'de> {
                 Some(s) => visitor.visit_borrowed_str(s),
                 None => Err(Error::new(ErrorKind::PlaceholderExhausted)),
             },
+            // A float is not taken as text: `1.10` would become "1.1",
+            // `1e3` "1000". The type error asks for quotes instead.
+            Node::Value(Value::Num(_, Num::F32(_) | Num::F64(_))) => self.deserialize_any(visitor),
             Node::Value(Value::Num(_, n)) => visitor.visit_string(num_text(*n)),
             Node::Value(Value::Bool(_, b)) => visitor.visit_string(b.to_string()),
             _ => self.deserialize_any(visitor),

@@ -1046,6 +1046,18 @@ impl Report<'_> {
             Some(suggestion) => {
                 let full = join(parent, suggestion);
                 match (&origin, self.env_var(&full)) {
+                    // The variable set a key below the unknown section
+                    // (`APP__HTPP__PORT`): the same one, spelt right.
+                    (Origin::Env(var), Some(right)) if !var.contains(", ") => {
+                        let depth = full.split('.').count();
+                        let rest: Vec<&str> = var.split("__").skip(depth + 1).collect();
+                        let var = if rest.is_empty() {
+                            right
+                        } else {
+                            format!("{right}__{}", rest.join("__"))
+                        };
+                        format!("did you mean `{full}` ({var})?")
+                    }
                     (Origin::Env(_), Some(var)) => format!("did you mean `{full}` ({var})?"),
                     _ => format!("did you mean `{full}`?"),
                 }

@@ -39,10 +39,15 @@ impl Origin {
         if let Some(Source::File(file)) = &metadata.source {
             return Self::File(file.clone());
         }
-        let keys: Vec<&str> = path.split('.').collect();
+        // An item of a list given as `a,b,c` (`ports[1]`) came from the
+        // list's variable or `--set`.
+        let keys: Vec<&str> = path
+            .split('.')
+            .map(|key| key.split_once('[').map_or(key, |(key, _)| key))
+            .collect();
         match metadata.name.as_ref() {
             ENV_SOURCE_NAME => Self::Env(metadata.interpolate(&Profile::Default, &keys)),
-            COMMAND_LINE_SOURCE_NAME => Self::CommandLine(path.to_owned()),
+            COMMAND_LINE_SOURCE_NAME => Self::CommandLine(keys.join(".")),
             _ => Self::Default,
         }
     }

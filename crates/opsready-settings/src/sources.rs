@@ -148,7 +148,22 @@ impl Provider for StringLayer {
         let names = Arc::clone(&self.names);
         Metadata::named(self.name).interpolater(move |_profile: &Profile, keys: &[&str]| {
             let key = keys.join(".");
-            names.get(&key).cloned().unwrap_or(key)
+            if let Some(name) = names.get(&key) {
+                return name.clone();
+            }
+            // A section (an unknown one, say: `APP__HTPP__PORT` makes
+            // `htpp`): the variables that set keys below it.
+            let below = format!("{key}.");
+            let names: Vec<&str> = names
+                .range(below.clone()..)
+                .take_while(|(name, _)| name.starts_with(&below))
+                .map(|(_, variable)| variable.as_str())
+                .collect();
+            if names.is_empty() {
+                key
+            } else {
+                names.join(", ")
+            }
         })
     }
 

@@ -321,6 +321,70 @@ fn an_unknown_key_in_a_variable_is_an_error_with_a_suggestion_naming_the_variabl
 }
 
 #[test]
+fn a_misspelt_section_in_a_variable_names_that_variable_and_the_right_one() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = load(dir.path(), &[("APP__HTPP__PORT", "9000")]).unwrap_err();
+
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.key(), Some("htpp"), "{error}");
+    assert_eq!(diagnostic.origin(), &Origin::Env("APP__HTPP__PORT".into()));
+    assert_eq!(
+        diagnostic.help(),
+        Some("did you mean `http` (APP__HTTP__PORT)?")
+    );
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Ports {
+    ports: Vec<u16>,
+}
+
+impl Validate for Ports {}
+
+#[test]
+fn a_bad_item_of_a_list_names_the_lists_variable_or_override() {
+    let dir = config(&[]);
+
+    let from_env = loader(dir.path(), &[("APP__PORTS", "80,abc")])
+        .load::<Ports>()
+        .unwrap_err();
+    let from_cli = loader(dir.path(), &[])
+        .set("ports", "80,abc")
+        .load::<Ports>()
+        .unwrap_err();
+
+    let diagnostic = &from_env.diagnostics()[0];
+    assert_eq!(
+        diagnostic.origin(),
+        &Origin::Env("APP__PORTS".into()),
+        "{from_env}"
+    );
+    assert_eq!(
+        diagnostic.help(),
+        Some("set APP__PORTS to a valid value, or unset it")
+    );
+    let diagnostic = &from_cli.diagnostics()[0];
+    assert_eq!(
+        diagnostic.origin(),
+        &Origin::CommandLine("ports".into()),
+        "{from_cli}"
+    );
+    assert_eq!(diagnostic.help(), Some("fix --set ports=…"));
+}
+
+#[test]
+fn a_decimal_for_text_is_refused_rather_than_rewritten() {
+    let dir = config(&[("default.toml", "[database]\nurl = 1.10\n")]);
+
+    let error = load(dir.path(), &[]).unwrap_err();
+
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.key(), Some("database.url"), "{error}");
+    assert_eq!(diagnostic.kind(), DiagnosticKind::InvalidValue);
+}
+
+#[test]
 fn an_unknown_key_in_a_file_names_the_file() {
     let dir = config(&[("default.toml", "[database]\nurl = \"x\"\npool_sise = 3\n")]);
 
