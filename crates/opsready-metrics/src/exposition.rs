@@ -88,11 +88,12 @@ impl Format {
 pub(crate) struct DurationCounts {
     bounds: Arc<[f64]>,
     counts: Box<[AtomicU64]>,
-    /// In tenths of a microsecond: an integer sum, where a float would need
-    /// a compare-and-swap loop per sample. A `u64` of them holds 58,000
-    /// years of latency (one of nanoseconds held 584: about seven months of
-    /// a thousand long polls of 30 s at once), and adds saturating, as a
-    /// counter that went down would read as a reset.
+    /// In tenths of a microsecond: an integer sum adds in one instruction,
+    /// where a float would need a compare-and-swap loop per sample. A `u64`
+    /// of them holds 58,000 years of latency (one of nanoseconds held 584:
+    /// about seven months of a thousand long polls of 30 s at once), and is
+    /// held at its top should it ever wrap, as a counter that went down
+    /// would read as a reset.
     sum_ticks: AtomicU64,
 }
 
@@ -148,11 +149,11 @@ impl metrics::HistogramFn for DurationCounts {
         let ticks = Duration::try_from_secs_f64(seconds).map_or(0, |elapsed| {
             u64::try_from((elapsed.as_nanos() + 50) / 100).unwrap_or(u64::MAX)
         });
-        let _ = self
-            .sum_ticks
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |sum| {
-                Some(sum.saturating_add(ticks))
-            });
+        let before = self.sum_ticks.fetch_add(ticks, Ordering::Relaxed);
+        if before.checked_add(ticks).is_none() {
+            // Wrapped: held at the top instead, flat rather than a reset.
+            self.sum_ticks.store(u64::MAX, Ordering::Relaxed);
+        }
     }
 }
 

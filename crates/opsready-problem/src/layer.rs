@@ -95,7 +95,7 @@ use tower::{Layer, Service};
 
 use opsready_vocab::Traceparent;
 
-use crate::problem::{DEFAULT_TYPE_BASE, PROBLEM_JSON, RenderContext, retry_after_secs};
+use crate::problem::{DEFAULT_TYPE_BASE, PROBLEM_JSON, RenderContext, answered, retry_after_secs};
 use crate::{Code, Problem};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -441,12 +441,10 @@ where
     }
 
     let (mut parts, body) = response.into_parts();
-    if status.as_u16() > 599 {
-        // Beyond HTTP's classes (a proxied upstream's 600): no problem can
-        // say it, so it answers as the server error it is.
-        parts.status = StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    let status = parts.status;
+    // The body always says the status the answer has; see `answered`.
+    let carried = parts.extensions.get::<Problem>().cloned();
+    let (status, problem) = answered(status, carried.as_ref());
+    parts.status = status;
     let renderer = Renderer {
         request_id: parts
             .headers
@@ -470,20 +468,7 @@ where
         config,
     };
 
-    if let Some(problem) = parts.extensions.get::<Problem>() {
-        // The body always says the status the answer has.
-        let problem = if problem.status() == status {
-            problem.clone()
-        } else if status.as_u16() < 400 {
-            // A success status set around a problem (`(StatusCode::OK,
-            // problem)`): not an error hidden behind a 200, the problem's own.
-            parts.status = problem.status();
-            problem.clone()
-        } else {
-            // An error status set around it (`(StatusCode::CONFLICT,
-            // Problem::not_found(…))`) wins; the body follows it.
-            problem.answering(status)
-        };
+    if let Some(problem) = problem {
         drop(body);
         return Step::Done(renderer.finish(parts, &problem));
     }
@@ -700,6 +685,23 @@ mod tests {
             kept.internal_detail(),
             Some("upstream said: secret internals")
         );
+    }
+
+    #[tokio::test]
+    async fn a_4xx_set_around_a_5xx_problem_does_not_make_its_detail_public() {
+        let (response, body) = call(Method::GET, &[], || {
+            (
+                StatusCode::BAD_REQUEST,
+                Problem::new(crate::codes::INTERNAL_ERROR)
+                    .detail("redis 10.0.0.5:6379: auth failed"),
+            )
+                .into_response()
+        })
+        .await;
+
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(body["status"], 400);
+        assert!(!body.to_string().contains("10.0.0.5"), "{body}");
     }
 
     #[tokio::test]

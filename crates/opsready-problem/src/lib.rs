@@ -87,7 +87,7 @@ pub mod timeout;
 
 pub use code::Code;
 pub use layer::{ProblemLayer, ProblemService};
-pub use problem::{FieldError, Problem};
+pub use problem::{FieldError, Problem, answered};
 
 /// The JSON Schema (draft 2020-12) of the envelope, as shipped in the
 /// crate's `problem.schema.json`: for contract tests of clients and

@@ -65,6 +65,50 @@ pub struct Problem {
     inner: Box<Inner>,
 }
 
+/// What the problem layer answers for a response of `status` that carries
+/// `problem` in its extensions: the status the client gets and the problem
+/// its body renders. Layers inside the problem layer that record the
+/// answer (the request line, metrics, error tracking) read it through this,
+/// so that they agree with what the client got.
+///
+/// - A status beyond 599 answers as a 500.
+/// - A success status set around a problem (`(StatusCode::OK, problem)`)
+///   gives way to the problem's own.
+/// - An error status set around a problem of another status
+///   (`(StatusCode::CONFLICT, Problem::not_found(…))`) wins, and the
+///   problem is recoded for it, its detail internal if that is a 5xx (and
+///   a 5xx problem's detail dropped from a 4xx answer).
+///
+/// ```
+/// use http::StatusCode;
+/// use opsready_problem::{Problem, answered};
+///
+/// let problem = Problem::not_found("no user 42");
+/// let (status, body) = answered(StatusCode::CONFLICT, Some(&problem));
+/// assert_eq!(status, StatusCode::CONFLICT);
+/// assert_eq!(body.unwrap().code().code(), "CONFLICT");
+/// assert_eq!(answered(StatusCode::OK, Some(&problem)).0, StatusCode::NOT_FOUND);
+/// assert_eq!(answered(StatusCode::from_u16(600).unwrap(), None).0, 500);
+/// ```
+#[must_use]
+pub fn answered(
+    status: StatusCode,
+    problem: Option<&Problem>,
+) -> (StatusCode, Option<std::borrow::Cow<'_, Problem>>) {
+    use std::borrow::Cow;
+    let status = if status.as_u16() > 599 {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        status
+    };
+    match problem {
+        None => (status, None),
+        Some(problem) if problem.status() == status => (status, Some(Cow::Borrowed(problem))),
+        Some(problem) if status.as_u16() < 400 => (problem.status(), Some(Cow::Borrowed(problem))),
+        Some(problem) => (status, Some(Cow::Owned(problem.answering(status)))),
+    }
+}
+
 #[derive(Clone)]
 struct Inner {
     code: Code,
@@ -216,10 +260,14 @@ impl Problem {
     }
 
     /// This problem answered with another error status: the catalog's code
-    /// for it, the rest kept (a detail becomes internal if the status is a
-    /// 5xx).
+    /// for it, the rest kept. A detail becomes internal if the status is a
+    /// 5xx; a 5xx problem's detail, internal, is dropped from a 4xx answer
+    /// rather than shown (its cause stays).
     pub(crate) fn answering(&self, status: StatusCode) -> Self {
         let mut problem = self.clone();
+        if self.status().is_server_error() && !status.is_server_error() {
+            problem.inner.detail = None;
+        }
         problem.inner.code = Code::for_status(status);
         problem
     }

@@ -404,20 +404,25 @@ where
         // One reading of the clock for the line and the observer.
         let elapsed = this.start.elapsed();
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
-        let status = response.status().as_u16();
+        // The status and problem the client gets once the problem layer
+        // outside has rendered the answer (a problem set inside another
+        // status, a status beyond 599), so that the line and the metrics
+        // say what was answered.
+        let (status, problem) =
+            opsready_problem::answered(response.status(), response.extensions().get::<Problem>());
+        let status = status.as_u16();
         if let Some(observation) = this.observation.take() {
             O::finish(observation, status, elapsed);
         }
         // An error answer's problem code goes on its line, and for a 5xx
         // what the problem kept from the client (its detail, its cause, a
         // caught panic's message).
-        let problem = (status >= 400)
-            .then(|| response.extensions().get::<Problem>())
-            .flatten();
-        let code = problem.map(|problem| problem.code().code());
+        let problem = problem.filter(|_| status >= 400);
+        let code = problem.as_ref().map(|problem| problem.code().code());
         let error = problem
+            .as_ref()
             .filter(|_| status >= 500)
-            .and_then(Problem::internal_report);
+            .and_then(|problem| problem.internal_report());
         let request_id = this.request_id.take();
         if let (Some(unspanned), Some(id)) = (this.unspanned.take(), &request_id)
             && status >= 500

@@ -123,7 +123,8 @@ fn masked_event(mut event: Event<'static>) -> Event<'static> {
 }
 
 /// Masks a context: a service's own (`Context::Other`) as JSON fields, the
-/// typed ones' extra fields and a trace's data likewise, a response's
+/// typed ones' extra fields, an OpenTelemetry context's attributes and
+/// resource and a trace's data likewise, a response's
 /// cookies and headers as a request's.
 fn mask_context(context: &mut protocol::Context) {
     use protocol::Context as C;
@@ -141,7 +142,11 @@ fn mask_context(context: &mut protocol::Context) {
             &mut c.data
         }
         C::Gpu(c) => &mut c.other,
-        C::Otel(c) => &mut c.other,
+        C::Otel(c) => {
+            mask_json_fields(c.attributes.iter_mut());
+            mask_json_fields(c.resource.iter_mut());
+            &mut c.other
+        }
         C::Response(c) => {
             mask_cookies(&mut c.cookies);
             mask_text_fields(&mut c.headers);
@@ -350,16 +355,18 @@ where
 /// which is saturation for metrics and alerts, not an error to triage one
 /// request at a time (and events then would spend the quota when it hurts).
 fn worth_an_event<B>(response: &Response<B>) -> bool {
-    let problem = response.extensions().get::<Problem>();
-    response.status().is_server_error()
+    // As the problem layer outside will answer it.
+    let (status, problem) =
+        opsready_problem::answered(response.status(), response.extensions().get::<Problem>());
+    status.is_server_error()
         && response.extensions().get::<Exempt>().is_none()
         && problem.is_none_or(|p| p.code() != codes::OVERLOADED)
 }
 
 /// The event of one 5xx answer.
 fn event<B>(info: &RequestInfo, response: &Response<B>) -> Event<'static> {
-    let status = response.status();
-    let problem = response.extensions().get::<Problem>();
+    let (status, problem) =
+        opsready_problem::answered(response.status(), response.extensions().get::<Problem>());
     let (code, what) = match problem {
         Some(problem) => (
             problem.code().code().to_owned(),

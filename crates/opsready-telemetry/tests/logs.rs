@@ -112,6 +112,16 @@ async fn spawn_app() -> String {
             }),
         )
         .route("/teapot", get(|| async { StatusCode::IM_A_TEAPOT }))
+        .route(
+            "/hidden",
+            get(|| async {
+                // A problem inside a success status: answered as the 500 it is.
+                (
+                    StatusCode::OK,
+                    Problem::internal(std::io::Error::other("quiet failure")),
+                )
+            }),
+        )
         .route("/stall", get(std::future::pending::<&'static str>))
         .route(
             "/leaky",
@@ -251,6 +261,32 @@ async fn a_request_whose_client_gives_up_is_logged_as_cancelled() {
     assert_eq!(line["route"], "/stall");
     assert!(line.get("status").is_none(), "{line}");
     assert!(line["latency_ms"].as_f64().unwrap() >= 150.0, "{line}");
+}
+
+#[tokio::test]
+async fn the_line_says_the_status_and_code_the_client_got() {
+    let base = spawn_app().await;
+
+    let response = reqwest::Client::new()
+        .get(format!("{base}/hidden"))
+        .header("x-request-id", "req-hidden-1")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 500);
+    let lines = lines_of("req-hidden-1");
+    let line = lines
+        .iter()
+        .find(|line| line["target"] == "opsready::request")
+        .unwrap_or_else(|| panic!("no request line in {lines:?}"));
+    assert_eq!(line["status"], 500, "{line}");
+    assert_eq!(line["message"], "request failed");
+    assert_eq!(line["code"], "INTERNAL_ERROR");
+    assert!(
+        line["error"].as_str().unwrap().contains("quiet failure"),
+        "{line}"
+    );
 }
 
 #[tokio::test]

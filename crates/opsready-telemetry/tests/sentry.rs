@@ -242,6 +242,18 @@ fn an_event_the_service_captures_itself_leaves_without_the_credentials_it_quotes
                     .collect(),
                 ),
             );
+            scope.set_context(
+                "otel",
+                sentry::protocol::Context::Otel(Box::new(sentry::protocol::OtelContext {
+                    attributes: [(
+                        "url.full".to_owned(),
+                        "https://h/x?api_key=SENTRY-SECRET-13".into(),
+                    )]
+                    .into_iter()
+                    .collect(),
+                    ..Default::default()
+                })),
+            );
             scope.add_event_processor(|mut event| {
                 event.request = Some(sentry::protocol::Request {
                     url: "https://api.example/cb?state=s1&token=SENTRY-SECRET-9"
@@ -305,6 +317,10 @@ fn an_event_the_service_captures_itself_leaves_without_the_credentials_it_quotes
     assert_eq!(upstream["secret"], "[REDACTED]", "{event}");
     assert_eq!(upstream["url"], "amqp://app:[REDACTED]@mq:5672/");
     assert_eq!(upstream["region"], "eu-1");
+    assert_eq!(
+        event["contexts"]["otel"]["attributes"]["url.full"],
+        "https://h/x?api_key=[REDACTED]"
+    );
     let request = &event["request"];
     assert_eq!(
         request["url"], "https://api.example/cb?state=s1&token=[REDACTED]",

@@ -32,8 +32,9 @@ const AUTH_SCHEMES: [&str; 4] = ["bearer", "basic", "digest", "token"];
 /// Words that, right after a credential's name, make the whole name one of
 /// the credential's properties rather than the credential itself:
 /// `token_count`, `token_type`, `password_file`, `secret_name`,
-/// `promptTokenCount`. Not `id`: Vault's `secret_id` is a credential.
-const PROPERTIES: [&str; 19] = [
+/// `promptTokenCount`. Not `id`: Vault's `secret_id` is a credential; nor
+/// `url`: a bot's token travels in its URL's path.
+const PROPERTIES: [&str; 17] = [
     "count",
     "len",
     "length",
@@ -45,8 +46,6 @@ const PROPERTIES: [&str; 19] = [
     "expires",
     "expiration",
     "endpoint",
-    "url",
-    "uri",
     "path",
     "file",
     "name",
@@ -55,10 +54,15 @@ const PROPERTIES: [&str; 19] = [
     "budget",
 ];
 
-/// Words that, just before or after `tokens`, make it a count of a language
-/// model's tokens (`max_tokens`, `prompt_tokens`, `maxNewTokens`,
-/// `tokens_used`) rather than a list of credentials (`api_tokens`).
-const TOKEN_COUNTS: [&str; 13] = [
+/// Words that may follow a property word and leave it a property
+/// (`token_expires_in`, `token_ttl_seconds`); any other word after it
+/// (`password_file_contents`) makes the name a credential's again.
+const PROPERTY_TAILS: [&str; 7] = ["at", "in", "ms", "secs", "seconds", "minutes", "hours"];
+
+/// Words that, before `tokens`, make it a count of a language model's
+/// tokens (`max_tokens`, `prompt_tokens`, `maxNewTokens`) rather than a
+/// list of credentials (`api_tokens`, `new_tokens`, `cached_tokens`).
+const TOKEN_COUNTS: [&str; 9] = [
     "max",
     "min",
     "prompt",
@@ -66,12 +70,8 @@ const TOKEN_COUNTS: [&str; 13] = [
     "total",
     "input",
     "output",
-    "cached",
     "reasoning",
     "num",
-    "new",
-    "used",
-    "remaining",
 ];
 
 /// Whether a name (of a setting, a query parameter, a field, a header)
@@ -135,15 +135,36 @@ fn names_the_credential(name: &[u8], start: usize, end: usize, part: &str) -> bo
             end += 1;
         }
     }
-    let is_one_of = |word: Option<&[u8]>, list: &[&str]| {
-        word.is_some_and(|word| list.iter().any(|w| word.eq_ignore_ascii_case(w.as_bytes())))
-    };
-    let after = word_after(name, end);
-    if is_one_of(after, &PROPERTIES) {
+    let is_one_of =
+        |word: &[u8], list: &[&str]| list.iter().any(|w| word.eq_ignore_ascii_case(w.as_bytes()));
+    // The words after the part: a property, then only properties or their
+    // tails.
+    let mut at = end;
+    let mut property = false;
+    while let Some(word) = word_after(name, at) {
+        let text = &name[word.clone()];
+        property = is_one_of(text, &PROPERTIES) || (property && is_one_of(text, &PROPERTY_TAILS));
+        if !property {
+            break;
+        }
+        at = word.end;
+    }
+    if property {
         return false;
     }
-    !(plural
-        && (is_one_of(word_before(name, start), &TOKEN_COUNTS) || is_one_of(after, &TOKEN_COUNTS)))
+    if !plural {
+        return true;
+    }
+    // `tokens` after a language model's count word, anywhere before it
+    // (`max_new_tokens`), or followed by `used` (`tokens_used`).
+    let mut before = start;
+    while let Some(word) = word_before(name, before) {
+        if is_one_of(&name[word.clone()], &TOKEN_COUNTS) {
+            return false;
+        }
+        before = word.start;
+    }
+    !word_after(name, end).is_some_and(|word| name[word].eq_ignore_ascii_case(b"used"))
 }
 
 fn is_separator(byte: u8) -> bool {
@@ -159,9 +180,10 @@ fn word_ends_at(name: &[u8], at: usize) -> bool {
     at == name.len() || is_separator(name[at]) || is_hump(name, at)
 }
 
-/// The word that follows a word ending at `end`: after a separator or at a
-/// hump. `None` when the word at `end` goes on (`passwordhash`).
-fn word_after(name: &[u8], end: usize) -> Option<&[u8]> {
+/// Where the word that follows a word ending at `end` is: after a
+/// separator or at a hump. `None` when the word at `end` goes on
+/// (`passwordhash`).
+fn word_after(name: &[u8], end: usize) -> Option<Range<usize>> {
     let begin = match name.get(end) {
         Some(&byte) if is_separator(byte) => end + 1,
         Some(_) if is_hump(name, end) => end,
@@ -170,12 +192,12 @@ fn word_after(name: &[u8], end: usize) -> Option<&[u8]> {
     let stop = (begin + 1..=name.len())
         .find(|&at| word_ends_at(name, at))
         .unwrap_or(name.len());
-    Some(&name[begin.min(stop)..stop])
+    Some(begin.min(stop)..stop)
 }
 
-/// The word before a word starting at `start`: before a separator or a
-/// hump.
-fn word_before(name: &[u8], start: usize) -> Option<&[u8]> {
+/// Where the word before a word starting at `start` is: before a separator
+/// or a hump.
+fn word_before(name: &[u8], start: usize) -> Option<Range<usize>> {
     let stop = if start > 0 && is_separator(name[start - 1]) {
         start - 1
     } else if is_hump(name, start) {
@@ -190,7 +212,7 @@ fn word_before(name: &[u8], start: usize) -> Option<&[u8]> {
             break;
         }
     }
-    Some(&name[begin..stop])
+    Some(begin..stop)
 }
 
 /// `text` with the credentials it quotes masked as [`REDACTED`]:
@@ -509,12 +531,12 @@ mod tests {
             "access_token_expires_in",
             "password_file",
             "secret_name",
-            "oauth.token_url",
+            "oauth.token_endpoint",
+            "token_ttl_seconds",
             "tokenType",
             "promptTokenCount",
             "tokens_used_count",
             "tokens_used",
-            "TokensRemaining",
             "max_tokens",
             "MAX_NEW_TOKENS",
             "maxTokens",
@@ -539,6 +561,12 @@ mod tests {
             "secret_token_count",
             "token_",
             "_tokens",
+            "new_tokens",
+            "cached_tokens",
+            "TokensRemaining",
+            "password_file_contents",
+            "secretNameAndValue",
+            "bot_token_url",
         ] {
             assert!(is_sensitive_name(name), "{name}");
         }
@@ -559,8 +587,8 @@ mod tests {
         );
         // What such a value quotes is still looked into.
         assert_eq!(
-            redact_secrets("token_url=https://idp/cb?token=t-2&x=1"),
-            "token_url=https://idp/cb?token=[REDACTED]&x=1"
+            redact_secrets("token_endpoint=https://idp/cb?token=t-2&x=1"),
+            "token_endpoint=https://idp/cb?token=[REDACTED]&x=1"
         );
     }
 

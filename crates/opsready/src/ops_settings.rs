@@ -228,13 +228,13 @@ impl Validate for OpsSettings {
                     "admin.token",
                     format!("must be at least {MIN_TOKEN_LEN} characters"),
                 );
-            } else if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                // A bearer token cannot carry them, so no request could
-                // ever match: most often a secret file's final newline.
+            } else if !token.chars().all(|c| c.is_ascii_graphic()) {
+                // A header carries no other, so no request could ever
+                // match: most often a secret file's final newline.
                 v.add(
                     "admin.token",
-                    "must not contain spaces, line breaks or control characters \
-                     (a secret file's final newline?): remove them",
+                    "must hold only visible ASCII characters, without spaces, \
+                     line breaks or accents (a secret file's final newline?): remove them",
                 );
             }
         }

@@ -28,7 +28,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "admin.token",
-        "Bearer token of sensitive admin routes (`/admin/config`); unset, they answer 404. At least 16 characters, without spaces or line breaks. Secret.",
+        "Bearer token of sensitive admin routes (`/admin/config`); unset, they answer 404. At least 16 visible ASCII characters (no spaces, line breaks or accents). Secret.",
     ),
     (
         "shutdown.drain_delay",

@@ -791,7 +791,9 @@ async fn relay(
                     .await
                 {
                     Ok(Ok(now)) => {
-                        if pid.replace(now) != Some(now) {
+                        // After a reconnection sqlx reported (`None`), the
+                        // new process is only noted: it was announced.
+                        if pid.replace(now).is_some_and(|before| before != now) {
                             reconnected(&channel, &revision);
                         }
                         continue;
