@@ -432,8 +432,47 @@ impl Flags {
         actor: &str,
         reason: &str,
     ) -> Result<AuditEntry, Error> {
+        self.rollback_expecting(key, None, to_version, actor, reason)
+            .await
+    }
+
+    /// [`rollback`](Self::rollback), only while the flag's latest version
+    /// is `latest`, the one the caller read: a rollback meant to undo a
+    /// change does not undo another one made since (someone's kill), and a
+    /// rollback sent twice does not undo itself.
+    ///
+    /// # Errors
+    ///
+    /// [`Conflict`](ErrorKind::Conflict) when the latest version is another
+    /// (its [`current_version`](Error::current_version) says which); as
+    /// [`rollback`](Self::rollback) otherwise.
+    pub async fn rollback_from(
+        &self,
+        key: &str,
+        latest: u64,
+        to_version: Option<u64>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<AuditEntry, Error> {
+        self.rollback_expecting(key, Some(latest), to_version, actor, reason)
+            .await
+    }
+
+    async fn rollback_expecting(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        to_version: Option<u64>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<AuditEntry, Error> {
         let history = self.inner.store.history(key).await?;
         let latest = history.last().ok_or_else(|| Error::not_found(key))?.version;
+        if let Some(expected) = expected
+            && expected != latest
+        {
+            return Err(Error::conflict(key, expected, Some(latest)));
+        }
         let to = match to_version {
             Some(version) => version,
             None => latest

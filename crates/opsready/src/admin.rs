@@ -35,7 +35,10 @@ pub(crate) fn router(state: AdminState) -> Router {
     if let Some(flags) = &state.flags {
         guarded = guarded.merge(crate::flags_admin::router(flags.clone()));
     }
-    let guarded = guarded.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    // `layer`, not `route_layer`: a method a route does not have is asked
+    // for the token too (401, or 404 without `admin.token`, as documented)
+    // rather than answered 405 to anyone.
+    let guarded = guarded.layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/admin/info", get(info))
         // Open like every Prometheus target: it shows counts, not

@@ -144,13 +144,32 @@ async fn kill(
 async fn rollback(
     State(flags): State<Flags>,
     Path(key): Path<String>,
+    headers: HeaderMap,
     Json(body): Json<RollbackBody>,
 ) -> Result<Response, Problem> {
     let reason = required_reason(&body.reason)?;
+    // Based on the version read, as a `PUT` is: a rollback sent to undo
+    // one change must not undo another made since (someone's kill), nor,
+    // sent twice, undo itself.
+    let Some(latest) = if_match(&headers)? else {
+        let current = flags.get(&key).map_or_else(
+            || "has no live version".to_owned(),
+            |flag| format!("is at version {}", flag.version),
+        );
+        return Err(Problem::new(codes::PRECONDITION_REQUIRED).detail(format!(
+            "flag `{key}` {current}: send the version your rollback is based on in If-Match (the ETag of the kill you undo, or the latest in GET /admin/flags/{key}/history)"
+        )));
+    };
     let entry = flags
-        .rollback(&key, body.to_version, actor(body.actor.as_deref()), reason)
+        .rollback_from(
+            &key,
+            latest,
+            body.to_version,
+            actor(body.actor.as_deref()),
+            reason,
+        )
         .await
-        .map_err(problem)?;
+        .map_err(|error| precondition(&key, latest, error))?;
     Ok(with_etag(entry.version, axum::Json(Changed { change: entry })).into_response())
 }
 

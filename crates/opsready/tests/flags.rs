@@ -128,9 +128,17 @@ async fn the_flags_api_needs_the_admin_token() {
         .send()
         .await
         .unwrap();
+    // A method the route does not have is asked for the token first too.
+    let probing = app
+        .client
+        .delete(format!("{}/admin/flags/greeting.shout", app.admin))
+        .send()
+        .await
+        .unwrap();
 
     assert_eq!(anonymous.status(), 401);
     assert_eq!(wrong.status(), 401);
+    assert_eq!(probing.status(), 401);
     assert_eq!(app.hello().await, "HELLO", "nothing was killed");
 }
 
@@ -286,15 +294,22 @@ async fn kill_and_rollback_change_what_handlers_serve_and_are_in_the_history() {
         )
         .await;
     let after_kill = app.hello().await;
-    let (rolled_back, etag, change) = app
-        .send(
-            app.admin(
+    let rollback = |based_on: Option<&str>| {
+        let request = app
+            .admin(
                 reqwest::Method::POST,
                 "/admin/flags/greeting.shout/rollback",
             )
-            .json(&json!({"reason": "fixed in 2.4.1"})),
-        )
-        .await;
+            .json(&json!({"reason": "fixed in 2.4.1"}));
+        match based_on {
+            Some(version) => request.header("if-match", version),
+            None => request,
+        }
+    };
+    let (unbased, _, required) = app.send(rollback(None)).await;
+    let (rolled_back, etag, change) = app.send(rollback(Some("\"2\""))).await;
+    // Sent again, it would undo itself: the version it was based on is gone.
+    let (again, _, failed) = app.send(rollback(Some("\"2\""))).await;
     let after_rollback = app.hello().await;
     let (_, _, history) = app
         .send(app.admin(reqwest::Method::GET, "/admin/flags/greeting.shout/history"))
@@ -305,7 +320,13 @@ async fn kill_and_rollback_change_what_handlers_serve_and_are_in_the_history() {
         after_kill, "hello",
         "a killed flag serves its default variant"
     );
+    assert_eq!(unbased, 428, "{required}");
+    assert!(
+        required["detail"].as_str().unwrap().contains("version 2"),
+        "{required}"
+    );
     assert_eq!(rolled_back, 200, "{change}");
+    assert_eq!(again, 412, "{failed}");
     assert_eq!(etag.as_deref(), Some("\"3\""));
     assert_eq!(change["change"]["restores"], 1);
     assert_eq!(after_rollback, "HELLO");

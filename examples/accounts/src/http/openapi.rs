@@ -273,29 +273,52 @@ impl Modify for OpsRoutes {
                     .response(
                         "422",
                         problem("`VALIDATION_FAILED`: every invalid field, with its pointer."),
+                    )
+                    .response(
+                        "400",
+                        problem("`MALFORMED_JSON` or `BAD_REQUEST`: the body is not JSON, or `If-Match` is not a version."),
+                    )
+                    .response(
+                        "409",
+                        problem("`CONFLICT`: another change of the flag got in first."),
+                    )
+                    .response(
+                        "415",
+                        problem("`UNSUPPORTED_MEDIA_TYPE`: the body is not `application/json`."),
+                    )
+                    .response(
+                        "503",
+                        problem("`SERVICE_UNAVAILABLE`: the flag store failed; nothing changed."),
                     );
             }
-            if method == HttpMethod::Put {
+            let rollback = id == "admin_rollback_flag";
+            if method == HttpMethod::Put || rollback {
+                let based_on = if rollback {
+                    "The version the rollback is based on (`\"3\"`): the kill's `ETag`, or the latest in the history. Required."
+                } else {
+                    "The version the change is based on (`\"3\"`); required to replace an existing flag."
+                };
                 operation = operation
                     .parameter(
                         ParameterBuilder::new()
                             .name("If-Match")
                             .parameter_in(ParameterIn::Header)
-                            .required(Required::False)
-                            .description(Some(
-                                "The version the change is based on (`\"3\"`); required to replace an existing flag.",
-                            ))
+                            .required(if rollback {
+                                Required::True
+                            } else {
+                                Required::False
+                            })
+                            .description(Some(based_on))
                             .schema(Some(string("An entity tag."))),
                     )
-                    .response("201", json("The flag was created.", changed()))
                     .response(
                         "412",
                         problem("The flag changed since the version in `If-Match`."),
                     )
-                    .response(
-                        "428",
-                        problem("`PRECONDITION_REQUIRED`: the flag exists; send `If-Match`."),
-                    );
+                    .response("428", problem("`PRECONDITION_REQUIRED`: send `If-Match`."));
+            }
+            if method == HttpMethod::Put {
+                operation = operation.response("201", json("The flag was created.", changed()));
             }
             openapi
                 .paths
