@@ -97,9 +97,20 @@ async fn put(
     headers: HeaderMap,
     Json(body): Json<PutBody>,
 ) -> Result<Response, Problem> {
-    let reason = required_reason(&body.reason)?;
+    // Every problem of the body at once: the reason's and the definition's.
+    let reason = body.reason.trim();
+    let mut errors = Vec::new();
+    if reason.is_empty() {
+        errors.push(no_reason());
+    }
+    let flag = parse_definition(&key, body.flag).map_err(|mut invalid| errors.append(&mut invalid));
+    let Ok(flag) = flag else {
+        return Err(Problem::validation(errors));
+    };
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
     let actor = actor(body.actor.as_deref());
-    let flag = parse_definition(&key, body.flag)?;
     let expected = if_match(&headers)?;
     let (status, entry) = match (expected, flags.get(&key)) {
         (None, Some(current)) => {
@@ -195,69 +206,84 @@ fn actor(named: Option<&str>) -> &str {
 fn required_reason(reason: &str) -> Result<&str, Problem> {
     let reason = reason.trim();
     if reason.is_empty() {
-        return Err(Problem::validation([FieldError::pointer(
-            "/reason",
-            "required",
-            "say why: the reason is kept in the flag's history",
-        )]));
+        return Err(Problem::validation([no_reason()]));
     }
     Ok(reason)
 }
 
-/// The definition of a `PUT`, with the path's key; each invalid field is a
-/// pointer into the request body.
-fn parse_definition(key: &str, mut definition: serde_json::Value) -> Result<Flag, Problem> {
+fn no_reason() -> FieldError {
+    FieldError::pointer(
+        "/reason",
+        "required",
+        "say why: the reason is kept in the flag's history",
+    )
+}
+
+/// The definition of a `PUT`, with the path's key: every invalid field, as
+/// a pointer into the request body.
+fn parse_definition(key: &str, mut definition: serde_json::Value) -> Result<Flag, Vec<FieldError>> {
     let Some(fields) = definition.as_object_mut() else {
-        return Err(Problem::validation([FieldError::pointer(
+        return Err(vec![FieldError::pointer(
             "/flag",
             "type",
             "the definition must be a JSON object",
-        )]));
+        )]);
     };
+    let mut errors = Vec::new();
     match fields.get("key").and_then(serde_json::Value::as_str) {
-        Some(named) if named != key => {
-            return Err(Problem::validation([FieldError::pointer(
-                "/flag/key",
-                "mismatch",
-                format!("the definition names `{named}` but the path names `{key}`"),
-            )]));
-        }
+        Some(named) if named != key => errors.push(FieldError::pointer(
+            "/flag/key",
+            "mismatch",
+            format!("the definition names `{named}` but the path names `{key}`"),
+        )),
         _ => {
             fields.insert("key".to_owned(), key.into());
         }
     }
+    // A `PUT` replaces the whole definition: left out, `enabled` would
+    // default to on and silently lift a kill.
+    if !fields.contains_key("enabled") {
+        errors.push(FieldError::pointer(
+            "/flag/enabled",
+            "required",
+            "say whether the flag is on: a PUT replaces the whole definition, and would otherwise turn a killed flag back on (read the flag, edit it, send it back)",
+        ));
+    }
     // Unknown fields are kept when read from a store (a newer release may
     // have written them), but a person typing `enabeld` must hear of it.
-    let unknown: Vec<FieldError> = fields
-        .keys()
-        .filter(|name| !KNOWN_FIELDS.contains(&name.as_str()))
-        .map(|name| {
-            FieldError::pointer(
-                format!("/flag/{name}"),
-                "unknown",
-                format!(
-                    "unknown field; a definition has {}",
-                    KNOWN_FIELDS.join(", ")
-                ),
-            )
-        })
-        .collect();
-    if !unknown.is_empty() {
-        return Err(Problem::validation(unknown));
+    errors.extend(
+        fields
+            .keys()
+            .filter(|name| !KNOWN_FIELDS.contains(&name.as_str()))
+            .map(|name| {
+                FieldError::pointer(
+                    format!("/flag/{name}"),
+                    "unknown",
+                    format!(
+                        "unknown field; a definition has {}",
+                        KNOWN_FIELDS.join(", ")
+                    ),
+                )
+            }),
+    );
+    match serde_json::from_value::<Flag>(definition) {
+        Err(error) => errors.push(FieldError::pointer("/flag", "invalid", error.to_string())),
+        Ok(flag) => {
+            if let Err(violations) = flag.validate() {
+                errors.extend(violations.into_iter().map(|violation| {
+                    FieldError::pointer(
+                        format!("/flag{}", violation.pointer),
+                        "invalid",
+                        violation.message,
+                    )
+                }));
+            }
+            if errors.is_empty() {
+                return Ok(flag);
+            }
+        }
     }
-    let flag: Flag = serde_json::from_value(definition).map_err(|error| {
-        Problem::validation([FieldError::pointer("/flag", "invalid", error.to_string())])
-    })?;
-    flag.validate().map_err(|violations| {
-        Problem::validation(violations.into_iter().map(|violation| {
-            FieldError::pointer(
-                format!("/flag{}", violation.pointer),
-                "invalid",
-                violation.message,
-            )
-        }))
-    })?;
-    Ok(flag)
+    Err(errors)
 }
 
 /// The top-level fields of a definition this release knows.

@@ -173,6 +173,7 @@ async fn a_replace_needs_the_current_version_in_if_match() {
         "type": "bool",
         "variants": {"on": true, "off": false},
         "default_variant": "off",
+        "enabled": true,
     });
     let put = |if_match: Option<&str>| {
         let request = app
@@ -218,6 +219,7 @@ async fn a_new_flag_is_created_without_if_match() {
                         "type": "string",
                         "variants": {"old": "v1", "new": "v2"},
                         "default_variant": "old",
+                        "enabled": true,
                         "rollout": {"variant": "new", "percentage": 10},
                     },
                 })),
@@ -241,6 +243,7 @@ async fn an_invalid_definition_is_a_422_with_a_pointer_to_each_bad_field() {
         "type": "bool",
         "variants": {"on": true, "off": "no"},
         "default_variant": "maybe",
+        "enabled": true,
         "rollout": {"variant": "on", "percentage": 140},
     });
 
@@ -257,17 +260,44 @@ async fn an_invalid_definition_is_a_422_with_a_pointer_to_each_bad_field() {
             }),
         ))
         .await;
+    let (everything, _, all) = app
+        .send(put(
+            "checkout.v4",
+            " ",
+            json!({
+                "type": "bool",
+                "variants": {"on": true},
+                "default_variant": "nope",
+                "enabeld": true,
+            }),
+        ))
+        .await;
     let (status, _, problem) = app.send(put("checkout.v2", "new checkout", invalid)).await;
 
     assert_eq!(no_reason, 422, "{reason_problem}");
     assert_eq!(reason_problem["code"], "VALIDATION_FAILED");
-    assert_eq!(
-        pointers(&reason_problem),
-        ["/reason"],
-        "the reason is checked first"
+    assert!(
+        pointers(&reason_problem).contains(&"/reason".to_owned()),
+        "{reason_problem}"
     );
     assert_eq!(unknown, 422, "{typo}");
-    assert_eq!(pointers(&typo), ["/flag/enabeld"], "{typo}");
+    // A typo of `enabled` leaves it out: both are said.
+    assert_eq!(
+        pointers(&typo),
+        ["/flag/enabled", "/flag/enabeld"],
+        "{typo}"
+    );
+    assert_eq!(everything, 422, "{all}");
+    assert_eq!(
+        pointers(&all),
+        [
+            "/reason",
+            "/flag/enabled",
+            "/flag/enabeld",
+            "/flag/default_variant"
+        ],
+        "every problem at once"
+    );
     assert_eq!(status, 422, "{problem}");
     let pointers = pointers(&problem);
     for expected in [

@@ -390,6 +390,7 @@ async fn the_tax_engine_follows_the_flag_and_its_kill(app: TestApp) {
                     "type": "bool",
                     "variants": {"on": true, "off": false},
                     "default_variant": "off",
+                    "enabled": true,
                     "rollout": {"variant": "on", "percentage": 100},
                 },
             })),
