@@ -188,7 +188,7 @@ where
         // Boxed: rare, and the future stays small without it.
         let tracestate = context
             .parent_id
-            .and_then(|_| request.headers().get(TRACESTATE).cloned())
+            .and_then(|_| tracestate_of(request.headers()))
             .map(Box::new);
 
         // In hex once, for the span, the log lines and the `traceparent`.
@@ -311,6 +311,22 @@ fn request_span<B>(
     } else {
         (create(), None)
     }
+}
+
+/// The caller's `tracestate`: several headers are one list, joined with
+/// commas in their order (W3C Trace Context, as RFC 9110 combines fields).
+fn tracestate_of(headers: &http::HeaderMap) -> Option<HeaderValue> {
+    let mut all = headers.get_all(TRACESTATE).iter();
+    let first = all.next()?;
+    let Some(second) = all.next() else {
+        return Some(first.clone());
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for more in std::iter::once(second).chain(all) {
+        joined.push(b',');
+        joined.extend_from_slice(more.as_bytes());
+    }
+    HeaderValue::from_bytes(&joined).ok()
 }
 
 /// `{METHOD} {route}`, or the method alone for an unmatched path.

@@ -290,6 +290,40 @@ async fn the_line_says_the_status_and_code_the_client_got() {
 }
 
 #[tokio::test]
+async fn the_callers_tracestate_comes_back_as_one_list() {
+    let base = spawn_app().await;
+    let client = reqwest::Client::new();
+    let send = |states: &[&str], traceparent: bool| {
+        let mut request = client.get(format!("{base}/hello/ada"));
+        if traceparent {
+            request = request.header("traceparent", TRACEPARENT);
+        }
+        for state in states {
+            request = request.header("tracestate", *state);
+        }
+        request.send()
+    };
+
+    let two = send(&["vendor1=a", "vendor2=b,vendor3=c"], true)
+        .await
+        .unwrap();
+    let one = send(&["vendor1=a"], true).await.unwrap();
+    let without_parent = send(&["vendor1=a"], false).await.unwrap();
+
+    let states = |response: &reqwest::Response| -> Vec<String> {
+        response
+            .headers()
+            .get_all("tracestate")
+            .iter()
+            .map(|value| value.to_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(states(&two), ["vendor1=a,vendor2=b,vendor3=c"]);
+    assert_eq!(states(&one), ["vendor1=a"]);
+    assert!(states(&without_parent).is_empty());
+}
+
+#[tokio::test]
 async fn client_errors_are_logged_at_info() {
     let base = spawn_app().await;
 
