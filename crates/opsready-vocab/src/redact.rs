@@ -79,10 +79,11 @@ const TOKEN_COUNTS: [&str; 9] = [
 /// `api_key`… in any case, with `-` counting as `_`.
 ///
 /// A name for one of a credential's properties is not one: the credential's
-/// part followed by a word such as `count`, `type`, `ttl`, `url`, `file` or
-/// `name` (`token_count`, `secret_name`, `tokenType`); a language model's
-/// token counts (`max_tokens`, `prompt_tokens`, `total_tokens`); and words
-/// that only start like one (`tokenizer`).
+/// part followed by a word such as `count`, `type`, `ttl`, `file` or `name`,
+/// and by nothing but such words or a unit (`token_count`, `secret_name`,
+/// `tokenType`, `token_expires_in`); a language model's token counts
+/// (`max_tokens`, `prompt_tokens`, `total_tokens`); and words that only
+/// start like one (`tokenizer`).
 ///
 /// ```
 /// use opsready_vocab::is_sensitive_name;
@@ -155,12 +156,23 @@ fn names_the_credential(name: &[u8], start: usize, end: usize, part: &str) -> bo
     if !plural {
         return true;
     }
-    // `tokens` after a language model's count word, anywhere before it
-    // (`max_new_tokens`), or followed by `used` (`tokens_used`).
+    // `tokens` right after a language model's count word, or after `new`
+    // right after one (`max_new_tokens`), within the same dotted part; or
+    // followed by `used` (`tokens_used`).
     let mut before = start;
-    while let Some(word) = word_before(name, before) {
-        if is_one_of(&name[word.clone()], &TOKEN_COUNTS) {
+    for _ in 0..2 {
+        if before == 0 || name[before - 1] == b'.' {
+            break;
+        }
+        let Some(word) = word_before(name, before) else {
+            break;
+        };
+        let text = &name[word.clone()];
+        if is_one_of(text, &TOKEN_COUNTS) {
             return false;
+        }
+        if !text.eq_ignore_ascii_case(b"new") {
+            break;
         }
         before = word.start;
     }
@@ -567,6 +579,10 @@ mod tests {
             "password_file_contents",
             "secretNameAndValue",
             "bot_token_url",
+            "input_api_tokens",
+            "output.webhook_tokens",
+            "OUTPUT_SINK_AUTH_TOKENS",
+            "max_age.refresh_tokens",
         ] {
             assert!(is_sensitive_name(name), "{name}");
         }

@@ -37,8 +37,12 @@ pub(crate) fn router(state: AdminState) -> Router {
     }
     // `layer`, not `route_layer`: a method a route does not have is asked
     // for the token too (401, or 404 without `admin.token`, as documented)
-    // rather than answered 405 to anyone.
-    let guarded = guarded.layer(middleware::from_fn_with_state(state.clone(), require_token));
+    // rather than answered 405 to anyone. The catch-all the layer wrapped
+    // too is reset: a path no route has stays a plain 404 for everyone, on
+    // the admin listener and in a service's router it is merged into.
+    let guarded = guarded
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .reset_fallback();
     Router::new()
         .route("/admin/info", get(info))
         // Open like every Prometheus target: it shows counts, not

@@ -163,6 +163,10 @@ async fn rollback(
     // one change must not undo another made since (someone's kill), nor,
     // sent twice, undo itself.
     let Some(latest) = if_match(&headers)? else {
+        // A flag that never was is not found, If-Match or not.
+        if flags.history(&key).await.map_err(problem)?.is_empty() {
+            return Err(no_flag(&key));
+        }
         let current = flags.get(&key).map_or_else(
             || "has no live version".to_owned(),
             |flag| format!("is at version {}", flag.version),

@@ -337,6 +337,12 @@ async fn kill_and_rollback_change_what_handlers_serve_and_are_in_the_history() {
         }
     };
     let (unbased, _, required) = app.send(rollback(None)).await;
+    let (never_was, _, _) = app
+        .send(
+            app.admin(reqwest::Method::POST, "/admin/flags/no.such/rollback")
+                .json(&json!({"reason": "typo"})),
+        )
+        .await;
     let (rolled_back, etag, change) = app.send(rollback(Some("\"2\""))).await;
     // Sent again, it would undo itself: the version it was based on is gone.
     let (again, _, failed) = app.send(rollback(Some("\"2\""))).await;
@@ -351,6 +357,7 @@ async fn kill_and_rollback_change_what_handlers_serve_and_are_in_the_history() {
         "a killed flag serves its default variant"
     );
     assert_eq!(unbased, 428, "{required}");
+    assert_eq!(never_was, 404);
     assert!(
         required["detail"].as_str().unwrap().contains("version 2"),
         "{required}"

@@ -346,10 +346,15 @@ async fn with_an_empty_admin_address_admin_routes_live_on_the_main_listener() {
 
     let info = running.get("/admin/info").await.status();
     let config = running.get("/admin/config").await.status();
+    // The admin routes' token check stays on them: a path no route has is
+    // the service's plain 404, not a demand for the admin token.
+    let unknown = running.get("/typo").await;
 
     assert!(running.admin.is_none());
     assert_eq!(info, 200);
     assert_eq!(config, 401);
+    assert_eq!(unknown.status(), 404);
+    assert!(unknown.headers().get("www-authenticate").is_none());
 }
 
 #[tokio::test]
