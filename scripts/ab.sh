@@ -8,9 +8,9 @@
 #   scripts/ab.sh main~3                    # 15 rounds of 3 s per server
 #   ROUNDS=21 DURATION=3s scripts/ab.sh v0.1.0
 #
-# The other revision is built in a temporary git worktree that shares this
-# checkout's target directory, so only the workspace's own crates build
-# again. Prints, per server, the median requests per second and CPU time
+# The other revision is built in a temporary git worktree, into a target
+# directory of its own under this checkout's (`target/ab-before`, kept for
+# the next run). Prints, per server, the median requests per second and CPU time
 # per request, and the share of bare axum, paired round by round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +35,11 @@ cleanup() {
 trap cleanup EXIT
 
 git worktree add --quiet --detach "$work/tree" "$before"
-(cd "$work/tree" && CARGO_TARGET_DIR="$target" cargo build --release -p bare --bin stack >&2)
-cp "$target/release/stack" "$work/stack-before"
+# A target directory of its own, kept between runs: sharing this
+# checkout's would mix the two revisions' crates, which have the same names
+# and versions, by their files' times (the worktree's are newer).
+(cd "$work/tree" && CARGO_TARGET_DIR="$target/ab-before" cargo build --release -p bare --bin stack >&2)
+cp "$target/ab-before/release/stack" "$work/stack-before"
 cargo build --release -p bare --bins >&2
 
 BARE_ADDR=127.0.0.1:18190 taskset -c 0 "$target/release/bare" &
