@@ -42,7 +42,7 @@
 //! | admin (`admin.addr`) | `/admin/info` | name, version, git commit, build time |
 //! | admin | `/admin/config` | the redacted settings with origins; needs `Authorization: Bearer <admin.token>` (401 without or wrong, 404 when no token is configured) |
 //! | admin | `/metrics` | Prometheus text 0.0.4, or OpenMetrics 1.0.0 with exemplars when asked |
-//! | admin | `/admin/flags…` | the flags API once [`Ops::open_flags`] ran (list, read, `PUT` with `If-Match`, kill, rollback, history); behind the token like `/admin/config` |
+//! | admin | `/admin/flags…` | the flags API once [`Ops::open_flags`] ran (list, read, `PUT` and rollback with `If-Match`, kill, history); behind the token like `/admin/config` |
 //!
 //! Every response carries `x-request-id` and `traceparent`; every request
 //! gets a span and a log line ([`opsready_telemetry`]); every 4xx and 5xx is

@@ -253,6 +253,7 @@ async fn the_greeting_shouts_once_the_flag_is_rolled_out_and_not_after_a_kill() 
                 "type": "bool",
                 "variants": {"on": true, "off": false},
                 "default_variant": "off",
+                "enabled": true,
                 "rollout": {"variant": "on", "percentage": 100},
             },
         }))
