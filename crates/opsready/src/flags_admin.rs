@@ -103,13 +103,14 @@ async fn put(
     if reason.is_empty() {
         errors.push(no_reason());
     }
-    let flag = parse_definition(&key, body.flag).map_err(|mut invalid| errors.append(&mut invalid));
-    let Ok(flag) = flag else {
-        return Err(Problem::validation(errors));
+    let flag = match parse_definition(&key, body.flag) {
+        Ok(flag) if errors.is_empty() => flag,
+        Ok(_) => return Err(Problem::validation(errors)),
+        Err(invalid) => {
+            errors.extend(invalid);
+            return Err(Problem::validation(errors));
+        }
     };
-    if !errors.is_empty() {
-        return Err(Problem::validation(errors));
-    }
     let actor = actor(body.actor.as_deref());
     let expected = if_match(&headers)?;
     let (status, entry) = match (expected, flags.get(&key)) {
