@@ -163,6 +163,25 @@ async fn spawn_app() -> String {
     format!("http://{addr}")
 }
 
+/// The request line of `request_id`, waited for: a line may come after the
+/// answer (a cancelled request's, once the server sees the client gone).
+async fn request_line_of(request_id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(line) = lines_of(request_id)
+            .into_iter()
+            .find(|line| line["target"] == "opsready::request")
+        {
+            return line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request line for {request_id}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
@@ -242,20 +261,7 @@ async fn a_request_whose_client_gives_up_is_logged_as_cancelled() {
         .await;
 
     assert!(gave_up.is_err());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let line = loop {
-        if let Some(line) = lines_of("req-cancelled-1")
-            .into_iter()
-            .find(|line| line["target"] == "opsready::request")
-        {
-            break line;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no line for the cancelled request"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
+    let line = request_line_of("req-cancelled-1").await;
     assert_eq!(line["message"], "request cancelled", "{line}");
     assert_eq!(line["level"], "INFO");
     assert_eq!(line["route"], "/stall");
@@ -275,11 +281,7 @@ async fn the_line_says_the_status_and_code_the_client_got() {
         .unwrap();
 
     assert_eq!(response.status(), 500);
-    let lines = lines_of("req-hidden-1");
-    let line = lines
-        .iter()
-        .find(|line| line["target"] == "opsready::request")
-        .unwrap_or_else(|| panic!("no request line in {lines:?}"));
+    let line = request_line_of("req-hidden-1").await;
     assert_eq!(line["status"], 500, "{line}");
     assert_eq!(line["message"], "request failed");
     assert_eq!(line["code"], "INTERNAL_ERROR");
