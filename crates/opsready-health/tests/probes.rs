@@ -508,6 +508,47 @@ async fn the_sqlite_check_passes_on_a_working_pool() {
     assert_eq!(reading.reading.status(), opsready_health::Status::Pass);
 }
 
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn the_sqlite_check_warns_without_waiting_when_every_connection_is_in_use() {
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let check = || Component::new("database", checks::sqlite(pool.clone()));
+
+    // One connection busy, the pool may open another: the check takes it.
+    let first = pool.acquire().await.unwrap();
+    let one_busy = check().read().await;
+    // Both busy: waiting would time the check out (a failure, and every
+    // instance unready at once under load).
+    let second = pool.acquire().await.unwrap();
+    let saturated = check().read().await;
+    drop((first, second));
+    let released = check().read().await;
+
+    assert_eq!(
+        one_busy.reading.status(),
+        opsready_health::Status::Pass,
+        "{one_busy:?}"
+    );
+    assert_eq!(
+        saturated.reading.status(),
+        opsready_health::Status::Warn,
+        "{saturated:?}"
+    );
+    assert_eq!(
+        saturated.reading.output(),
+        Some("every one of the pool's 2 connections is in use; the check does not wait for one")
+    );
+    assert_eq!(
+        released.reading.status(),
+        opsready_health::Status::Pass,
+        "{released:?}"
+    );
+}
+
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn the_redis_check_passes_on_the_real_server_and_fails_on_a_closed_port() {
