@@ -22,23 +22,38 @@
 // the test's failure, which a panic reports.
 #![allow(clippy::panic)]
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::collections::VecDeque;
+use std::io::{BufRead as _, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+/// How many of the last lines of standard error a failure shows.
+const STDERR_TAIL: usize = 40;
+
 /// A running service binary: its standard output read line by line on a
-/// thread of its own, the process killed when this is dropped (a failed
-/// test leaves nothing running).
+/// thread of its own, the last lines of its standard error kept for the
+/// message of a failed wait, the process killed when this is dropped (a
+/// failed test leaves nothing running).
 #[derive(Debug)]
 pub struct ServiceProcess {
-    child: Child,
+    child: Mutex<Child>,
     lines: mpsc::Receiver<String>,
+    stderr: Arc<StderrTail>,
+}
+
+/// The last lines of the child's standard error, and whether it ended.
+#[derive(Debug, Default)]
+struct StderrTail {
+    lines: Mutex<VecDeque<String>>,
+    ended: AtomicBool,
 }
 
 impl ServiceProcess {
-    /// Starts `command` with its standard output captured and its standard
-    /// error discarded.
+    /// Starts `command` with its standard output and standard error
+    /// captured.
     ///
     /// # Panics
     ///
@@ -46,7 +61,7 @@ impl ServiceProcess {
     pub fn spawn(mut command: Command) -> Self {
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"));
         let (sender, lines) = mpsc::channel();
@@ -60,12 +75,76 @@ impl ServiceProcess {
                 }
             });
         }
-        Self { child, lines }
+        let stderr = Arc::new(StderrTail::default());
+        if let Some(pipe) = child.stderr.take() {
+            let tail = Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    let mut lines = tail.lines.lock().unwrap_or_else(PoisonError::into_inner);
+                    if lines.len() == STDERR_TAIL {
+                        lines.pop_front();
+                    }
+                    lines.push_back(line);
+                }
+                tail.ended.store(true, Ordering::Release);
+            });
+        } else {
+            stderr.ended.store(true, Ordering::Release);
+        }
+        Self {
+            child: Mutex::new(child),
+            lines,
+            stderr,
+        }
+    }
+
+    /// Runs `command` to its end and returns its status and output, as
+    /// [`Command::output`] does, but within a deadline.
+    ///
+    /// # Panics
+    ///
+    /// When the binary cannot start, or is still running after `within`
+    /// (it is killed first, and the panic shows what it wrote to standard
+    /// error).
+    pub fn run(mut command: Command, within: Duration) -> Output {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"));
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
+        let give_up = Instant::now() + within;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < give_up => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let stderr = stderr.join().unwrap_or_default();
+                    panic!(
+                        "{command:?} was still running after {within:?}; its standard error:\n{}",
+                        String::from_utf8_lossy(&stderr)
+                    );
+                }
+                Err(error) => panic!("cannot wait for {command:?}: {error}"),
+            }
+        };
+        Output {
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        }
     }
 
     /// The process id, to signal it.
     pub fn id(&self) -> u32 {
-        self.child.id()
+        self.child().id()
     }
 
     /// Waits for a line of standard output containing `needle`, skipping
@@ -74,16 +153,77 @@ impl ServiceProcess {
     /// # Panics
     ///
     /// When no such line comes within `within`, or the output ends first.
+    /// The message says whether the process exited, with which status, and
+    /// how its standard error ended.
     pub fn wait_for_line(&self, needle: &str, within: Duration) -> String {
+        let mut lines = self.lines_until(needle, within);
+        lines.pop().unwrap_or_default()
+    }
+
+    /// Every line of standard output not read yet, up to and including
+    /// the first that contains `needle`: to assert something of all the
+    /// lines a request caused, not only of the one waited for.
+    ///
+    /// # Panics
+    ///
+    /// As [`wait_for_line`](Self::wait_for_line).
+    pub fn lines_until(&self, needle: &str, within: Duration) -> Vec<String> {
         let give_up = Instant::now() + within;
+        let mut read = Vec::new();
         loop {
             let left = give_up.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no output line with {needle:?} within {within:?}"),
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    read.push(line);
+                    if found {
+                        return read;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.fail(&format!("no output line with {needle:?} within {within:?}"));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.fail(&format!("the output ended before a line with {needle:?}"))
+                }
             }
         }
+    }
+
+    /// Panics with `what`, the process's state and the end of its standard
+    /// error, giving an exiting process a moment to finish.
+    fn fail(&self, what: &str) -> ! {
+        let settle = Instant::now() + Duration::from_secs(2);
+        let state = loop {
+            match self.child().try_wait() {
+                Ok(Some(status)) => break format!("the process exited ({status})"),
+                Ok(None) if Instant::now() < settle => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(None) => break "the process is still running".to_owned(),
+                Err(error) => break format!("its state is unknown: {error}"),
+            }
+        };
+        while !self.stderr.ended.load(Ordering::Acquire) && Instant::now() < settle {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let tail = self
+            .stderr
+            .lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n");
+        if tail.is_empty() {
+            panic!("{what}; {state}, with nothing on standard error");
+        }
+        panic!("{what}; {state}; the end of its standard error:\n{tail}");
+    }
+
+    fn child(&self) -> std::sync::MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The base URLs an opsready service announces once it listens
@@ -131,15 +271,14 @@ impl ServiceProcess {
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let give_up = Instant::now() + within;
         loop {
-            match self.child.try_wait() {
+            match self.child().try_wait() {
                 Ok(Some(status)) => return status,
                 Ok(None) => {}
                 Err(error) => panic!("cannot wait for the process: {error}"),
             }
-            assert!(
-                Instant::now() < give_up,
-                "the process did not exit within {within:?}"
-            );
+            if Instant::now() >= give_up {
+                self.fail(&format!("the process did not exit within {within:?}"));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -148,7 +287,20 @@ impl ServiceProcess {
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
         // Only this test's own child, by its handle.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let _ = child.kill();
+        let _ = child.wait();
     }
+}
+
+/// Reads all of `pipe` on a thread of its own, so that neither pipe of a
+/// child fills up while the other is read.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
 }

@@ -9,7 +9,7 @@
 use std::io::Write as _;
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use service_process::ServiceProcess;
 
@@ -21,9 +21,15 @@ fn a_stuck_blocking_job_does_not_keep_the_process_past_the_shutdown_deadline() {
     // Arrange: the service, on a free port, with a 1 s deadline.
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_stuck"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("STUCK") {
+            command.env_remove(name);
+        }
+    }
     command
         .current_dir(dir.path())
         .env("STUCK__SERVER__ADDR", "127.0.0.1:0")
+        .env("STUCK__ADMIN__ADDR", "127.0.0.1:0")
         .env("STUCK__SHUTDOWN__DRAIN_DELAY", "100ms")
         .env("STUCK__SHUTDOWN__DEADLINE", "1s")
         .env("STUCK__TELEMETRY__LOG__FORMAT", "json");
@@ -36,13 +42,11 @@ fn a_stuck_blocking_job_does_not_keep_the_process_past_the_shutdown_deadline() {
     service.wait_for_line("stuck job started", WAIT);
 
     // Act
-    let signalled = Instant::now();
     service.terminate();
 
     // Assert: gone within the deadline and a margin for a loaded machine,
     // saying why.
     let status = service.wait_exit(Duration::from_secs(15));
-    assert!(signalled.elapsed() < Duration::from_secs(15));
     assert_eq!(status.code(), Some(opsready::DEADLINE_EXIT_CODE));
     service.wait_for_line("exiting now: the shutdown deadline has passed", WAIT);
     drop(stream);

@@ -6,7 +6,9 @@ use crate::helpers::Service;
 async fn sigterm_drains_finishes_in_flight_work_and_exits_zero_within_the_deadline() {
     // Arrange
     let mut service = Service::start(&[
-        ("MINIMAL__SHUTDOWN__DRAIN_DELAY", "1s"),
+        // Long enough for the probes below to come in while it drains,
+        // on a loaded machine.
+        ("MINIMAL__SHUTDOWN__DRAIN_DELAY", "4s"),
         ("MINIMAL__SHUTDOWN__DEADLINE", "10s"),
     ]);
     service.wait_for_line("ready");
