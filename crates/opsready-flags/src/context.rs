@@ -38,7 +38,9 @@ impl EvaluationContext {
         }
     }
 
-    /// Sets the targeting key, which percentages and rollouts need.
+    /// Sets the targeting key, which percentages and rollouts need. An
+    /// empty key counts as none: a rollout then answers
+    /// `TARGETING_KEY_MISSING` rather than bucket every such caller alike.
     #[must_use]
     pub fn targeting_key(mut self, key: impl Into<String>) -> Self {
         self.targeting_key = Some(key.into());

@@ -280,31 +280,40 @@ impl Snapshot {
         self.flags.len()
     }
 
-    /// Evaluates `key` for `ctx` as a flag of type `wanted`, counts the
-    /// outcome and hands it to `read`. Takes no lock and allocates nothing.
-    pub(crate) fn evaluate<R>(
+    /// Evaluates `key` for `ctx` as a flag of type `wanted`, takes the
+    /// served variant's value with `read` (`None`: the value is not one the
+    /// caller can use, a type mismatch), counts the outcome and hands it to
+    /// `finish`. A value `read` refuses counts as an error, not as served:
+    /// the caller falls back to its default. Takes no lock and allocates
+    /// nothing but what `read` does.
+    pub(crate) fn evaluate<T, R>(
         &self,
         key: &str,
         ctx: &EvaluationContext,
         wanted: FlagType,
-        read: impl FnOnce(Result<(&Variant, Reason), ErrorCode>) -> R,
+        read: impl FnOnce(&VariantValue) -> Option<T>,
+        finish: impl FnOnce(Result<(T, &Arc<str>, Reason), ErrorCode>) -> R,
     ) -> R {
         let Some(compiled) = self.flags.get(key) else {
             self.unknown.fetch_add(1, Ordering::Relaxed);
-            return read(Err(ErrorCode::FlagNotFound));
+            return finish(Err(ErrorCode::FlagNotFound));
         };
         let outcome = match &compiled.program {
             None => Err(ErrorCode::ParseError),
             Some(program) if program.flag_type != wanted => Err(ErrorCode::TypeMismatch),
             Some(program) => program.resolve(&compiled.key, ctx),
         };
-        match &outcome {
-            Ok((variant, reason)) => {
-                variant.counters[reason.slot()].fetch_add(1, Ordering::Relaxed)
+        let outcome = outcome.and_then(|(variant, reason)| match read(&variant.value) {
+            Some(value) => {
+                variant.counters[reason.slot()].fetch_add(1, Ordering::Relaxed);
+                Ok((value, &variant.name, reason))
             }
-            Err(_) => compiled.errors.fetch_add(1, Ordering::Relaxed),
-        };
-        read(outcome)
+            None => Err(ErrorCode::TypeMismatch),
+        });
+        if outcome.is_err() {
+            compiled.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        finish(outcome)
     }
 }
 
@@ -656,9 +665,12 @@ impl<'p, 'c> Scope<'p, 'c> {
         let bucket = match self.bucket {
             Some(bucket) => bucket,
             None => {
+                // An empty key would put every anonymous caller in one
+                // bucket: all of them in, or all out.
                 let targeting_key = self
                     .ctx
                     .get_targeting_key()
+                    .filter(|key| !key.is_empty())
                     .ok_or(ErrorCode::TargetingKeyMissing)?;
                 let computed = bucket(self.key, targeting_key);
                 self.bucket = Some(computed);
@@ -803,9 +815,13 @@ mod tests {
         key: &str,
         ctx: &EvaluationContext,
     ) -> Result<(String, Reason), ErrorCode> {
-        snapshot.evaluate(key, ctx, FlagType::Bool, |outcome| {
-            outcome.map(|(variant, reason)| (variant.name.to_string(), reason))
-        })
+        snapshot.evaluate(
+            key,
+            ctx,
+            FlagType::Bool,
+            |_| Some(()),
+            |outcome| outcome.map(|((), name, reason)| (name.to_string(), reason)),
+        )
     }
 
     fn ok(variant: &str, reason: Reason) -> Result<(String, Reason), ErrorCode> {
@@ -964,6 +980,11 @@ mod tests {
             outcome(&snap, "a", &EvaluationContext::new()),
             Err(ErrorCode::TargetingKeyMissing)
         );
+        // An empty key is no key: it would bucket every caller alike.
+        assert_eq!(
+            outcome(&snap, "a", &EvaluationContext::new().targeting_key("")),
+            Err(ErrorCode::TargetingKeyMissing)
+        );
     }
 
     #[test]
@@ -998,9 +1019,13 @@ mod tests {
     #[test]
     fn asking_for_another_type_is_a_type_mismatch() {
         let (snap, _) = snapshot(vec![Flag::boolean("a")]);
-        let result = snap.evaluate("a", &EvaluationContext::new(), FlagType::String, |o| {
-            o.map(|_| ())
-        });
+        let result = snap.evaluate(
+            "a",
+            &EvaluationContext::new(),
+            FlagType::String,
+            |_| Some(()),
+            |o| o.map(|_| ()),
+        );
         assert_eq!(result, Err(ErrorCode::TypeMismatch));
     }
 

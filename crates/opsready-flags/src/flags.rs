@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, watch};
 
 use crate::context::EvaluationContext;
 use crate::error::{Error, ErrorKind};
-use crate::eval::{Counters, Details, ErrorCode, EvaluationCount, Reason, Snapshot, VariantValue};
+use crate::eval::{Counters, Details, EvaluationCount, Reason, Snapshot, VariantValue};
 use crate::flag::{Flag, FlagType};
 use crate::store::{Action, AuditEntry, Change, Expected, Store, StoredFlag};
 use crate::validate::{Violation, percentage_problem};
@@ -237,34 +237,33 @@ impl Flags {
         self.value(key, ctx, FlagType::Json, read_json, || default)
     }
 
-    fn details<T>(
+    /// Evaluates `key` as a flag of type `wanted` and takes the served
+    /// value with `read`: a value `read` refuses is a type mismatch,
+    /// counted as an error, and `default` is served.
+    pub(crate) fn details<T>(
         &self,
         key: &str,
         ctx: &EvaluationContext,
         wanted: FlagType,
-        read: fn(&VariantValue) -> Option<T>,
+        read: impl FnOnce(&VariantValue) -> Option<T>,
         default: impl FnOnce() -> T,
     ) -> Details<T> {
-        let failed = |code, default: T| Details {
-            value: default,
-            variant: None,
-            reason: Reason::Error,
-            error: Some(code),
-        };
         self.inner
             .snapshot
             .load()
-            .evaluate(key, ctx, wanted, |outcome| match outcome {
-                Ok((variant, reason)) => match read(&variant.value) {
-                    Some(value) => Details {
-                        value,
-                        variant: Some(Arc::clone(&variant.name)),
-                        reason,
-                        error: None,
-                    },
-                    None => failed(ErrorCode::General, default()),
+            .evaluate(key, ctx, wanted, read, |outcome| match outcome {
+                Ok((value, variant, reason)) => Details {
+                    value,
+                    variant: Some(Arc::clone(variant)),
+                    reason,
+                    error: None,
                 },
-                Err(code) => failed(code, default()),
+                Err(code) => Details {
+                    value: default(),
+                    variant: None,
+                    reason: Reason::Error,
+                    error: Some(code),
+                },
             })
     }
 
@@ -279,8 +278,8 @@ impl Flags {
         self.inner
             .snapshot
             .load()
-            .evaluate(key, ctx, wanted, |outcome| {
-                outcome.ok().and_then(|(variant, _)| read(&variant.value))
+            .evaluate(key, ctx, wanted, read, |outcome| {
+                outcome.ok().map(|(value, _, _)| value)
             })
             .unwrap_or_else(default)
     }
@@ -640,6 +639,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::eval::ErrorCode;
     use crate::flag::Rollout;
     use crate::rule::{Condition, Rule};
     use crate::store::MemoryStore;

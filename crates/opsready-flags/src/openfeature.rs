@@ -78,7 +78,8 @@ use open_feature::{
 use serde_json::Value;
 
 use crate::context::EvaluationContext;
-use crate::eval::{Details, ErrorCode, Reason};
+use crate::eval::{Details, ErrorCode, Reason, VariantValue};
+use crate::flag::FlagType;
 use crate::flags::Flags;
 
 /// The name this provider reports in its metadata.
@@ -135,7 +136,7 @@ impl FeatureProvider for OpenFeatureProvider {
         let details = self
             .flags
             .bool_details(flag_key, &context(evaluation_context), false);
-        resolved(flag_key, "boolean", details, Ok)
+        resolved(flag_key, "a boolean", details)
     }
 
     async fn resolve_int_value(
@@ -143,17 +144,19 @@ impl FeatureProvider for OpenFeatureProvider {
         flag_key: &str,
         evaluation_context: &OfContext,
     ) -> EvaluationResult<ResolutionDetails<i64>> {
-        let details = self
-            .flags
-            .number_details(flag_key, &context(evaluation_context), 0.0);
-        resolved(flag_key, "number", details, |number| {
-            whole(number).ok_or_else(|| {
-                error(
-                    EvaluationErrorCode::TypeMismatch,
-                    format!("flag `{flag_key}` served {number}, which is not an integer"),
-                )
-            })
-        })
+        // A number that is not whole is a type mismatch, counted as an
+        // error where the flag's counts show it, not as served.
+        let details = self.flags.details(
+            flag_key,
+            &context(evaluation_context),
+            FlagType::Number,
+            |value| match value {
+                VariantValue::Number(number) => whole(*number),
+                _ => None,
+            },
+            || 0,
+        );
+        resolved(flag_key, "an integer", details)
     }
 
     async fn resolve_float_value(
@@ -164,7 +167,7 @@ impl FeatureProvider for OpenFeatureProvider {
         let details = self
             .flags
             .number_details(flag_key, &context(evaluation_context), 0.0);
-        resolved(flag_key, "number", details, Ok)
+        resolved(flag_key, "a number", details)
     }
 
     async fn resolve_string_value(
@@ -172,10 +175,17 @@ impl FeatureProvider for OpenFeatureProvider {
         flag_key: &str,
         evaluation_context: &OfContext,
     ) -> EvaluationResult<ResolutionDetails<String>> {
-        let details = self
-            .flags
-            .string_details(flag_key, &context(evaluation_context), "");
-        resolved(flag_key, "string", details, |value| Ok(value.to_string()))
+        let details = self.flags.details(
+            flag_key,
+            &context(evaluation_context),
+            FlagType::String,
+            |value| match value {
+                VariantValue::String(text) => Some(text.to_string()),
+                _ => None,
+            },
+            String::new,
+        );
+        resolved(flag_key, "a string", details)
     }
 
     async fn resolve_struct_value(
@@ -183,19 +193,19 @@ impl FeatureProvider for OpenFeatureProvider {
         flag_key: &str,
         evaluation_context: &OfContext,
     ) -> EvaluationResult<ResolutionDetails<StructValue>> {
-        let details = self
-            .flags
-            .json_details(flag_key, &context(evaluation_context), Value::Null);
-        resolved(flag_key, "JSON", details, |value| match value {
-            Value::Object(object) => Ok(structure(object)),
-            other => Err(error(
-                EvaluationErrorCode::TypeMismatch,
-                format!(
-                    "flag `{flag_key}` served {}, which is not an object",
-                    json_kind(&other)
-                ),
-            )),
-        })
+        // A JSON flag serving an array or a scalar is a type mismatch,
+        // counted as an error, not as served.
+        let details = self.flags.details(
+            flag_key,
+            &context(evaluation_context),
+            FlagType::Json,
+            |value| match value {
+                VariantValue::Json(Value::Object(object)) => Some(structure(object.clone())),
+                _ => None,
+            },
+            StructValue::default,
+        );
+        resolved(flag_key, "a JSON object", details)
     }
 }
 
@@ -220,13 +230,12 @@ fn context(of: &OfContext) -> EvaluationContext {
 }
 
 /// The SDK's result for `details`: `Err` with the OpenFeature code when
-/// the evaluation failed, else the value converted by `convert`.
-fn resolved<T, U>(
+/// the evaluation failed, else the value.
+fn resolved<T>(
     key: &str,
     wanted: &str,
     details: Details<T>,
-    convert: impl FnOnce(T) -> EvaluationResult<U>,
-) -> EvaluationResult<ResolutionDetails<U>> {
+) -> EvaluationResult<ResolutionDetails<T>> {
     let Details {
         value,
         variant,
@@ -237,7 +246,7 @@ fn resolved<T, U>(
         return Err(evaluation_error(key, wanted, code));
     }
     Ok(ResolutionDetails {
-        value: convert(value)?,
+        value,
         variant: variant.map(|name| name.to_string()),
         reason: Some(evaluation_reason(reason)),
         flag_metadata: None,
@@ -263,7 +272,7 @@ fn evaluation_error(key: &str, wanted: &str, code: ErrorCode) -> EvaluationError
         ),
         ErrorCode::TypeMismatch => error(
             EvaluationErrorCode::TypeMismatch,
-            format!("flag `{key}` is not a {wanted} flag"),
+            format!("flag `{key}` does not serve {wanted}"),
         ),
         ErrorCode::TargetingKeyMissing => error(
             EvaluationErrorCode::TargetingKeyMissing,
@@ -328,17 +337,6 @@ fn of_value(value: Value) -> Option<OfValue> {
         Value::Array(items) => OfValue::Array(items.into_iter().filter_map(of_value).collect()),
         Value::Object(object) => OfValue::Struct(structure(object)),
     })
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

@@ -309,3 +309,48 @@ async fn the_clients_context_is_merged_with_the_invocations() {
 
     assert!(value);
 }
+
+#[tokio::test]
+async fn a_value_the_caller_cannot_take_counts_as_an_error_not_as_served() {
+    let (flags, client) = client().await;
+
+    let half_as_int = client
+        .get_int_value("limits.max-items", Some(&user("pro")), None)
+        .await;
+    let list = client
+        .get_struct_value::<StructValue>("ui.list", Some(&user("free")), None)
+        .await;
+
+    assert_eq!(
+        half_as_int.unwrap_err().message.as_deref(),
+        Some("flag `limits.max-items` does not serve an integer")
+    );
+    assert_eq!(list.unwrap_err().code, EvaluationErrorCode::TypeMismatch);
+    // Both callers fell back to their defaults: the counts a dashboard
+    // shows say so, and no variant was served.
+    let counts: Vec<(String, Option<String>, opsready_flags::Reason, u64)> = flags
+        .evaluation_counts()
+        .into_iter()
+        .map(|c| {
+            (
+                c.flag.to_string(),
+                c.variant.map(|v| v.to_string()),
+                c.reason,
+                c.count,
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            (
+                "limits.max-items".to_owned(),
+                None,
+                opsready_flags::Reason::Error,
+                1
+            ),
+            ("ui.list".to_owned(), None, opsready_flags::Reason::Error, 1),
+        ],
+        "{counts:?}"
+    );
+}
