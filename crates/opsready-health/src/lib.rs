@@ -63,14 +63,21 @@
 //!   probe itself always answers.
 //! - The `output` of a failing check is visible to anyone who can reach the
 //!   probe: say what failed, not credentials.
+//! - The SQL checks (`postgres`, `sqlite`) do not wait for a connection
+//!   when every connection of the pool is in use (none idle, the pool at
+//!   its maximum size): they warn, so the instance stays ready, rather than
+//!   time out and fail on every instance at once under load. The price: a
+//!   database that hangs with every connection stuck shows as `warn`, not
+//!   `fail`; the pool metrics (`db_client_connection_count{state="used"}`
+//!   at `db_client_connection_max`) and the error rate show it.
 //!
 //! # Feature flags
 //!
 //! | feature | adds |
 //! |---|---|
-//! | `http` | [`checks::http`][crate::checks]: an upstream answers 2xx |
+//! | `http` | [`checks::http`][crate::checks]: an upstream answers 2xx (3xx and 4xx warn; 5xx and no answer fail) |
 //! | `postgres` | `checks::postgres`: `SELECT 1` on a sqlx `PgPool` |
-//! | `sqlite` | `checks::sqlite`: `SELECT 1` on a sqlx `SqlitePool` |
+//! | `sqlite` | `checks::sqlite`: `SELECT count(*) FROM sqlite_master` on a sqlx `SqlitePool` |
 //! | `redis` | `checks::redis`: `PING` |
 //!
 //! The TCP check needs no feature.

@@ -63,9 +63,10 @@
 //! # }
 //! ```
 //!
-//! An endpoint that cannot be exported to (not an `http://` URL, or a build
-//! without the feature) is an error from [`init`] and from the settings'
-//! validation, never a silently inactive exporter.
+//! An endpoint that cannot be exported to (not an `http://` or `https://`
+//! URL with a host, or a build without the feature) is an error from
+//! [`init`] and from the settings' validation, never a silently inactive
+//! exporter.
 //!
 //! # What is logged
 //!

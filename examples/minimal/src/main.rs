@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo run -p minimal
 //! curl -i localhost:8080/hello/ops
-//! curl -i localhost:8080/readyz?verbose
+//! curl -i 'localhost:8080/readyz?verbose'
 //! MINIMAL__ADMIN__TOKEN=change-me-to-16-chars cargo run -p minimal
 //! curl -H 'Authorization: Bearer change-me-to-16-chars' localhost:9091/admin/config
 //! MINIMAL__TELEMETRY__LOG__FORMAT=json cargo run -p minimal   # JSON log lines
