@@ -5,7 +5,7 @@
 //! ```sh
 //! cargo run -p accounts                       # SQLite in ./data/accounts.db
 //! ACCOUNTS__DATABASE__URL=postgres://postgres@127.0.0.1:5432/accounts cargo run -p accounts
-//! curl -i localhost:8080/readyz?verbose
+//! curl -i 'localhost:8080/readyz?verbose'
 //! curl -i localhost:8080/users -H 'content-type: application/json' \
 //!   -d '{"email": "ann@example.com", "name": "Ann", "password": "correct horse"}'
 //! ```

@@ -95,7 +95,17 @@ pub(crate) enum Backend {
     Postgres,
 }
 
+/// The most lanes argon2 takes (2^24 − 1).
+const MAX_PARALLELISM: u32 = 0x00ff_ffff;
+
 impl DatabaseSettings {
+    /// Whether `url` names an in-memory SQLite database, which lives only
+    /// as long as one of its connections.
+    fn is_in_memory_sqlite(&self) -> bool {
+        let url = self.url.expose_secret();
+        url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"))
+    }
+
     /// The backend of `url`, if it names one this service speaks.
     pub(crate) fn backend(&self) -> Option<Backend> {
         let url = self.url.expose_secret();
@@ -123,10 +133,35 @@ impl Validate for Settings {
         if self.database.acquire_timeout == Duration::ZERO {
             v.add("database.acquire_timeout", "must be longer than 0s");
         }
-        if let Err(error) = self.passwords.hasher() {
+        if self.database.is_in_memory_sqlite() {
+            v.add(
+                "database.url",
+                "is an in-memory SQLite database, which is lost with its last connection (an idle pool closes them): give a file, e.g. `sqlite://./data/accounts.db`",
+            );
+        }
+        let passwords = &self.passwords;
+        if passwords.iterations == 0 {
+            v.add("passwords.iterations", "must be at least 1");
+        }
+        if !(1..=MAX_PARALLELISM).contains(&passwords.parallelism) {
+            v.add(
+                "passwords.parallelism",
+                format!("must be between 1 and {MAX_PARALLELISM}"),
+            );
+        } else if u64::from(passwords.memory_kib) < 8 * u64::from(passwords.parallelism) {
             v.add(
                 "passwords.memory_kib",
-                format!("are not argon2id parameters ({error}); memory_kib must be at least 8 × parallelism, iterations at least 1"),
+                format!(
+                    "must be at least 8 × passwords.parallelism ({})",
+                    8 * u64::from(passwords.parallelism)
+                ),
+            );
+        } else if passwords.iterations != 0
+            && let Err(error) = passwords.hasher()
+        {
+            v.add(
+                "passwords.memory_kib",
+                format!("and the other passwords settings are not argon2id parameters: {error}"),
             );
         }
     }
@@ -166,9 +201,33 @@ mod tests {
     }
 
     #[test]
-    fn argon2_parameters_out_of_range_are_refused() {
+    fn argon2_parameters_out_of_range_are_refused_each_under_its_own_key() {
         let error = load(&[("ACCOUNTS__PASSWORDS__MEMORY_KIB", "1")]).unwrap_err();
-        assert!(error.contains("passwords"), "{error}");
+        assert!(error.contains("passwords.memory_kib"), "{error}");
+        assert!(
+            error.contains("at least 8 × passwords.parallelism (8)"),
+            "{error}"
+        );
+
+        let error = load(&[("ACCOUNTS__PASSWORDS__ITERATIONS", "0")]).unwrap_err();
+        assert!(error.contains("passwords.iterations"), "{error}");
+        assert!(!error.contains("passwords.memory_kib"), "{error}");
+
+        let error = load(&[("ACCOUNTS__PASSWORDS__PARALLELISM", "0")]).unwrap_err();
+        assert!(error.contains("passwords.parallelism"), "{error}");
+        assert!(!error.contains("passwords.memory_kib"), "{error}");
+    }
+
+    #[test]
+    fn an_in_memory_sqlite_database_is_refused() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://file:accounts?mode=memory&cache=shared",
+        ] {
+            let error = load(&[("ACCOUNTS__DATABASE__URL", url)]).unwrap_err();
+            assert!(error.contains("database.url"), "{error}");
+            assert!(error.contains("in-memory SQLite"), "{error}");
+        }
     }
 
     #[test]

@@ -205,19 +205,36 @@ impl<'a> Invoices<'a> {
         limit: Limit,
     ) -> Result<Slice<Invoice>, DataError> {
         let after = after.map_or(Uuid::nil(), InvoiceId::as_uuid);
-        let sql = format!(
-            "SELECT {COLUMNS} FROM invoices
-             WHERE id > $1 AND ($2 IS NULL OR customer_id = $2)
-             ORDER BY id LIMIT $3"
-        );
-        let rows: Vec<Row> = on_connection!(self.db, |conn| {
-            sqlx::query_as(&sql)
-                .bind(after)
-                .bind(customer.map(UserId::as_uuid))
-                .bind(fetch_count(limit))
-                .fetch_all(conn)
-                .await?
-        });
+        // Two statements, not `($2 IS NULL OR customer_id = $2)`, which
+        // neither database can answer from the customer's index.
+        let rows: Vec<Row> = match customer {
+            Some(customer) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM invoices
+                     WHERE customer_id = $1 AND id > $2
+                     ORDER BY id LIMIT $3"
+                );
+                on_connection!(self.db, |conn| {
+                    sqlx::query_as(&sql)
+                        .bind(customer.as_uuid())
+                        .bind(after)
+                        .bind(fetch_count(limit))
+                        .fetch_all(conn)
+                        .await?
+                })
+            }
+            None => {
+                let sql =
+                    format!("SELECT {COLUMNS} FROM invoices WHERE id > $1 ORDER BY id LIMIT $2");
+                on_connection!(self.db, |conn| {
+                    sqlx::query_as(&sql)
+                        .bind(after)
+                        .bind(fetch_count(limit))
+                        .fetch_all(conn)
+                        .await?
+                })
+            }
+        };
         let items = rows
             .into_iter()
             .map(Invoice::try_from)

@@ -43,6 +43,23 @@ impl Email {
         if local.is_empty() || local.chars().count() > MAX_LOCAL_LEN {
             return Err(EmailError("must have 1 to 64 characters before the @"));
         }
+        // RFC 5322's dot-atom (RFC 6531 lets letters of any script in):
+        // no quoted local parts, no comments, no empty dot-separated part.
+        // Invisible characters are not letters, so `ann\u{200b}@…` is no
+        // second account for `ann@…`.
+        let atom_ok = |atom: &str| {
+            !atom.is_empty()
+                && atom.chars().all(|c| {
+                    c.is_ascii_alphanumeric()
+                        || "!#$%&'*+-/=?^_`{|}~".contains(c)
+                        || (!c.is_ascii() && c.is_alphanumeric())
+                })
+        };
+        if !local.split('.').all(atom_ok) {
+            return Err(EmailError(
+                "must have before the @ only letters, digits, dots between them and !#$%&'*+-/=?^_`{|}~",
+            ));
+        }
         let labels: Vec<&str> = domain.split('.').collect();
         let label_ok = |label: &&str| {
             !label.is_empty()
@@ -128,6 +145,34 @@ mod tests {
     fn a_domain_with_an_empty_label_is_rejected() {
         assert!(Email::parse("ann@example..com").is_err());
         assert!(Email::parse("ann@.example.com").is_err());
+    }
+
+    #[test]
+    fn a_local_part_outside_the_dot_atom_is_rejected() {
+        for address in [
+            "ann..lee@example.com",
+            ".ann@example.com",
+            "ann.@example.com",
+            "ann(x@example.com",
+            "a<b>@example.com",
+            "\"ann\"@example.com",
+            "ann\u{200b}@example.com",
+            "jose\u{301}@example.com",
+        ] {
+            assert!(Email::parse(address).is_err(), "{address:?}");
+        }
+    }
+
+    #[test]
+    fn a_local_part_with_signs_or_letters_of_any_script_is_accepted() {
+        for address in [
+            "ann.lee+billing@example.com",
+            "o'neil@example.com",
+            "josé@example.com",
+            "用户@example.com",
+        ] {
+            assert!(Email::parse(address).is_ok(), "{address:?}");
+        }
     }
 
     #[test]

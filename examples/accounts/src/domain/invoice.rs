@@ -177,6 +177,12 @@ impl Line {
                 "INVALID_DESCRIPTION",
                 "must not contain control characters",
             ));
+        } else if description.chars().any(super::text::is_invisible_or_bidi) {
+            errors.push(error(
+                LineField::Description,
+                "INVALID_DESCRIPTION",
+                "must not contain invisible or direction-changing characters",
+            ));
         }
         let quantity = match u32::try_from(quantity) {
             Ok(quantity) if (1..=MAX_QUANTITY).contains(&i64::from(quantity)) => Some(quantity),

@@ -12,6 +12,7 @@ mod invoice;
 mod money;
 mod page;
 mod password;
+mod text;
 mod user;
 mod user_name;
 

@@ -31,6 +31,11 @@ impl UserName {
         if name.chars().any(char::is_control) {
             return Err(UserNameError("must not contain control characters"));
         }
+        if name.chars().any(super::text::is_invisible_or_bidi) {
+            return Err(UserNameError(
+                "must not contain invisible or direction-changing characters",
+            ));
+        }
         if name.chars().any(|c| FORBIDDEN.contains(&c)) {
             return Err(UserNameError(
                 r#"must not contain any of / ( ) " < > \ { }"#,
@@ -63,6 +68,14 @@ mod tests {
     #[test]
     fn surrounding_whitespace_is_trimmed() {
         assert_eq!(UserName::parse("  Ann  ").unwrap().as_str(), "Ann");
+    }
+
+    #[test]
+    fn invisible_or_direction_changing_characters_are_rejected() {
+        assert!(UserName::parse("\u{200b}").is_err());
+        assert!(UserName::parse("Ann\u{202e}eeL").is_err());
+        // The joiners Persian names need are letters' company, not tricks.
+        assert!(UserName::parse("\u{645}\u{6cc}\u{200c}\u{62f}\u{627}\u{646}").is_ok());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::idempotency::{self, IdempotencyKey};
-use super::openapi::{InternalError, Unavailable, UnsupportedMediaType};
+use super::openapi::{InternalError, PayloadTooLarge, Unavailable, UnsupportedMediaType};
 use super::pagination::{List, Page, PageQuery};
 use super::problems::{IDEMPOTENCY_KEY_REUSED, not_found};
 use crate::data::{DataError, IdempotencyRecord, Outcome};
@@ -86,6 +86,7 @@ pub(crate) struct CreateInvoice {
     #[schema(schema_with = currency_schema)]
     currency: String,
     /// 1 to 100 lines.
+    #[schema(min_items = 1, max_items = 100)]
     lines: Vec<CreateLine>,
 }
 
@@ -94,13 +95,14 @@ pub(crate) struct CreateInvoice {
 #[serde(deny_unknown_fields)]
 #[schema(as = CreateInvoiceLine)]
 pub(crate) struct CreateLine {
-    /// 1 to 200 characters.
+    /// 1 to 200 characters, trimmed.
+    #[schema(min_length = 1, max_length = 200)]
     description: String,
     /// 1 to 10 000.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 10_000)]
     quantity: i64,
-    /// Minor units (cents), positive.
-    #[schema(minimum = 1)]
+    /// Minor units (cents), positive, at most 10^13.
+    #[schema(minimum = 1, maximum = 10_000_000_000_000_i64)]
     unit_amount: i64,
 }
 
@@ -118,6 +120,9 @@ impl CreateInvoice {
             .map_err(|e| errors.add("/currency", "INVALID_CURRENCY", e.to_string()));
         if let Err(e) = check_line_count(self.lines.len()) {
             errors.add("/lines", e.code(), e.to_string());
+            // Not each line too: a body of thousands of bad lines would
+            // make an answer of tens of thousands of errors.
+            return Err(errors);
         }
         let mut lines = Vec::with_capacity(self.lines.len());
         // Lines are checked in a currency even when the given one is bad,
@@ -272,6 +277,7 @@ fn tax_engine(state: &AppState, customer: UserId) -> TaxEngine {
             )),
         (status = 400, description = "`IDEMPOTENCY_KEY_MISSING`, `INVALID_IDEMPOTENCY_KEY` or `MALFORMED_JSON`.",
             body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, description = "`VALIDATION_FAILED` (every bad field with its pointer: `INVALID_CURRENCY`, \
                                       `NO_LINES`, `NOT_POSITIVE`, `UNKNOWN_CUSTOMER`, …) or `IDEMPOTENCY_KEY_REUSED`.",

@@ -47,7 +47,7 @@ const ADMIN_SCHEME: &str = "admin";
     ),
     components(
         schemas(Problem, FieldError),
-        responses(MalformedRequest, UnsupportedMediaType, Unavailable, InternalError),
+        responses(MalformedRequest, UnsupportedMediaType, PayloadTooLarge, Unavailable, InternalError),
     ),
     modifiers(&OpsRoutes),
 )]
@@ -114,6 +114,11 @@ problem_response!(
     /// 415 for a body that is not `application/json`.
     UnsupportedMediaType,
     "`UNSUPPORTED_MEDIA_TYPE`: the body must be `application/json`."
+);
+problem_response!(
+    /// 413 for a body above `http.body_limit`.
+    PayloadTooLarge,
+    "`PAYLOAD_TOO_LARGE`: the body is larger than `http.body_limit` (2 MiB by default)."
 );
 problem_response!(
     /// 503 when the database cannot be reached in time.

@@ -86,8 +86,48 @@ impl From<DataError> for Problem {
             ) => Problem::new(codes::SERVICE_UNAVAILABLE)
                 .retry_after(Duration::from_secs(1))
                 .with_cause(cause),
+            // Busy rather than broken: a lock held past the wait, a
+            // server refusing connections for now.
+            DataError::Database(cause) if is_busy(&cause) => {
+                Problem::new(codes::SERVICE_UNAVAILABLE)
+                    .retry_after(Duration::from_secs(1))
+                    .with_cause(cause)
+            }
             // 5xx: the cause goes to the log, never to the client.
             error @ (DataError::Database(_) | DataError::Corrupt(_)) => Problem::internal(error),
         }
     }
+}
+
+/// Whether the database refused `error`'s statement because it is busy,
+/// not because the statement or the data are wrong: a retry soon may work.
+///
+/// SQLite: `SQLITE_BUSY` (another connection holds the write lock past the
+/// busy timeout, an operator's `sqlite3` shell or a backup, say) and
+/// `SQLITE_LOCKED`, with their extended codes. Postgres:
+/// `too_many_connections`, `cannot_connect_now` (starting up or shutting
+/// down) and `lock_not_available`.
+fn is_busy(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(database) = error else {
+        return false;
+    };
+    if database
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .is_some()
+    {
+        // The extended code's low byte is the primary code.
+        return database
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 5 | 6));
+    }
+    if database
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        return database
+            .code()
+            .is_some_and(|code| matches!(&*code, "53300" | "57P03" | "55P03"));
+    }
+    false
 }

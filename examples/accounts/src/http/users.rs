@@ -22,7 +22,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::{InternalError, MalformedRequest, Unavailable, UnsupportedMediaType};
+use super::openapi::{
+    InternalError, MalformedRequest, PayloadTooLarge, Unavailable, UnsupportedMediaType,
+};
 use super::pagination::{List, Page, PageQuery};
 use super::problems::not_found;
 use crate::AppState;
@@ -46,10 +48,10 @@ pub(crate) struct CreateUser {
     #[schema(format = Email, example = "ann@example.com")]
     email: String,
     /// Trimmed; 1 to 100 characters, no markup.
-    #[schema(example = "Ann Lee")]
+    #[schema(example = "Ann Lee", min_length = 1, max_length = 100)]
     name: String,
     /// 8 to 128 characters; hashed, never answered.
-    #[schema(value_type = String, format = Password, example = "correct horse battery")]
+    #[schema(value_type = String, format = Password, example = "correct horse battery", min_length = 8, max_length = 128)]
     password: Secret<String>,
 }
 
@@ -91,9 +93,10 @@ pub(crate) struct UpdateUser {
     #[schema(format = Email)]
     email: Option<String>,
     /// As in `CreateUser`.
+    #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
     /// As in `CreateUser`.
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 128)]
     password: Option<Secret<String>>,
 }
 
@@ -179,6 +182,7 @@ impl From<User> for UserBody {
         (status = 201, description = "The user as stored.", body = UserBody,
             headers(("location" = String, description = "`/users/{id}`"))),
         (status = 400, response = MalformedRequest),
+        (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 409, description = "`EMAIL_TAKEN`: another user has the address, in any case.",
             body = Problem, content_type = "application/problem+json"),
@@ -281,6 +285,7 @@ async fn get_user(
             body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`EMAIL_TAKEN`: another user has the address.",
             body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, description = "`VALIDATION_FAILED`: every invalid or unknown field, with its pointer.",
             body = Problem, content_type = "application/problem+json"),

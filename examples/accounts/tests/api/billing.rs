@@ -9,6 +9,7 @@ on_both_databases!(
     the_same_key_with_another_body_is_a_422_problem,
     a_missing_or_invalid_idempotency_key_is_a_400_problem,
     every_invalid_invoice_field_is_reported_with_its_pointer,
+    too_many_lines_are_one_error_not_one_per_line,
     an_invoice_must_have_a_positive_amount,
     an_unknown_customer_is_a_422_problem_and_does_not_use_up_the_key,
     malformed_json_and_a_wrong_content_type_are_400_and_415_problems,
@@ -190,6 +191,27 @@ async fn every_invalid_invoice_field_is_reported_with_its_pointer(app: TestApp) 
     assert_eq!(code_at(&problem, "/currency"), "INVALID_CURRENCY");
     assert_eq!(code_at(&problem, "/lines/1/unit_amount"), "NOT_POSITIVE");
     assert_eq!(code_at(&problem, "/lines/2/quantity"), "INVALID_TYPE");
+}
+
+async fn too_many_lines_are_one_error_not_one_per_line(app: TestApp) {
+    let ann = app.create_user("ann@example.com").await;
+    // Each line is wrong three times over: checked one by one, they would
+    // make an answer of 15,000 errors.
+    let line = json!({"description": "", "quantity": 0, "unit_amount": 0});
+    let body = json!({
+        "customer_id": ann["id"],
+        "currency": "EURO",
+        "lines": vec![line; 5_000],
+    });
+
+    let response = app.create_invoice("flood", &body).await;
+
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.unwrap();
+    let mut found = pointers(&problem);
+    found.sort_unstable();
+    assert_eq!(found, ["/currency", "/lines"]);
+    assert_eq!(code_at(&problem, "/lines"), "TOO_MANY_LINES");
 }
 
 async fn an_invoice_must_have_a_positive_amount(app: TestApp) {

@@ -11,6 +11,7 @@ on_both_databases!(
     a_duplicate_email_in_any_case_is_a_409_problem,
     malformed_json_is_a_400_problem,
     a_wrong_content_type_is_a_415_problem,
+    a_body_above_the_limit_is_a_413_problem_the_document_declares,
     a_user_can_be_read_back_as_it_was_answered,
     unknown_and_malformed_ids_are_404_and_400_problems,
     users_are_listed_across_pages_without_gaps_or_repeats,
@@ -268,4 +269,59 @@ async fn a_deleted_user_is_gone(app: TestApp) {
     assert_eq!(again.status(), 404);
     // The address is free again.
     app.create_user("ann@example.com").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_sqlite_database_is_a_503_problem_to_retry() {
+    use sqlx::Connection as _;
+
+    // Arrange: another connection, an operator's shell say, holds the
+    // write lock past the service's busy timeout (5 s).
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let mut holder = sqlx::SqliteConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let ann = json!({
+        "email": "ann@example.com",
+        "name": "Ann Lee",
+        "password": "correct horse battery",
+    });
+
+    // Act
+    let locked = app.post_json("/users", &ann).await;
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let retried = app.post_json("/users", &ann).await;
+
+    // Assert: a retryable 503, not a 500; the retry goes through.
+    assert_eq!(locked.status(), 503);
+    assert_eq!(locked.headers()["retry-after"], "1");
+    let problem: Value = locked.json().await.unwrap();
+    assert_eq!(problem["code"], "SERVICE_UNAVAILABLE");
+    assert!(!problem.to_string().contains("locked"), "{problem}");
+    assert_eq!(retried.status(), 201);
+}
+
+async fn a_body_above_the_limit_is_a_413_problem_the_document_declares(app: TestApp) {
+    // 2 MiB and a little more, in a field the service would refuse anyway.
+    let body = json!({
+        "email": "ann@example.com",
+        "name": "x".repeat(2 * 1024 * 1024),
+        "password": "correct horse battery",
+    });
+
+    // `post_json` checks the answer against the OpenAPI document, which
+    // must declare the 413.
+    let response = app.post_json("/users", &body).await;
+
+    assert_eq!(response.status(), 413);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "PAYLOAD_TOO_LARGE");
+    let users: Value = app.get("/users").await.json().await.unwrap();
+    assert_eq!(users["items"], json!([]));
 }
