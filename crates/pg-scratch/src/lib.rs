@@ -5,7 +5,8 @@
 //!
 //! The server comes from `OPSREADY_TEST_DATABASE_URL`
 //! (`postgres://USER@HOST:PORT/DB`, a role that may create schemas and
-//! databases); without it [`Scratch::database`] and [`Scratch::schema`]
+//! databases; PostgreSQL 13 or later, whose `DROP DATABASE … WITH (FORCE)`
+//! ends the connections a test left open); without it [`Scratch::database`] and [`Scratch::schema`]
 //! say on standard error that the test is skipped and return `None`.
 //!
 //! ```no_run
@@ -24,7 +25,7 @@
 use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::{Connection as _, Executor as _, PgConnection};
 
@@ -33,6 +34,14 @@ pub const URL_VAR: &str = "OPSREADY_TEST_DATABASE_URL";
 
 /// How old a leftover must be before a run sweeps it: older than any test.
 const STALE_MILLIS: u128 = 3_600_000;
+
+/// How long a clean-up or a sweep may take before it gives up, saying so:
+/// a guard is dropped on the test's thread, which must not hang on it.
+const CLEANUP_DEADLINE: Duration = Duration::from_secs(15);
+
+/// How long a drop waits for a lock that a connection the test left open
+/// holds (a transaction in the scratch schema, say) before it fails.
+const LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
 
 /// A database or a schema of one test, dropped with this guard.
 #[derive(Debug)]
@@ -95,6 +104,9 @@ impl Scratch {
         let mut conn = PgConnection::connect(&self.admin_url)
             .await
             .unwrap_or_else(|error| panic!("cannot connect to {URL_VAR}: {error}"));
+        conn.execute(LOCK_TIMEOUT)
+            .await
+            .unwrap_or_else(|error| panic!("cannot set a lock timeout: {error}"));
         conn.execute(&*self.drop_statement())
             .await
             .unwrap_or_else(|error| panic!("cannot drop {}: {error}", self.name));
@@ -114,13 +126,20 @@ impl Drop for Scratch {
         let url = self.admin_url.clone();
         let statement = self.drop_statement();
         on_the_side(async move {
-            match PgConnection::connect(&url).await {
-                Ok(mut conn) => {
-                    if let Err(error) = conn.execute(&*statement).await {
-                        eprintln!("could not clean up: {statement}: {error}");
-                    }
-                }
-                Err(error) => eprintln!("could not clean up: {statement}: {error}"),
+            let cleanup = async {
+                let mut conn = PgConnection::connect(&url).await?;
+                conn.execute(LOCK_TIMEOUT).await?;
+                conn.execute(&*statement).await?;
+                Ok::<_, sqlx::Error>(())
+            };
+            match tokio::time::timeout(CLEANUP_DEADLINE, cleanup).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => eprintln!(
+                    "could not clean up: {statement}: {error} (a later run sweeps it after an hour)"
+                ),
+                Err(_) => eprintln!(
+                    "could not clean up within {CLEANUP_DEADLINE:?}: {statement} (a later run sweeps it after an hour)"
+                ),
             }
         });
     }
@@ -151,7 +170,16 @@ fn server_url(prefix: &'static str) -> Option<String> {
     };
     if first {
         let sweeping = url.clone();
-        on_the_side(sweep(sweeping, prefix));
+        on_the_side(async move {
+            if tokio::time::timeout(CLEANUP_DEADLINE, sweep(sweeping, prefix))
+                .await
+                .is_err()
+            {
+                eprintln!(
+                    "gave up sweeping the leftovers named {prefix}* after {CLEANUP_DEADLINE:?}"
+                );
+            }
+        });
     }
     Some(url)
 }
@@ -204,6 +232,9 @@ async fn sweep(url: String, prefix: &'static str) {
     let Ok(mut conn) = PgConnection::connect(&url).await else {
         return;
     };
+    if conn.execute(LOCK_TIMEOUT).await.is_err() {
+        return;
+    }
     let stale = |name: &String| {
         name.strip_prefix(prefix)
             .and_then(|rest| rest.split('_').next())
