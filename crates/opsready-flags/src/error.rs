@@ -28,7 +28,10 @@ pub struct Error {
 }
 
 enum Repr {
-    Invalid(Vec<Violation>),
+    Invalid {
+        key: Option<String>,
+        violations: Vec<Violation>,
+    },
     Stale {
         key: String,
         expected: u64,
@@ -66,7 +69,22 @@ impl Error {
     #[must_use]
     pub fn invalid(violations: Vec<Violation>) -> Self {
         Self {
-            repr: Repr::Invalid(violations),
+            repr: Repr::Invalid {
+                key: None,
+                violations,
+            },
+        }
+    }
+
+    /// The change of the flag `key` is invalid, for each of `violations`:
+    /// the message names the flag, which a list of declarations needs.
+    #[must_use]
+    pub fn invalid_flag(key: impl Into<String>, violations: Vec<Violation>) -> Self {
+        Self {
+            repr: Repr::Invalid {
+                key: Some(key.into()),
+                violations,
+            },
         }
     }
 
@@ -129,7 +147,7 @@ impl Error {
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
         match &self.repr {
-            Repr::Invalid(_) => ErrorKind::Invalid,
+            Repr::Invalid { .. } => ErrorKind::Invalid,
             Repr::Stale { .. } | Repr::Exists { .. } => ErrorKind::Conflict,
             Repr::NotFound { .. } => ErrorKind::NotFound,
             Repr::Backend(_) => ErrorKind::Backend,
@@ -140,7 +158,7 @@ impl Error {
     #[must_use]
     pub fn violations(&self) -> &[Violation] {
         match &self.repr {
-            Repr::Invalid(violations) => violations,
+            Repr::Invalid { violations, .. } => violations,
             _ => &[],
         }
     }
@@ -161,7 +179,8 @@ impl Error {
             Repr::Stale { key, .. } | Repr::Exists { key, .. } | Repr::NotFound { key, .. } => {
                 Some(key)
             }
-            Repr::Invalid(_) | Repr::Backend(_) => None,
+            Repr::Invalid { key, .. } => key.as_deref(),
+            Repr::Backend(_) => None,
         }
     }
 }
@@ -169,8 +188,12 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Invalid(violations) => {
-                f.write_str("the change is invalid")?;
+            Repr::Invalid { key, violations } => {
+                if let Some(key) = key {
+                    write!(f, "the change of flag `{key}` is invalid")?;
+                } else {
+                    f.write_str("the change is invalid")?;
+                }
                 for (i, violation) in violations.iter().enumerate() {
                     f.write_str(if i == 0 { ": " } else { "; " })?;
                     write!(f, "{violation}")?;
@@ -240,6 +263,19 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "the change is invalid: /key: must not be empty; /reason: must not be empty"
+        );
+    }
+
+    #[test]
+    fn an_invalid_change_of_a_flag_names_it() {
+        let error = Error::invalid_flag(
+            "greeting.shout",
+            vec![Violation::new("/default_variant", "no such variant")],
+        );
+        assert_eq!(error.key(), Some("greeting.shout"));
+        assert_eq!(
+            error.to_string(),
+            "the change of flag `greeting.shout` is invalid: /default_variant: no such variant"
         );
     }
 

@@ -384,17 +384,20 @@ impl Flags {
         reason: &str,
     ) -> Result<AuditEntry, Error> {
         if let Some(problem) = percentage_problem(&Value::from(percentage)) {
-            return Err(Error::invalid(vec![Violation::new(
-                "/rollout/percentage",
-                problem,
-            )]));
+            return Err(Error::invalid_flag(
+                key,
+                vec![Violation::new("/rollout/percentage", problem)],
+            ));
         }
         self.modify(key, Action::Ramp, actor, reason, |mut flag| {
             let Some(rollout) = flag.rollout.as_mut() else {
-                return Err(Error::invalid(vec![Violation::new(
-                    "/rollout",
-                    "the flag has no rollout to ramp; add one with a replace",
-                )]));
+                return Err(Error::invalid_flag(
+                    key,
+                    vec![Violation::new(
+                        "/rollout",
+                        "the flag has no rollout to ramp; add one with a replace",
+                    )],
+                ));
             };
             rollout.percentage = percentage;
             Ok(Some(flag))
@@ -849,6 +852,28 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error.to_string(), "flag `a` has no version 9");
+    }
+
+    #[tokio::test]
+    async fn an_invalid_declaration_is_refused_naming_its_flag() {
+        let flags = Flags::new(MemoryStore::new()).await.unwrap();
+
+        let error = flags
+            .declare([
+                Flag::boolean("fine"),
+                Flag::boolean("broken").default_variant("maybe"),
+            ])
+            .await
+            .unwrap_err();
+
+        assert_eq!(error.kind(), ErrorKind::Invalid);
+        assert_eq!(error.key(), Some("broken"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("the change of flag `broken` is invalid: "),
+            "{error}"
+        );
     }
 
     #[tokio::test]

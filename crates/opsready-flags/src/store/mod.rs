@@ -360,7 +360,7 @@ impl Change {
             }
         }
         if !violations.is_empty() {
-            return Err(Error::invalid(violations));
+            return Err(Error::invalid_flag(key, violations));
         }
         Ok(Self {
             key,
