@@ -14,6 +14,7 @@ use opsready_flags::Flags;
 use opsready_metrics::{Format, Metrics};
 use opsready_problem::Problem;
 use opsready_settings::{Dump, Secret};
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use crate::BuildInfo;
@@ -96,11 +97,8 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
         // The scheme is case-insensitive (RFC 7235).
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
-    let authorized = presented.is_some_and(|presented| {
-        // Constant-time, so response timing does not reveal how much of a
-        // guess was right.
-        bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes()))
-    });
+    let authorized =
+        presented.is_some_and(|presented| token_matches(presented, token.expose_secret()));
     if authorized {
         next.run(request).await
     } else {
@@ -115,5 +113,29 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
                 HeaderValue::from_static("Bearer realm=\"admin\""),
             )
             .into_response()
+    }
+}
+
+/// Whether `presented` is `token`, in a time that reveals neither how much
+/// of a guess was right nor the token's length: the two SHA-256 digests,
+/// of one length whatever the inputs', are compared in constant time.
+fn token_matches(presented: &str, token: &str) -> bool {
+    let presented = Sha256::digest(presented.as_bytes());
+    let token = Sha256::digest(token.as_bytes());
+    bool::from(presented.as_slice().ct_eq(token.as_slice()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_matches;
+
+    #[test]
+    fn only_the_token_itself_matches() {
+        let token = "a-token-that-is-long-enough";
+        assert!(token_matches(token, token));
+        assert!(!token_matches("a-token-that-is-long-enougH", token));
+        assert!(!token_matches("a-token", token));
+        assert!(!token_matches("", token));
+        assert!(!token_matches(&format!("{token}x"), token));
     }
 }
