@@ -238,13 +238,81 @@ async fn an_unknown_customer_is_a_422_problem_and_does_not_use_up_the_key(app: T
     let ghost = json!({"id": "0190b3c4-0000-7000-8000-000000000000"});
 
     let response = app.create_invoice("ghost-key", &invoice_for(&ghost)).await;
+    let rows_after_refusal = app
+        .query_strings("SELECT CAST(count(*) AS TEXT) FROM invoices")
+        .await;
     let ann = app.create_user("ann@example.com").await;
     let retry = app.create_invoice("ghost-key", &invoice_for(&ann)).await;
 
     assert_eq!(response.status(), 422);
     let problem: Value = response.json().await.unwrap();
     assert_eq!(code_at(&problem, "/customer_id"), "UNKNOWN_CUSTOMER");
+    assert_eq!(rows_after_refusal, ["0"]);
     assert_eq!(retry.status(), 201);
+}
+
+/// The race of two requests with one key, forced rather than hoped for:
+/// the key is claimed by a transaction that commits only once the
+/// service's request waits on it, after its first look found no key. The
+/// service must roll its own invoice back and answer from the stored key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_claimed_while_the_request_worked_rolls_its_invoice_back() {
+    use sqlx::{Connection as _, Executor as _};
+
+    // Arrange: an invoice for the stored key to point at, and a
+    // transaction holding the key, uncommitted.
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let ann = app.create_user("ann@example.com").await;
+    let first: Value = app
+        .create_invoice("first-key", &invoice_for(&ann))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut holder = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    sqlx::query(
+        "INSERT INTO idempotency_keys (key, request_hash, invoice_id, status, body, created_at)
+         VALUES ('racing-key', 'another request', $1, 201, '{}', now())",
+    )
+    .bind(uuid::Uuid::parse_str(first["id"].as_str().unwrap()).unwrap())
+    .execute(&mut holder)
+    .await
+    .unwrap();
+
+    // Act: the request finds no key, stores its invoice, and waits on the
+    // key's index entry; then the key's transaction commits.
+    let request = tokio::spawn(Answer::checked(
+        app.client
+            .post(format!("{}/billing/invoices", app.address))
+            .header("idempotency-key", "racing-key")
+            .json(&invoice_for(&ann)),
+    ));
+    app.wait_for("the request to wait on the key's lock", || async {
+        app.query_strings(
+            "SELECT CAST(count(*) AS TEXT) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await
+            == ["1"]
+    })
+    .await;
+    holder.execute("COMMIT").await.unwrap();
+    let response = request.await.unwrap();
+
+    // Assert: answered from the stored key (another request's, so a
+    // reuse), and the invoice it had stored is gone.
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "IDEMPOTENCY_KEY_REUSED");
+    let invoices = app
+        .query_strings("SELECT CAST(id AS TEXT) FROM invoices")
+        .await;
+    assert_eq!(invoices, [first["id"].as_str().unwrap()]);
 }
 
 async fn malformed_json_and_a_wrong_content_type_are_400_and_415_problems(app: TestApp) {
