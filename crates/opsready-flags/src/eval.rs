@@ -35,6 +35,10 @@ pub struct Details<T> {
     pub reason: Reason,
     /// What went wrong, when `reason` is [`Reason::Error`].
     pub error: Option<ErrorCode>,
+    /// The stored version of the flag's definition that was evaluated;
+    /// `None` for a key no flag has. A trace or log of an evaluation can
+    /// name the definition that served it.
+    pub version: Option<u64>,
 }
 
 /// Why an evaluation served what it served.
@@ -292,11 +296,11 @@ impl Snapshot {
         ctx: &EvaluationContext,
         wanted: FlagType,
         read: impl FnOnce(&VariantValue) -> Option<T>,
-        finish: impl FnOnce(Result<(T, &Arc<str>, Reason), ErrorCode>) -> R,
+        finish: impl FnOnce(Option<u64>, Result<(T, &Arc<str>, Reason), ErrorCode>) -> R,
     ) -> R {
         let Some(compiled) = self.flags.get(key) else {
             self.unknown.fetch_add(1, Ordering::Relaxed);
-            return finish(Err(ErrorCode::FlagNotFound));
+            return finish(None, Err(ErrorCode::FlagNotFound));
         };
         let outcome = match &compiled.program {
             None => Err(ErrorCode::ParseError),
@@ -313,7 +317,7 @@ impl Snapshot {
         if outcome.is_err() {
             compiled.errors.fetch_add(1, Ordering::Relaxed);
         }
-        finish(outcome)
+        finish(Some(compiled.stored.version), outcome)
     }
 }
 
@@ -820,7 +824,7 @@ mod tests {
             ctx,
             FlagType::Bool,
             |_| Some(()),
-            |outcome| outcome.map(|((), name, reason)| (name.to_string(), reason)),
+            |_, outcome| outcome.map(|((), name, reason)| (name.to_string(), reason)),
         )
     }
 
@@ -1024,7 +1028,7 @@ mod tests {
             &EvaluationContext::new(),
             FlagType::String,
             |_| Some(()),
-            |o| o.map(|_| ()),
+            |_, o| o.map(|_| ()),
         );
         assert_eq!(result, Err(ErrorCode::TypeMismatch));
     }

@@ -248,23 +248,28 @@ impl Flags {
         read: impl FnOnce(&VariantValue) -> Option<T>,
         default: impl FnOnce() -> T,
     ) -> Details<T> {
-        self.inner
-            .snapshot
-            .load()
-            .evaluate(key, ctx, wanted, read, |outcome| match outcome {
+        self.inner.snapshot.load().evaluate(
+            key,
+            ctx,
+            wanted,
+            read,
+            |version, outcome| match outcome {
                 Ok((value, variant, reason)) => Details {
                     value,
                     variant: Some(Arc::clone(variant)),
                     reason,
                     error: None,
+                    version,
                 },
                 Err(code) => Details {
                     value: default(),
                     variant: None,
                     reason: Reason::Error,
                     error: Some(code),
+                    version,
                 },
-            })
+            },
+        )
     }
 
     fn value<T>(
@@ -278,7 +283,7 @@ impl Flags {
         self.inner
             .snapshot
             .load()
-            .evaluate(key, ctx, wanted, read, |outcome| {
+            .evaluate(key, ctx, wanted, read, |_, outcome| {
                 outcome.ok().map(|(value, _, _)| value)
             })
             .unwrap_or_else(default)

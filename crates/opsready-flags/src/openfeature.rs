@@ -72,8 +72,8 @@ use std::fmt;
 use open_feature::provider::{FeatureProvider, ProviderMetadata, ResolutionDetails};
 use open_feature::{
     EvaluationContext as OfContext, EvaluationContextFieldValue, EvaluationError,
-    EvaluationErrorCode, EvaluationReason, EvaluationResult, StructValue, Value as OfValue,
-    async_trait,
+    EvaluationErrorCode, EvaluationReason, EvaluationResult, FlagMetadata, StructValue,
+    Value as OfValue, async_trait,
 };
 use serde_json::Value;
 
@@ -241,15 +241,22 @@ fn resolved<T>(
         variant,
         reason,
         error: failure,
+        version,
+        ..
     } = details;
     if let Some(code) = failure {
         return Err(evaluation_error(key, wanted, code));
     }
+    // The definition's version, as OpenTelemetry's `feature_flag.version`
+    // wants it: hooks can say which definition served.
+    let flag_metadata = version.map(|version| {
+        FlagMetadata::default().with_value("version", i64::try_from(version).unwrap_or(i64::MAX))
+    });
     Ok(ResolutionDetails {
         value,
         variant: variant.map(|name| name.to_string()),
         reason: Some(evaluation_reason(reason)),
-        flag_metadata: None,
+        flag_metadata,
     })
 }
 

@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use open_feature::{
-    Client, EvaluationContext, EvaluationErrorCode, EvaluationReason, OpenFeature, StructValue,
-    Value,
+    Client, EvaluationContext, EvaluationErrorCode, EvaluationReason, FlagMetadataValue,
+    OpenFeature, StructValue, Value,
 };
 use opsready_flags::{
     Condition, Flag, FlagType, Flags, MemoryStore, OpenFeatureProvider, Rollout, Rule,
@@ -112,6 +112,12 @@ async fn a_killed_flag_serves_its_default_variant_as_disabled() {
     assert!(!details.value);
     assert_eq!(details.variant.as_deref(), Some("off"));
     assert_eq!(details.reason, Some(EvaluationReason::Disabled));
+    // The kill is the definition's second version: hooks can tell which
+    // definition served.
+    assert_eq!(
+        details.flag_metadata.values.get("version"),
+        Some(&FlagMetadataValue::Int(2))
+    );
 }
 
 #[tokio::test]
