@@ -352,6 +352,18 @@ impl Validate for TelemetrySettings {
                 "is set, but this binary was built without the `sentry` feature of opsready: no event would be sent",
             );
         }
+        // Parsed here, not only when the client starts, so that
+        // `--check-config` and a start refuse it alike (exit 78). The
+        // message names the shape, never the value: a DSN holds a key.
+        #[cfg(feature = "sentry")]
+        if let Some(dsn) = &self.sentry.dsn
+            && dsn.expose_secret().parse::<sentry::types::Dsn>().is_err()
+        {
+            v.add(
+                "sentry.dsn",
+                "is not a Sentry DSN: expected https://KEY@HOST/PROJECT, as the project's settings show it",
+            );
+        }
     }
 }
 
@@ -403,6 +415,28 @@ mod tests {
         for text in ["k=%", "k=%2", "k=%g1", "k=%FF"] {
             assert!(otlp_headers(text).is_err(), "{text} was accepted");
         }
+    }
+
+    #[cfg(feature = "sentry")]
+    #[test]
+    fn a_malformed_sentry_dsn_is_a_violation_that_does_not_quote_it() {
+        let mut settings = TelemetrySettings::default();
+        settings.sentry.dsn = Some(Secret::new("not-a-dsn-but-a-secret".to_owned()));
+
+        let mut violations = Violations::new();
+        settings.validate(&mut violations);
+
+        let found: Vec<(&str, &str)> = violations.iter().collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "sentry.dsn");
+        assert!(!found[0].1.contains("not-a-dsn"), "{found:?}");
+
+        settings.sentry.dsn = Some(Secret::new(
+            "https://key@o0.ingest.example.com/42".to_owned(),
+        ));
+        let mut violations = Violations::new();
+        settings.validate(&mut violations);
+        assert_eq!(violations.iter().count(), 0);
     }
 
     #[test]

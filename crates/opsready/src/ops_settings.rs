@@ -248,11 +248,20 @@ impl Validate for OpsSettings {
                 "must be positive seconds in increasing order, as in `0.05,0.1,0.25,0.5,1`",
             );
         }
+        // As `opsready_flags::open` reads it, so that `--check-config`
+        // refuses what the start would (exit 78, not 1).
         let store = self.flags.store.expose_secret();
-        if !["memory:", "file://", "postgres://", "postgresql://"]
-            .iter()
-            .any(|scheme| store.starts_with(scheme))
-        {
+        let postgres = store.starts_with("postgres://") || store.starts_with("postgresql://");
+        let local = store == "memory:"
+            || store
+                .strip_prefix("file://")
+                .is_some_and(|path| !path.is_empty());
+        if postgres && !cfg!(feature = "flags-postgres") {
+            v.add(
+                "flags.store",
+                "is a postgres:// store, but this binary was built without the `flags-postgres` feature of opsready",
+            );
+        } else if !postgres && !local {
             v.add(
                 "flags.store",
                 "must be `memory:`, `file://PATH` (e.g. `file://./data/flags.json`) or `postgres://…`",

@@ -526,6 +526,31 @@ fn latency_buckets_out_of_order_are_refused() {
 }
 
 #[test]
+fn a_flag_store_the_start_could_not_open_is_refused_with_the_settings() {
+    let refused = |store: &str| {
+        opsready::load::<AppSettings>(
+            &Loader::new("TEST")
+                .config_dir(no_config_dir())
+                .env([("TEST__FLAGS__STORE", store)]),
+        )
+        .err()
+        .map(|error| error.diagnostics()[0].key().map(str::to_owned))
+    };
+
+    // Only what `opsready_flags::open` takes passes, so `--check-config`
+    // and the start agree (78, not 1 at start).
+    assert_eq!(refused("memory:test"), Some(Some("flags.store".to_owned())));
+    assert_eq!(refused("file://"), Some(Some("flags.store".to_owned())));
+    assert_eq!(
+        refused("consul://flags"),
+        Some(Some("flags.store".to_owned()))
+    );
+    assert_eq!(refused("memory:"), None);
+    assert_eq!(refused("file://./flags.json"), None);
+    assert_eq!(refused("postgres://db/flags"), None);
+}
+
+#[test]
 fn ops_settings_refuse_a_drain_delay_longer_than_the_deadline_and_a_short_token() {
     let error =
         opsready::load::<AppSettings>(&Loader::new("TEST").config_dir(no_config_dir()).env([
