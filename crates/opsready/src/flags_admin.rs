@@ -8,6 +8,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use opsready_flags::{AuditEntry, ErrorKind, Flag, Flags, StoredFlag};
+use opsready_problem::extract::field_codes::{
+    INVALID_TYPE, INVALID_VALUE, MISSING_FIELD, UNKNOWN_FIELD,
+};
 use opsready_problem::extract::{Json, Path};
 use opsready_problem::{FieldError, Problem, codes};
 use serde::{Deserialize, Serialize};
@@ -219,7 +222,7 @@ fn required_reason(reason: &str) -> Result<&str, Problem> {
 fn no_reason() -> FieldError {
     FieldError::pointer(
         "/reason",
-        "required",
+        MISSING_FIELD,
         "say why: the reason is kept in the flag's history",
     )
 }
@@ -230,7 +233,7 @@ fn parse_definition(key: &str, mut definition: serde_json::Value) -> Result<Flag
     let Some(fields) = definition.as_object_mut() else {
         return Err(vec![FieldError::pointer(
             "/flag",
-            "type",
+            INVALID_TYPE,
             "the definition must be a JSON object",
         )]);
     };
@@ -238,7 +241,7 @@ fn parse_definition(key: &str, mut definition: serde_json::Value) -> Result<Flag
     match fields.get("key").and_then(serde_json::Value::as_str) {
         Some(named) if named != key => errors.push(FieldError::pointer(
             "/flag/key",
-            "mismatch",
+            INVALID_VALUE,
             format!("the definition names `{named}` but the path names `{key}`"),
         )),
         _ => {
@@ -250,7 +253,7 @@ fn parse_definition(key: &str, mut definition: serde_json::Value) -> Result<Flag
     if !fields.contains_key("enabled") {
         errors.push(FieldError::pointer(
             "/flag/enabled",
-            "required",
+            MISSING_FIELD,
             "say whether the flag is on: a PUT replaces the whole definition, and would otherwise turn a killed flag back on (read the flag, edit it, send it back)",
         ));
     }
@@ -262,8 +265,8 @@ fn parse_definition(key: &str, mut definition: serde_json::Value) -> Result<Flag
             .filter(|name| !KNOWN_FIELDS.contains(&name.as_str()))
             .map(|name| {
                 FieldError::pointer(
-                    format!("/flag/{name}"),
-                    "unknown",
+                    format!("/flag/{}", name.replace('~', "~0").replace('/', "~1")),
+                    UNKNOWN_FIELD,
                     format!(
                         "unknown field; a definition has {}",
                         KNOWN_FIELDS.join(", ")
@@ -272,13 +275,17 @@ fn parse_definition(key: &str, mut definition: serde_json::Value) -> Result<Flag
             }),
     );
     match serde_json::from_value::<Flag>(definition) {
-        Err(error) => errors.push(FieldError::pointer("/flag", "invalid", error.to_string())),
+        Err(error) => errors.push(FieldError::pointer(
+            "/flag",
+            INVALID_VALUE,
+            error.to_string(),
+        )),
         Ok(flag) => {
             if let Err(violations) = flag.validate() {
                 errors.extend(violations.into_iter().map(|violation| {
                     FieldError::pointer(
                         format!("/flag{}", violation.pointer),
-                        "invalid",
+                        INVALID_VALUE,
                         violation.message,
                     )
                 }));
@@ -353,7 +360,7 @@ fn problem(error: opsready_flags::Error) -> Problem {
         ErrorKind::Invalid => Problem::validation(error.violations().iter().map(|violation| {
             FieldError::pointer(
                 format!("/flag{}", violation.pointer),
-                "invalid",
+                INVALID_VALUE,
                 violation.message.clone(),
             )
         })),

@@ -299,6 +299,21 @@ async fn an_invalid_definition_is_a_422_with_a_pointer_to_each_bad_field() {
         "every problem at once"
     );
     assert_eq!(status, 422, "{problem}");
+    // Each answer is an envelope of the published schema: UPPER_SNAKE
+    // field codes, RFC 6901 pointers.
+    let schema: Value = serde_json::from_str(opsready::problem::JSON_SCHEMA).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    for answer in [&reason_problem, &typo, &all, &problem] {
+        let errors: Vec<String> = validator
+            .iter_errors(answer)
+            .map(|error| format!("{error} at {}", error.instance_path))
+            .collect();
+        assert!(errors.is_empty(), "{errors:?} in {answer}");
+    }
+    assert_eq!(code_of(&all, "/reason"), "MISSING_FIELD");
+    assert_eq!(code_of(&all, "/flag/enabled"), "MISSING_FIELD");
+    assert_eq!(code_of(&all, "/flag/enabeld"), "UNKNOWN_FIELD");
+    assert_eq!(code_of(&all, "/flag/default_variant"), "INVALID_VALUE");
     let pointers = pointers(&problem);
     for expected in [
         "/flag/variants/off",
@@ -401,4 +416,13 @@ async fn evaluations_are_counted_on_the_metrics_endpoint() {
         exposition.contains("feature_flag_evaluations_total{flag=\"greeting.shout\",variant=\"on\",reason=\"SPLIT\"} 2"),
         "{exposition}"
     );
+}
+
+/// The field code of `problem`'s error at `pointer`.
+fn code_of<'p>(problem: &'p Value, pointer: &str) -> &'p str {
+    problem["errors"]
+        .as_array()
+        .and_then(|errors| errors.iter().find(|error| error["pointer"] == pointer))
+        .and_then(|error| error["code"].as_str())
+        .unwrap_or_else(|| panic!("no error at {pointer} in {problem}"))
 }
