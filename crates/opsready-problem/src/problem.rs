@@ -308,7 +308,8 @@ impl Problem {
     }
 
     /// What this problem keeps from the client, for the logs and error
-    /// tracking: the detail set with [`Problem::detail`] on a 5xx, then the
+    /// tracking: the detail set with [`Problem::detail`] on a 5xx, a 5xx's
+    /// field errors (`field errors: POINTER CODE DETAIL; …`), then the
     /// cause and each of its sources, joined with `: `. `None` when there
     /// is nothing of the kind.
     ///
@@ -341,6 +342,21 @@ impl Problem {
             .as_deref()
             .filter(|_| self.is_server_error());
         let mut parts: Vec<String> = detail.map(str::to_owned).into_iter().collect();
+        if self.is_server_error() && !self.inner.errors.is_empty() {
+            let errors: Vec<String> = self
+                .inner
+                .errors
+                .iter()
+                .map(|error| {
+                    let at = error
+                        .json_pointer()
+                        .or_else(|| error.parameter_name())
+                        .unwrap_or_default();
+                    format!("{at} {} {}", error.code(), error.detail())
+                })
+                .collect();
+            parts.push(format!("field errors: {}", errors.join("; ")));
+        }
         let mut cause = self.cause().map(|cause| cause as &(dyn StdError + 'static));
         while let Some(error) = cause {
             parts.push(error.to_string());
@@ -500,7 +516,9 @@ impl Serialize for Envelope<'_> {
         if let Some(trace_id) = self.context.trace_id {
             map.serialize_entry("trace_id", trace_id)?;
         }
-        if !problem.inner.errors.is_empty() {
+        // A 5xx carries no internals, field errors included: they go to
+        // the log with the internal report.
+        if !problem.inner.errors.is_empty() && !problem.is_server_error() {
             map.serialize_entry("errors", &problem.inner.errors)?;
         }
         map.end()
@@ -646,6 +664,27 @@ mod tests {
             problem.internal_detail(),
             Some("connection to 10.0.0.7:5432 refused")
         );
+    }
+
+    #[test]
+    fn a_server_errors_field_errors_go_to_the_report_not_the_body() {
+        let problem = Problem::new(codes::BAD_GATEWAY).with_error(FieldError::pointer(
+            "/x",
+            "UPSTREAM",
+            "ledger at 10.0.0.7 said no",
+        ));
+        let body = String::from_utf8(problem.to_body(&RenderContext::default()).to_vec()).unwrap();
+        assert!(!body.contains("errors"), "{body}");
+        assert!(!body.contains("10.0.0.7"), "{body}");
+        assert_eq!(
+            problem.internal_report().as_deref(),
+            Some("field errors: /x UPSTREAM ledger at 10.0.0.7 said no")
+        );
+        // Re-coded from a 4xx, the same.
+        let recoded = Problem::validation([FieldError::pointer("/y", "BAD", "internal note")])
+            .answering(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = String::from_utf8(recoded.to_body(&RenderContext::default()).to_vec()).unwrap();
+        assert!(!body.contains("internal note"), "{body}");
     }
 
     #[test]
