@@ -353,7 +353,10 @@ async fn readyz_one(State(health): State<Health>, Path(name): Path<String>) -> R
 }
 
 async fn startupz(State(health): State<Health>, RawQuery(query): RawQuery) -> Response {
-    let started = health.lifecycle().phase() != Phase::Starting;
+    // Not the phase: a shutdown during the startup hooks drains a service
+    // that never started.
+    let lifecycle = health.lifecycle();
+    let started = lifecycle.has_started();
     let (status, verdict) = if started {
         (StatusCode::OK, Status::Pass)
     } else {
@@ -361,14 +364,20 @@ async fn startupz(State(health): State<Health>, RawQuery(query): RawQuery) -> Re
     };
     if ProbeQuery::parse(query.as_deref()).verbose {
         let line = if started {
-            "[+]startup ok\nstartupz check passed\n"
+            "[+]startup ok\nstartupz check passed\n".to_owned()
         } else {
-            "[-]startup failed: starting\nstartupz check failed\n"
+            format!(
+                "[-]startup failed: {}\nstartupz check failed\n",
+                lifecycle.phase()
+            )
         };
-        text(status, line.to_owned())
+        text(status, line)
     } else if started {
         health_json(status, &json!({ "status": verdict }))
     } else {
-        health_json(status, &json!({ "status": verdict, "output": "starting" }))
+        health_json(
+            status,
+            &json!({ "status": verdict, "output": lifecycle.phase().to_string() }),
+        )
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
 
@@ -50,6 +51,9 @@ impl fmt::Display for Phase {
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
     phase: Arc<watch::Sender<Phase>>,
+    /// Whether startup finished: a shutdown during the startup hooks goes
+    /// from `Starting` to `Draining` without it.
+    started: Arc<AtomicBool>,
 }
 
 impl Default for Lifecycle {
@@ -63,6 +67,7 @@ impl Lifecycle {
     pub fn new() -> Self {
         Self {
             phase: Arc::new(watch::Sender::new(Phase::Starting)),
+            started: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -84,7 +89,15 @@ impl Lifecycle {
     /// Startup finished: `/startupz` turns 200 and readiness follows the
     /// checks.
     pub fn set_ready(&self) {
+        self.started.store(true, Ordering::Release);
         self.advance(Phase::Ready);
+    }
+
+    /// Whether startup finished ([`set_ready`](Self::set_ready) was
+    /// called), whatever the phase since: a service shut down while its
+    /// startup hooks ran never started.
+    pub fn has_started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
     }
 
     /// Shutdown began: readiness is 503 from this instant.

@@ -85,6 +85,25 @@ async fn startup_is_503_until_the_service_is_ready() {
 }
 
 #[tokio::test]
+async fn a_service_shut_down_during_startup_never_reports_started() {
+    let health = Health::new();
+    let app = spawn_app(&health).await;
+
+    // A SIGTERM while the startup hooks (a migration) still run.
+    health.lifecycle().start_draining();
+    let (status, _, body) = app.json("/startupz").await;
+    let verbose = app.text("/startupz?verbose").await;
+
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "fail");
+    assert_eq!(body["output"], "draining");
+    assert_eq!(
+        verbose.1,
+        "[-]startup failed: draining\nstartupz check failed\n"
+    );
+}
+
+#[tokio::test]
 async fn readiness_is_503_before_startup_even_with_passing_checks() {
     let health = Health::new().component(Component::new("database", passing()));
     let app = spawn_app(&health).await;
