@@ -428,10 +428,10 @@ impl Flags {
     ///
     /// # Errors
     ///
-    /// [`NotFound`](ErrorKind::NotFound) when the flag or the version does
-    /// not exist; [`Conflict`](ErrorKind::Conflict) when another writer
-    /// changed the flag meanwhile; [`Invalid`](ErrorKind::Invalid); the
-    /// store's.
+    /// [`NotFound`](ErrorKind::NotFound) when the flag never existed;
+    /// [`Invalid`](ErrorKind::Invalid) (pointer `/to_version`) when it has
+    /// no such version, or none before the latest; [`Conflict`](ErrorKind::Conflict)
+    /// when another writer changed the flag meanwhile; the store's.
     pub async fn rollback(
         &self,
         key: &str,
@@ -480,17 +480,32 @@ impl Flags {
         {
             return Err(Error::conflict(key, expected, Some(latest)));
         }
+        // The flag exists: a version it lacks is a wrong request (422 over
+        // HTTP), not a missing flag.
         let to = match to_version {
             Some(version) => version,
-            None => latest
-                .checked_sub(1)
-                .filter(|v| *v > 0)
-                .ok_or_else(|| Error::version_not_found(key, 0))?,
+            None => latest.checked_sub(1).filter(|v| *v > 0).ok_or_else(|| {
+                Error::invalid_flag(
+                    key,
+                    vec![Violation::new(
+                        "/to_version",
+                        format!("version {latest} is the flag's first: there is nothing earlier to roll back to"),
+                    )],
+                )
+            })?,
         };
         let target = history
             .iter()
             .find(|entry| entry.version == to)
-            .ok_or_else(|| Error::version_not_found(key, to))?;
+            .ok_or_else(|| {
+                Error::invalid_flag(
+                    key,
+                    vec![Violation::new(
+                        "/to_version",
+                        format!("the flag has no version {to}; its versions are 1 to {latest}"),
+                    )],
+                )
+            })?;
         let change = Change::rollback(key, latest, to, target.after.clone(), actor, reason)?;
         self.apply(change).await
     }
@@ -841,7 +856,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn rolling_back_a_flag_with_one_version_is_not_found() {
+    async fn rolling_back_to_a_version_the_flag_lacks_is_invalid() {
         let flags = flags().await;
         flags
             .create(Flag::boolean("a"), "alice", "launch")
@@ -851,12 +866,20 @@ mod tests {
             .rollback("a", None, "alice", "undo")
             .await
             .unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::NotFound);
+        assert_eq!(error.kind(), ErrorKind::Invalid);
+        assert_eq!(
+            error.to_string(),
+            "the change of flag `a` is invalid: /to_version: version 1 is the flag's first: there is nothing earlier to roll back to"
+        );
         let error = flags
             .rollback("a", Some(9), "alice", "undo")
             .await
             .unwrap_err();
-        assert_eq!(error.to_string(), "flag `a` has no version 9");
+        assert_eq!(error.kind(), ErrorKind::Invalid);
+        assert_eq!(
+            error.to_string(),
+            "the change of flag `a` is invalid: /to_version: the flag has no version 9; its versions are 1 to 1"
+        );
     }
 
     #[tokio::test]

@@ -188,7 +188,18 @@ async fn rollback(
             reason,
         )
         .await
-        .map_err(|error| precondition(&key, latest, error))?;
+        .map_err(|error| match error.kind() {
+            // The version asked for (or the one before the latest) does not
+            // exist: its pointer is into this body, not a definition.
+            ErrorKind::Invalid => Problem::validation(error.violations().iter().map(|violation| {
+                FieldError::pointer(
+                    violation.pointer.clone(),
+                    INVALID_VALUE,
+                    violation.message.clone(),
+                )
+            })),
+            _ => precondition(&key, latest, error),
+        })?;
     Ok(with_etag(entry.version, axum::Json(Changed { change: entry })).into_response())
 }
 
@@ -345,7 +356,7 @@ fn no_flag(key: &str) -> Problem {
 fn precondition(key: &str, expected: u64, error: opsready_flags::Error) -> Problem {
     if error.kind() == ErrorKind::Conflict {
         let current = error.current_version().map_or_else(
-            || "deleted".to_owned(),
+            || "not there (deleted, or never created)".to_owned(),
             |version| format!("at version {version}"),
         );
         return Problem::new(codes::PRECONDITION_FAILED).detail(format!(

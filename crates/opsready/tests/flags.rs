@@ -358,6 +358,16 @@ async fn kill_and_rollback_change_what_handlers_serve_and_are_in_the_history() {
                 .json(&json!({"reason": "typo"})),
         )
         .await;
+    let (no_such_version, _, version_problem) = app
+        .send(
+            app.admin(
+                reqwest::Method::POST,
+                "/admin/flags/greeting.shout/rollback",
+            )
+            .header("if-match", "\"2\"")
+            .json(&json!({"reason": "undo", "to_version": 99})),
+        )
+        .await;
     let (rolled_back, etag, change) = app.send(rollback(Some("\"2\""))).await;
     // Sent again, it would undo itself: the version it was based on is gone.
     let (again, _, failed) = app.send(rollback(Some("\"2\""))).await;
@@ -373,6 +383,10 @@ async fn kill_and_rollback_change_what_handlers_serve_and_are_in_the_history() {
     );
     assert_eq!(unbased, 428, "{required}");
     assert_eq!(never_was, 404);
+    // The flag exists; the version asked for does not: the request is wrong.
+    assert_eq!(no_such_version, 422, "{version_problem}");
+    assert_eq!(version_problem["errors"][0]["pointer"], "/to_version");
+    assert_eq!(version_problem["errors"][0]["code"], "INVALID_VALUE");
     assert!(
         required["detail"].as_str().unwrap().contains("version 2"),
         "{required}"
