@@ -116,13 +116,29 @@ impl Metrics {
         Self::with_buckets(DEFAULT_BUCKETS)
     }
 
-    /// A recorder with these histogram buckets (seconds); falls back to
-    /// [`DEFAULT_BUCKETS`] when `buckets` is empty.
+    /// A recorder with these histogram buckets (seconds), put in order,
+    /// once each; bounds that are not positive finite seconds are left out
+    /// (a bucket's count relies on its bounds being in order). Falls back
+    /// to [`DEFAULT_BUCKETS`] when none is left.
+    ///
+    /// ```
+    /// use opsready_metrics::Metrics;
+    ///
+    /// let metrics = Metrics::with_buckets(&[0.5, 0.1, f64::NAN, 0.1, -1.0]);
+    /// assert_eq!(metrics.buckets(), [0.1, 0.5]);
+    /// ```
     pub fn with_buckets(buckets: &[f64]) -> Self {
-        let buckets = if buckets.is_empty() {
+        let mut usable: Vec<f64> = buckets
+            .iter()
+            .copied()
+            .filter(|bound| bound.is_finite() && *bound > 0.0)
+            .collect();
+        usable.sort_by(f64::total_cmp);
+        usable.dedup();
+        let buckets: &[f64] = if usable.is_empty() {
             DEFAULT_BUCKETS
         } else {
-            buckets
+            &usable
         };
         let lag = Matcher::Full(catalog::TOKIO_SCHEDULING_LAG.name.to_owned());
         // Only an empty list of buckets is refused, and neither is empty.
@@ -173,6 +189,12 @@ impl Metrics {
         }
     }
 
+    /// The histograms' bucket bounds, in seconds, in order.
+    #[must_use]
+    pub fn buckets(&self) -> &[f64] {
+        &self.inner.buckets
+    }
+
     /// Sets `build_info{service, version, git_sha}` to 1.
     pub fn set_build_info(&self, service: &str, version: &str, git_sha: &str) {
         let labels = vec![
@@ -199,7 +221,11 @@ impl Metrics {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for collector in collectors.iter() {
-            collector();
+            // A service's own reader (of a pool, say) that panics keeps its
+            // gauges at their last values; it must not fail every scrape,
+            // nor end the probe that also measures the scheduling lag. The
+            // panic hook reports the panic.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| collector()));
         }
     }
 

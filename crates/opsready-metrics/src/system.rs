@@ -10,8 +10,13 @@ use crate::layer::{METADATA, Metrics};
 /// How often the lag probe wakes.
 pub const LAG_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Buckets of the scheduling-lag histogram, in seconds: 0.1 ms to 1 s. A
-/// healthy runtime wakes a timer within a millisecond.
+/// Tokio's timer wheel ticks in milliseconds and rounds a sleep's deadline
+/// up to the next tick: a timer woken on time is up to this late.
+const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+
+/// Buckets of the scheduling-lag histogram, in seconds: 0.1 ms to 1 s. The
+/// lag is counted beyond the timer's 1 ms resolution, so a healthy
+/// runtime's readings sit in the lowest buckets.
 pub const LAG_BUCKETS: &[f64] = &[
     0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
 ];
@@ -83,6 +88,11 @@ impl Metrics {
         name: &'static str,
         labels: &[(&'static str, &str)],
     ) -> metrics::Gauge {
+        debug_assert!(
+            catalog::find(name)
+                .is_some_and(|def| labels.iter().all(|(label, _)| def.labels.contains(label))),
+            "{name} or one of its labels is not in the catalog"
+        );
         let labels: Vec<metrics::Label> = labels
             .iter()
             .map(|(key, value)| metrics::Label::new(*key, (*value).to_owned()))
@@ -113,6 +123,11 @@ impl Metrics {
         def: &'static catalog::MetricDef,
         read: impl Fn() -> Vec<(Vec<String>, u64)> + Send + Sync + 'static,
     ) {
+        debug_assert!(
+            catalog::find(def.name).is_some(),
+            "{} is not in the catalog: add it to catalog::CATALOG",
+            def.name
+        );
         // Weak: the collector lives inside the metrics it records into.
         let weak = self.downgrade();
         self.add_collector(Box::new(move || {
@@ -192,7 +207,11 @@ impl Metrics {
         loop {
             let asked = Instant::now();
             tokio::time::sleep(LAG_PROBE_INTERVAL).await;
-            self.record_scheduling_lag(asked.elapsed().saturating_sub(LAG_PROBE_INTERVAL));
+            self.record_scheduling_lag(
+                asked
+                    .elapsed()
+                    .saturating_sub(LAG_PROBE_INTERVAL + TIMER_RESOLUTION),
+            );
             ticks = ticks.wrapping_add(1);
             if ticks.is_multiple_of(50) {
                 self.collect();
@@ -202,6 +221,10 @@ impl Metrics {
     }
 
     pub(crate) fn gauge(&self, name: &'static str) -> metrics::Gauge {
+        debug_assert!(
+            catalog::find(name).is_some(),
+            "{name} is not in the catalog"
+        );
         self.recorder()
             .register_gauge(&Key::from_static_name(name), &METADATA)
     }
@@ -230,15 +253,36 @@ impl PoolWait {
     /// Acquires a connection from a sqlx pool, recording how long it took.
     /// Use it where a handler holds a connection for several queries; a
     /// query run on the pool directly acquires without being measured.
+    ///
+    /// The wait is recorded however it ends: with a connection, with an
+    /// error, or cancelled (a request timeout or a client that went away
+    /// drops the handler mid-wait), which is how the longest waits of an
+    /// exhausted pool end.
     #[cfg(feature = "sqlx")]
     pub async fn acquire<DB: sqlx::Database>(
         &self,
         pool: &sqlx::Pool<DB>,
     ) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
-        let asked = Instant::now();
-        let connection = pool.acquire().await;
-        self.record(asked.elapsed());
-        connection
+        let _waiting = Waiting {
+            wait: self,
+            asked: Instant::now(),
+        };
+        pool.acquire().await
+    }
+}
+
+/// Records the wait when dropped: at the end of an acquire, or when it is
+/// cancelled.
+#[cfg(feature = "sqlx")]
+struct Waiting<'w> {
+    wait: &'w PoolWait,
+    asked: Instant,
+}
+
+#[cfg(feature = "sqlx")]
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.wait.record(self.asked.elapsed());
     }
 }
 

@@ -151,6 +151,56 @@ async fn every_exposed_metric_is_in_the_catalog_with_its_type() {
         exposition
             .contains("# HELP http_server_request_duration_seconds Duration of HTTP requests")
     );
+    // Each sample's labels are the catalog's (and `le` of a bucket).
+    for line in exposition
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+    {
+        let name = line.split(['{', ' ']).next().unwrap();
+        let def = catalog::find(name)
+            .or_else(|| {
+                ["_bucket", "_sum", "_count", "_total"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix).and_then(catalog::find))
+            })
+            .unwrap_or_else(|| panic!("{name} is not in the catalog: {line}"));
+        for label in label_names(line) {
+            assert!(
+                label == "le" || def.labels.contains(&label.as_str()),
+                "{name} has the label {label}, which the catalog does not list: {line}"
+            );
+        }
+    }
+}
+
+/// The label names of an exposition sample line.
+fn label_names(line: &str) -> Vec<String> {
+    let Some((_, rest)) = line.split_once('{') else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    let mut chars = rest.chars();
+    loop {
+        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if name.is_empty() || name.starts_with('}') {
+            return names;
+        }
+        names.push(name.trim_start_matches(',').to_owned());
+        // The quoted value, escapes and all.
+        assert_eq!(chars.next(), Some('"'), "{line}");
+        let mut escaped = false;
+        for c in chars.by_ref() {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => break,
+                _ => escaped = false,
+            }
+        }
+        match chars.next() {
+            Some(',') => {}
+            _ => return names,
+        }
+    }
 }
 
 #[tokio::test]
@@ -279,5 +329,48 @@ async fn openmetrics_carries_the_trace_of_a_request_on_its_bucket() {
         text.matches("trace_id=").count(),
         1,
         "one bucket holds the request: {text}"
+    );
+}
+
+#[cfg(feature = "sqlx")]
+#[tokio::test]
+async fn a_cancelled_wait_for_a_pooled_connection_is_recorded_too() {
+    let metrics = Metrics::new();
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let held = pool.acquire().await.unwrap();
+    let wait = metrics.pool_wait("main");
+
+    // The pool is exhausted; a request timeout drops the wait.
+    let cancelled =
+        tokio::time::timeout(std::time::Duration::from_millis(50), wait.acquire(&pool)).await;
+    drop(held);
+    let served = wait.acquire(&pool).await;
+
+    assert!(cancelled.is_err());
+    assert!(served.is_ok());
+    let exposition = metrics.render();
+    assert!(
+        exposition.contains("db_client_connection_wait_time_seconds_count{pool_name=\"main\"} 2"),
+        "{exposition}"
+    );
+}
+
+#[test]
+fn a_collector_that_panics_leaves_the_others_and_the_scrape_alone() {
+    let metrics = Metrics::new();
+    #[allow(clippy::panic)] // the reader exists to panic
+    metrics.watch_pool("broken", || panic!("the pool's reader failed"));
+    metrics.watch_pool("fine", || (1, 2, 3));
+
+    metrics.collect();
+    let exposition = metrics.render();
+
+    assert!(
+        exposition.contains("db_client_connection_max{pool_name=\"fine\"} 3"),
+        "{exposition}"
     );
 }

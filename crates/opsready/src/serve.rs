@@ -207,8 +207,8 @@ impl Ops {
     /// What `/admin/info` reports; pass [`build_info!()`](crate::build_info).
     /// Defaults to the executable's name.
     pub fn build_info(mut self, info: BuildInfo) -> Self {
-        self.metrics
-            .set_build_info(&info.name, &info.version, &info.git_sha);
+        // The `build_info` gauge is set once, when the listeners are
+        // bound: a second call must not leave the first one's series at 1.
         self.info = info;
         self
     }
@@ -331,6 +331,10 @@ impl Ops {
     /// and a busy port is an error before anything runs.
     pub async fn bind(self, app: Router) -> Result<Server, ServeError> {
         let main = bind(self.settings.server.addr, "server.addr").await?;
+        // Whatever the service said of itself, or the defaults: every
+        // service has its one `build_info` series.
+        self.metrics
+            .set_build_info(&self.info.name, &self.info.version, &self.info.git_sha);
         let admin = match self.settings.admin.addr {
             Some(addr) => Some((
                 bind(addr, "admin.addr").await?,

@@ -676,6 +676,34 @@ async fn the_admin_listener_serves_metrics_where_a_panic_counts_as_a_500() {
 }
 
 #[tokio::test]
+async fn build_info_is_one_series_set_or_not() {
+    let settings = settings(&[]);
+    let app = Router::new().route("/", get(|| async { "ok" }));
+    let mut first = opsready::build_info!();
+    first.version = "0.0.1".to_owned();
+    // Said twice: the last is what the service is.
+    let told = spawn(
+        Ops::new(&settings)
+            .build_info(first)
+            .build_info(opsready::build_info!()),
+        app.clone(),
+    )
+    .await;
+    let untold = spawn(Ops::new(&settings), app).await;
+
+    let told = build_info_series(&told).await;
+    let untold = build_info_series(&untold).await;
+
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))),
+        "{told:?}"
+    );
+    assert_eq!(untold.len(), 1, "{untold:?}");
+    assert!(untold[0].ends_with(" 1"), "{untold:?}");
+}
+
+#[tokio::test]
 async fn an_openmetrics_scrape_links_a_duration_bucket_to_the_requests_trace() {
     let settings = settings(&[]);
     let running = spawn(
@@ -728,4 +756,23 @@ async fn a_service_that_binds_itself_installs_telemetry_and_shuts_it_down() {
     tokio::time::timeout(Duration::from_secs(10), guards.shutdown())
         .await
         .expect("shutting telemetry down must not hang");
+}
+
+/// The `build_info` lines of `running`'s `/metrics`.
+async fn build_info_series(running: &Running) -> Vec<String> {
+    let admin = running.admin.clone().unwrap();
+    let exposition = running
+        .client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    exposition
+        .lines()
+        .filter(|line| line.starts_with("build_info{"))
+        .map(str::to_owned)
+        .collect()
 }
