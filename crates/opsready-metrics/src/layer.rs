@@ -225,7 +225,7 @@ impl Metrics {
             // gauges at their last values; it must not fail every scrape,
             // nor end the probe that also measures the scheduling lag. The
             // panic hook reports the panic.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| collector()));
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(collector));
         }
     }
 
