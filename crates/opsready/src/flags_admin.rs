@@ -35,17 +35,18 @@ struct FlagList {
     flags: Vec<StoredFlag>,
 }
 
-/// `PUT /admin/flags/{key}`
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The members of a `PUT /admin/flags/{key}` body: `reason` (required),
+/// `actor` (defaults to [`DEFAULT_ACTOR`]) and `flag`, the whole
+/// definition, whose `key`, when given, must be the path's. Read by hand
+/// rather than derived, so that a 422 lists every problem of the body at
+/// once, its shape's and its definition's.
+const PUT_FIELDS: [&str; 3] = ["reason", "actor", "flag"];
+
+/// A `PUT` body read: what a change needs.
 struct PutBody {
-    /// Why (required).
     reason: String,
-    /// Who; defaults to [`DEFAULT_ACTOR`].
-    #[serde(default)]
     actor: Option<String>,
-    /// The whole definition; its `key`, when given, must be the path's.
-    flag: serde_json::Value,
+    flag: Flag,
 }
 
 /// `POST /admin/flags/{key}/kill`
@@ -98,23 +99,15 @@ async fn put(
     State(flags): State<Flags>,
     Path(key): Path<String>,
     headers: HeaderMap,
-    Json(body): Json<PutBody>,
+    Json(body): Json<serde_json::Value>,
 ) -> Result<Response, Problem> {
-    // Every problem of the body at once: the reason's and the definition's.
-    let reason = body.reason.trim();
-    let mut errors = Vec::new();
-    if reason.is_empty() {
-        errors.push(no_reason());
-    }
-    let flag = match parse_definition(&key, body.flag) {
-        Ok(flag) if errors.is_empty() => flag,
-        Ok(_) => return Err(Problem::validation(errors)),
-        Err(invalid) => {
-            errors.extend(invalid);
-            return Err(Problem::validation(errors));
-        }
-    };
-    let actor = actor(body.actor.as_deref());
+    let PutBody {
+        reason,
+        actor: named,
+        flag,
+    } = parse_put(&key, body).map_err(Problem::validation)?;
+    let reason = reason.trim();
+    let actor = actor(named.as_deref());
     let expected = if_match(&headers)?;
     let (status, entry) = match (expected, flags.get(&key)) {
         (None, Some(current)) => {
@@ -236,6 +229,80 @@ fn no_reason() -> FieldError {
         MISSING_FIELD,
         "say why: the reason is kept in the flag's history",
     )
+}
+
+/// A `PUT` body: every problem at once, the shape's (a missing or
+/// mistyped member, an unknown one) and the definition's.
+fn parse_put(key: &str, body: serde_json::Value) -> Result<PutBody, Vec<FieldError>> {
+    use serde_json::Value;
+
+    let Value::Object(mut fields) = body else {
+        return Err(vec![FieldError::pointer(
+            "",
+            INVALID_TYPE,
+            "the body must be a JSON object with `reason` and `flag`",
+        )]);
+    };
+    let mut errors = Vec::new();
+    let reason = match fields.remove("reason") {
+        Some(Value::String(reason)) if !reason.trim().is_empty() => Some(reason),
+        Some(Value::String(_)) | None => {
+            errors.push(no_reason());
+            None
+        }
+        Some(_) => {
+            errors.push(FieldError::pointer(
+                "/reason",
+                INVALID_TYPE,
+                "must be a string: why the change is made",
+            ));
+            None
+        }
+    };
+    let actor = match fields.remove("actor") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(actor)) => Some(actor),
+        Some(_) => {
+            errors.push(FieldError::pointer(
+                "/actor",
+                INVALID_TYPE,
+                "must be a string: who makes the change",
+            ));
+            None
+        }
+    };
+    let flag = match fields.remove("flag") {
+        None => {
+            errors.push(FieldError::pointer(
+                "/flag",
+                MISSING_FIELD,
+                "send the whole definition (read the flag, edit it, send it back)",
+            ));
+            None
+        }
+        Some(definition) => match parse_definition(key, definition) {
+            Ok(flag) => Some(flag),
+            Err(invalid) => {
+                errors.extend(invalid);
+                None
+            }
+        },
+    };
+    errors.extend(fields.keys().map(|name| {
+        FieldError::pointer(
+            format!("/{}", name.replace('~', "~0").replace('/', "~1")),
+            UNKNOWN_FIELD,
+            format!("unknown field; the body has {}", PUT_FIELDS.join(", ")),
+        )
+    }));
+    match (reason, flag) {
+        (Some(reason), Some(flag)) if errors.is_empty() => Ok(PutBody {
+            reason,
+            actor,
+            flag,
+        }),
+        _ => Err(errors),
+    }
 }
 
 /// The definition of a `PUT`, with the path's key: every invalid field, as

@@ -273,6 +273,22 @@ async fn an_invalid_definition_is_a_422_with_a_pointer_to_each_bad_field() {
         ))
         .await;
     let (status, _, problem) = app.send(put("checkout.v2", "new checkout", invalid)).await;
+    // No reason and a misspelt member around a bad definition: the body's
+    // shape and its definition, all at once.
+    let (shapeless, _, shape) = app
+        .send(
+            app.admin(reqwest::Method::PUT, "/admin/flags/checkout.v5")
+                .json(&json!({
+                    "actr": "sre",
+                    "flag": {
+                        "type": "bool",
+                        "variants": {"on": true},
+                        "default_variant": "nope",
+                        "enabled": true,
+                    },
+                })),
+        )
+        .await;
 
     assert_eq!(no_reason, 422, "{reason_problem}");
     assert_eq!(reason_problem["code"], "VALIDATION_FAILED");
@@ -298,12 +314,18 @@ async fn an_invalid_definition_is_a_422_with_a_pointer_to_each_bad_field() {
         ],
         "every problem at once"
     );
+    assert_eq!(shapeless, 422, "{shape}");
+    assert_eq!(
+        pointers(&shape),
+        ["/reason", "/flag/default_variant", "/actr"],
+        "{shape}"
+    );
     assert_eq!(status, 422, "{problem}");
     // Each answer is an envelope of the published schema: UPPER_SNAKE
     // field codes, RFC 6901 pointers.
     let schema: Value = serde_json::from_str(opsready::problem::JSON_SCHEMA).unwrap();
     let validator = jsonschema::draft202012::new(&schema).unwrap();
-    for answer in [&reason_problem, &typo, &all, &problem] {
+    for answer in [&reason_problem, &typo, &all, &shape, &problem] {
         let errors: Vec<String> = validator
             .iter_errors(answer)
             .map(|error| format!("{error} at {}", error.instance_path))
