@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 /// | `http.request_timeout` | `30s` | a handler running longer answers 503 `HANDLER_TIMEOUT` |
 /// | `http.body_limit` | `2MiB` | a larger request body answers 413 |
 /// | `http.concurrency_limit` | `1024` | requests in flight beyond this answer 503 `OVERLOADED` at once |
+/// | `http.problem_type_base` | `https://opsready.dev/problems/` | where problem `type` URIs point: the service's own error documentation |
 /// | `telemetry.*` | | logs and tracing: see [`TelemetrySettings`] |
 /// | `metrics.latency_buckets` | 5 ms … 10 s | request-duration bucket bounds in seconds |
 /// | `flags.store` | `file://./data/flags.json` | where feature flags live: `memory:`, `file://PATH` (JSON or TOML), `postgres://…` |
@@ -182,6 +183,10 @@ pub struct HttpSettings {
     /// Requests in flight beyond this are answered 503 `OVERLOADED` at once
     /// rather than queued. Defaults to 1024.
     pub concurrency_limit: usize,
+    /// The base of every problem's `type` URI, to which the code's slug is
+    /// appended (`…/email-taken`): the page where the service documents its
+    /// errors. Defaults to `https://opsready.dev/problems/`.
+    pub problem_type_base: String,
 }
 
 impl Default for HttpSettings {
@@ -190,6 +195,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(30),
             body_limit: ByteSize::mib(2),
             concurrency_limit: 1024,
+            problem_type_base: opsready_problem::problem::DEFAULT_TYPE_BASE.to_owned(),
         }
     }
 }
@@ -216,6 +222,16 @@ impl Validate for OpsSettings {
             v.add(
                 "http.concurrency_limit",
                 format!("must be between 1 and {MAX_CONCURRENCY}"),
+            );
+        }
+        let base = &self.http.problem_type_base;
+        if !(base.starts_with("https://") || base.starts_with("http://"))
+            || !base.ends_with('/')
+            || base.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            v.add(
+                "http.problem_type_base",
+                "must be an http:// or https:// URL ending with `/`, such as `https://docs.example.com/problems/`: the code's slug is appended to it",
             );
         }
         if self.http.request_timeout == Duration::ZERO {

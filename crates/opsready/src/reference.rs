@@ -51,6 +51,10 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "Requests in flight beyond this answer 503 `OVERLOADED` at once. 1 to 1,000,000.",
     ),
     (
+        "http.problem_type_base",
+        "Base of every problem's `type` URI; the code's slug is appended (`…/email-taken`). Point it at the service's own error documentation. An `http://` or `https://` URL ending with `/`.",
+    ),
+    (
         "telemetry.log.format",
         "`json` or `pretty`; unset, `pretty` on a terminal and `json` otherwise.",
     ),

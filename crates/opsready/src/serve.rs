@@ -314,7 +314,11 @@ impl Ops {
         // Outermost first.
         let outer = ServiceBuilder::new()
             // The telemetry layer puts both ids on every response.
-            .layer(ProblemLayer::new().request_ids(false))
+            .layer(
+                ProblemLayer::new()
+                    .request_ids(false)
+                    .type_base(self.settings.http.problem_type_base.clone()),
+            )
             // Inside the problem layer, so problems carry its ids.
             .layer(telemetry);
         // Outside the panic catcher, so a caught panic is seen as its 500;

@@ -676,6 +676,42 @@ async fn the_admin_listener_serves_metrics_where_a_panic_counts_as_a_500() {
 }
 
 #[tokio::test]
+async fn problem_types_point_at_the_services_own_documentation() {
+    let settings = settings(&[(
+        "TEST__HTTP__PROBLEM_TYPE_BASE",
+        "https://docs.example.com/problems/",
+    )]);
+    let running = spawn(Ops::new(&settings), Router::new()).await;
+
+    let problem: serde_json::Value = running.get("/no/such/route").await.json().await.unwrap();
+
+    assert_eq!(
+        problem["type"],
+        "https://docs.example.com/problems/not-found"
+    );
+}
+
+#[test]
+fn a_problem_type_base_that_is_no_url_ending_with_a_slash_is_refused() {
+    for base in [
+        "docs.example.com/problems/",
+        "https://docs.example.com/problems",
+    ] {
+        let error = opsready::load::<AppSettings>(
+            &Loader::new("TEST")
+                .config_dir(no_config_dir())
+                .env([("TEST__HTTP__PROBLEM_TYPE_BASE", base)]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.diagnostics()[0].key(),
+            Some("http.problem_type_base"),
+            "{base}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn build_info_is_one_series_set_or_not() {
     let settings = settings(&[]);
     let app = Router::new().route("/", get(|| async { "ok" }));
