@@ -683,7 +683,7 @@ async fn problem_types_point_at_the_services_own_documentation() {
     )]);
     let running = spawn(Ops::new(&settings), Router::new()).await;
 
-    let problem: serde_json::Value = running.get("/no/such/route").await.json().await.unwrap();
+    let problem: Value = running.get("/no/such/route").await.json().await.unwrap();
 
     assert_eq!(
         problem["type"],
