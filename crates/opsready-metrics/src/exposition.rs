@@ -38,13 +38,25 @@ impl Format {
     /// );
     /// assert_eq!(Format::negotiate(Some(&accept)), Format::OpenMetrics);
     /// assert_eq!(Format::negotiate(None), Format::Prometheus);
+    ///
+    /// // The most specific range decides: text/plain's 0.2, not */*'s 1.
+    /// let accept = HeaderValue::from_static(
+    ///     "application/openmetrics-text;q=0.5, text/plain;q=0.2, */*",
+    /// );
+    /// assert_eq!(Format::negotiate(Some(&accept)), Format::OpenMetrics);
+    /// // Anything goes, as curl says: the text format.
+    /// let accept = HeaderValue::from_static("*/*");
+    /// assert_eq!(Format::negotiate(Some(&accept)), Format::Prometheus);
     /// ```
     pub fn negotiate(accept: Option<&HeaderValue>) -> Self {
         let Some(accept) = accept.and_then(|value| value.to_str().ok()) else {
             return Self::Prometheus;
         };
+        // Each format's weight comes from the most specific range that
+        // names it (RFC 9110, 12.5.1): `text/plain;q=0.2` outweighs `*/*`.
+        // OpenMetrics only when named: `*/*` alone gets the text format.
         let mut openmetrics = 0.0_f32;
-        let mut text = 0.0_f32;
+        let mut text = [None::<f32>; 3]; // `*/*`, `text/*`, `text/plain`
         for range in accept.split(',') {
             let mut parts = range.split(';');
             let media = parts.next().unwrap_or_default().trim();
@@ -53,15 +65,22 @@ impl Format {
                 .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
                 .and_then(|(_, q)| q.trim().parse::<f32>().ok())
                 .unwrap_or(1.0);
-            if media.eq_ignore_ascii_case("application/openmetrics-text") {
+            let specificity = if media.eq_ignore_ascii_case("application/openmetrics-text") {
                 openmetrics = openmetrics.max(weight);
-            } else if media.eq_ignore_ascii_case("text/plain")
-                || media == "text/*"
-                || media == "*/*"
-            {
-                text = text.max(weight);
-            }
+                continue;
+            } else if media.eq_ignore_ascii_case("text/plain") {
+                2
+            } else if media.eq_ignore_ascii_case("text/*") {
+                1
+            } else if media == "*/*" {
+                0
+            } else {
+                continue;
+            };
+            let slot = &mut text[specificity];
+            *slot = Some(slot.map_or(weight, |known| known.max(weight)));
         }
+        let text = text.iter().rev().find_map(|weight| *weight).unwrap_or(0.0);
         if openmetrics > 0.0 && openmetrics >= text {
             Self::OpenMetrics
         } else {
