@@ -35,6 +35,12 @@
 //! - Apply [`MetricsLayer`] with `Router::layer`, so that the route template
 //!   (`MatchedPath`) is known. Every path that matches no route counts under
 //!   `http_route="unmatched"`: a scan of random URLs adds one series.
+//! - It records the status of the response it sees. With
+//!   `opsready_problem::ProblemLayer`, layer it outside the problem layer
+//!   (a later `.layer` call), so that it records the status the client
+//!   gets: the problem layer may change it (a status beyond 599 answers
+//!   500; a success status set around a problem gives way to the
+//!   problem's).
 //! - Each [`Metrics`] is its own recorder: nothing is global, so tests and
 //!   several apps in one process never share series. Metrics recorded with
 //!   the `metrics` crate's macros go to the global recorder, not here.
