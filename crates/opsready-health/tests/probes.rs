@@ -452,6 +452,60 @@ async fn the_tcp_check_passes_on_an_open_port_and_fails_on_a_closed_one() {
     assert!(closed.reading.output().unwrap().contains("cannot connect"));
 }
 
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn the_postgres_check_replaces_an_idle_connection_the_server_closed() {
+    use sqlx::Connection as _;
+
+    let Ok(url) = std::env::var("OPSREADY_TEST_DATABASE_URL") else {
+        eprintln!("skipped: OPSREADY_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // The server ends the pool's idle connection, as a restart or a
+    // failover would.
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let alive: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = $1")
+            .bind(pid)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        if alive == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend never ended"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    let reading = Component::new("database", checks::postgres(pool))
+        .read()
+        .await;
+
+    assert_eq!(
+        reading.reading.status(),
+        opsready_health::Status::Pass,
+        "{reading:?}"
+    );
+}
+
 #[cfg(feature = "http")]
 #[tokio::test]
 async fn the_http_check_follows_the_status_class_of_the_upstream() {
@@ -545,6 +599,15 @@ async fn the_sqlite_check_warns_without_waiting_when_every_connection_is_in_use(
     let second = pool.acquire().await.unwrap();
     let saturated = check().read().await;
     drop((first, second));
+    // A connection goes back to the pool on a task of its own.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pool.num_idle() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connections never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let released = check().read().await;
 
     assert_eq!(
