@@ -478,7 +478,7 @@ async fn the_postgres_check_replaces_an_idle_connection_the_server_closed() {
         .execute(&mut admin)
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let alive: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = $1")
             .bind(pid)
@@ -488,11 +488,8 @@ async fn the_postgres_check_replaces_an_idle_connection_the_server_closed() {
         if alive == 0 {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backend never ended"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert!(Instant::now() < deadline, "the backend never ended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
     let reading = Component::new("database", checks::postgres(pool))
@@ -600,13 +597,10 @@ async fn the_sqlite_check_warns_without_waiting_when_every_connection_is_in_use(
     let saturated = check().read().await;
     drop((first, second));
     // A connection goes back to the pool on a task of its own.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while pool.num_idle() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the connections never came back"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert!(Instant::now() < deadline, "the connections never came back");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let released = check().read().await;
 
