@@ -106,17 +106,18 @@ fn instructions(dir: &Path, environment: &Environment) -> Vec<String> {
     lines.push("cargo:rerun-if-env-changed=OPSREADY_GIT_SHA".to_owned());
     lines.push("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH".to_owned());
     // Once a build script names what it depends on, cargo reruns it for
-    // nothing else: the crate's own files are named too.
-    // Only paths that exist: cargo reruns a script on every build for a
-    // path that does not.
+    // nothing else: the crate's own files are named too, those that exist
+    // (cargo reruns a script on every build for a path that does not).
     for own in ["Cargo.toml", "build.rs", "src"] {
         let path = dir.join(own);
         if path.exists() {
             lines.push(format!("cargo:rerun-if-changed={}", path.display()));
         }
     }
-    if let Some(checkout) = &checkout {
-        for path in checkout.watched() {
+    // Inside a repository, tracked or not yet: a crate reported `unknown`
+    // until its first commit runs again once it is committed.
+    if checkout.is_some() || git(dir, &["rev-parse", "--git-dir"]).is_some() {
+        for path in watched(dir) {
             lines.push(format!("cargo:rerun-if-changed={}", path.display()));
         }
     } else if dir.join(".cargo_vcs_info.json").is_file() {
@@ -156,29 +157,29 @@ impl Checkout {
         .is_some_and(|status| !status.is_empty());
         Some(if dirty { format!("{sha}-dirty") } else { sha })
     }
+}
 
-    /// The files whose change moves `HEAD` or the index, each where git
-    /// keeps it (a linked worktree keeps its refs in the common
-    /// directory), those that exist: `HEAD`, its reflog (written by every
-    /// commit, reset and checkout), the ref `HEAD` points to, `packed-refs`
-    /// and the index.
-    fn watched(&self) -> Vec<PathBuf> {
-        let mut names = vec![
-            "HEAD".to_owned(),
-            "logs/HEAD".to_owned(),
-            "index".to_owned(),
-            "packed-refs".to_owned(),
-        ];
-        if let Some(reference) = git(&self.dir, &["symbolic-ref", "-q", "HEAD"]) {
-            names.push(reference);
-        }
-        names
-            .iter()
-            .filter_map(|name| git(&self.dir, &["rev-parse", "--git-path", name]))
-            .map(|path| self.dir.join(path))
-            .filter(|path| path.exists())
-            .collect()
+/// The files whose change moves `HEAD` or the index of the repository
+/// `dir` is in, each where git keeps it (a linked worktree keeps its refs
+/// in the common directory), those that exist: `HEAD`, its reflog (written
+/// by every commit, reset and checkout), the ref `HEAD` points to,
+/// `packed-refs` and the index.
+fn watched(dir: &Path) -> Vec<PathBuf> {
+    let mut names = vec![
+        "HEAD".to_owned(),
+        "logs/HEAD".to_owned(),
+        "index".to_owned(),
+        "packed-refs".to_owned(),
+    ];
+    if let Some(reference) = git(dir, &["symbolic-ref", "-q", "HEAD"]) {
+        names.push(reference);
     }
+    names
+        .iter()
+        .filter_map(|name| git(dir, &["rev-parse", "--git-path", name]))
+        .map(|path| dir.join(path))
+        .filter(|path| path.exists())
+        .collect()
 }
 
 /// The commit `cargo package` recorded in `dir/.cargo_vcs_info.json`,
@@ -343,6 +344,13 @@ mod tests {
         assert_eq!(
             value(&lines, "cargo:rustc-env=OPSREADY_GIT_SHA="),
             "unknown"
+        );
+        // Once it is committed, it runs again.
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.starts_with("cargo:rerun-if-changed=") && line.ends_with("index")),
+            "{lines:?}"
         );
         assert!(
             value(&lines, "cargo:warning=").contains("OPSREADY_GIT_SHA"),

@@ -47,6 +47,13 @@ impl fmt::Display for Phase {
 /// lifecycle.start_draining();
 /// lifecycle.set_ready(); // too late: draining wins
 /// assert_eq!(lifecycle.phase(), Phase::Draining);
+/// assert!(lifecycle.has_started());
+///
+/// // Shut down while starting: a late `set_ready` starts nothing.
+/// let interrupted = Lifecycle::new();
+/// interrupted.start_draining();
+/// interrupted.set_ready();
+/// assert!(!interrupted.has_started());
 /// ```
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
@@ -89,8 +96,16 @@ impl Lifecycle {
     /// Startup finished: `/startupz` turns 200 and readiness follows the
     /// checks.
     pub fn set_ready(&self) {
-        self.started.store(true, Ordering::Release);
-        self.advance(Phase::Ready);
+        // Started only by this move: a `set_ready` after the drain began
+        // is too late, and the service never started.
+        self.phase.send_if_modified(|phase| {
+            let starting = *phase == Phase::Starting;
+            if starting {
+                self.started.store(true, Ordering::Release);
+                *phase = Phase::Ready;
+            }
+            starting
+        });
     }
 
     /// Whether startup finished ([`set_ready`](Self::set_ready) was

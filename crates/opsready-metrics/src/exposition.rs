@@ -44,6 +44,9 @@ impl Format {
     ///     "application/openmetrics-text;q=0.5, text/plain;q=0.2, */*",
     /// );
     /// assert_eq!(Format::negotiate(Some(&accept)), Format::OpenMetrics);
+    /// // A weight that is no number is no weight.
+    /// let accept = HeaderValue::from_static("application/openmetrics-text, text/plain;q=nan");
+    /// assert_eq!(Format::negotiate(Some(&accept)), Format::OpenMetrics);
     /// // Anything goes, as curl says: the text format.
     /// let accept = HeaderValue::from_static("*/*");
     /// assert_eq!(Format::negotiate(Some(&accept)), Format::Prometheus);
@@ -64,7 +67,14 @@ impl Format {
                 .filter_map(|param| param.split_once('='))
                 .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
                 .and_then(|(_, q)| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
+                // `nan` and `inf` parse too; a weight is 0 to 1.
+                .map_or(1.0, |q| {
+                    if q.is_finite() {
+                        q.clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    }
+                });
             let specificity = if media.eq_ignore_ascii_case("application/openmetrics-text") {
                 openmetrics = openmetrics.max(weight);
                 continue;

@@ -268,11 +268,22 @@ impl Validate for OpsSettings {
         // refuses what the start would (exit 78, not 1).
         let store = self.flags.store.expose_secret();
         let postgres = store.starts_with("postgres://") || store.starts_with("postgresql://");
-        let local = store == "memory:"
-            || store
-                .strip_prefix("file://")
-                .is_some_and(|path| !path.is_empty());
-        if postgres && !cfg!(feature = "flags-postgres") {
+        let file = store.strip_prefix("file://");
+        let local = store == "memory:" || file.is_some_and(|path| !path.is_empty());
+        // The file's extension says its format.
+        let formatted = file.is_none_or(|path| {
+            std::path::Path::new(path)
+                .extension()
+                .is_some_and(|extension| {
+                    extension.eq_ignore_ascii_case("json") || extension.eq_ignore_ascii_case("toml")
+                })
+        });
+        if local && !formatted {
+            v.add(
+                "flags.store",
+                "is a file without a `.json` or `.toml` extension, which says its format: e.g. `file://./data/flags.json`",
+            );
+        } else if postgres && !cfg!(feature = "flags-postgres") {
             v.add(
                 "flags.store",
                 "is a postgres:// store, but this binary was built without the `flags-postgres` feature of opsready",

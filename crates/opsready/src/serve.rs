@@ -207,8 +207,8 @@ impl Ops {
     /// What `/admin/info` reports; pass [`build_info!()`](crate::build_info).
     /// Defaults to the executable's name.
     pub fn build_info(mut self, info: BuildInfo) -> Self {
-        // The `build_info` gauge is set once, when the listeners are
-        // bound: a second call must not leave the first one's series at 1.
+        // The `build_info` gauge is set when the router is made: a second
+        // call must not leave the first one's series at 1.
         self.info = info;
         self
     }
@@ -245,6 +245,11 @@ impl Ops {
     /// layers every answer goes through. Useful for in-process tests with
     /// `oneshot`.
     pub fn router(&self, app: Router) -> Router {
+        // Whatever the service said of itself, or the defaults: every
+        // service has its `build_info` series, whether it serves this
+        // router through `bind` or itself.
+        self.metrics
+            .set_build_info(&self.info.name, &self.info.version, &self.info.git_sha);
         let mut router = Router::new().merge(self.health.router()).merge(app);
         let exempt: fn(&str) -> bool = if self.settings.admin.addr.is_none() {
             router = router.merge(self.admin_router());
@@ -335,10 +340,6 @@ impl Ops {
     /// and a busy port is an error before anything runs.
     pub async fn bind(self, app: Router) -> Result<Server, ServeError> {
         let main = bind(self.settings.server.addr, "server.addr").await?;
-        // Whatever the service said of itself, or the defaults: every
-        // service has its one `build_info` series.
-        self.metrics
-            .set_build_info(&self.info.name, &self.info.version, &self.info.git_sha);
         let admin = match self.settings.admin.addr {
             Some(addr) => Some((
                 bind(addr, "admin.addr").await?,

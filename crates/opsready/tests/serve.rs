@@ -545,9 +545,24 @@ fn a_flag_store_the_start_could_not_open_is_refused_with_the_settings() {
         refused("consul://flags"),
         Some(Some("flags.store".to_owned()))
     );
+    assert_eq!(
+        refused("file://./flags.yaml"),
+        Some(Some("flags.store".to_owned()))
+    );
+    assert_eq!(
+        refused("file://./flags"),
+        Some(Some("flags.store".to_owned()))
+    );
     assert_eq!(refused("memory:"), None);
     assert_eq!(refused("file://./flags.json"), None);
-    assert_eq!(refused("postgres://db/flags"), None);
+    assert_eq!(refused("file://./flags.TOML"), None);
+    // Postgres only in a build that can open it.
+    let postgres = refused("postgres://db/flags");
+    if cfg!(feature = "flags-postgres") {
+        assert_eq!(postgres, None);
+    } else {
+        assert_eq!(postgres, Some(Some("flags.store".to_owned())));
+    }
 }
 
 #[test]

@@ -114,8 +114,8 @@ impl ServiceProcess {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"));
-        let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
+        let stdout = Drained::start(child.stdout.take());
+        let stderr = Drained::start(child.stderr.take());
         let give_up = Instant::now() + within;
         let status = loop {
             match child.try_wait() {
@@ -126,7 +126,7 @@ impl ServiceProcess {
                 Ok(None) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    let stderr = stderr.join().unwrap_or_default();
+                    let stderr = stderr.take();
                     panic!(
                         "{command:?} was still running after {within:?}; its standard error:\n{}",
                         String::from_utf8_lossy(&stderr)
@@ -137,8 +137,8 @@ impl ServiceProcess {
         };
         Output {
             status,
-            stdout: stdout.join().unwrap_or_default(),
-            stderr: stderr.join().unwrap_or_default(),
+            stdout: stdout.take(),
+            stderr: stderr.take(),
         }
     }
 
@@ -293,14 +293,39 @@ impl Drop for ServiceProcess {
     }
 }
 
-/// Reads all of `pipe` on a thread of its own, so that neither pipe of a
+/// All of a pipe, read on a thread of its own, so that neither pipe of a
 /// child fills up while the other is read.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
+struct Drained {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    ended: Arc<AtomicBool>,
+}
+
+impl Drained {
+    fn start(pipe: Option<impl Read + Send + 'static>) -> Self {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let ended = Arc::new(AtomicBool::new(false));
+        let (into, done) = (Arc::clone(&bytes), Arc::clone(&ended));
+        std::thread::spawn(move || {
+            if let Some(mut pipe) = pipe {
+                let mut chunk = [0_u8; 8192];
+                while let Ok(read @ 1..) = pipe.read(&mut chunk) {
+                    into.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .extend_from_slice(&chunk[..read]);
+                }
+            }
+            done.store(true, Ordering::Release);
+        });
+        Self { bytes, ended }
+    }
+
+    /// What was read, once the pipe ended or, if a process the child
+    /// started still holds it open, after a moment: what came so far.
+    fn take(self) -> Vec<u8> {
+        let give_up = Instant::now() + Duration::from_secs(2);
+        while !self.ended.load(Ordering::Acquire) && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(10));
         }
-        bytes
-    })
+        std::mem::take(&mut *self.bytes.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
