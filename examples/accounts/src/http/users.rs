@@ -197,8 +197,12 @@ async fn create_user(
     ValidJson(request): ValidJson<CreateUser>,
 ) -> Result<Response, Problem> {
     let new = request.parse().map_err(Problem::from)?;
-    let (user, password) = User::register(new, domain::now());
-    let hash = hash(&state, password).await?;
+    // Hashed first, the id made last: ids sort by the time they are made
+    // (UUIDv7) and listings page by id, so the less time between the id and
+    // the insert, the less likely a newer user commits first and lands
+    // behind a page a client already read.
+    let hash = hash(&state, new.password.clone()).await?;
+    let (user, _) = User::register(new, domain::now());
     state.db.users().insert(&user, &hash).await?;
     let location = format!("/users/{}", user.id);
     Ok((
