@@ -25,6 +25,28 @@ const SENSITIVE: [&str; 11] = [
     "authorization",
 ];
 
+/// Names of credentials too short or too common to be looked for inside
+/// other names (`keyboard`, `passenger`, `signal`, `author`): credentials
+/// only as the whole name or its last word. A URL's `?sig=` (an Azure SAS)
+/// and `X-Amz-Signature`, ODBC's `Pwd=`, a `jwt`, a `session` or
+/// `JSESSIONID` cookie, a `Cookie` header.
+const LAST_WORDS: [&str; 9] = [
+    "sig",
+    "signature",
+    "pwd",
+    "pass",
+    "jwt",
+    "session",
+    "sessionid",
+    "jsessionid",
+    "cookie",
+];
+
+/// Names of credentials only as the whole name: Google's `?key=`, a
+/// Firebase `?auth=`. As a last word they are a different thing too often
+/// (`primary_key`, `cache_key`, `oauth`).
+const WHOLE_NAMES: [&str; 2] = ["key", "auth"];
+
 /// The schemes of an `Authorization` value, whose credential is the word
 /// after them.
 const AUTH_SCHEMES: [&str; 4] = ["bearer", "basic", "digest", "token"];
@@ -97,6 +119,13 @@ const TOKEN_COUNTS: [&str; 9] = [
 /// ```
 pub fn is_sensitive_name(name: &str) -> bool {
     let name = name.as_bytes();
+    if WHOLE_NAMES
+        .iter()
+        .any(|whole| name.eq_ignore_ascii_case(whole.as_bytes()))
+        || LAST_WORDS.iter().any(|word| last_word_is(name, word))
+    {
+        return true;
+    }
     // Every log line asks this of its fields' names: each position is
     // tried only against the parts that start with its letter.
     (0..name.len()).any(|start| {
@@ -186,6 +215,16 @@ fn is_separator(byte: u8) -> bool {
 /// Whether a camel-case word starts at `at` (`tokenCount`: at the `C`).
 fn is_hump(name: &[u8], at: usize) -> bool {
     at > 0 && at < name.len() && name[at].is_ascii_uppercase() && name[at - 1].is_ascii_lowercase()
+}
+
+/// Whether `word` is the whole of `name` or its last word (after a
+/// separator or at a camel-case hump: `x-amz-signature`, `xAmzSignature`).
+fn last_word_is(name: &[u8], word: &str) -> bool {
+    let Some(start) = name.len().checked_sub(word.len()) else {
+        return false;
+    };
+    name[start..].eq_ignore_ascii_case(word.as_bytes())
+        && (start == 0 || is_separator(name[start - 1]) || is_hump(name, start))
 }
 
 fn word_ends_at(name: &[u8], at: usize) -> bool {
@@ -589,6 +628,62 @@ mod tests {
     }
 
     #[test]
+    fn short_credential_names_count_whole_or_as_the_last_word() {
+        for name in [
+            "sig",
+            "X-Amz-Signature",
+            "x-goog-signature",
+            "xAmzSignature",
+            "Pwd",
+            "db.pass",
+            "jwt",
+            "session",
+            "JSESSIONID",
+            "php_sessionid",
+            "Cookie",
+            "set-cookie",
+            "key",
+            "KEY",
+            "auth",
+        ] {
+            assert!(is_sensitive_name(name), "{name}");
+        }
+        for name in [
+            "signal",
+            "signature_version",
+            "passenger",
+            "session_count",
+            "keyboard",
+            "primary_key",
+            "cache_key",
+            "oauth",
+            "author",
+            "cookies_enabled",
+        ] {
+            assert!(!is_sensitive_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn signed_urls_and_connection_strings_lose_their_signatures() {
+        let azure =
+            "GET https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sig=AbCdEf%2B1 failed";
+        let s3 = "https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4&X-Amz-Signature=0a1b2c3d";
+        let google = "https://maps.googleapis.com/api?key=AIzaSyEXAMPLE&q=x";
+        let odbc = "Server=db;Uid=sa;Pwd=Hunter2;Database=app";
+        for (text, secret) in [
+            (azure, "AbCdEf"),
+            (s3, "0a1b2c3d"),
+            (google, "AIzaSy"),
+            (odbc, "Hunter2"),
+        ] {
+            let masked = redact_secrets(text);
+            assert!(!masked.contains(secret), "{masked}");
+            assert!(masked.contains(REDACTED), "{masked}");
+        }
+    }
+
+    #[test]
     fn values_of_a_credentials_properties_are_kept() {
         for text in [
             "max_tokens=4096 temperature=0.2",
@@ -633,8 +728,8 @@ mod tests {
     #[test]
     fn sensitive_query_parameters_are_masked_and_others_kept() {
         assert_eq!(
-            redact_secrets("GET https://h/p?page=2&access_token=abc.def&sig=x"),
-            "GET https://h/p?page=2&access_token=[REDACTED]&sig=x"
+            redact_secrets("GET https://h/p?page=2&access_token=abc.def&sig=x&sign=in"),
+            "GET https://h/p?page=2&access_token=[REDACTED]&sig=[REDACTED]&sign=in"
         );
     }
 
