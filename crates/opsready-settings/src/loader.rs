@@ -141,6 +141,15 @@ impl Loader {
                     }
                     match value.into_string() {
                         Ok(value) => Some((name, value)),
+                        // Only a setting's variable, or the environment's:
+                        // `APPLICATION_X` is not one of `APP`'s.
+                        Err(_)
+                            if !(name
+                                .strip_prefix(&self.prefix)
+                                .is_some_and(|rest| rest.starts_with("__") || rest == "_ENV")) =>
+                        {
+                            None
+                        }
                         Err(_) => {
                             problems.push(Diagnostic {
                                 kind: DiagnosticKind::Source,
@@ -994,7 +1003,10 @@ impl Report<'_> {
                                 "invalid value (the reason is not shown: this key holds a secret)"
                                     .to_owned()
                             }
-                            kind => kind.to_string(),
+                            // A parser's reason may quote the value, which
+                            // may hold a credential a key's name did not
+                            // give away (a URL's password).
+                            kind => opsready_vocab::redact_secrets(&kind.to_string()).into_owned(),
                         };
                         let help = match kind {
                             ErrorKind::UnknownVariant { variant, expected } if !secret => {

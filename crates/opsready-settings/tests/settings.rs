@@ -926,6 +926,52 @@ fn secrets_never_appear_in_load_errors() {
     assert_eq!(pin.origin(), &Origin::Env("APP__ADMIN__PIN".into()));
 }
 
+/// A type whose parser quotes what it refused, as many do.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+struct Upstream(String);
+
+impl TryFrom<String> for Upstream {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        if text.starts_with("http") {
+            Ok(Self(text))
+        } else {
+            Err(format!("`{text}` is not an http upstream"))
+        }
+    }
+}
+
+impl From<Upstream> for String {
+    fn from(upstream: Upstream) -> Self {
+        upstream.0
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct WithUpstream {
+    upstream: Upstream,
+}
+
+impl Validate for WithUpstream {}
+
+#[test]
+fn a_parsers_reason_that_quotes_a_credential_is_masked() {
+    let dir = config(&[]);
+
+    let error = loader(
+        dir.path(),
+        &[("APP__UPSTREAM", "postgres://app:hunter2-s3cr3t@db/app")],
+    )
+    .load::<WithUpstream>()
+    .unwrap_err();
+
+    let text = format!("{error}\n{error:?}");
+    assert!(text.contains("is not an http upstream"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
 #[test]
 fn malformed_variable_names_and_overrides_are_reported() {
     let dir = config(&[("default.toml", DATABASE)]);

@@ -1,4 +1,9 @@
-use crate::helpers::run;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt as _;
+
+use service_process::ServiceProcess;
+
+use crate::helpers::{DEADLINE, minimal, run};
 
 #[test]
 fn bad_settings_exit_78_naming_the_key_and_the_variable() {
@@ -83,4 +88,32 @@ fn a_malformed_sentry_dsn_is_a_settings_error_without_printing_it() {
         assert!(stderr.contains("telemetry.sentry.dsn"), "{stderr}");
         assert!(!stderr.contains("secret-key"), "{stderr}");
     }
+}
+
+#[test]
+fn a_variable_that_is_no_setting_may_hold_any_bytes() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let not_text = OsStr::from_bytes(b"\xff\xfe");
+    // Starts like the prefix, is not a setting's.
+    let mut other = minimal(&[], dir.path());
+    other.env("MINIMALIST_BLOB", not_text).arg("--check-config");
+    // A setting's.
+    let mut setting = minimal(&[], dir.path());
+    setting
+        .env("MINIMAL__GREETING", not_text)
+        .arg("--check-config");
+
+    let other = ServiceProcess::run(other, DEADLINE);
+    let setting = ServiceProcess::run(setting, DEADLINE);
+
+    assert_eq!(
+        other.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    assert_eq!(setting.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&setting.stderr);
+    assert!(stderr.contains("MINIMAL__GREETING"), "{stderr}");
+    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
 }
