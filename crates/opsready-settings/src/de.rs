@@ -595,6 +595,24 @@ impl<'de> de::Deserializer<'de> for De<'de> {
         match self.as_str() {
             // Environment variables hold lists as `a,b,c`.
             Some(text) => {
+                // A JSON list would split into items that keep its
+                // brackets and quotes (`["a"` and `"b"]`): said, not
+                // loaded. `[::1]` is no JSON and stays one item.
+                if let Ok(serde_json::Value::Array(items)) =
+                    serde_json::from_str::<serde_json::Value>(text.trim())
+                {
+                    let plain: Vec<String> = items
+                        .iter()
+                        .map(|item| match item {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect();
+                    return Err(de::Error::custom(format!(
+                        "a list is written `{}` here, without brackets or quotes",
+                        plain.join(",")
+                    )));
+                }
                 let tag = self.tag();
                 let items = if text.trim().is_empty() {
                     Vec::new()

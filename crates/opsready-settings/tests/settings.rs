@@ -237,6 +237,31 @@ fn environment_strings_are_read_as_the_type_of_their_field() {
 }
 
 #[test]
+fn a_json_list_in_a_variable_is_refused_with_the_form_that_works() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = load(
+        dir.path(),
+        &[(
+            "APP__HTTP__ALLOWED_ORIGINS",
+            r#"["https://a.example", "https://b.example"]"#,
+        )],
+    )
+    .unwrap_err();
+    let bracketed = load(dir.path(), &[("APP__HTTP__ALLOWED_ORIGINS", "[::1]")]).unwrap();
+
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.key(), Some("http.allowed_origins"));
+    let text = error.to_string();
+    assert!(
+        text.contains("`https://a.example,https://b.example`"),
+        "{text}"
+    );
+    // Not JSON: one item, brackets and all.
+    assert_eq!(bracketed.http.allowed_origins, ["[::1]"]);
+}
+
+#[test]
 fn every_problem_of_a_load_is_reported_at_once() {
     // Arrange: problems in a file, in variables and in the code's demands.
     let dir = config(&[("default.toml", "[http]\nread_timeout = \"5 parsecs\"\n")]);

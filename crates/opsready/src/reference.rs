@@ -153,9 +153,22 @@ pub fn config_reference() -> Result<String, String> {
     for (key, entry) in defaults.dump().iter() {
         let description = description(key).ok_or_else(|| format!("`{key}` has no description"))?;
         let variable = format!("APP__{}", key.to_ascii_uppercase().replace('.', "__"));
-        let default = match &entry.value {
-            serde_json::Value::Null => "unset".to_owned(),
-            value => format!(
+        let default = match (key, &entry.value) {
+            // A secret's default is no secret: the dump masks it all the same.
+            ("flags.store", _) => format!("`{}`", crate::ops_settings::DEFAULT_FLAG_STORE),
+            (_, serde_json::Value::Null) => "unset".to_owned(),
+            // As a variable holds a list: `a,b,c`.
+            (_, serde_json::Value::Array(items)) => format!(
+                "`{}`",
+                items
+                    .iter()
+                    .map(|item| item
+                        .as_str()
+                        .map_or_else(|| item.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            (_, value) => format!(
                 "`{}`",
                 value
                     .as_str()
