@@ -807,10 +807,33 @@ struct JsonFields<'a> {
     result: fmt::Result,
 }
 
+/// The keys every line or every request's lines have: an event field of
+/// the same name is written as `fields.NAME`, so that no line has a key
+/// twice (which search engines refuse, and JSON readers resolve by
+/// dropping one).
+const RESERVED_KEYS: [&str; 8] = [
+    "timestamp",
+    "level",
+    "target",
+    "request_id",
+    "trace_id",
+    "span_id",
+    "method",
+    "route",
+];
+
 impl JsonFields<'_> {
     fn key(&mut self, field: &Field) -> fmt::Result {
         self.line.push(',');
-        write_json_str(self.line, field.name())?;
+        let name = field.name();
+        // The request line's own fields are the layer's, never doubled.
+        if self.redact && RESERVED_KEYS.contains(&name) {
+            self.line.push_str("\"fields.");
+            self.line.push_str(name);
+            self.line.push('"');
+        } else {
+            write_json_str(self.line, name)?;
+        }
         self.line.push(':');
         Ok(())
     }

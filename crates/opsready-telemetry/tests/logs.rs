@@ -154,6 +154,19 @@ async fn spawn_app() -> String {
                 );
             }),
         )
+        .route(
+            "/charge",
+            get(|| async {
+                // Fields named as a line's own keys.
+                tracing::info!(
+                    method = "card",
+                    trace_id = "upstream-7",
+                    level = 3,
+                    "charging"
+                );
+                "charged"
+            }),
+        )
         .route("/readyz", get(|| async { "ready" }))
         .layer(TelemetryLayer::new())
         .layer(ProblemLayer::new());
@@ -541,4 +554,33 @@ async fn the_request_line_is_written_as_the_event_it_stands_for_would_be() {
     ] {
         assert_eq!(written[key], through_tracing[key], "{key}");
     }
+}
+
+#[tokio::test]
+async fn an_events_fields_named_as_a_lines_keys_do_not_double_them() {
+    let base = spawn_app().await;
+
+    reqwest::Client::new()
+        .get(format!("{base}/charge"))
+        .header("x-request-id", "req-charge-1")
+        .header("traceparent", TRACEPARENT)
+        .send()
+        .await
+        .unwrap();
+
+    let raw = String::from_utf8(captured().logs.0.lock().unwrap().clone()).unwrap();
+    let line = raw
+        .lines()
+        .find(|line| line.contains("charging") && line.contains("req-charge-1"))
+        .unwrap_or_else(|| panic!("no handler line in {raw}"));
+    for key in ["\"method\":", "\"trace_id\":", "\"level\":"] {
+        assert_eq!(line.matches(key).count(), 1, "{key} twice in {line}");
+    }
+    let line: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["fields.method"], "card");
+    assert_eq!(line["trace_id"], TRACE_ID);
+    assert_eq!(line["fields.trace_id"], "upstream-7");
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["fields.level"], 3);
 }
