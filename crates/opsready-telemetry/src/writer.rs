@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -19,6 +19,12 @@ const HIGH_WATER: usize = 256 * 1024;
 /// Beyond this, lines are dropped (and counted) rather than let memory grow
 /// without bound behind a stuck output.
 const MAX_BUFFERED: usize = 16 * 1024 * 1024;
+
+/// How long dropping the guard waits for the writer thread's last batch.
+/// An output that takes nothing (a pipe no one reads) must not keep the
+/// process from exiting: past this the thread is left behind, and the
+/// lines with it.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// A [`MakeWriter`] whose writers append whole lines to a shared buffer; a
 /// thread of its own writes the buffer to the output.
@@ -42,7 +48,8 @@ const MAX_BUFFERED: usize = 16 * 1024 * 1024;
 ///   write the thread waits 5 ms for more. An idle service's first
 ///   line wakes it straight away.
 /// - Keep the [`BatchGuard`] until the end: dropping it writes what is
-///   buffered. Lines written after that (a blocking job outliving the
+///   buffered, waiting at most 2 s for an output that does not take it
+///   (a pipe no one reads), so that the process can still exit. Lines written after that (a blocking job outliving the
 ///   runtime, a late panic) are written at once, by the thread that logs
 ///   them. Lines buffered when the process aborts are lost.
 /// - Each `write` call must hold whole lines (the JSON layer writes one line
@@ -175,6 +182,16 @@ impl Drop for BatchGuard {
         self.shared.lock().stop = true;
         self.shared.wake.notify_one();
         if let Some(thread) = self.thread.take() {
+            let give_up = Instant::now() + STOP_WAIT;
+            while !thread.is_finished() && Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !thread.is_finished() {
+                // Stuck in a write: the output holds its lock, which any
+                // later direct write would wait on too. Lines from now on
+                // stay buffered, for no one.
+                return;
+            }
             let _ = thread.join();
         }
         // Lines that came after the thread's last batch, then every later
@@ -256,6 +273,38 @@ mod tests {
         }
     }
 
+    /// An output that takes nothing: every write blocks until the test
+    /// ends.
+    struct Stuck(Arc<Mutex<std::sync::mpsc::Receiver<()>>>);
+
+    impl Write for Stuck {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            let _ = self.0.lock().unwrap().recv();
+            Err(io::Error::other("the test ended"))
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn dropping_the_guard_does_not_wait_for_an_output_that_takes_nothing() {
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let (writer, guard) = BatchWriter::new(Stuck(Arc::new(Mutex::new(blocked))));
+        writer.make_writer().write_all(b"one line\n").unwrap();
+
+        let (done, dropped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(guard);
+            let _ = done.send(());
+        });
+        let ended = dropped.recv_timeout(Duration::from_secs(60));
+        drop(release);
+
+        assert!(ended.is_ok(), "dropping the guard hung on the output");
+    }
+
     #[test]
     fn lines_from_many_threads_arrive_whole_and_all_of_them() {
         let output = Output::default();
@@ -302,9 +351,9 @@ mod tests {
 
         writer.write_all(b"alone\n").unwrap();
 
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(5);
         while output.0.lock().unwrap().is_empty() {
-            assert!(std::time::Instant::now() < deadline, "never written");
+            assert!(Instant::now() < deadline, "never written");
             std::thread::yield_now();
         }
         assert_eq!(&*output.0.lock().unwrap(), b"alone\n");
