@@ -374,7 +374,10 @@ pin_project! {
             // Still held: dropped before the inner service answered (the
             // client went away, the shutdown deadline passed). Such a
             // request gets its line too, without a status.
-            if this.request_id.take().is_none() || *this.quiet {
+            let Some(id) = this.request_id.take() else {
+                return;
+            };
+            if *this.quiet {
                 return;
             }
             let elapsed = this.start.elapsed();
@@ -389,6 +392,16 @@ pin_project! {
                     target: REQUEST_TARGET,
                     message = "request cancelled",
                     latency_ms = elapsed.as_secs_f64() * 1000.0,
+                );
+            } else if let Some(unspanned) = this.unspanned.take() {
+                tracing::info!(
+                    target: REQUEST_TARGET,
+                    message = "request cancelled",
+                    latency_ms = elapsed.as_secs_f64() * 1000.0,
+                    request_id = id.to_str().unwrap_or_default(),
+                    trace_id = unspanned.trace_id.to_hex().as_str(),
+                    method = unspanned.method,
+                    route = unspanned.route.as_deref(),
                 );
             }
         }
@@ -440,21 +453,35 @@ where
             .filter(|_| status >= 500)
             .and_then(|problem| problem.internal_report());
         let request_id = this.request_id.take();
-        if let (Some(unspanned), Some(id)) = (this.unspanned.take(), &request_id)
-            && status >= 500
-        {
-            tracing::error!(
-                target: REQUEST_TARGET,
-                status,
-                latency_ms,
-                code,
-                error = error.as_deref(),
-                request_id = id.to_str().unwrap_or_default(),
-                trace_id = unspanned.trace_id.to_hex().as_str(),
-                method = unspanned.method,
-                route = unspanned.route.as_deref(),
-                "request failed"
-            );
+        if let (Some(unspanned), Some(id)) = (this.unspanned.take(), &request_id) {
+            if status >= 500 {
+                tracing::error!(
+                    target: REQUEST_TARGET,
+                    status,
+                    latency_ms,
+                    code,
+                    error = error.as_deref(),
+                    request_id = id.to_str().unwrap_or_default(),
+                    trace_id = unspanned.trace_id.to_hex().as_str(),
+                    method = unspanned.method,
+                    route = unspanned.route.as_deref(),
+                    "request failed"
+                );
+            } else {
+                // The span's level is filtered out but not the lines'
+                // (`info,opsready::http=warn`): the lines still come.
+                tracing::info!(
+                    target: REQUEST_TARGET,
+                    status,
+                    latency_ms,
+                    code,
+                    request_id = id.to_str().unwrap_or_default(),
+                    trace_id = unspanned.trace_id.to_hex().as_str(),
+                    method = unspanned.method,
+                    route = unspanned.route.as_deref(),
+                    "request finished"
+                );
+            }
         }
         let headers = response.headers_mut();
         if let Some(id) = request_id {
