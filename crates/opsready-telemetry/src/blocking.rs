@@ -101,18 +101,38 @@ impl Blocking {
         let handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let _entered = span.enter();
-            let started = Instant::now();
-            let output = job();
-            let run_time = started.elapsed();
-            span.record("run_ms", run_time.as_secs_f64() * 1000.0);
-            if let Some(observe) = &observer {
-                observe(queue_wait, run_time);
-            }
-            output
+            // Recorded however the job ends, a panic included: the slow and
+            // failing jobs are the ones the histograms are for.
+            let _ran = Ran {
+                span: &span,
+                observer: observer.as_ref(),
+                queue_wait,
+                started: Instant::now(),
+            };
+            job()
         });
         handle.await.map_err(|error| BlockingError {
             panicked: error.is_panic(),
         })
+    }
+}
+
+/// Records a job's run time, on its span and with the observer, when
+/// dropped: after the job returned or while its panic unwinds.
+struct Ran<'a> {
+    span: &'a tracing::Span,
+    observer: Option<&'a Observer>,
+    queue_wait: Duration,
+    started: Instant,
+}
+
+impl Drop for Ran<'_> {
+    fn drop(&mut self) {
+        let run_time = self.started.elapsed();
+        self.span.record("run_ms", run_time.as_secs_f64() * 1000.0);
+        if let Some(observe) = self.observer {
+            observe(self.queue_wait, run_time);
+        }
     }
 }
 

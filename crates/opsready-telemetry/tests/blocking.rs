@@ -130,3 +130,25 @@ async fn a_panicking_job_is_an_error_not_a_crash() {
     assert!(outcome.unwrap_err().is_panic());
     assert_eq!(after.unwrap(), 7, "the slot was given back");
 }
+
+#[tokio::test]
+async fn a_panicking_job_is_observed_like_any_other() {
+    parents();
+    let observed = Arc::new(Mutex::new(Vec::new()));
+    let blocking = Blocking::new(1).with_observer({
+        let observed = Arc::clone(&observed);
+        move |_queue_wait, run_time| observed.lock().unwrap().push(run_time)
+    });
+
+    let outcome = blocking
+        .run(|| -> u8 {
+            std::thread::sleep(Duration::from_millis(20));
+            panic!("job exploded")
+        })
+        .await;
+
+    assert!(outcome.unwrap_err().is_panic());
+    let observed = observed.lock().unwrap().clone();
+    assert_eq!(observed.len(), 1, "{observed:?}");
+    assert!(observed[0] >= Duration::from_millis(20), "{observed:?}");
+}
