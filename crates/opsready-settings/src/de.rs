@@ -595,23 +595,25 @@ impl<'de> de::Deserializer<'de> for De<'de> {
         match self.as_str() {
             // Environment variables hold lists as `a,b,c`.
             Some(text) => {
-                // A JSON list would split into items that keep its
-                // brackets and quotes (`["a"` and `"b"]`): said, not
-                // loaded. `[::1]` is no JSON and stays one item.
-                if let Ok(serde_json::Value::Array(items)) =
-                    serde_json::from_str::<serde_json::Value>(text.trim())
-                {
-                    let plain: Vec<String> = items
-                        .iter()
-                        .map(|item| match item {
-                            serde_json::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        })
-                        .collect();
-                    return Err(de::Error::custom(format!(
-                        "a list is written `{}` here, without brackets or quotes",
-                        plain.join(",")
-                    )));
+                // A JSON list of plain strings is taken as the list it is,
+                // each item a value of its own (a secret's included). Any
+                // other JSON list would split into items that keep its
+                // brackets and quotes (`["a"` and `"b"]`): refused, without
+                // quoting it. `[::1]` is no JSON and stays one item.
+                let trimmed = text.trim();
+                if trimmed.starts_with('[') {
+                    if let Ok(items) = serde_json::from_str::<Vec<&'de str>>(trimmed) {
+                        let tag = self.tag();
+                        let items = items.into_iter().map(|item| Node::Str(item, tag)).collect();
+                        return visitor.visit_seq(self.seq_access(items));
+                    }
+                    if serde_json::from_str::<serde_json::Value>(trimmed)
+                        .is_ok_and(|value| value.is_array())
+                    {
+                        return Err(de::Error::custom(
+                            "a list is written `a,b,c` here, without brackets or quotes",
+                        ));
+                    }
                 }
                 let tag = self.tag();
                 let items = if text.trim().is_empty() {

@@ -237,25 +237,30 @@ fn environment_strings_are_read_as_the_type_of_their_field() {
 }
 
 #[test]
-fn a_json_list_in_a_variable_is_refused_with_the_form_that_works() {
+fn a_json_list_in_a_variable_is_a_list_or_refused_never_split_wrong() {
     let dir = config(&[("default.toml", DATABASE)]);
 
-    let error = load(
+    let strings = load(
         dir.path(),
         &[(
             "APP__HTTP__ALLOWED_ORIGINS",
-            r#"["https://a.example", "https://b.example"]"#,
+            r#"["https://a.example", "https://b.example,c"]"#,
         )],
     )
-    .unwrap_err();
+    .unwrap();
+    let numbers = load(dir.path(), &[("APP__HTTP__ALLOWED_ORIGINS", "[1, 2]")]).unwrap_err();
     let bracketed = load(dir.path(), &[("APP__HTTP__ALLOWED_ORIGINS", "[::1]")]).unwrap();
 
-    let diagnostic = &error.diagnostics()[0];
-    assert_eq!(diagnostic.key(), Some("http.allowed_origins"));
-    let text = error.to_string();
+    assert_eq!(
+        strings.http.allowed_origins,
+        ["https://a.example", "https://b.example,c"]
+    );
+    assert_eq!(numbers.diagnostics()[0].key(), Some("http.allowed_origins"));
     assert!(
-        text.contains("`https://a.example,https://b.example`"),
-        "{text}"
+        numbers
+            .to_string()
+            .contains("a list is written `a,b,c` here"),
+        "{numbers}"
     );
     // Not JSON: one item, brackets and all.
     assert_eq!(bracketed.http.allowed_origins, ["[::1]"]);

@@ -131,7 +131,11 @@ impl Drop for Ran<'_> {
         let run_time = self.started.elapsed();
         self.span.record("run_ms", run_time.as_secs_f64() * 1000.0);
         if let Some(observe) = self.observer {
-            observe(self.queue_wait, run_time);
+            // Maybe while the job's panic unwinds: a second panic here
+            // would abort the process.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                observe(self.queue_wait, run_time);
+            }));
         }
     }
 }

@@ -701,15 +701,18 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         with_line(|line| {
-            let formatted = format_event(line, event);
-            if let Some(scope) = ctx.event_scope(event) {
-                for span in scope {
-                    let extensions = span.extensions();
-                    if let Some(fields) = extensions.get::<RequestFields>() {
-                        line.push_str(&fields.json);
-                        break;
-                    }
-                }
+            // The request's fields, found first: an event's own field named
+            // as one of them is renamed only when they are on the line.
+            let request = ctx.event_scope(event).and_then(|scope| {
+                scope.into_iter().find_map(|span| {
+                    span.extensions()
+                        .get::<RequestFields>()
+                        .map(|fields| Arc::clone(&fields.json))
+                })
+            });
+            let formatted = format_event(line, event, request.is_some());
+            if let Some(json) = &request {
+                line.push_str(json);
             }
             line.push_str("}\n");
             if formatted.is_ok() {
@@ -721,7 +724,7 @@ where
 }
 
 /// The line up to the request fields: time, level, target, event fields.
-fn format_event(line: &mut String, event: &Event<'_>) -> fmt::Result {
+fn format_event(line: &mut String, event: &Event<'_>, in_request: bool) -> fmt::Result {
     let metadata = event.metadata();
     line.push_str("{\"timestamp\":\"");
     push_timestamp(line, SystemTime::now());
@@ -734,6 +737,7 @@ fn format_event(line: &mut String, event: &Event<'_>) -> fmt::Result {
         // The request line's fields are the layer's own (its `error` is
         // masked already): no scan for credentials on the hot path.
         redact: metadata.target() != REQUEST_TARGET,
+        in_request,
         result: Ok(()),
     };
     event.record(&mut visitor);
@@ -804,30 +808,26 @@ struct JsonFields<'a> {
     /// (`password = …`) whole, others where their text quotes one
     /// ([`redact_secrets`]).
     redact: bool,
+    /// Whether the line gets a request's fields too.
+    in_request: bool,
     result: fmt::Result,
 }
 
-/// The keys every line or every request's lines have: an event field of
-/// the same name is written as `fields.NAME`, so that no line has a key
-/// twice (which search engines refuse, and JSON readers resolve by
-/// dropping one).
-const RESERVED_KEYS: [&str; 8] = [
-    "timestamp",
-    "level",
-    "target",
-    "request_id",
-    "trace_id",
-    "span_id",
-    "method",
-    "route",
-];
+/// The keys every line has, and those a request's lines have besides: an
+/// event field of the same name is written as `fields.NAME`, so that no
+/// line has a key twice (which search engines refuse, and JSON readers
+/// resolve by dropping one).
+const LINE_KEYS: [&str; 3] = ["timestamp", "level", "target"];
+const REQUEST_KEYS: [&str; 5] = ["request_id", "trace_id", "span_id", "method", "route"];
 
 impl JsonFields<'_> {
     fn key(&mut self, field: &Field) -> fmt::Result {
         self.line.push(',');
         let name = field.name();
         // The request line's own fields are the layer's, never doubled.
-        if self.redact && RESERVED_KEYS.contains(&name) {
+        if self.redact
+            && (LINE_KEYS.contains(&name) || (self.in_request && REQUEST_KEYS.contains(&name)))
+        {
             self.line.push_str("\"fields.");
             self.line.push_str(name);
             self.line.push('"');

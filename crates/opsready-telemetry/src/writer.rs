@@ -3,6 +3,7 @@
 //! system call or a thread wake-up.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,10 +21,10 @@ const HIGH_WATER: usize = 256 * 1024;
 /// without bound behind a stuck output.
 const MAX_BUFFERED: usize = 16 * 1024 * 1024;
 
-/// How long dropping the guard waits for the writer thread's last batch.
-/// An output that takes nothing (a pipe no one reads) must not keep the
-/// process from exiting: past this the thread is left behind, and the
-/// lines with it.
+/// How long dropping the guard waits for the writer thread's last batch
+/// to make progress. An output that takes nothing (a pipe no one reads)
+/// must not keep the process from exiting: once it has taken nothing for
+/// this long, the thread is left behind, and the lines with it.
 const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// A [`MakeWriter`] whose writers append whole lines to a shared buffer; a
@@ -48,10 +49,12 @@ const STOP_WAIT: Duration = Duration::from_secs(2);
 ///   write the thread waits 5 ms for more. An idle service's first
 ///   line wakes it straight away.
 /// - Keep the [`BatchGuard`] until the end: dropping it writes what is
-///   buffered, waiting at most 2 s for an output that does not take it
-///   (a pipe no one reads), so that the process can still exit. Lines written after that (a blocking job outliving the
+///   buffered. Lines written after that (a blocking job outliving the
 ///   runtime, a late panic) are written at once, by the thread that logs
 ///   them. Lines buffered when the process aborts are lost.
+/// - Dropping the guard gives up when the output has taken nothing for
+///   2 s (a pipe no one reads), so that the process can still exit; the
+///   lines still buffered then, and any later ones, are lost.
 /// - Each `write` call must hold whole lines (the JSON layer writes one line
 ///   per call), or lines from different threads interleave.
 #[derive(Clone, Debug)]
@@ -72,6 +75,9 @@ struct Shared {
     /// Taken by the writer thread for each batch, and by the threads that
     /// log once it has stopped. Always after `state` when both are held.
     output: Mutex<Box<dyn Write + Send>>,
+    /// Bytes written so far: how the guard tells a slow output from one
+    /// that takes nothing.
+    written: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -108,7 +114,14 @@ impl Shared {
     /// retried forever.
     fn write_out(&self, bytes: &[u8]) {
         let mut output = self.output.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = output.write_all(bytes);
+        // In pieces, each counted, so that a slow output shows progress.
+        for piece in bytes.chunks(64 * 1024) {
+            if output.write_all(piece).is_err() {
+                break;
+            }
+            self.written
+                .fetch_add(piece.len() as u64, Ordering::Relaxed);
+        }
         let _ = output.flush();
     }
 }
@@ -120,6 +133,7 @@ impl BatchWriter {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
             output: Mutex::new(Box::new(output)),
+            written: AtomicU64::new(0),
         });
         let thread = {
             let shared = Arc::clone(&shared);
@@ -182,9 +196,17 @@ impl Drop for BatchGuard {
         self.shared.lock().stop = true;
         self.shared.wake.notify_one();
         if let Some(thread) = self.thread.take() {
-            let give_up = Instant::now() + STOP_WAIT;
+            // A slow output that keeps taking bytes is waited for; one that
+            // takes none for `STOP_WAIT` is not.
+            let mut give_up = Instant::now() + STOP_WAIT;
+            let mut written = self.shared.written.load(Ordering::Relaxed);
             while !thread.is_finished() && Instant::now() < give_up {
                 std::thread::sleep(Duration::from_millis(5));
+                let now = self.shared.written.load(Ordering::Relaxed);
+                if now != written {
+                    written = now;
+                    give_up = Instant::now() + STOP_WAIT;
+                }
             }
             if !thread.is_finished() {
                 // Stuck in a write: the output holds its lock, which any
@@ -303,6 +325,38 @@ mod tests {
         drop(release);
 
         assert!(ended.is_ok(), "dropping the guard hung on the output");
+    }
+
+    /// An output that takes each write, slowly.
+    #[derive(Clone, Default)]
+    struct Slow(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Slow {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(900));
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn dropping_the_guard_waits_for_a_slow_output_that_keeps_taking_lines() {
+        let output = Slow::default();
+        let (writer, guard) = BatchWriter::new(output.clone());
+        // Three pieces of 64 KiB: longer in all than the 2 s the guard
+        // waits for progress, but never 2 s without any.
+        let line = format!("{}\n", "x".repeat(63));
+        for _ in 0..3 * 1024 {
+            writer.make_writer().write_all(line.as_bytes()).unwrap();
+        }
+
+        drop(guard);
+
+        assert_eq!(output.0.lock().unwrap().len(), 3 * 1024 * 64);
     }
 
     #[test]

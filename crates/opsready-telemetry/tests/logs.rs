@@ -584,3 +584,20 @@ async fn an_events_fields_named_as_a_lines_keys_do_not_double_them() {
     assert_eq!(line["level"], "INFO");
     assert_eq!(line["fields.level"], 3);
 }
+
+#[tokio::test]
+async fn outside_a_request_an_events_trace_id_keeps_its_name() {
+    captured();
+
+    // A background job's line: no request's fields to collide with.
+    tracing::info!(trace_id = "bg-trace-1", "background job ran");
+
+    let raw = String::from_utf8(captured().logs.0.lock().unwrap().clone()).unwrap();
+    let line = raw
+        .lines()
+        .find(|line| line.contains("background job ran"))
+        .unwrap_or_else(|| panic!("no line in {raw}"));
+    let line: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["trace_id"], "bg-trace-1");
+    assert!(line.get("fields.trace_id").is_none(), "{line}");
+}

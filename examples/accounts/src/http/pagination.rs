@@ -5,9 +5,9 @@
 //! The cursor is keyset pagination under the hood (the last id seen,
 //! UUIDv7, so "after it" is "newer"): pages stay stable while rows are
 //! added, and a page costs an index seek, not an `OFFSET` scan. A listing
-//! is not a change feed: an id is taken when a request starts, so a row
-//! whose insert commits after a newer one (a slow password hash, a wait
-//! for the write lock) can land behind a page a client already read. It is
+//! is not a change feed: an id is taken just before its insert, so a row
+//! whose insert commits after a newer one's (a wait for a connection or
+//! the write lock) can land behind a page a client already read. It is
 //! opaque (base64url of a tag and the id) so that clients do not build
 //! cursors themselves and the format can change.
 
