@@ -5,7 +5,8 @@
 // Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::io::Write;
+mod capture;
+
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
@@ -17,20 +18,6 @@ use serde_json::Value;
 use tracing::Subscriber;
 use tracing::span::{Attributes, Id};
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// The `otel.name` of every span opened, in order.
 #[derive(Clone, Default)]
@@ -55,14 +42,14 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for SpanNames {
 }
 
 struct Captured {
-    logs: Capture,
+    logs: capture::Capture,
     spans: SpanNames,
 }
 
 fn captured() -> &'static Captured {
     static CAPTURED: OnceLock<Captured> = OnceLock::new();
     CAPTURED.get_or_init(|| {
-        let logs = Capture::default();
+        let logs = capture::Capture::default();
         let spans = SpanNames::default();
         let mut settings = TelemetrySettings::default();
         settings.log.format = Some(LogFormat::Json);

@@ -6,40 +6,16 @@
 // Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+mod capture;
+
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use opsready_telemetry::{LogFormat, TelemetryLayer, TelemetrySettings};
+use opsready_telemetry::{LogFormat, TelemetryLayer};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn captured() -> &'static Capture {
-    static CAPTURED: OnceLock<Capture> = OnceLock::new();
-    CAPTURED.get_or_init(|| {
-        let logs = Capture::default();
-        let mut settings = TelemetrySettings::default();
-        settings.log.format = Some(LogFormat::Pretty);
-        settings.log.level = "info".to_owned();
-        let writer = logs.clone();
-        let subscriber = opsready_telemetry::subscriber(&settings, move || writer.clone()).unwrap();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        logs
-    })
+fn captured() -> &'static capture::Capture {
+    capture::installed(LogFormat::Pretty, "info")
 }
 
 async fn spawn_app() -> String {
@@ -56,7 +32,7 @@ async fn spawn_app() -> String {
 
 /// The text logged so far.
 fn text() -> String {
-    String::from_utf8_lossy(&captured().0.lock().unwrap()).into_owned()
+    captured().text()
 }
 
 /// Waits, with a deadline, for a logged line holding every one of `parts`.
