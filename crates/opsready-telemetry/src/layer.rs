@@ -175,7 +175,11 @@ where
         };
         // One lookup for reading and, when needed, replacing the header.
         let request_id = match request.headers_mut().entry(X_REQUEST_ID) {
-            Entry::Occupied(id) if is_sane_request_id(id.get()) => id.get().clone(),
+            // One id, or the request is given one of ours: of two, neither
+            // is the request's.
+            Entry::Occupied(id) if is_sane_request_id(id.get()) && id.iter().nth(1).is_none() => {
+                id.get().clone()
+            }
             Entry::Occupied(mut id) => {
                 let new = new_id();
                 id.insert(new.clone());
@@ -184,7 +188,13 @@ where
             Entry::Vacant(slot) => slot.insert(new_id()).clone(),
         };
         #[allow(unused_mut)] // changed only when spans are exported
-        let mut context = TraceContext::continue_or_start(request.headers().get(TRACEPARENT));
+        // Two `traceparent` headers continue neither (W3C Trace Context):
+        // a new trace starts.
+        let traceparent = {
+            let mut all = request.headers().get_all(TRACEPARENT).iter();
+            all.next().filter(|_| all.next().is_none())
+        };
+        let mut context = TraceContext::continue_or_start(traceparent);
         // Boxed: rare, and the future stays small without it.
         let tracestate = context
             .parent_id

@@ -588,3 +588,29 @@ async fn outside_a_request_an_events_trace_id_keeps_its_name() {
     assert_eq!(line["trace_id"], "bg-trace-1");
     assert!(line.get("fields.trace_id").is_none(), "{line}");
 }
+
+#[tokio::test]
+async fn two_traceparents_or_two_request_ids_are_neither_taken() {
+    let base = spawn_app().await;
+    let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    let response = reqwest::Client::new()
+        .get(format!("{base}/hello/twice"))
+        .header("traceparent", TRACEPARENT)
+        .header("traceparent", other)
+        .header("x-request-id", "req-twice-1")
+        .header("x-request-id", "req-twice-2")
+        .send()
+        .await
+        .unwrap();
+
+    let traceparent = response.headers()["traceparent"].to_str().unwrap();
+    let request_id = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(!traceparent.contains(TRACE_ID), "{traceparent}");
+    assert!(
+        !traceparent.contains("0af7651916cd43dd8448eb211c80319c"),
+        "{traceparent}"
+    );
+    assert!(!request_id.starts_with("req-twice"), "{request_id}");
+    assert_eq!(response.headers().get_all("x-request-id").iter().count(), 1);
+}
