@@ -157,10 +157,7 @@ async fn spawn_app() -> String {
         .route("/readyz", get(|| async { "ready" }))
         .layer(TelemetryLayer::new())
         .layer(ProblemLayer::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    capture::serve(app).await
 }
 
 /// The request line of `request_id`, waited for: a line may come after the

@@ -24,10 +24,7 @@ async fn spawn_app() -> String {
         .route("/hello", get(|| async { "hello" }))
         .route("/stall", get(std::future::pending::<&'static str>))
         .layer(TelemetryLayer::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    capture::serve(app).await
 }
 
 /// The text logged so far.

@@ -27,10 +27,7 @@ async fn spawn_app() -> String {
         .route("/teapot", get(|| async { StatusCode::IM_A_TEAPOT }))
         .route("/stall", get(std::future::pending::<&'static str>))
         .layer(TelemetryLayer::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    capture::serve(app).await
 }
 
 /// The request line of `request_id`, waited for with a deadline.

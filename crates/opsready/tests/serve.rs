@@ -60,6 +60,19 @@ impl Running {
             .unwrap()
     }
 
+    /// The admin listener's `/metrics`, as text.
+    async fn metrics(&self) -> String {
+        let admin = self.admin.clone().unwrap();
+        self.client
+            .get(format!("{admin}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     fn shut_down(&mut self) {
         self.stop.take().unwrap().send(()).unwrap();
     }
@@ -472,18 +485,9 @@ async fn the_latency_buckets_come_from_the_settings() {
         Router::new().route("/x", get(|| async { "x" })),
     )
     .await;
-    let admin = running.admin.clone().unwrap();
 
     running.get("/x").await;
-    let exposition = running
-        .client
-        .get(format!("{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exposition = running.metrics().await;
 
     assert!(exposition.contains("le=\"0.3\""), "{exposition}");
     assert!(!exposition.contains("le=\"0.005\""), "{exposition}");
@@ -811,17 +815,9 @@ async fn a_service_that_binds_itself_installs_telemetry_and_shuts_it_down() {
 
 /// The `build_info` lines of `running`'s `/metrics`.
 async fn build_info_series(running: &Running) -> Vec<String> {
-    let admin = running.admin.clone().unwrap();
-    let exposition = running
-        .client
-        .get(format!("{admin}/metrics"))
-        .send()
+    running
+        .metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    exposition
         .lines()
         .filter(|line| line.starts_with("build_info{"))
         .map(str::to_owned)

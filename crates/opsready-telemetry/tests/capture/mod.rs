@@ -45,3 +45,11 @@ pub(crate) fn installed(format: LogFormat, level: &str) -> &'static Capture {
         logs
     })
 }
+
+/// Serves `app` on a free port of the loopback, and its base URL.
+pub(crate) async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
