@@ -58,6 +58,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::Request;
 use http_body::Body as HttpBody;
+use opsready_vocab::answering_panics;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -171,7 +172,11 @@ where
                 sleep: None,
             });
         let future = if self.layer.catch_panics {
-            match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
+            // Marked: the hook of an error tracker leaves the panic to the
+            // 500 it becomes.
+            match catch_unwind(AssertUnwindSafe(|| {
+                answering_panics(|| self.inner.call(request))
+            })) {
                 Ok(future) => future,
                 Err(payload) => return ResponseFuture::answer(Answer::Panicked { payload }),
             }
@@ -275,7 +280,7 @@ where
                 catch_panics,
             } => {
                 let polled = if *catch_panics {
-                    catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+                    catch_unwind(AssertUnwindSafe(|| answering_panics(|| future.poll(cx))))
                 } else {
                     Ok(future.poll(cx))
                 };

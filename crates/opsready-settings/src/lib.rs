@@ -90,7 +90,9 @@
 //! | overrides: `--set key=value`, [`Loader::set`] | `--set server.port=9000` | `--set server.port` |
 //!
 //! Missing files are skipped; unreadable or malformed files are errors that
-//! name the file and the line.
+//! name the file and the line. A `{PREFIX}_ENV` that names no file while
+//! the directory has files for other environments is an error listing
+//! them (a typo would otherwise run the service on the defaults).
 //!
 //! # Gotchas
 //!

@@ -221,10 +221,8 @@ impl Loader {
     {
         let (vars, mut diagnostics) = self.vars();
         let env_var = format!("{}_ENV", self.prefix);
-        let environment = vars
-            .iter()
-            .find(|(k, _)| *k == env_var)
-            .map_or_else(|| "local".to_owned(), |(_, v)| v.clone());
+        let chosen = vars.iter().find(|(k, _)| *k == env_var).map(|(_, v)| v);
+        let environment = chosen.map_or_else(|| "local".to_owned(), Clone::clone);
         let fail = |diagnostics| LoadError {
             prefix: self.prefix.clone(),
             environment: environment.clone(),
@@ -256,7 +254,12 @@ impl Loader {
             // map) is an error, not a file that is absent.
             match path.try_exists() {
                 Ok(true) => {}
-                Ok(false) if path.symlink_metadata().is_err() => continue,
+                Ok(false) if path.symlink_metadata().is_err() => {
+                    if name == environment && chosen.is_some() {
+                        diagnostics.extend(self.no_file_for(&env_var, &environment, &path));
+                    }
+                    continue;
+                }
                 Ok(false) => {
                     diagnostics.push(unreadable(&path, "is a link to nothing".to_owned()));
                     continue;
@@ -755,6 +758,48 @@ fn unreadable(path: &Path, message: String) -> Diagnostic {
         message,
         value: None,
         help: Some(format!("fix or remove {}", path.display())),
+    }
+}
+
+impl Loader {
+    /// An environment chosen by `{PREFIX}_ENV` that has no file, when the
+    /// config directory has files for other environments: most likely a
+    /// typo (`prodution`), which would otherwise run the service on the
+    /// defaults without a word. A service configured by variables alone
+    /// (no config directory, or only `default.toml`) needs no file.
+    fn no_file_for(&self, env_var: &str, environment: &str, path: &Path) -> Option<Diagnostic> {
+        let mut others: Vec<String> = std::fs::read_dir(&self.config_dir)
+            .ok()?
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                let stem = name.strip_suffix(".toml")?;
+                (stem != "default").then(|| stem.to_owned())
+            })
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        others.sort();
+        let others = others
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Some(Diagnostic {
+            kind: DiagnosticKind::Source,
+            key: None,
+            origin: Origin::Env(env_var.to_owned()),
+            message: format!(
+                "`{environment}` names no settings file: {} does not exist",
+                path.display()
+            ),
+            value: None,
+            help: Some(format!(
+                "set {env_var} to an environment that has a file ({others} in {}), or create {} (it may be empty)",
+                self.config_dir.display(),
+                path.display()
+            )),
+        })
     }
 }
 

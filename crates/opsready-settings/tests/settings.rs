@@ -190,6 +190,56 @@ fn an_environment_name_that_could_escape_the_config_directory_is_refused() {
 }
 
 #[test]
+fn an_environment_without_a_file_beside_files_of_others_is_an_error_that_lists_them() {
+    let dir = config(&[
+        ("default.toml", DATABASE),
+        ("production.toml", ""),
+        ("staging.toml", ""),
+    ]);
+
+    let error = load(dir.path(), &[("APP_ENV", "prodution")]).unwrap_err();
+
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.origin(), &Origin::Env("APP_ENV".into()));
+    let text = error.to_string();
+    assert!(
+        text.contains("`prodution` names no settings file"),
+        "{text}"
+    );
+    assert!(text.contains("prodution.toml does not exist"), "{text}");
+    assert!(text.contains("(`production`, `staging` in"), "{text}");
+    assert!(text.contains("it may be empty"), "{text}");
+}
+
+#[test]
+fn an_environment_needs_no_file_when_no_environment_has_one() {
+    // Configured by variables alone: only `default.toml`, or no directory.
+    let dir = config(&[("default.toml", DATABASE)]);
+    let loaded = load(dir.path(), &[("APP_ENV", "production")]).unwrap();
+    assert_eq!(loaded.environment(), "production");
+
+    let missing = dir.path().join("absent");
+    let loaded = load(
+        &missing,
+        &[
+            ("APP_ENV", "production"),
+            ("APP__DATABASE__URL", "postgres://db/app"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(loaded.environment(), "production");
+}
+
+#[test]
+fn the_default_environment_needs_no_file_beside_files_of_others() {
+    let dir = config(&[("default.toml", DATABASE), ("production.toml", "")]);
+
+    let loaded = load(dir.path(), &[]).unwrap();
+
+    assert_eq!(loaded.environment(), "local");
+}
+
+#[test]
 fn only_double_underscores_nest_so_snake_case_keys_stay_whole() {
     let dir = config(&[("default.toml", DATABASE)]);
 

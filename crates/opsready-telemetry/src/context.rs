@@ -1,6 +1,7 @@
 //! W3C trace context (`traceparent`) and request ids.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::HeaderValue;
 use opsready_vocab::Traceparent;
@@ -135,7 +136,9 @@ pub struct TraceContext {
     pub parent_id: Option<SpanId>,
     /// This service's span for the request.
     pub span_id: SpanId,
-    /// The caller's sampling decision (`true` for a new trace).
+    /// The caller's sampling decision, or for a new trace this service's
+    /// (`telemetry.sample_ratio`, decided from the trace id as
+    /// OpenTelemetry's ratio sampler decides).
     pub sampled: bool,
 }
 
@@ -151,12 +154,15 @@ impl TraceContext {
                 span_id: SpanId::random(),
                 sampled,
             },
-            None => Self {
-                trace_id: TraceId::random(),
-                parent_id: None,
-                span_id: SpanId::random(),
-                sampled: true,
-            },
+            None => {
+                let trace_id = TraceId::random();
+                Self {
+                    trace_id,
+                    parent_id: None,
+                    span_id: SpanId::random(),
+                    sampled: sampled_at_ratio(trace_id),
+                }
+            }
         }
     }
 
@@ -188,6 +194,58 @@ impl TraceContext {
         let (trace_id, span_id) = self.hex_ids();
         traceparent_bytes(&trace_id, &span_id, self.sampled)
     }
+}
+
+/// The bound of [`sampled_at_ratio`]: the ratio times 2^63. `1 << 63`
+/// (a ratio of 1) samples every trace.
+static NEW_TRACE_BOUND: AtomicU64 = AtomicU64::new(1 << 63);
+
+/// Sets the share of new traces marked sampled in this process: [`init`]
+/// sets it from `telemetry.sample_ratio`, so that the `traceparent` a new
+/// trace passes on carries the same decision as the span it exports, or
+/// would export (no exporter, or the span below the log level): a
+/// downstream service that follows its callers' decisions then keeps
+/// whole traces at that ratio rather than every one. Out-of-range ratios
+/// are clamped to 0 and 1.
+///
+/// [`init`]: crate::init
+pub(crate) fn set_sample_ratio(ratio: f64) {
+    NEW_TRACE_BOUND.store(ratio_bound(ratio), Ordering::Relaxed);
+}
+
+/// Whether a new trace is sampled at the process's ratio
+/// ([`set_sample_ratio`]).
+pub(crate) fn sampled_at_ratio(trace_id: TraceId) -> bool {
+    sampled_below(NEW_TRACE_BOUND.load(Ordering::Relaxed), trace_id)
+}
+
+/// A sample ratio as the bound [`sampled_below`] compares with: the ratio
+/// times 2^63.
+fn ratio_bound(ratio: f64) -> u64 {
+    // NaN samples nothing; a fraction of 2^63 fits a u64.
+    let ratio = if ratio.is_nan() {
+        0.0
+    } else {
+        ratio.clamp(0.0, 1.0)
+    };
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let bound = (ratio * (1u64 << 63) as f64) as u64;
+    bound
+}
+
+/// OpenTelemetry's `TraceIdRatioBased` rule: the trace id's low 64 bits,
+/// shifted right by one, against the bound; a ratio of 1 samples all.
+/// Every service deciding by this rule and one ratio decides alike for a
+/// trace id.
+fn sampled_below(bound: u64, trace_id: TraceId) -> bool {
+    let bytes = trace_id.0.to_be_bytes();
+    let mut low = [0; 8];
+    low.copy_from_slice(&bytes[8..]);
+    bound >= 1 << 63 || (u64::from_be_bytes(low) >> 1) < bound
 }
 
 /// A trace id and a span id in hex.
@@ -267,6 +325,52 @@ mod tests {
     use super::*;
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn the_ratio_rule_keeps_the_share_it_is_given() {
+        for (ratio, low, high) in [(0.0, 0, 0), (0.25, 2_200, 2_800), (1.0, 10_000, 10_000)] {
+            let bound = ratio_bound(ratio);
+            let kept = (0..10_000)
+                .filter(|_| sampled_below(bound, TraceId::random()))
+                .count();
+            assert!((low..=high).contains(&kept), "{ratio}: {kept} of 10,000");
+        }
+        assert_eq!(ratio_bound(f64::NAN), 0);
+        assert_eq!(ratio_bound(7.0), 1 << 63);
+        // The low half of the id decides, the high half does not.
+        let low_zero = TraceId::from_u128(u128::from(u64::MAX) << 64).unwrap();
+        let low_max = TraceId::from_u128(u128::from(u64::MAX)).unwrap();
+        assert!(sampled_below(ratio_bound(0.001), low_zero));
+        assert!(!sampled_below(ratio_bound(0.999), low_max));
+    }
+
+    /// The same decision as the SDK's sampler the exporter uses, so the
+    /// flag passed on and the exported span agree.
+    #[cfg(feature = "otlp")]
+    #[test]
+    fn the_ratio_rule_decides_as_the_opentelemetry_sampler_does() {
+        use opentelemetry::trace::SpanKind;
+        use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample as _};
+        for ratio in [0.0, 0.1, 0.5, 0.9, 1.0] {
+            let sampler = Sampler::TraceIdRatioBased(ratio);
+            for _ in 0..2_000 {
+                let id = TraceId::random();
+                let sdk = sampler.should_sample(
+                    None,
+                    opentelemetry::TraceId::from(id.to_u128()),
+                    "request",
+                    &SpanKind::Server,
+                    &[],
+                    &[],
+                );
+                assert_eq!(
+                    sampled_below(ratio_bound(ratio), id),
+                    sdk.decision == SamplingDecision::RecordAndSample,
+                    "{ratio} {id}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn a_new_request_id_is_the_hyphenated_uuid_v7_of_its_time() {

@@ -128,5 +128,5 @@ pub use settings::{
     BlockingSettings, LogFormat, LogSettings, OtlpCompression, OtlpProtocol, OtlpSettings,
     SentrySettings, TelemetrySettings,
 };
-pub use subscriber::{ServiceInfo, TelemetryError, TelemetryGuard, init, subscriber};
+pub use subscriber::{ServiceInfo, TelemetryError, TelemetryGuard, flush_logs, init, subscriber};
 pub use writer::{BatchGuard, BatchWriter};

@@ -1,6 +1,8 @@
 //! Sentry: one event for every 5xx answer (a caught panic is a 500 problem,
 //! so panics are included), with the request id as a tag, the trace context,
-//! the route as transaction and the release. 4xx answers are the client's
+//! the route as transaction and the release; and one for every panic that
+//! no request answers (a background task's, a blocking job's), sent by the
+//! panic hook. 4xx answers are the client's
 //! and send nothing; nor do probes, deliberate `Exempt` answers and shed
 //! load (503 `OVERLOADED`).
 
@@ -78,6 +80,9 @@ pub fn init_sentry(
     options.before_send = Some(Arc::new(|event| Some(masked_event(event))));
     let guard = sentry::init(options);
     STARTED.store(true, Ordering::Relaxed);
+    // Panics outside requests (a background task, a blocking job, start-up
+    // code) have no 500 to be reported by: the panic hook sends them.
+    crate::panics::ensure_hook();
     if !guard.is_enabled() {
         return Err(TelemetryError::new(
             "the Sentry client did not start although telemetry.sentry.dsn is set",
@@ -347,6 +352,49 @@ where
             sentry::capture_event(event(&info, response));
         }
         Poll::Ready(result)
+    }
+}
+
+/// Sends an event for a panic, from the panic hook, unless a request's
+/// answer reports it ([`opsready_vocab::panic_is_answered`]: the panic
+/// catcher makes it a 500, which [`SentryLayer`] sends with the request's
+/// details), and waits up to 2 s for it to leave: the process may end with
+/// this panic. The event is unhandled (mechanism `panic`), at level fatal,
+/// as Sentry's own panic integration sends them, with the panic's
+/// location and thread as tags.
+pub(crate) fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
+    if !sentry_started() || opsready_vocab::panic_is_answered() {
+        return;
+    }
+    let message = crate::panics::message_of(info).to_owned();
+    let mut event = Event {
+        level: Level::Fatal,
+        message: Some(format!("panicked: {message}")),
+        exception: vec![Exception {
+            ty: "panic".to_owned(),
+            value: Some(message),
+            mechanism: Some(protocol::Mechanism {
+                ty: "panic".to_owned(),
+                handled: Some(false),
+                ..protocol::Mechanism::default()
+            }),
+            ..Exception::default()
+        }]
+        .into(),
+        ..Event::default()
+    };
+    if let Some(location) = crate::panics::location_of(info) {
+        event.tags.insert("panic.location".to_owned(), location);
+    }
+    let thread = std::thread::current();
+    event.tags.insert(
+        "thread.name".to_owned(),
+        thread.name().unwrap_or("unnamed").to_owned(),
+    );
+    // Masked on its way out, as every event is (`before_send`).
+    sentry::capture_event(event);
+    if let Some(client) = sentry::Hub::current().client() {
+        client.flush(Some(std::time::Duration::from_secs(2)));
     }
 }
 

@@ -240,7 +240,14 @@ impl fmt::Debug for TelemetryGuard {
 /// logged at `ERROR` (target `opsready::panic`, message `panicked: …`) with
 /// its `location`, `thread` and, when `RUST_BACKTRACE` asks, `backtrace`,
 /// and inside a request with the request's ids, instead of plain text on
-/// standard error. Set a hook of your own after this call.
+/// standard error. When the level filter leaves that event out, or the
+/// panic happened while its thread was writing a line, the hook writes
+/// the line itself (without the request's ids): a panic is never silent.
+/// With pretty lines, the hook it installs runs the one it replaced. Either
+/// way the hook writes the buffered lines before it returns, so that a
+/// panic that ends the process (`panic = "abort"`, a panic in `main`) loses
+/// none of them. Set a hook of your own after this call. Before
+/// `std::process::exit`, call [`flush_logs`].
 ///
 /// Call it inside a Tokio runtime when `telemetry.otlp.protocol` is `grpc`.
 ///
@@ -266,9 +273,13 @@ pub fn init(
             ));
         }
     }
+    // New traces pass on the decision their exported span gets, or would
+    // get: with no exporter too, a downstream service keeps this ratio.
+    crate::context::set_sample_ratio(settings.sample_ratio);
     // Lines are gathered and written in batches by a thread of their own:
     // a request pays a copy, not a system call or a wake-up.
     let (writer, guard) = crate::writer::BatchWriter::new(std::io::stdout());
+    let writer_handle = writer.clone();
     let subscriber = subscriber(settings, writer)?;
     // The exporter's layers only when there is an exporter: a layer that
     // is there to do nothing still costs each span a level.
@@ -284,15 +295,36 @@ pub fn init(
     }
     #[cfg(not(feature = "otlp"))]
     install(subscriber)?;
-    // Panics as JSON lines too, in the request they happened in.
-    if settings.log.format() == LogFormat::Json {
-        crate::panics::install_hook();
-    }
+    // Panics as JSON lines too, in the request they happened in; and,
+    // whatever the format, the lines before a panic written before the
+    // process can end on it.
+    crate::panics::install_hook(settings.log.format(), writer_handle);
     Ok(TelemetryGuard {
         #[cfg(feature = "otlp")]
         providers,
         _writer: guard,
     })
+}
+
+/// Writes the log lines that [`init`]'s subscriber has buffered, now, from
+/// the calling thread.
+///
+/// Lines are written by a background thread a few milliseconds after they
+/// are logged, and the [`TelemetryGuard`] writes the rest when dropped.
+/// `std::process::exit` runs no destructors: call this just before it, or
+/// the last lines (often the one saying why the process exits) are lost.
+/// Panics need nothing: `init`'s panic hook writes the buffered lines
+/// itself. Without `init`, this does nothing.
+///
+/// ```no_run
+/// tracing::error!("the database is gone for good; exiting");
+/// opsready_telemetry::flush_logs();
+/// std::process::exit(1);
+/// ```
+pub fn flush_logs() {
+    if let Some(writer) = crate::writer::process_writer() {
+        writer.write_buffered();
+    }
 }
 
 /// Makes `subscriber` the process's subscriber.
@@ -717,10 +749,45 @@ where
             line.push_str("}\n");
             if formatted.is_ok() {
                 let mut writer = self.writer.make_writer_for(event.metadata());
-                let _ = writer.write_all(line.as_bytes());
+                if writer.write_all(line.as_bytes()).is_ok()
+                    && event.metadata().target() == crate::panics::PANIC_TARGET
+                {
+                    crate::panics::panic_line_written();
+                }
             }
         });
     }
+}
+
+/// The line of a panic whose event made none (see `panics`): what the
+/// event would have shown, without the request's fields. The message is
+/// masked already.
+pub(crate) fn panic_line(
+    message: &str,
+    location: Option<&str>,
+    thread: &str,
+    backtrace: Option<&str>,
+) -> String {
+    let mut line = String::with_capacity(256);
+    line.push_str("{\"timestamp\":\"");
+    push_timestamp(&mut line, SystemTime::now());
+    line.push_str("\",\"level\":\"ERROR\",\"target\":");
+    let _ = write_json_str(&mut line, crate::panics::PANIC_TARGET);
+    line.push_str(",\"message\":");
+    let _ = write_json_str(&mut line, &format!("panicked: {message}"));
+    let fields = [
+        ("location", location),
+        ("thread", Some(thread)),
+        ("backtrace", backtrace),
+    ];
+    for (key, value) in fields {
+        if let Some(value) = value {
+            let _ = write!(line, ",\"{key}\":");
+            let _ = write_json_str(&mut line, value);
+        }
+    }
+    line.push_str("}\n");
+    line
 }
 
 /// The line up to the request fields: time, level, target, event fields.

@@ -114,15 +114,80 @@ impl Shared {
     /// retried forever.
     fn write_out(&self, bytes: &[u8]) {
         let mut output = self.output.lock().unwrap_or_else(PoisonError::into_inner);
-        // In pieces, each counted, so that a slow output shows progress.
-        for piece in bytes.chunks(64 * 1024) {
-            if output.write_all(piece).is_err() {
-                break;
+        self.write_to(&mut **output, bytes);
+    }
+
+    /// [`Shared::write_out`] to an output already locked. A standard
+    /// output another process made non-blocking takes part of a write, or
+    /// nothing (`WouldBlock`), when its pipe is full: the rest is written
+    /// when it drains rather than dropped, which would cut a line and glue
+    /// its start to the next one.
+    fn write_to(&self, output: &mut dyn Write, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            // In pieces, each counted, so that a slow output shows progress.
+            let piece = &bytes[..bytes.len().min(64 * 1024)];
+            match output.write(piece) {
+                Ok(0) => return,
+                Ok(taken) => {
+                    bytes = &bytes[taken..];
+                    self.written.fetch_add(taken as u64, Ordering::Relaxed);
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => return,
             }
-            self.written
-                .fetch_add(piece.len() as u64, Ordering::Relaxed);
         }
-        let _ = output.flush();
+        loop {
+            match output.flush() {
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Writes what is buffered now, from the calling thread, in order with
+    /// the writer thread's batches: for a panic that may end the process
+    /// next, or a call to `std::process::exit`. Gives up, leaving the
+    /// lines buffered, when the output has taken nothing for [`STOP_WAIT`].
+    fn write_buffered_now(&self) {
+        // Held throughout: no line is buffered, and no batch taken by the
+        // writer thread, until these are out.
+        let mut state = self.lock();
+        if state.buffer.is_empty() {
+            return;
+        }
+        let rest = std::mem::take(&mut state.buffer);
+        // The writer thread may be writing an earlier batch: wait for it
+        // while it makes progress.
+        let mut give_up = Instant::now() + STOP_WAIT;
+        let mut written = self.written.load(Ordering::Relaxed);
+        let mut output = loop {
+            match self.output.try_lock() {
+                Ok(output) => break output,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => break poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    let now = self.written.load(Ordering::Relaxed);
+                    if now != written {
+                        written = now;
+                        give_up = Instant::now() + STOP_WAIT;
+                    } else if Instant::now() >= give_up {
+                        state.buffer = rest;
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        };
+        self.write_to(&mut **output, &rest);
     }
 }
 
@@ -150,6 +215,30 @@ impl BatchWriter {
         };
         (writer, BatchGuard { shared, thread })
     }
+}
+
+impl BatchWriter {
+    /// Writes the lines buffered so far from the calling thread, at once,
+    /// in order with those the writer thread has written: before
+    /// `std::process::exit` or an abort, which run no destructors and
+    /// would lose them. Waits while the output takes bytes; gives up after
+    /// 2 s in which it took none.
+    pub fn write_buffered(&self) {
+        self.shared.write_buffered_now();
+    }
+}
+
+/// The writer of the subscriber [`init`](crate::init) installed.
+static PROCESS: std::sync::OnceLock<BatchWriter> = std::sync::OnceLock::new();
+
+/// Makes `writer` the process's (the first call only: `init` succeeds once).
+pub(crate) fn set_process_writer(writer: BatchWriter) {
+    let _ = PROCESS.set(writer);
+}
+
+/// The writer of the subscriber `init` installed, if it did.
+pub(crate) fn process_writer() -> Option<&'static BatchWriter> {
+    PROCESS.get()
 }
 
 /// The writer thread: waits for lines, writes them, lets more gather.
@@ -357,6 +446,66 @@ mod tests {
         drop(guard);
 
         assert_eq!(output.0.lock().unwrap().len(), 3 * 1024 * 64);
+    }
+
+    /// A non-blocking pipe that is often full: every other write takes
+    /// nothing (`WouldBlock`), the others at most 7 bytes.
+    #[derive(Clone, Default)]
+    struct Choked(Arc<Mutex<(Vec<u8>, bool)>>);
+
+    impl Write for Choked {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut state = self.0.lock().unwrap();
+            state.1 = !state.1;
+            if state.1 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let taken = buf.len().min(7);
+            state.0.extend_from_slice(&buf[..taken]);
+            Ok(taken)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_output_that_takes_part_of_a_write_or_none_gets_every_line_whole() {
+        let output = Choked::default();
+        let (mut writer, guard) = BatchWriter::new(output.clone());
+        let mut expected = String::new();
+        for i in 0..200 {
+            let line = format!("{{\"line\":{i}}}\n");
+            writer.write_all(line.as_bytes()).unwrap();
+            expected.push_str(&line);
+        }
+        drop(guard);
+
+        let written = output.0.lock().unwrap().0.clone();
+        assert_eq!(String::from_utf8(written).unwrap(), expected);
+    }
+
+    #[test]
+    fn write_buffered_writes_the_lines_at_once_and_in_order() {
+        // No writer thread: the lines stay buffered until `write_buffered`.
+        let output = Output::default();
+        let mut writer = BatchWriter {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                wake: Condvar::new(),
+                output: Mutex::new(Box::new(output.clone())),
+                written: AtomicU64::new(0),
+            }),
+        };
+        writer.write_all(b"first\n").unwrap();
+        writer.write_all(b"second\n").unwrap();
+        assert!(output.0.lock().unwrap().is_empty());
+
+        writer.write_buffered();
+
+        assert_eq!(&*output.0.lock().unwrap(), b"first\nsecond\n");
+        assert!(writer.shared.lock().buffer.is_empty());
     }
 
     #[test]

@@ -209,6 +209,59 @@ async fn a_panic_becomes_an_event_with_its_message() {
     assert!(value.contains("handler panicked"), "{value}");
     assert!(value.contains("secret-panic-detail"), "{value}");
     assert_eq!(event["transaction"], "GET /explode");
+    // The 500 reports it; the panic hook leaves it alone. Flushed in order,
+    // a hook's event would have arrived before the 500's.
+    assert_eq!(panic_events_with("secret-panic-detail").len(), 0);
+}
+
+/// The events the panic hook sent whose message holds `text`.
+fn panic_events_with(text: &str) -> Vec<Value> {
+    ingest()
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|event| {
+            event["exception"]["values"][0]["type"] == "panic"
+                && event["exception"]["values"][0]["value"]
+                    .as_str()
+                    .is_some_and(|value| value.contains(text))
+        })
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_panic_no_request_answers_becomes_an_unhandled_event() {
+    ingest();
+
+    let joined = std::thread::Builder::new()
+        .name("background-job".to_owned())
+        .spawn(|| panic!("background job broke, token=t-42-secret"))
+        .unwrap()
+        .join();
+
+    assert!(joined.is_err());
+    // The hook waited for the event to leave; the endpoint may still be
+    // storing it.
+    let give_up = Instant::now() + Duration::from_secs(20);
+    let event = loop {
+        if let Some(event) = panic_events_with("background job broke").pop() {
+            break event;
+        }
+        assert!(Instant::now() < give_up, "no event for the panic");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let exception = &event["exception"]["values"][0];
+    assert_eq!(exception["mechanism"]["type"], "panic");
+    assert_eq!(exception["mechanism"]["handled"], false);
+    assert_eq!(event["level"], "fatal");
+    assert_eq!(event["tags"]["thread.name"], "background-job");
+    let location = event["tags"]["panic.location"].as_str().unwrap();
+    assert!(location.contains("sentry.rs"), "{location}");
+    let text = event.to_string();
+    assert!(!text.contains("t-42-secret"), "{text}");
+    assert_eq!(event["release"], "svc@1.2.3+abc123");
 }
 
 #[test]

@@ -21,6 +21,10 @@
 //! starts and ends, so that a stack measures each request once: opsready's
 //! telemetry layer drives its metrics this way.
 //!
+//! [`answering_panics`] and [`panic_is_answered`] let a panic catcher tell
+//! a panic hook that a panic becomes a reported answer, so that an error
+//! tracker gets one event for it, not two.
+//!
 //! [`redact_secrets`] masks the credentials a message quotes (a URL's
 //! password, `password=…`, a bearer token) before it reaches a log line, an
 //! error tracker or a probe; [`is_sensitive_name`] says which names hold
@@ -30,11 +34,43 @@
 //!
 //! This crate has no optional features.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use http::{Extensions, Method, Request};
 
 mod redact;
+
+thread_local! {
+    /// How many [`answering_panics`] calls this thread is inside.
+    static ANSWERING: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs `f`, from inside a `catch_unwind` whose panic becomes an answer
+/// that is reported in its own right (a request's 500 problem, which the
+/// error tracker sends with the request's details), marked as such for a
+/// panic hook: [`panic_is_answered`] says so while `f` runs, so that a hook
+/// reporting panics leaves this one to the answer instead of reporting it
+/// twice. opsready's panic catcher marks every poll of a handler's future.
+pub fn answering_panics<R>(f: impl FnOnce() -> R) -> R {
+    /// Counts the call out however it ends, unwinding included.
+    struct Inside;
+    impl Drop for Inside {
+        fn drop(&mut self) {
+            ANSWERING.set(ANSWERING.get().saturating_sub(1));
+        }
+    }
+    ANSWERING.set(ANSWERING.get().saturating_add(1));
+    let _inside = Inside;
+    f()
+}
+
+/// Whether a panic on this thread now happens inside [`answering_panics`]:
+/// for a panic hook, whether the panic will be answered and reported as a
+/// request's failure.
+pub fn panic_is_answered() -> bool {
+    ANSWERING.get() > 0
+}
 
 pub use redact::{REDACTED, is_sensitive_name, redact_secrets, redact_secrets_in};
 

@@ -28,9 +28,11 @@ const SENSITIVE: [&str; 11] = [
 /// Names of credentials too short or too common to be looked for inside
 /// other names (`keyboard`, `passenger`, `signal`, `author`): credentials
 /// only as the whole name or its last word. A URL's `?sig=` (an Azure SAS)
-/// and `X-Amz-Signature`, ODBC's `Pwd=`, a `jwt`, a `session` or
-/// `JSESSIONID` cookie, a `Cookie` header.
-const LAST_WORDS: [&str; 9] = [
+/// and `X-Amz-Signature`, ODBC's `Pwd=`, a `jwt`, a `session`,
+/// `JSESSIONID`, `PHPSESSID` or Express's `connect.sid` cookie, a `Cookie`
+/// header. A session id in two words (`session_id`, `X-Session-Id`,
+/// `sessionId`) is one too; `id` alone is not.
+const LAST_WORDS: [&str; 11] = [
     "sig",
     "signature",
     "pwd",
@@ -39,8 +41,15 @@ const LAST_WORDS: [&str; 9] = [
     "session",
     "sessionid",
     "jsessionid",
+    "phpsessid",
+    "sid",
     "cookie",
 ];
+
+/// Names that are credentials as a URL's query parameters (`?key=` of
+/// Google's APIs, `?auth=` of Firebase's) but too common to mask anywhere
+/// else: a flag's `key`, an `auth` mode.
+const QUERY_WORDS: [&str; 3] = ["key", "auth", "access_key"];
 
 /// The schemes of an `Authorization` value, whose credential is the word
 /// after them.
@@ -115,6 +124,14 @@ const TOKEN_COUNTS: [&str; 9] = [
 pub fn is_sensitive_name(name: &str) -> bool {
     let name = name.as_bytes();
     if LAST_WORDS.iter().any(|word| last_word_is(name, word)) {
+        return true;
+    }
+    // `session_id`, `X-Session-Id`, `sessionId`: `session` right before a
+    // last word `id`.
+    if last_word_is(name, "id")
+        && word_before(name, name.len() - 2)
+            .is_some_and(|word| name[word].eq_ignore_ascii_case(b"session"))
+    {
         return true;
     }
     // Every log line asks this of its fields' names: each position is
@@ -203,9 +220,13 @@ fn is_separator(byte: u8) -> bool {
     matches!(byte, b'_' | b'-' | b'.')
 }
 
-/// Whether a camel-case word starts at `at` (`tokenCount`: at the `C`).
+/// Whether a camel-case word starts at `at` (`tokenCount`: at the `C`;
+/// `x509Signature`: at the `S`).
 fn is_hump(name: &[u8], at: usize) -> bool {
-    at > 0 && at < name.len() && name[at].is_ascii_uppercase() && name[at - 1].is_ascii_lowercase()
+    at > 0
+        && at < name.len()
+        && name[at].is_ascii_uppercase()
+        && (name[at - 1].is_ascii_lowercase() || name[at - 1].is_ascii_digit())
 }
 
 /// Whether `word` is the whole of `name` or its last word (after a
@@ -416,7 +437,15 @@ fn named_value(bytes: &[u8], at: usize, masked: &mut Vec<Range<usize>>) {
         .map_or(0, |i| i + 1);
     // Names are ASCII, so the slice is a whole string.
     let name = std::str::from_utf8(&bytes[name_start..name_end]).unwrap_or_default();
-    if name.is_empty() || !is_sensitive_name(name) {
+    let query_credential = || {
+        bytes[at] == b'='
+            && name_start > 0
+            && matches!(bytes[name_start - 1], b'?' | b'&')
+            && QUERY_WORDS
+                .iter()
+                .any(|word| name.eq_ignore_ascii_case(word))
+    };
+    if name.is_empty() || !(is_sensitive_name(name) || query_credential()) {
         return;
     }
     let mut start = at + 1;
@@ -633,6 +662,12 @@ mod tests {
             "php_sessionid",
             "Cookie",
             "set-cookie",
+            "PHPSESSID",
+            "connect.sid",
+            "session_id",
+            "X-Session-Id",
+            "sessionId",
+            "x509Signature",
         ] {
             assert!(is_sensitive_name(name), "{name}");
         }
@@ -650,8 +685,29 @@ mod tests {
             // A flag's or a setting's key, an author: too common to mask.
             "key",
             "auth",
+            "id",
+            "user_id",
+            "session_id_count",
+            "ssid",
+            "consider",
         ] {
             assert!(!is_sensitive_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn key_and_auth_are_credentials_as_query_parameters_only() {
+        assert_eq!(
+            redact_secrets("GET https://maps.example/v1?key=AIza123&q=x failed"),
+            "GET https://maps.example/v1?key=[REDACTED]&q=x failed"
+        );
+        assert_eq!(
+            redact_secrets("https://app.example/a.json?print=pretty&auth=fb-secret"),
+            "https://app.example/a.json?print=pretty&auth=[REDACTED]"
+        );
+        // Elsewhere they name flags and modes.
+        for text in ["flag key=new-checkout", "auth=none", "monkey=1&donkey=2"] {
+            assert_eq!(redact_secrets(text), text);
         }
     }
 

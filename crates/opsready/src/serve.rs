@@ -669,6 +669,8 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         tokio::spawn(async move {
             signals.recv().await;
             tracing::warn!("second shutdown signal: exiting at once");
+            // `exit` runs no destructors: the line above is written first.
+            opsready_telemetry::flush_logs();
             std::process::exit(130);
         });
     }
