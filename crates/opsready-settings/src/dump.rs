@@ -119,13 +119,23 @@ pub(crate) fn is_sensitive_key(key: &str) -> bool {
     is_sensitive_name(key.rsplit('.').next().unwrap_or(key))
 }
 
+/// Whether a part of a dotted key before its last names a credential:
+/// the entries of a map of them (`api_keys.partner_a`, `tokens.github`),
+/// whose own names say nothing. Their text is masked; their numbers and
+/// booleans are not (`passwords.memory_kib` is a hashing cost).
+pub(crate) fn is_under_sensitive_key(key: &str) -> bool {
+    let mut parts = key.split('.');
+    parts.next_back();
+    parts.any(|part| is_sensitive_name(part.split('[').next().unwrap_or(part)))
+}
+
 fn redact_json(key: &str, value: serde_json::Value, secret: bool) -> serde_json::Value {
     // An unset secret reveals nothing but its absence, which an operator
     // needs to see (no admin token: admin routes disabled).
     if value.is_null() {
         return value;
     }
-    if secret || is_sensitive_key(key) {
+    if secret || is_sensitive_key(key) || (value.is_string() && is_under_sensitive_key(key)) {
         return serde_json::Value::String(REDACTED.to_owned());
     }
     match value {
@@ -192,6 +202,26 @@ mod tests {
             serde_json::json!([
                 { "url": "postgres://u:[REDACTED]@h/db", "password": REDACTED, "name": "a" }
             ])
+        );
+    }
+
+    #[test]
+    fn the_text_in_a_map_of_credentials_is_redacted_and_its_numbers_kept() {
+        assert_eq!(
+            redact_json("api_keys.partner_a", serde_json::json!("k-123"), false),
+            serde_json::json!(REDACTED)
+        );
+        assert_eq!(
+            redact_json("tokens.github", serde_json::json!("ghp_abc"), false),
+            serde_json::json!(REDACTED)
+        );
+        assert_eq!(
+            redact_json("passwords.memory_kib", serde_json::json!(19_456), false),
+            serde_json::json!(19_456)
+        );
+        assert_eq!(
+            redact_json("token_endpoint.url", serde_json::json!("https://idp/t"), false),
+            serde_json::json!("https://idp/t")
         );
     }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::de::{self, De, EMPTY_TABLE, ErrorKind, PLACEHOLDER_MODES, Session, is_within, join};
-use crate::dump::{Dump, find, is_sensitive_key};
+use crate::dump::{Dump, find, is_sensitive_key, is_under_sensitive_key};
 use crate::error::{Diagnostic, DiagnosticKind, EX_USAGE, LoadError};
 use crate::origin::Origin;
 use crate::secret::REDACTED;
@@ -1033,8 +1033,9 @@ impl Report<'_> {
             .iter()
             .map(|failure| {
                 let key = failure.path.clone();
-                let secret =
-                    extraction.secrets.iter().any(|s| is_within(&key, s)) || is_sensitive_key(&key);
+                let secret = extraction.secrets.iter().any(|s| is_within(&key, s))
+                    || is_sensitive_key(&key)
+                    || is_under_sensitive_key(&key);
                 match &failure.kind {
                     ErrorKind::MissingField(field) => self.missing(&key, field),
                     kind => {
@@ -1132,7 +1133,9 @@ impl Report<'_> {
     }
 
     fn violation(&self, key: &str, message: &str, secrets: &HashSet<String>) -> Diagnostic {
-        let secret = secrets.iter().any(|s| is_within(key, s)) || is_sensitive_key(key);
+        let secret = secrets.iter().any(|s| is_within(key, s))
+            || is_sensitive_key(key)
+            || is_under_sensitive_key(key);
         let origin = find(self.root, key).map_or(Origin::Default, |node| {
             Origin::of(self.figment, node.tag(), key)
         });
