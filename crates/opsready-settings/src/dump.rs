@@ -220,7 +220,11 @@ mod tests {
             serde_json::json!(19_456)
         );
         assert_eq!(
-            redact_json("token_endpoint.url", serde_json::json!("https://idp/t"), false),
+            redact_json(
+                "token_endpoint.url",
+                serde_json::json!("https://idp/t"),
+                false
+            ),
             serde_json::json!("https://idp/t")
         );
     }

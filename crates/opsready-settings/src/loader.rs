@@ -228,11 +228,7 @@ impl Loader {
             environment: environment.clone(),
             diagnostics,
         };
-        let environment_is_a_name = !environment.is_empty()
-            && environment
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !environment_is_a_name {
+        if !is_environment_name(&environment) {
             diagnostics.push(Diagnostic {
                 kind: DiagnosticKind::Source,
                 key: None,
@@ -255,7 +251,11 @@ impl Loader {
             match path.try_exists() {
                 Ok(true) => {}
                 Ok(false) if path.symlink_metadata().is_err() => {
-                    if name == environment && chosen.is_some() {
+                    // `local`, the default, needs no file when named either.
+                    if name == environment
+                        && chosen.is_some()
+                        && !matches!(environment.as_str(), "default" | "local")
+                    {
                         diagnostics.extend(self.no_file_for(&env_var, &environment, &path));
                     }
                     continue;
@@ -768,12 +768,16 @@ impl Loader {
     /// defaults without a word. A service configured by variables alone
     /// (no config directory, or only `default.toml`) needs no file.
     fn no_file_for(&self, env_var: &str, environment: &str, path: &Path) -> Option<Diagnostic> {
+        // Files an environment could be named after: other `.toml` files
+        // (`features.toml`, `default.local.toml`) are not environments.
         let mut others: Vec<String> = std::fs::read_dir(&self.config_dir)
             .ok()?
             .filter_map(|entry| {
-                let name = entry.ok()?.file_name().into_string().ok()?;
+                let entry = entry.ok()?;
+                let name = entry.file_name().into_string().ok()?;
                 let stem = name.strip_suffix(".toml")?;
-                (stem != "default").then(|| stem.to_owned())
+                let is_file = std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file());
+                (is_file && stem != "default" && is_environment_name(stem)).then(|| stem.to_owned())
             })
             .collect();
         if others.is_empty() {
@@ -801,6 +805,15 @@ impl Loader {
             )),
         })
     }
+}
+
+/// Whether `name` can name an environment (and its file): letters,
+/// digits, `-` and `_`, so that it cannot lead out of the config directory.
+fn is_environment_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// A TOML parser's message without the lines it quotes from the file

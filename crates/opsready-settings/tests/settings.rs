@@ -231,12 +231,26 @@ fn an_environment_needs_no_file_when_no_environment_has_one() {
 }
 
 #[test]
-fn the_default_environment_needs_no_file_beside_files_of_others() {
+fn the_default_environment_needs_no_file_beside_files_of_others_named_or_not() {
     let dir = config(&[("default.toml", DATABASE), ("production.toml", "")]);
 
-    let loaded = load(dir.path(), &[]).unwrap();
+    assert_eq!(load(dir.path(), &[]).unwrap().environment(), "local");
+    let named = load(dir.path(), &[("APP_ENV", "local")]).unwrap();
+    assert_eq!(named.environment(), "local");
+}
 
-    assert_eq!(loaded.environment(), "local");
+#[test]
+fn toml_files_that_cannot_name_an_environment_are_not_environments() {
+    let dir = config(&[
+        ("default.toml", DATABASE),
+        ("default.local.toml", ""),
+        ("feature flags.toml", ""),
+    ]);
+    std::fs::create_dir(dir.path().join("staging.toml")).unwrap();
+
+    let loaded = load(dir.path(), &[("APP_ENV", "production")]).unwrap();
+
+    assert_eq!(loaded.environment(), "production");
 }
 
 #[test]

@@ -50,7 +50,8 @@ pub(crate) fn install_hook(format: LogFormat, writer: BatchWriter) {
 
 /// Installs the hook once for the process, around the hook in place then:
 /// [`init`](crate::init) and, with Sentry, `init_sentry` both need it,
-/// in either order.
+/// in either order. Once installed, it reads what `init` set when a panic
+/// comes; a hook a service sets after either call replaces it.
 pub(crate) fn ensure_hook() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
@@ -63,13 +64,21 @@ pub(crate) fn ensure_hook() {
 /// hook it replaced) and the lines before it written out, then the panic
 /// reported to Sentry unless a request's answer reports it.
 fn on_panic(info: &PanicHookInfo<'_>, previous: &(dyn Fn(&PanicHookInfo<'_>) + Send + Sync)) {
+    // A panic the panic catcher answers leaves the process serving: its
+    // lines go out with the others, and a burst of them does not make each
+    // request write the buffer itself.
+    let ends_nothing = cfg!(panic = "unwind") && opsready_vocab::panic_is_answered();
     match crate::writer::process_writer() {
         Some(writer) if JSON.load(Ordering::Relaxed) => {
             log_panic(info, writer);
-            writer.write_buffered();
+            if !ends_nothing {
+                writer.write_buffered();
+            }
         }
         Some(writer) => {
-            writer.write_buffered();
+            if !ends_nothing {
+                writer.write_buffered();
+            }
             previous(info);
         }
         None => previous(info),

@@ -358,17 +358,26 @@ where
 /// Sends an event for a panic, from the panic hook, unless a request's
 /// answer reports it ([`opsready_vocab::panic_is_answered`]: the panic
 /// catcher makes it a 500, which [`SentryLayer`] sends with the request's
-/// details), and waits up to 2 s for it to leave: the process may end with
-/// this panic. The event is unhandled (mechanism `panic`), at level fatal,
-/// as Sentry's own panic integration sends them, with the panic's
-/// location and thread as tags.
+/// details). The event is unhandled (mechanism `panic`), with the panic's
+/// location and thread as tags. When the panic most likely ends the
+/// process (on the main thread, or built with `panic = "abort"`) it is
+/// at level fatal and the hook waits up to 2 s for it to leave; a panic
+/// elsewhere (a task the runtime catches, a thread of the service's own)
+/// is at level error and leaves with the client's queue, so that a
+/// runtime worker is not held while it does.
 pub(crate) fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
     if !sentry_started() || opsready_vocab::panic_is_answered() {
         return;
     }
+    let thread = std::thread::current();
+    let ends_the_process = cfg!(panic = "abort") || thread.name() == Some("main");
     let message = crate::panics::message_of(info).to_owned();
     let mut event = Event {
-        level: Level::Fatal,
+        level: if ends_the_process {
+            Level::Fatal
+        } else {
+            Level::Error
+        },
         message: Some(format!("panicked: {message}")),
         exception: vec![Exception {
             ty: "panic".to_owned(),
@@ -386,14 +395,13 @@ pub(crate) fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
     if let Some(location) = crate::panics::location_of(info) {
         event.tags.insert("panic.location".to_owned(), location);
     }
-    let thread = std::thread::current();
     event.tags.insert(
         "thread.name".to_owned(),
         thread.name().unwrap_or("unnamed").to_owned(),
     );
     // Masked on its way out, as every event is (`before_send`).
     sentry::capture_event(event);
-    if let Some(client) = sentry::Hub::current().client() {
+    if ends_the_process && let Some(client) = sentry::Hub::current().client() {
         client.flush(Some(std::time::Duration::from_secs(2)));
     }
 }

@@ -273,9 +273,6 @@ pub fn init(
             ));
         }
     }
-    // New traces pass on the decision their exported span gets, or would
-    // get: with no exporter too, a downstream service keeps this ratio.
-    crate::context::set_sample_ratio(settings.sample_ratio);
     // Lines are gathered and written in batches by a thread of their own:
     // a request pays a copy, not a system call or a wake-up.
     let (writer, guard) = crate::writer::BatchWriter::new(std::io::stdout());
@@ -295,6 +292,9 @@ pub fn init(
     }
     #[cfg(not(feature = "otlp"))]
     install(subscriber)?;
+    // New traces pass on the decision their exported span gets, or would
+    // get: with no exporter too, a downstream service keeps this ratio.
+    crate::context::set_sample_ratio(settings.sample_ratio);
     // Panics as JSON lines too, in the request they happened in; and,
     // whatever the format, the lines before a panic written before the
     // process can end on it.

@@ -121,8 +121,18 @@ impl Shared {
     /// output another process made non-blocking takes part of a write, or
     /// nothing (`WouldBlock`), when its pipe is full: the rest is written
     /// when it drains rather than dropped, which would cut a line and glue
-    /// its start to the next one.
+    /// its start to the next one. One that takes nothing for
+    /// [`STOP_WAIT`] (its reader has stopped) is given up on: the rest of
+    /// `bytes` is dropped, as a failing output's is, rather than every
+    /// thread that logs waiting on it for ever.
     fn write_to(&self, output: &mut dyn Write, mut bytes: &[u8]) {
+        let mut give_up = Instant::now() + STOP_WAIT;
+        // Waits a moment for a full non-blocking output; false when it
+        // has taken nothing for too long.
+        let wait = |give_up: Instant| {
+            std::thread::sleep(Duration::from_millis(1));
+            Instant::now() < give_up
+        };
         while !bytes.is_empty() {
             // In pieces, each counted, so that a slow output shows progress.
             let piece = &bytes[..bytes.len().min(64 * 1024)];
@@ -131,23 +141,24 @@ impl Shared {
                 Ok(taken) => {
                     bytes = &bytes[taken..];
                     self.written.fetch_add(taken as u64, Ordering::Relaxed);
+                    give_up = Instant::now() + STOP_WAIT;
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(1));
+                    if !wait(give_up) {
+                        return;
+                    }
                 }
                 Err(_) => return,
             }
         }
         loop {
             match output.flush() {
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                    ) =>
-                {
-                    std::thread::sleep(Duration::from_millis(1));
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if !wait(give_up) {
+                        return;
+                    }
                 }
                 _ => return,
             }
@@ -157,10 +168,11 @@ impl Shared {
     /// Writes what is buffered now, from the calling thread, in order with
     /// the writer thread's batches: for a panic that may end the process
     /// next, or a call to `std::process::exit`. Gives up, leaving the
-    /// lines buffered, when the output has taken nothing for [`STOP_WAIT`].
+    /// lines buffered, when the writer thread's batch keeps the output
+    /// from taking anything for [`STOP_WAIT`].
     fn write_buffered_now(&self) {
-        // Held throughout: no line is buffered, and no batch taken by the
-        // writer thread, until these are out.
+        // Held until the output is: no later batch can be taken by the
+        // writer thread and written before these.
         let mut state = self.lock();
         if state.buffer.is_empty() {
             return;
@@ -187,6 +199,9 @@ impl Shared {
                 }
             }
         };
+        // The output is held: lines logged meanwhile are buffered, for the
+        // writer thread's next batch, instead of waiting on this write.
+        drop(state);
         self.write_to(&mut **output, &rest);
     }
 }
@@ -222,7 +237,8 @@ impl BatchWriter {
     /// in order with those the writer thread has written: before
     /// `std::process::exit` or an abort, which run no destructors and
     /// would lose them. Waits while the output takes bytes; gives up after
-    /// 2 s in which it took none.
+    /// 2 s in which it took none, unless a blocking write itself never
+    /// returns (a full pipe no one reads), as any write to it would not.
     pub fn write_buffered(&self) {
         self.shared.write_buffered_now();
     }
@@ -506,6 +522,47 @@ mod tests {
 
         assert_eq!(&*output.0.lock().unwrap(), b"first\nsecond\n");
         assert!(writer.shared.lock().buffer.is_empty());
+    }
+
+    /// A non-blocking output whose reader has stopped: it never takes a
+    /// byte.
+    struct Full;
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_non_blocking_output_that_never_drains_is_given_up_on() {
+        let writer = BatchWriter {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                wake: Condvar::new(),
+                output: Mutex::new(Box::new(Full)),
+                written: AtomicU64::new(0),
+            }),
+        };
+        writer.make_writer().write_all(b"never taken\n").unwrap();
+
+        let (done, returned) = std::sync::mpsc::channel();
+        let flushing = writer.clone();
+        std::thread::spawn(move || {
+            flushing.write_buffered();
+            let _ = done.send(());
+        });
+
+        assert!(
+            returned.recv_timeout(Duration::from_secs(60)).is_ok(),
+            "write_buffered waited for ever"
+        );
+        // And the lines logged after it are buffered, not blocked.
+        writer.make_writer().write_all(b"later\n").unwrap();
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! loses a panic's line nor the lines before it, `flush_logs` before an
 //! exit, and the sampling decision new traces pass on.
 //!
-//! The panic and exit cases end their process, so each runs in a child:
-//! this binary started again with `OPSREADY_TELEMETRY_CHILD` naming the
-//! case, running only the `child` test, whose standard output is read.
-//! The sampling test installs `init`'s subscriber in this process.
+//! `init` installs a subscriber and a panic hook for the whole process,
+//! and the panic and exit cases end it, so each case runs in a child: this
+//! binary started again with `OPSREADY_TELEMETRY_CHILD` naming the case,
+//! running only the `child` test, whose output is read.
 
 // Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -82,6 +82,7 @@ fn child() {
             tracing::info!("the pretty line before the panic");
             panic!("boom in pretty");
         }
+        "sampling" => tokio::runtime::Runtime::new().unwrap().block_on(sampling()),
         "exit" => {
             init(LogFormat::Json, "info", 1.0);
             tracing::warn!("exiting at once");
@@ -180,9 +181,20 @@ fn flush_logs_writes_the_last_line_before_an_exit() {
     assert_eq!(line["level"], "WARN");
 }
 
-#[tokio::test]
-async fn a_new_trace_passes_on_the_sample_ratios_decision() {
-    // Nothing sampled: no exporter either, yet the flag follows the ratio.
+#[test]
+fn a_new_trace_passes_on_the_sample_ratios_decision() {
+    let output = run("sampling");
+    assert!(
+        output.status.success(),
+        "standard output:\n{}\nstandard error:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The `sampling` case: a ratio of 0 with no exporter, yet new traces'
+/// flags follow it; a caller's decision is kept.
+async fn sampling() {
     init(LogFormat::Json, "info", 0.0);
     let app: Router = Router::new()
         .route("/hello", get(|| async { "hello" }))
@@ -197,7 +209,6 @@ async fn a_new_trace_passes_on_the_sample_ratios_decision() {
         let traceparent = response.headers()["traceparent"].to_str().unwrap();
         assert!(traceparent.ends_with("-00"), "{traceparent}");
     }
-    // A caller's decision is kept, whatever the ratio.
     let response = client
         .get(&url)
         .header(

@@ -29,10 +29,11 @@ const SENSITIVE: [&str; 11] = [
 /// other names (`keyboard`, `passenger`, `signal`, `author`): credentials
 /// only as the whole name or its last word. A URL's `?sig=` (an Azure SAS)
 /// and `X-Amz-Signature`, ODBC's `Pwd=`, a `jwt`, a `session`,
-/// `JSESSIONID`, `PHPSESSID` or Express's `connect.sid` cookie, a `Cookie`
-/// header. A session id in two words (`session_id`, `X-Session-Id`,
-/// `sessionId`) is one too; `id` alone is not.
-const LAST_WORDS: [&str; 11] = [
+/// `JSESSIONID` or `PHPSESSID` cookie, a `Cookie` header. A session id in
+/// two words (`session_id`, `X-Session-Id`, `sessionId`) is one too; `id`
+/// alone is not, nor `sid` (Twilio's `AccountSid`, `ORACLE_SID`), but for
+/// Express's session cookie, `connect.sid`, as a whole name.
+const LAST_WORDS: [&str; 10] = [
     "sig",
     "signature",
     "pwd",
@@ -42,7 +43,6 @@ const LAST_WORDS: [&str; 11] = [
     "sessionid",
     "jsessionid",
     "phpsessid",
-    "sid",
     "cookie",
 ];
 
@@ -124,6 +124,9 @@ const TOKEN_COUNTS: [&str; 9] = [
 pub fn is_sensitive_name(name: &str) -> bool {
     let name = name.as_bytes();
     if LAST_WORDS.iter().any(|word| last_word_is(name, word)) {
+        return true;
+    }
+    if name.eq_ignore_ascii_case(b"connect.sid") {
         return true;
     }
     // `session_id`, `X-Session-Id`, `sessionId`: `session` right before a
@@ -690,6 +693,8 @@ mod tests {
             "session_id_count",
             "ssid",
             "consider",
+            "AccountSid",
+            "ORACLE_SID",
         ] {
             assert!(!is_sensitive_name(name), "{name}");
         }

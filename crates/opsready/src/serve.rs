@@ -669,8 +669,15 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         tokio::spawn(async move {
             signals.recv().await;
             tracing::warn!("second shutdown signal: exiting at once");
-            // `exit` runs no destructors: the line above is written first.
-            opsready_telemetry::flush_logs();
+            // `exit` runs no destructors: the line above is written first,
+            // for a second at most (an output that blocks must not keep
+            // the process from exiting "at once").
+            let (written, wait) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                opsready_telemetry::flush_logs();
+                let _ = written.send(());
+            });
+            let _ = wait.recv_timeout(Duration::from_secs(1));
             std::process::exit(130);
         });
     }

@@ -16,10 +16,10 @@ use service_process::ServiceProcess;
 /// How long any wait for the service may last.
 const WAIT: Duration = Duration::from_secs(30);
 
-#[test]
-fn a_stuck_blocking_job_does_not_keep_the_process_past_the_shutdown_deadline() {
-    // Arrange: the service, on a free port, with a 1 s deadline.
-    let dir = tempfile::tempdir().unwrap();
+/// The `stuck` service with a shutdown deadline of `deadline`, in a
+/// directory of its own, and the connection of a request whose blocking
+/// job never ends.
+fn stuck_service(dir: &tempfile::TempDir, deadline: &str) -> (ServiceProcess, TcpStream) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stuck"));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("STUCK") {
@@ -31,15 +31,42 @@ fn a_stuck_blocking_job_does_not_keep_the_process_past_the_shutdown_deadline() {
         .env("STUCK__SERVER__ADDR", "127.0.0.1:0")
         .env("STUCK__ADMIN__ADDR", "127.0.0.1:0")
         .env("STUCK__SHUTDOWN__DRAIN_DELAY", "100ms")
-        .env("STUCK__SHUTDOWN__DEADLINE", "1s")
+        .env("STUCK__SHUTDOWN__DEADLINE", deadline)
         .env("STUCK__TELEMETRY__LOG__FORMAT", "json");
-    let mut service = ServiceProcess::spawn(command);
+    let service = ServiceProcess::spawn(command);
     let (base, _) = service.listening(WAIT);
     let addr = base.trim_start_matches("http://").to_owned();
     // The request that starts the job; its answer never comes.
     let mut stream = TcpStream::connect(&addr).unwrap();
     write!(stream, "GET /stuck HTTP/1.1\r\nhost: {addr}\r\n\r\n").unwrap();
     service.wait_for_line("stuck job started", WAIT);
+    (service, stream)
+}
+
+#[test]
+fn a_second_signal_exits_at_once_and_says_so() {
+    // Arrange: a drain that would last a minute.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut service, stream) = stuck_service(&dir, "60s");
+    service.terminate();
+    service.wait_for_line("shutdown signal received", WAIT);
+
+    // Act
+    service.terminate();
+
+    // Assert: status 130, and the line written before `exit`, which runs
+    // no destructors.
+    let status = service.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(130));
+    service.wait_for_line("second shutdown signal: exiting at once", WAIT);
+    drop(stream);
+}
+
+#[test]
+fn a_stuck_blocking_job_does_not_keep_the_process_past_the_shutdown_deadline() {
+    // Arrange: the service, on a free port, with a 1 s deadline.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut service, stream) = stuck_service(&dir, "1s");
 
     // Act
     service.terminate();
