@@ -807,6 +807,31 @@ impl Loader {
     }
 }
 
+/// What a value of the type serde `expected` is written as, in words an
+/// operator can act on: Rust's names for numbers say nothing of their
+/// range, and a list is written differently in a variable and in a file.
+fn accepted_forms(expected: &str) -> Option<String> {
+    let whole = |low: &str, high: &str| Some(format!("a whole number from {low} to {high}"));
+    match expected {
+        "u8" => whole("0", "255"),
+        "u16" => whole("0", "65535"),
+        "u32" => whole("0", "4294967295"),
+        "u64" | "usize" => Some("a whole number, 0 or more".to_owned()),
+        "i8" => whole("-128", "127"),
+        "i16" => whole("-32768", "32767"),
+        "i32" => whole("-2147483648", "2147483647"),
+        "i64" | "isize" => Some("a whole number".to_owned()),
+        "f32" | "f64" => Some("a number, such as `0.5` or `2`".to_owned()),
+        "a boolean" => Some("`true`, `false`, `1` or `0`".to_owned()),
+        "a sequence" => {
+            Some("a list: `a,b,c` in a variable or `--set`, `[\"a\", \"b\"]` in a file".to_owned())
+        }
+        "a map" => Some("a table of keys (`[section]` in a file)".to_owned()),
+        "a string" => Some("text".to_owned()),
+        _ => None,
+    }
+}
+
 /// Whether `name` can name an environment (and its file): letters,
 /// digits, `-` and `_`, so that it cannot lead out of the config directory.
 fn is_environment_name(name: &str) -> bool {
@@ -1070,6 +1095,15 @@ impl Report<'_> {
                         let help = match kind {
                             ErrorKind::UnknownVariant { variant, expected } if !secret => {
                                 suggest(variant, expected).map(|s| format!("did you mean `{s}`?"))
+                            }
+                            // What the type takes, after the fix: a type
+                            // error's own text names it as Rust does
+                            // (`u16`, `a sequence`).
+                            ErrorKind::InvalidType { expected, .. }
+                            | ErrorKind::InvalidValue { expected } => {
+                                accepted_forms(expected).map(|forms| {
+                                    format!("{}; it takes {forms}", self.fix_for(&key, &origin))
+                                })
                             }
                             _ => None,
                         };

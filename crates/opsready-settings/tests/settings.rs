@@ -392,6 +392,30 @@ fn each_invalid_value_names_its_key_origin_value_and_fix() {
             .contains("set APP__HTTP__PORT to a valid value"),
         "{diagnostic}"
     );
+    assert!(
+        diagnostic
+            .help()
+            .unwrap()
+            .contains("it takes a whole number from 0 to 65535"),
+        "{diagnostic}"
+    );
+}
+
+#[test]
+fn a_type_error_says_what_the_type_takes() {
+    let dir = config(&[(
+        "default.toml",
+        "[database]\nurl = \"postgres://db/app\"\n[http]\nallowed_origins = 5\n",
+    )]);
+
+    let error = load(dir.path(), &[("APP__DATABASE__POOL_SIZE", "many")]).unwrap_err();
+
+    let text = error.to_string();
+    assert!(text.contains("it takes a whole number"), "{text}");
+    assert!(
+        text.contains("it takes a list: `a,b,c` in a variable or `--set`"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -456,7 +480,9 @@ fn a_bad_item_of_a_list_names_the_lists_variable_or_override() {
     );
     assert_eq!(
         diagnostic.help(),
-        Some("set APP__PORTS to a valid value, or unset it")
+        Some(
+            "set APP__PORTS to a valid value, or unset it; it takes a whole number from 0 to 65535"
+        )
     );
     let diagnostic = &from_cli.diagnostics()[0];
     assert_eq!(
@@ -464,7 +490,10 @@ fn a_bad_item_of_a_list_names_the_lists_variable_or_override() {
         &Origin::CommandLine("ports".into()),
         "{from_cli}"
     );
-    assert_eq!(diagnostic.help(), Some("fix --set ports=…"));
+    assert_eq!(
+        diagnostic.help(),
+        Some("fix --set ports=…; it takes a whole number from 0 to 65535")
+    );
 }
 
 #[test]

@@ -487,8 +487,10 @@ struct Lines {
     write: WriteLine,
 }
 
-/// Writes one whole line.
-type WriteLine = Box<dyn Fn(&[u8]) + Send + Sync>;
+/// Writes one whole line, of the event whose metadata is given: a writer
+/// may send lines to different places by level or target
+/// (`MakeWriter::make_writer_for`), the request lines as the others.
+type WriteLine = Box<dyn Fn(&Metadata<'static>, &[u8]) + Send + Sync>;
 
 /// The line that ends a request, written by the telemetry layer straight to
 /// the JSON layer's writer: the same JSON as the `tracing` event it stands
@@ -564,7 +566,7 @@ impl RequestLine {
             }
             line.push_str(&self.fields.json);
             line.push_str("}\n");
-            (self.lines.write)(line.as_bytes());
+            (self.lines.write)(callsite.metadata(), line.as_bytes());
         });
     }
 }
@@ -688,8 +690,8 @@ where
         Self {
             writer,
             lines: Arc::new(Lines {
-                write: Box::new(move |line| {
-                    let _ = shared.make_writer().write_all(line);
+                write: Box::new(move |metadata, line| {
+                    let _ = shared.make_writer_for(metadata).write_all(line);
                 }),
             }),
         }
@@ -1155,6 +1157,62 @@ mod tests {
         assert_eq!(request_lines.len(), 1, "{lines:?}");
         assert_eq!(request_lines[0]["message"], "request failed");
         assert_eq!(request_lines[0]["request_id"], "req-quiet-2");
+    }
+
+    /// Lines at `ERROR` to one buffer, the others to another, as a
+    /// service sending errors to standard error would.
+    #[derive(Clone, Default)]
+    struct ByLevel {
+        errors: crate::captured::Captured,
+        rest: crate::captured::Captured,
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ByLevel {
+        type Writer = crate::captured::Captured;
+
+        fn make_writer(&'a self) -> Self::Writer {
+            self.rest.clone()
+        }
+
+        fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+            if *meta.level() == tracing::Level::ERROR {
+                self.errors.clone()
+            } else {
+                self.rest.clone()
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn request_lines_go_where_the_writer_sends_their_level() {
+        use axum::body::Body;
+        use axum::routing::get;
+        use tower::ServiceExt as _;
+
+        let writer = ByLevel::default();
+        let mut settings = crate::TelemetrySettings::default();
+        settings.log.format = Some(crate::LogFormat::Json);
+        let subscriber = super::subscriber(&settings, writer.clone()).unwrap();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let app = axum::Router::new()
+            .route("/ok", get(|| async { "fine" }))
+            .route(
+                "/broken",
+                get(|| async { http::StatusCode::INTERNAL_SERVER_ERROR }),
+            )
+            .layer(crate::TelemetryLayer::new());
+
+        for path in ["/ok", "/broken"] {
+            let request = http::Request::get(path).body(Body::empty()).unwrap();
+            app.clone().oneshot(request).await.unwrap();
+        }
+
+        let errors = writer.errors.text();
+        let rest = writer.rest.text();
+        assert!(errors.contains("\"request failed\""), "{errors}");
+        assert!(!errors.contains("\"request finished\""), "{errors}");
+        assert!(rest.contains("\"request finished\""), "{rest}");
+        assert!(!rest.contains("\"request failed\""), "{rest}");
     }
 
     #[test]
