@@ -160,6 +160,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a reading is reused by default.
 pub const DEFAULT_CACHE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How much longer than a check's timeout a probe waits for its run: the
+/// run's own timeout fires only when the check waits, so a check that
+/// blocks its thread is cut off here instead.
+const PROBE_GRACE: Duration = Duration::from_millis(250);
+
 /// A named check with its timeout, criticality and cache interval.
 ///
 /// ```
@@ -312,7 +317,20 @@ impl Component {
                 }
             }
         };
-        run.await
+        // The run's own timeout fires only at a wait: a check that blocks
+        // its thread, or never yields, would hold every probe after it.
+        // The probe answers anyway, a little after that timeout.
+        let waited = self.timeout + PROBE_GRACE;
+        tokio::time::timeout(waited, run)
+            .await
+            .unwrap_or_else(|_| Stamped {
+                reading: Reading::fail(format!(
+                    "no reading after {waited:?}: the check blocks its thread instead of waiting"
+                )),
+                time: SystemTime::now(),
+                taken: Instant::now(),
+                elapsed: waited,
+            })
     }
 
     /// Spawns one run that records its reading in the cache when done.
@@ -328,7 +346,13 @@ impl Component {
             // A check that panics is a failing check, not a failing probe:
             // also when it panics before its first wait, in `check` itself
             // (a closure's body before its `async` block).
-            let run = AssertUnwindSafe(async move { check.check().await }).catch_unwind();
+            // Each poll is marked as answering its panic (a failing
+            // reading), so that a panic hook does not report it as a crash.
+            let mut checking = Box::pin(async move { check.check().await });
+            let marked = std::future::poll_fn(move |cx| {
+                opsready_vocab::answering_panics(|| checking.as_mut().poll(cx))
+            });
+            let run = AssertUnwindSafe(marked).catch_unwind();
             let reading = match tokio::time::timeout(timeout, run).await {
                 Ok(Ok(reading)) => reading,
                 Ok(Err(_panic)) => Reading::fail("the check panicked"),

@@ -60,7 +60,11 @@
 //!   arrive: concurrent probes wait for the run under way and share its
 //!   reading, whose `time` is when it was taken.
 //! - A check that exceeds its timeout, or panics, is a failing reading; the
-//!   probe itself always answers.
+//!   probe itself answers at most 250 ms after the timeout, also when a
+//!   check never yields (a synchronous call in `block_in_place`), which
+//!   the timeout alone cannot interrupt. Checks must wait, not block: one
+//!   that blocks a runtime worker outright holds that thread, and can hold
+//!   the tasks queued on it, the probe's among them, until it returns.
 //! - The `output` of a failing check is visible to anyone who can reach the
 //!   probe: say what failed, not credentials.
 //! - The SQL checks (`postgres`, `sqlite`) do not wait for a connection

@@ -246,6 +246,47 @@ async fn a_hung_check_is_answered_within_its_timeout_as_a_failure() {
     assert!(took < timeout + Duration::from_secs(2), "took {took:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_that_blocks_its_thread_is_answered_soon_after_its_timeout() {
+    // A check that never waits: its own timeout cannot interrupt it. It
+    // blocks through `block_in_place`, as a synchronous driver's call
+    // may, so that the runtime's other tasks go on meanwhile whichever
+    // worker the check runs on (a check blocking a worker outright can
+    // hold tasks queued behind it on that worker too).
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let blocked = Arc::new(std::sync::Mutex::new(blocked));
+    let timeout = Duration::from_millis(300);
+    let health = Health::new().component(
+        Component::new("blocking", move || {
+            let blocked = Arc::clone(&blocked);
+            async move {
+                tokio::task::block_in_place(|| {
+                    let _ = blocked
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_secs(60));
+                });
+                Reading::pass()
+            }
+        })
+        .timeout(timeout),
+    );
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+
+    let started = Instant::now();
+    let (status, _, body) = app.json("/readyz").await;
+    let took = started.elapsed();
+    drop(release);
+
+    assert_eq!(status, 503);
+    let output = body["checks"]["blocking"][0]["output"].as_str().unwrap();
+    assert!(output.contains("blocks its thread"), "{output}");
+    // Bounded by the timeout, not a speed: the check alone would hold the
+    // probe for a minute.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
 #[tokio::test]
 async fn a_probe_storm_reaches_the_dependency_once_per_cache_interval() {
     let runs = Arc::new(AtomicUsize::new(0));
@@ -511,7 +552,11 @@ async fn the_http_check_follows_the_status_class_of_the_upstream() {
 
     let upstream: Router = Router::new()
         .route("/ok", get(|| async { "ok" }))
-        .route("/broken", get(|| async { StatusCode::BAD_GATEWAY }));
+        .route("/broken", get(|| async { StatusCode::BAD_GATEWAY }))
+        .route(
+            "/moved",
+            get(|| async { axum::response::Redirect::temporary("/ok") }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, upstream).await.unwrap() });
@@ -521,7 +566,11 @@ async fn the_http_check_follows_the_status_class_of_the_upstream() {
     let ok = component("/ok").read().await;
     let broken = component("/broken").read().await;
     let missing = component("/missing").read().await;
+    let moved = component("/moved").read().await;
 
+    // A redirect is the answer judged, not the page behind it.
+    assert_eq!(moved.reading.status(), opsready_health::Status::Warn);
+    assert!(moved.reading.output().unwrap().contains("307"), "{moved:?}");
     assert_eq!(ok.reading.status(), opsready_health::Status::Pass);
     assert_eq!(broken.reading.status(), opsready_health::Status::Fail);
     assert!(broken.reading.output().unwrap().contains("502"));

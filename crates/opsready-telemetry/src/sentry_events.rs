@@ -360,17 +360,20 @@ where
 /// catcher makes it a 500, which [`SentryLayer`] sends with the request's
 /// details). The event is unhandled (mechanism `panic`), with the panic's
 /// location and thread as tags. When the panic most likely ends the
-/// process (on the main thread, or built with `panic = "abort"`) it is
-/// at level fatal and the hook waits up to 2 s for it to leave; a panic
-/// elsewhere (a task the runtime catches, a thread of the service's own)
-/// is at level error and leaves with the client's queue, so that a
-/// runtime worker is not held while it does.
+/// process (built with `panic = "abort"`, or on the main thread outside
+/// any Tokio runtime) it is at level fatal, else at level error: a task's
+/// panic, which its runtime catches, leaves the process serving, also on
+/// a current-thread runtime's main thread. Only with `panic = "abort"`
+/// does the hook wait (up to 2 s) for the event to leave: an unwinding
+/// panic that ends `main` drops the Sentry guard on its way, which
+/// flushes, and a runtime worker is not held while the event leaves.
 pub(crate) fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
     if !sentry_started() || opsready_vocab::panic_is_answered() {
         return;
     }
     let thread = std::thread::current();
-    let ends_the_process = cfg!(panic = "abort") || thread.name() == Some("main");
+    let ends_the_process = cfg!(panic = "abort")
+        || (thread.name() == Some("main") && tokio::runtime::Handle::try_current().is_err());
     let message = crate::panics::message_of(info).to_owned();
     let mut event = Event {
         level: if ends_the_process {
@@ -401,7 +404,9 @@ pub(crate) fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
     );
     // Masked on its way out, as every event is (`before_send`).
     sentry::capture_event(event);
-    if ends_the_process && let Some(client) = sentry::Hub::current().client() {
+    if cfg!(panic = "abort")
+        && let Some(client) = sentry::Hub::current().client()
+    {
         client.flush(Some(std::time::Duration::from_secs(2)));
     }
 }

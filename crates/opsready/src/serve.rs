@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -19,7 +19,7 @@ use opsready_problem::limit::ConcurrencyLimitLayer;
 use opsready_problem::timeout::TimeoutLayer;
 use opsready_settings::Dump;
 use opsready_telemetry::{Blocking, ServiceInfo, TelemetryLayer};
-use opsready_vocab::is_quiet;
+use opsready_vocab::{is_quiet, redact_secrets};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -192,6 +192,12 @@ impl Ops {
     /// Adds a startup hook (warming a cache, running migrations). Hooks run
     /// in order once the listeners are bound; `/startupz` and `/readyz` say
     /// 503 until all have finished. An error stops the service.
+    ///
+    /// A shutdown signal while the hooks run (a rollout superseded during
+    /// a migration) stops them: the running hook's future is dropped at its
+    /// current wait, and the later hooks do not run. Make each hook safe to
+    /// stop at any wait and to run again: a migration in a transaction, a
+    /// backfill that resumes.
     pub fn on_startup<F, Fut, E>(mut self, hook: F) -> Self
     where
         F: FnOnce() -> Fut + Send + 'static,
@@ -377,11 +383,23 @@ impl Ops {
     /// stuck one would keep the process alive past the deadline until the
     /// supervisor kills it. A service that must run code after a deadline
     /// failure serves with [`Ops::bind`] and [`Server::run_until`], which
-    /// return the error instead.
+    /// return the error instead. When the drain ends in time, `serve`
+    /// returns, and a thread exits the process with that status should the
+    /// runtime's drop still be waiting for a blocking job (one whose
+    /// request `http.request_timeout` cut off) when the deadline passes.
     pub async fn serve(self, app: Router) -> Result<(), ServeError> {
         let telemetry = self.install_telemetry()?;
+        let deadline = self.settings.shutdown.deadline.as_std();
         // Handlers first: a signal during start-up must drain, not kill.
         let signal = shutdown_signal();
+        let signalled = Arc::new(std::sync::OnceLock::new());
+        let signal = {
+            let signalled = Arc::clone(&signalled);
+            async move {
+                signal.await;
+                let _ = signalled.set(Instant::now());
+            }
+        };
         let outcome = match self.bind(app).await {
             Ok(server) => server.run_until(signal).await,
             Err(error) => Err(error),
@@ -396,6 +414,13 @@ impl Ops {
         telemetry.shutdown().await;
         if past_deadline {
             std::process::exit(DEADLINE_EXIT_CODE);
+        }
+        // Drained in time; but the runtime's drop at the end of `main`
+        // still waits, without a limit, for blocking jobs that outlived
+        // their requests (one cut off by `http.request_timeout`), with the
+        // signal handlers gone. The deadline still holds for that wait.
+        if let Some(at) = signalled.get() {
+            exit_at_the_deadline(deadline.saturating_sub(at.elapsed()));
         }
         outcome
     }
@@ -654,6 +679,23 @@ fn serve_on(
     tokio::spawn(serving.into_future())
 }
 
+/// Exits the process with [`DEADLINE_EXIT_CODE`] in `left`, from a thread
+/// of its own, unless it has exited by then.
+fn exit_at_the_deadline(left: Duration) {
+    let watchdog = std::thread::Builder::new()
+        .name("opsready-deadline".to_owned())
+        .spawn(move || {
+            std::thread::sleep(left);
+            tracing::error!(
+                "exiting now: the shutdown deadline has passed with blocking jobs still running"
+            );
+            opsready_telemetry::flush_logs();
+            std::process::exit(DEADLINE_EXIT_CODE);
+        });
+    // Without the thread, the exit is left to the runtime, as before.
+    drop(watchdog);
+}
+
 /// Completes on the first SIGTERM or Ctrl-C; a second one exits the process
 /// at once (status 130), for an operator who cannot wait for the drain.
 ///
@@ -791,12 +833,21 @@ impl fmt::Display for ServeError {
                 f,
                 "cannot listen on {addr} (the setting {key}): {source}; free the port or change {key}"
             ),
-            ErrorKind::Startup(source) => write!(f, "a startup hook failed: {source}"),
+            // A hook's error, as a flag store's, may quote the URL it
+            // failed on: `main` prints this to standard error, unmasked
+            // by any log line.
+            ErrorKind::Startup(source) => write!(
+                f,
+                "a startup hook failed: {}",
+                redact_secrets(&source.to_string())
+            ),
             ErrorKind::Telemetry(source) => write!(f, "telemetry could not start: {source}"),
             ErrorKind::Serve(source) => write!(f, "serving failed: {source}"),
-            ErrorKind::Flags { what, source } => {
-                write!(f, "feature flags could not start ({what}): {source}")
-            }
+            ErrorKind::Flags { what, source } => write!(
+                f,
+                "feature flags could not start ({what}): {}",
+                redact_secrets(&source.to_string())
+            ),
             ErrorKind::Deadline(deadline) => write!(
                 f,
                 "requests were still running when the shutdown deadline ({}) passed; the server stopped waiting for them, and they end when the process exits",

@@ -20,6 +20,15 @@ const WAIT: Duration = Duration::from_secs(30);
 /// directory of its own, and the connection of a request whose blocking
 /// job never ends.
 fn stuck_service(dir: &tempfile::TempDir, deadline: &str) -> (ServiceProcess, TcpStream) {
+    stuck_service_with(dir, deadline, &[])
+}
+
+/// [`stuck_service`] with more variables.
+fn stuck_service_with(
+    dir: &tempfile::TempDir,
+    deadline: &str,
+    vars: &[(&str, &str)],
+) -> (ServiceProcess, TcpStream) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stuck"));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("STUCK") {
@@ -32,7 +41,8 @@ fn stuck_service(dir: &tempfile::TempDir, deadline: &str) -> (ServiceProcess, Tc
         .env("STUCK__ADMIN__ADDR", "127.0.0.1:0")
         .env("STUCK__SHUTDOWN__DRAIN_DELAY", "100ms")
         .env("STUCK__SHUTDOWN__DEADLINE", deadline)
-        .env("STUCK__TELEMETRY__LOG__FORMAT", "json");
+        .env("STUCK__TELEMETRY__LOG__FORMAT", "json")
+        .envs(vars.iter().copied());
     let service = ServiceProcess::spawn(command);
     let (base, _) = service.listening(WAIT);
     let addr = base.trim_start_matches("http://").to_owned();
@@ -60,6 +70,26 @@ fn a_second_signal_exits_at_once_and_says_so() {
     assert_eq!(status.code(), Some(130));
     service.wait_for_line("second shutdown signal: exiting at once", WAIT);
     drop(stream);
+}
+
+#[test]
+fn a_blocking_job_that_outlived_its_request_does_not_keep_the_process_past_the_deadline() {
+    // Arrange: the request is cut off at 200 ms, its job runs on.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut service, stream) =
+        stuck_service_with(&dir, "2s", &[("STUCK__HTTP__REQUEST_TIMEOUT", "200ms")]);
+    let mut reader = std::io::BufReader::new(stream);
+    let mut status_line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut status_line).unwrap();
+    assert!(status_line.contains(" 503 "), "{status_line}");
+
+    // Act: the drain has nothing to wait for and ends at once.
+    service.terminate();
+
+    // Assert: the runtime's drop would wait for the job for ever.
+    let status = service.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(opsready::DEADLINE_EXIT_CODE));
+    service.wait_for_line("blocking jobs still running", WAIT);
 }
 
 #[test]

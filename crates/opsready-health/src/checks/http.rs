@@ -12,7 +12,12 @@ pub fn http(url: impl Into<String>) -> impl Check {
     let url = url.into();
     let shown = shown_url(&url);
     // One client for every run: it keeps connections for the next probe.
-    let client = reqwest::Client::new();
+    // Redirects are not followed: a 3xx is the answer to judge (it warns),
+    // not a login page's 200 behind it.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default();
     move || {
         let (client, url, shown) = (client.clone(), url.clone(), shown.clone());
         async move {

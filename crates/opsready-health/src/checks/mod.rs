@@ -5,7 +5,7 @@
 //! | [`tcp`] | always | a TCP connection to the address opens |
 //! | `http` | `http` | a `GET` of the URL answers with the expected status class |
 //! | `postgres` | `postgres` | `SELECT 1` runs on a connection from the pool |
-//! | `sqlite` | `sqlite` | `SELECT 1` runs on a connection from the pool |
+//! | `sqlite` | `sqlite` | `SELECT count(*) FROM sqlite_master` runs on a connection from the pool |
 //! | `redis` | `redis` | `PING` answers `PONG` |
 //!
 //! Each returns a [`Check`](crate::Check) to wrap in a
