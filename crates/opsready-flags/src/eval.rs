@@ -645,7 +645,11 @@ impl<'p, 'c> Scope<'p, 'c> {
     fn holds(&mut self, rule: &CompiledRule) -> Result<bool, ErrorCode> {
         for test in &rule.tests {
             let holds = match test {
-                Test::Percentage(threshold) => self.in_percentage(*threshold)?,
+                // Without a targeting key a percentage condition does not
+                // hold, as a condition on an attribute the context lacks:
+                // the later rules still get their turn (the rollout, which
+                // has no other way to answer, is an error instead).
+                Test::Percentage(threshold) => self.in_percentage(*threshold).unwrap_or(false),
                 Test::Attribute { source, check } => self
                     .attribute(source)
                     .is_some_and(|value| check.holds(value)),
@@ -989,6 +993,26 @@ mod tests {
             outcome(&snap, "a", &EvaluationContext::new().targeting_key("")),
             Err(ErrorCode::TargetingKeyMissing)
         );
+    }
+
+    #[test]
+    fn a_percentage_condition_without_a_targeting_key_does_not_hold_and_later_rules_run() {
+        let (snap, _) = snapshot(vec![
+            Flag::boolean("a")
+                .rule(Rule::new("on").when(Condition::percentage(10.0)))
+                .rule(Rule::new("on").when(Condition::equals("plan", "staff"))),
+        ]);
+        let staff = EvaluationContext::new().attribute("plan", "staff");
+        let guest = EvaluationContext::new().attribute("plan", "guest");
+
+        assert!(matches!(
+            outcome(&snap, "a", &staff),
+            Ok((variant, Reason::TargetingMatch)) if variant == "on"
+        ));
+        assert!(matches!(
+            outcome(&snap, "a", &guest),
+            Ok((variant, Reason::Default)) if variant == "off"
+        ));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Duration;
@@ -78,10 +79,14 @@ struct Inner {
     store: Arc<dyn Store>,
     snapshot: ArcSwap<Snapshot>,
     counters: Counters,
-    /// Serialises this handle's loads and writes, so that a load that
-    /// started before a write never swaps in a snapshot without it. Never
-    /// taken by evaluations.
+    /// Serialises this handle's writes and snapshot swaps. Never taken by
+    /// evaluations, nor held while a refresh loads: a kill must not wait
+    /// behind a slow load.
     writing: Mutex<()>,
+    /// Snapshots swapped in so far, under `writing`: a refresh whose load
+    /// saw another swap happen meanwhile (a write, another refresh) may
+    /// have read the store before it, and loads again.
+    swaps: AtomicU64,
     /// Subscribed before the first load, so that no change is missed.
     changes: watch::Receiver<u64>,
     /// Dropped with the last handle, which stops [`Flags::follow`].
@@ -106,6 +111,7 @@ impl Flags {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 counters,
                 writing: Mutex::new(()),
+                swaps: AtomicU64::new(0),
                 changes,
                 alive: watch::Sender::new(()),
             }),
@@ -529,6 +535,7 @@ impl Flags {
             .load()
             .with(&entry.key, stored, entry.version, &inner.counters);
         inner.snapshot.store(Arc::new(next));
+        inner.swaps.fetch_add(1, Ordering::Release);
         Ok(entry)
     }
 
@@ -613,11 +620,30 @@ impl Flags {
     }
 }
 
+/// Loads every flag and swaps in the result, unless a swap happened while
+/// the load ran: that load may predate it (a kill), and swapping it in
+/// would undo it, so it loads again. The load itself runs without the
+/// writing lock, so writes never wait behind it; after a few lost races
+/// (writes keep coming) it loads under the lock, as writes wait.
 async fn refresh(inner: &Inner) -> Result<(), Error> {
+    const UNLOCKED_ATTEMPTS: usize = 3;
+    let install = |stored| {
+        let next = inner.snapshot.load().rebuild(stored, &inner.counters);
+        inner.snapshot.store(Arc::new(next));
+        inner.swaps.fetch_add(1, Ordering::Release);
+    };
+    for _ in 0..UNLOCKED_ATTEMPTS {
+        let before = inner.swaps.load(Ordering::Acquire);
+        let stored = inner.store.load().await?;
+        let _writing = inner.writing.lock().await;
+        if inner.swaps.load(Ordering::Acquire) == before {
+            install(stored);
+            return Ok(());
+        }
+    }
     let _writing = inner.writing.lock().await;
     let stored = inner.store.load().await?;
-    let next = inner.snapshot.load().rebuild(stored, &inner.counters);
-    inner.snapshot.store(Arc::new(next));
+    install(stored);
     Ok(())
 }
 

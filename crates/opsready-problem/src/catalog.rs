@@ -80,7 +80,8 @@ Every 4xx and 5xx response is `application/problem+json` ([RFC 9457](https://www
 ```
 
 - `status` equals the HTTP status. `code` is stable: branch on it, not on `title` or `detail`.
-- `request_id` equals the `x-request-id` response header and `instance` is `urn:request:{request_id}`;
+- `request_id` equals the `x-request-id` response header and `instance` is `urn:request:{request_id}`
+  (a caller's id percent-encoded where a URI may not hold its characters);
   quote the id when reporting a problem. `trace_id` is the W3C trace id of the request, when there is one.
 - `errors` lists every failing field at once: `pointer` is a JSON Pointer into the body,
   `parameter` names a path or query parameter.

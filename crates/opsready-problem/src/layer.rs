@@ -521,6 +521,14 @@ impl Renderer {
         for name in &REPRESENTATION_HEADERS {
             parts.headers.remove(name);
         }
+        // The body's `request_id` is the response's header: a stack that
+        // has no layer setting it gets it here.
+        if let Some(id) = &self.request_id
+            && !parts.headers.contains_key(X_REQUEST_ID)
+            && let Ok(value) = HeaderValue::from_str(id)
+        {
+            parts.headers.insert(X_REQUEST_ID, value);
+        }
         parts
             .headers
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -562,13 +570,16 @@ fn is_problem_json(headers: &HeaderMap) -> bool {
     media_type(headers).is_some_and(|media| media.eq_ignore_ascii_case(PROBLEM_JSON))
 }
 
-/// Whether the body is plain text small enough to be worth reading.
+/// Whether the body is plain text small enough to be worth reading: of a
+/// known size, so that reading it cannot wait on a stream (the guard's
+/// timer stopped when the answer's head was ready).
 fn is_short_text<B: HttpBody>(headers: &HeaderMap, body: &B) -> bool {
     let is_text = media_type(headers).is_some_and(|media| media.eq_ignore_ascii_case("text/plain"));
-    let hint = body.size_hint();
-    let may_fit = hint.lower() as usize <= MAX_DETAIL_BODY;
-    let is_empty = hint.exact() == Some(0);
-    is_text && may_fit && !is_empty
+    let fits = body
+        .size_hint()
+        .exact()
+        .is_some_and(|size| size > 0 && size as usize <= MAX_DETAIL_BODY);
+    is_text && fits
 }
 
 /// The media type of `content-type`, without parameters.
@@ -664,6 +675,40 @@ mod tests {
         assert_eq!(body["code"], "CONFLICT");
         assert_eq!(body["detail"], "no user 42");
         assert_eq!(body["request_id"], "r1");
+    }
+
+    #[tokio::test]
+    async fn the_bodys_request_id_is_the_responses_header_when_no_layer_set_one() {
+        let (response, body) = call(Method::GET, &[("x-request-id", "req-7")], || {
+            (StatusCode::BAD_REQUEST, "bad thing").into_response()
+        })
+        .await;
+
+        assert_eq!(body["request_id"], "req-7");
+        assert_eq!(body["detail"], "bad thing");
+        assert_eq!(response.headers()[X_REQUEST_ID], "req-7");
+    }
+
+    #[tokio::test]
+    async fn a_text_body_of_unknown_length_is_not_waited_for() {
+        let (response, body) = tokio::time::timeout(
+            Duration::from_secs(10),
+            call(Method::GET, &[], || {
+                // A stream that never ends.
+                let stream = futures_util::stream::pending::<Result<Bytes, std::io::Error>>();
+                (
+                    StatusCode::BAD_REQUEST,
+                    [(header::CONTENT_TYPE, "text/plain")],
+                    Body::from_stream(stream),
+                )
+                    .into_response()
+            }),
+        )
+        .await
+        .expect("the layer waited on the body");
+
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(body["code"], "BAD_REQUEST", "{body}");
     }
 
     #[tokio::test]

@@ -30,7 +30,7 @@
 //!   ignored: the body decides them.
 
 use std::error::Error as StdError;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -497,6 +497,44 @@ struct Envelope<'a> {
     context: &'a RenderContext<'a>,
 }
 
+/// `urn:request:{request_id}`, the id's characters that a URN may not hold
+/// as they are (`"`, `<`, `{`, `#`, `%`…: a caller's id is any visible
+/// ASCII) percent-encoded, so that `instance` is always a URI reference as
+/// RFC 9457 asks. An id this service made (a UUID) is unchanged.
+fn instance_of(request_id: &str) -> String {
+    let mut instance = String::with_capacity("urn:request:".len() + request_id.len());
+    instance.push_str("urn:request:");
+    for byte in request_id.bytes() {
+        let keeps = byte.is_ascii_alphanumeric()
+            || matches!(
+                byte,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+            );
+        if keeps {
+            instance.push(char::from(byte));
+        } else {
+            let _ = write!(instance, "%{byte:02X}");
+        }
+    }
+    instance
+}
+
 impl Serialize for Envelope<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let problem = self.problem;
@@ -507,7 +545,7 @@ impl Serialize for Envelope<'_> {
         map.serialize_entry("status", &code.status().as_u16())?;
         map.serialize_entry("detail", problem.public_detail())?;
         if let Some(request_id) = self.context.request_id {
-            map.serialize_entry("instance", &format!("urn:request:{request_id}"))?;
+            map.serialize_entry("instance", &instance_of(request_id))?;
         }
         map.serialize_entry("code", code.code())?;
         if let Some(request_id) = self.context.request_id {
@@ -691,6 +729,19 @@ mod tests {
     fn a_client_error_shows_its_detail() {
         let problem = Problem::not_found("no user 42");
         assert_eq!(problem.public_detail(), "no user 42");
+    }
+
+    #[test]
+    fn instance_is_a_uri_whatever_the_callers_request_id_holds() {
+        assert_eq!(
+            instance_of("0192f0c1-7d1e-7cc0-8d5a-3c1e0b6f2a10"),
+            "urn:request:0192f0c1-7d1e-7cc0-8d5a-3c1e0b6f2a10"
+        );
+        assert_eq!(
+            instance_of("a\"b<c>{d}#e%f|g^h`i\\j"),
+            "urn:request:a%22b%3Cc%3E%7Bd%7D%23e%25f%7Cg%5Eh%60i%5Cj"
+        );
+        assert_eq!(instance_of("svc:42@edge/1"), "urn:request:svc:42@edge/1");
     }
 
     #[test]

@@ -255,3 +255,104 @@ async fn an_update_of_a_missing_flag_is_not_found() {
     let error = flags.kill("ghost", "alice", "stop").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::NotFound);
 }
+
+/// A store whose next load, once armed, reads the flags and then waits to
+/// be released before returning them: a slow load that has read the store
+/// before the writes that follow.
+#[derive(Clone)]
+struct GatedStore {
+    inner: MemoryStore,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    loading: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl GatedStore {
+    fn new(inner: MemoryStore) -> Self {
+        Self {
+            inner,
+            armed: Arc::default(),
+            loading: Arc::default(),
+            release: Arc::default(),
+        }
+    }
+}
+
+impl Store for GatedStore {
+    fn load(
+        &self,
+    ) -> opsready_flags::BoxFuture<'_, Result<Vec<opsready_flags::StoredFlag>, opsready_flags::Error>>
+    {
+        Box::pin(async move {
+            let flags = self.inner.load().await?;
+            if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                self.loading.notify_one();
+                self.release.notified().await;
+            }
+            Ok(flags)
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> opsready_flags::BoxFuture<
+        'a,
+        Result<Option<opsready_flags::StoredFlag>, opsready_flags::Error>,
+    > {
+        self.inner.get(key)
+    }
+
+    fn apply(
+        &self,
+        change: opsready_flags::Change,
+    ) -> opsready_flags::BoxFuture<'_, Result<opsready_flags::AuditEntry, opsready_flags::Error>>
+    {
+        self.inner.apply(change)
+    }
+
+    fn history<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> opsready_flags::BoxFuture<'a, Result<Vec<opsready_flags::AuditEntry>, opsready_flags::Error>>
+    {
+        self.inner.history(key)
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.subscribe()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_does_not_wait_behind_a_slow_load_nor_is_undone_by_it() {
+    // Arrange: a live flag, and a refresh whose load read it live and is
+    // still running.
+    let store = GatedStore::new(MemoryStore::new());
+    let flags = Flags::new(store.clone()).await.unwrap();
+    flags
+        .create(Flag::boolean("checkout").enabled(true), "setup", "arrange")
+        .await
+        .unwrap();
+    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let refreshing = {
+        let flags = flags.clone();
+        tokio::spawn(async move { flags.refresh().await })
+    };
+    store.loading.notified().await;
+
+    // Act: the kill, while that load is under way.
+    let killed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        flags.kill("checkout", "oncall", "errors"),
+    )
+    .await
+    .expect("the kill waited behind the load")
+    .unwrap();
+    store.release.notify_one();
+    refreshing.await.unwrap().unwrap();
+
+    // Assert: the load that read the flag live did not swap it back in.
+    assert_eq!(flags.get("checkout").unwrap().version, killed.version);
+    assert!(!flags.bool_value("checkout", &pro(), true));
+}
