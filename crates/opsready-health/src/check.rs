@@ -206,7 +206,8 @@ impl fmt::Debug for Component {
 #[derive(Default)]
 struct RunState {
     last: Option<Stamped>,
-    running: Option<Shared<BoxFuture<'static, Stamped>>>,
+    /// The run under way, and when it started.
+    running: Option<(Shared<BoxFuture<'static, Stamped>>, Instant)>,
 }
 
 /// Locks the state; a panic while it was held cannot leave it inconsistent
@@ -301,7 +302,21 @@ impl Component {
     /// kubelet's timeout equals the default check timeout) does not cancel
     /// it, and the callers after it still share its reading.
     pub async fn read(&self) -> Stamped {
-        let run = {
+        // The run's own timeout fires only at a wait: a check that blocks
+        // its thread, or never yields, would hold every probe after it.
+        // The probe answers anyway, a little after that timeout, and at
+        // once while such a run goes on.
+        let limit = self.timeout.saturating_add(PROBE_GRACE);
+        let stuck = |since: Instant| Stamped {
+            reading: Reading::fail(format!(
+                "no reading after {:?}: the check blocks its thread instead of waiting",
+                since.elapsed()
+            )),
+            time: SystemTime::now(),
+            taken: Instant::now(),
+            elapsed: since.elapsed(),
+        };
+        let (run, since) = {
             let mut state = lock(&self.state);
             if let Some(stamped) = &state.last
                 && stamped.taken.elapsed() < self.cache_interval
@@ -309,28 +324,20 @@ impl Component {
                 return stamped.clone();
             }
             match &state.running {
-                Some(run) => run.clone(),
+                Some((_, since)) if since.elapsed() >= limit => return stuck(*since),
+                Some((run, since)) => (run.clone(), *since),
                 None => {
                     let run = self.start_run();
-                    state.running = Some(run.clone());
-                    run
+                    let since = Instant::now();
+                    state.running = Some((run.clone(), since));
+                    (run, since)
                 }
             }
         };
-        // The run's own timeout fires only at a wait: a check that blocks
-        // its thread, or never yields, would hold every probe after it.
-        // The probe answers anyway, a little after that timeout.
-        let waited = self.timeout + PROBE_GRACE;
-        tokio::time::timeout(waited, run)
+        let left = limit.saturating_sub(since.elapsed());
+        tokio::time::timeout(left, run)
             .await
-            .unwrap_or_else(|_| Stamped {
-                reading: Reading::fail(format!(
-                    "no reading after {waited:?}: the check blocks its thread instead of waiting"
-                )),
-                time: SystemTime::now(),
-                taken: Instant::now(),
-                elapsed: waited,
-            })
+            .unwrap_or_else(|_| stuck(since))
     }
 
     /// Spawns one run that records its reading in the cache when done.

@@ -277,10 +277,17 @@ async fn a_check_that_blocks_its_thread_is_answered_soon_after_its_timeout() {
     let started = Instant::now();
     let (status, _, body) = app.json("/readyz").await;
     let took = started.elapsed();
+    // A probe while the run still blocks is answered the same way.
+    let (again, _, body_again) = app.json("/readyz").await;
     drop(release);
 
     assert_eq!(status, 503);
     let output = body["checks"]["blocking"][0]["output"].as_str().unwrap();
+    assert!(output.contains("blocks its thread"), "{output}");
+    assert_eq!(again, 503);
+    let output = body_again["checks"]["blocking"][0]["output"]
+        .as_str()
+        .unwrap();
     assert!(output.contains("blocks its thread"), "{output}");
     // Bounded by the timeout, not a speed: the check alone would hold the
     // probe for a minute.

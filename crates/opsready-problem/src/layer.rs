@@ -522,9 +522,13 @@ impl Renderer {
             parts.headers.remove(name);
         }
         // The body's `request_id` is the response's header: a stack that
-        // has no layer setting it gets it here.
+        // has no layer setting it gets it here, and a header the body could
+        // not echo (not a sane id) gives way to the one it did.
         if let Some(id) = &self.request_id
-            && !parts.headers.contains_key(X_REQUEST_ID)
+            && parts
+                .headers
+                .get(X_REQUEST_ID)
+                .is_none_or(|header| header.as_bytes() != id.as_bytes())
             && let Ok(value) = HeaderValue::from_str(id)
         {
             parts.headers.insert(X_REQUEST_ID, value);
@@ -687,6 +691,22 @@ mod tests {
         assert_eq!(body["request_id"], "req-7");
         assert_eq!(body["detail"], "bad thing");
         assert_eq!(response.headers()[X_REQUEST_ID], "req-7");
+    }
+
+    #[tokio::test]
+    async fn a_response_header_the_body_cannot_echo_gives_way_to_the_requests_id() {
+        let (response, body) = call(Method::GET, &[("x-request-id", "req-8")], || {
+            (
+                StatusCode::BAD_REQUEST,
+                [("x-request-id", "not a sane id")],
+                "bad thing",
+            )
+                .into_response()
+        })
+        .await;
+
+        assert_eq!(body["request_id"], "req-8");
+        assert_eq!(response.headers()[X_REQUEST_ID], "req-8");
     }
 
     #[tokio::test]

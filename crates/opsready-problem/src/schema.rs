@@ -49,8 +49,11 @@ impl PartialSchema for Problem {
             )
             .property(
                 "instance",
-                string("`urn:request:{request_id}`.")
-                    .format(Some(SchemaFormat::Custom("uri".to_owned()))),
+                string(
+                    "`urn:request:{request_id}`, the id percent-encoded where a URI \
+                     may not hold its characters.",
+                )
+                .format(Some(SchemaFormat::Custom("uri".to_owned()))),
             )
             .property(
                 "code",

@@ -822,11 +822,15 @@ fn accepted_forms(expected: &str) -> Option<String> {
         "i32" => whole("-2147483648", "2147483647"),
         "i64" | "isize" => Some("a whole number".to_owned()),
         "f32" | "f64" => Some("a number, such as `0.5` or `2`".to_owned()),
-        "a boolean" => Some("`true`, `false`, `1` or `0`".to_owned()),
+        "a boolean" => {
+            Some("`true` or `false` (`1` and `0` too in a variable or `--set`)".to_owned())
+        }
         "a sequence" => {
             Some("a list: `a,b,c` in a variable or `--set`, `[\"a\", \"b\"]` in a file".to_owned())
         }
-        "a map" => Some("a table of keys (`[section]` in a file)".to_owned()),
+        "a map" => Some(
+            "a table: `[section]` in a file, one variable or `--set` per key below it".to_owned(),
+        ),
         "a string" => Some("text".to_owned()),
         _ => None,
     }

@@ -361,9 +361,10 @@ where
 /// details). The event is unhandled (mechanism `panic`), with the panic's
 /// location and thread as tags. When the panic most likely ends the
 /// process (built with `panic = "abort"`, or on the main thread outside
-/// any Tokio runtime) it is at level fatal, else at level error: a task's
-/// panic, which its runtime catches, leaves the process serving, also on
-/// a current-thread runtime's main thread. Only with `panic = "abort"`
+/// any Tokio task: `main` itself and the future `#[tokio::main]` runs) it
+/// is at level fatal, else at level error: a task's panic, which its
+/// runtime catches, leaves the process serving, also on a current-thread
+/// runtime's main thread. Only with `panic = "abort"`
 /// does the hook wait (up to 2 s) for the event to leave: an unwinding
 /// panic that ends `main` drops the Sentry guard on its way, which
 /// flushes, and a runtime worker is not held while the event leaves.
@@ -372,8 +373,10 @@ pub(crate) fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
         return;
     }
     let thread = std::thread::current();
-    let ends_the_process = cfg!(panic = "abort")
-        || (thread.name() == Some("main") && tokio::runtime::Handle::try_current().is_err());
+    // `main`'s own code, or the future `#[tokio::main]` blocks on (not a
+    // task: the runtime does not catch its panic).
+    let ends_the_process =
+        cfg!(panic = "abort") || (thread.name() == Some("main") && tokio::task::try_id().is_none());
     let message = crate::panics::message_of(info).to_owned();
     let mut event = Event {
         level: if ends_the_process {

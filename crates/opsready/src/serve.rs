@@ -383,13 +383,16 @@ impl Ops {
     /// stuck one would keep the process alive past the deadline until the
     /// supervisor kills it. A service that must run code after a deadline
     /// failure serves with [`Ops::bind`] and [`Server::run_until`], which
-    /// return the error instead. When the drain ends in time, `serve`
-    /// returns, and a thread exits the process with that status should the
-    /// runtime's drop still be waiting for a blocking job (one whose
-    /// request `http.request_timeout` cut off) when the deadline passes.
+    /// return the error instead. When the drain ends in time but jobs of
+    /// [`Ops::blocking`] are still running (one whose request
+    /// `http.request_timeout` cut off), `serve` returns, and a thread exits
+    /// the process with that status if they still run when the deadline
+    /// passes: the runtime's drop would wait for them without a limit.
+    /// Jobs of `spawn_blocking` itself are not seen.
     pub async fn serve(self, app: Router) -> Result<(), ServeError> {
         let telemetry = self.install_telemetry()?;
         let deadline = self.settings.shutdown.deadline.as_std();
+        let blocking = self.blocking.clone();
         // Handlers first: a signal during start-up must drain, not kill.
         let signal = shutdown_signal();
         let signalled = Arc::new(std::sync::OnceLock::new());
@@ -419,8 +422,10 @@ impl Ops {
         // still waits, without a limit, for blocking jobs that outlived
         // their requests (one cut off by `http.request_timeout`), with the
         // signal handlers gone. The deadline still holds for that wait.
-        if let Some(at) = signalled.get() {
-            exit_at_the_deadline(deadline.saturating_sub(at.elapsed()));
+        if let Some(at) = signalled.get()
+            && blocking.running() > 0
+        {
+            exit_at_the_deadline(deadline.saturating_sub(at.elapsed()), blocking);
         }
         outcome
     }
@@ -680,12 +685,17 @@ fn serve_on(
 }
 
 /// Exits the process with [`DEADLINE_EXIT_CODE`] in `left`, from a thread
-/// of its own, unless it has exited by then.
-fn exit_at_the_deadline(left: Duration) {
+/// of its own, if it has not exited by then and jobs of `blocking` are
+/// still running: what `main` does after `serve` returns is its own once
+/// they have ended.
+fn exit_at_the_deadline(left: Duration, blocking: Blocking) {
     let watchdog = std::thread::Builder::new()
         .name("opsready-deadline".to_owned())
         .spawn(move || {
             std::thread::sleep(left);
+            if blocking.running() == 0 {
+                return;
+            }
             tracing::error!(
                 "exiting now: the shutdown deadline has passed with blocking jobs still running"
             );
@@ -861,9 +871,11 @@ impl std::error::Error for ServeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             ErrorKind::Bind { source, .. } | ErrorKind::Serve(source) => Some(source),
-            ErrorKind::Startup(source) => Some(source.as_ref()),
+            // Shown masked by `Display`; the raw error, which an error
+            // report would print as its cause, may quote a credential.
+            ErrorKind::Startup(_) => None,
             ErrorKind::Telemetry(source) => Some(source),
-            ErrorKind::Flags { source, .. } => Some(source),
+            ErrorKind::Flags { .. } => None,
             ErrorKind::Deadline(_) => None,
         }
     }
