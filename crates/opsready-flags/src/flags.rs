@@ -368,11 +368,44 @@ impl Flags {
     /// Disables `key`: it serves its default variant to everyone, whatever
     /// its rules. Undo with [`rollback`](Self::rollback).
     ///
+    /// Killing a flag the store has disabled already writes nothing and
+    /// returns the entry of its current version: two responders killing
+    /// one flag at once leave one kill, whose rollback restores what was
+    /// there before it (a second kill's rollback would restore the first
+    /// kill).
+    ///
     /// # Errors
     ///
     /// [`Invalid`](ErrorKind::Invalid) without actor or reason;
     /// [`NotFound`](ErrorKind::NotFound); the store's.
     pub async fn kill(&self, key: &str, actor: &str, reason: &str) -> Result<AuditEntry, Error> {
+        let current = self
+            .inner
+            .store
+            .get(key)
+            .await?
+            .ok_or_else(|| Error::not_found(key))?;
+        if !current.flag.enabled {
+            // Who and why are still required, as for a kill that writes.
+            let already = current.flag.validate().err().unwrap_or_default();
+            Change::checked(
+                Action::Kill,
+                key,
+                Expected::Version(current.version),
+                Some(current.flag),
+                actor,
+                reason,
+                &already,
+            )?;
+            let history = self.inner.store.history(key).await?;
+            if let Some(entry) = history
+                .into_iter()
+                .rev()
+                .find(|e| e.version == current.version)
+            {
+                return Ok(entry);
+            }
+        }
         self.modify(key, Action::Kill, actor, reason, |mut flag| {
             flag.enabled = false;
             Ok(Some(flag))

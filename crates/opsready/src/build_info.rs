@@ -27,8 +27,12 @@ impl BuildInfo {
     /// epoch, as `opsready-build` records it. Prefer
     /// [`build_info!`](crate::build_info).
     pub fn new(name: &str, version: &str, git_sha: Option<&str>, build_time: Option<&str>) -> Self {
+        // RFC 3339 reaches the year 9999: a time past it (milliseconds
+        // given for seconds) is `unknown`, not a panic at start.
+        const YEAR_10000: u64 = 253_402_300_800;
         let build_time = build_time
             .and_then(|secs| secs.parse::<u64>().ok())
+            .filter(|secs| *secs < YEAR_10000)
             .map(|secs| {
                 humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs))
                     .to_string()
@@ -83,4 +87,19 @@ macro_rules! build_info {
             option_env!("OPSREADY_BUILD_TIME"),
         )
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BuildInfo;
+
+    #[test]
+    fn a_build_time_past_the_year_9999_is_unknown_not_a_panic() {
+        for secs in ["1732406400000", "253402300800", "18446744073709551615"] {
+            let info = BuildInfo::new("svc", "1.0.0", None, Some(secs));
+            assert_eq!(info.build_time, "unknown", "{secs}");
+        }
+        let info = BuildInfo::new("svc", "1.0.0", None, Some("1732406400"));
+        assert_eq!(info.build_time, "2024-11-24T00:00:00Z");
+    }
 }

@@ -421,7 +421,10 @@ fn no_flag(key: &str) -> Problem {
 
 /// A stale `If-Match` is a 412 that names the current version.
 fn precondition(key: &str, expected: u64, error: opsready_flags::Error) -> Problem {
-    if error.kind() == ErrorKind::Conflict {
+    // A flag deleted since it was read fails the precondition too: a 404
+    // would invite a client to send again without `If-Match`, creating
+    // the flag someone deleted on purpose.
+    if matches!(error.kind(), ErrorKind::Conflict | ErrorKind::NotFound) {
         let current = error.current_version().map_or_else(
             || "not there (deleted, or never created)".to_owned(),
             |version| format!("at version {version}"),

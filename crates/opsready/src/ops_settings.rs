@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// | key | default | what |
 /// |---|---|---|
 /// | `server.addr` | `127.0.0.1:8080` | the main listener; loopback by default, so set `0.0.0.0:8080` in a container |
-/// | `admin.addr` | `127.0.0.1:9091` | the admin listener; empty to mount `/admin` on the main listener |
+/// | `admin.addr` | `127.0.0.1:9091` | the admin listener; empty to mount `/admin` (and `/metrics`, without a token) on the main listener |
 /// | `admin.token` | none | the bearer token of `/admin/config` and other sensitive admin routes; without it they answer 404 |
 /// | `shutdown.drain_delay` | `5s` | how long a draining service keeps serving new requests, so load balancers notice it is not ready |
 /// | `shutdown.deadline` | `30s` | the time from the signal to exit; the pod's grace period must cover the `preStop` sleep plus this plus 5 s for the last spans and lines |
@@ -294,7 +294,18 @@ impl Validate for OpsSettings {
                 "must be `memory:`, `file://PATH` (e.g. `file://./data/flags.json`) or `postgres://…`",
             );
         }
-        if self.admin.addr == Some(self.server.addr) && self.server.addr.port() != 0 {
+        // One port on two addresses that overlap (one of them 0.0.0.0 or
+        // `::`) cannot be bound twice either.
+        let overlaps = |a: SocketAddr, b: SocketAddr| {
+            a.port() == b.port()
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        };
+        if self.server.addr.port() != 0
+            && self
+                .admin
+                .addr
+                .is_some_and(|admin| overlaps(admin, self.server.addr))
+        {
             v.add(
                 "admin.addr",
                 "must differ from server.addr; leave it empty to mount /admin on the main listener",

@@ -24,7 +24,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "admin.addr",
-        "Where the admin listener binds; empty mounts `/admin` on the main listener.",
+        "Where the admin listener binds; empty mounts `/admin`, and `/metrics` without a token, on the main listener.",
     ),
     (
         "admin.token",

@@ -38,6 +38,8 @@ struct App {
     base: String,
     admin: String,
     client: reqwest::Client,
+    /// The service's own handle, for what the admin API does not do.
+    flags: Flags,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -53,7 +55,9 @@ impl App {
                 .description("uppercase the greeting")])
             .await
             .unwrap();
-        let app = Router::new().route("/hello", get(hello)).with_state(flags);
+        let app = Router::new()
+            .route("/hello", get(hello))
+            .with_state(flags.clone());
         let server = ops.bind(app).await.unwrap();
         let base = format!("http://{}", server.local_addr());
         let admin = format!("http://{}", server.admin_addr().unwrap());
@@ -65,6 +69,7 @@ impl App {
             base,
             admin,
             client: reqwest::Client::new(),
+            flags,
             _stop: stop,
         }
     }
@@ -204,6 +209,44 @@ async fn a_replace_needs_the_current_version_in_if_match() {
     assert_eq!(change["change"]["before"]["rollout"]["percentage"], 100.0);
     assert_eq!(again, 412, "the same base version cannot win twice");
     assert_eq!(app.hello().await, "hello");
+}
+
+#[tokio::test]
+async fn a_replace_of_a_flag_deleted_since_it_was_read_fails_its_precondition() {
+    let app = App::spawn("memory:").await;
+    let definition = json!({
+        "type": "bool",
+        "variants": {"on": true, "off": false},
+        "default_variant": "off",
+        "enabled": true,
+    });
+    let (created, _, _) = app
+        .send(
+            app.admin(reqwest::Method::PUT, "/admin/flags/gone.soon")
+                .json(&json!({"reason": "try it", "actor": "alice", "flag": definition})),
+        )
+        .await;
+    app.flags
+        .delete("gone.soon", "bob", "done with it")
+        .await
+        .unwrap();
+
+    // Alice replaces the version she read: bob's delete is not undone.
+    let (status, _, problem) = app
+        .send(
+            app.admin(reqwest::Method::PUT, "/admin/flags/gone.soon")
+                .header("if-match", "\"1\"")
+                .json(&json!({"reason": "tweak", "actor": "alice", "flag": definition})),
+        )
+        .await;
+
+    assert_eq!(created, 201, "{problem}");
+    assert_eq!(status, 412, "{problem}");
+    assert_eq!(problem["code"], "PRECONDITION_FAILED");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("not there"),
+        "{problem}"
+    );
 }
 
 #[tokio::test]

@@ -530,6 +530,27 @@ fn latency_buckets_out_of_order_are_refused() {
 }
 
 #[test]
+fn an_admin_listener_on_the_main_listeners_port_is_refused_when_the_addresses_overlap() {
+    let refused = |server: &str, admin: &str| {
+        opsready::load::<AppSettings>(
+            &Loader::new("TEST")
+                .config_dir(no_config_dir())
+                .env([("TEST__SERVER__ADDR", server), ("TEST__ADMIN__ADDR", admin)]),
+        )
+        .err()
+        .map(|error| error.diagnostics()[0].key().map(str::to_owned))
+    };
+    let admin = Some(Some("admin.addr".to_owned()));
+
+    assert_eq!(refused("127.0.0.1:8080", "127.0.0.1:8080"), admin);
+    assert_eq!(refused("0.0.0.0:8080", "127.0.0.1:8080"), admin);
+    assert_eq!(refused("127.0.0.1:8080", "0.0.0.0:8080"), admin);
+    assert_eq!(refused("127.0.0.1:8080", "127.0.0.2:8080"), None);
+    assert_eq!(refused("0.0.0.0:8080", "0.0.0.0:9091"), None);
+    assert_eq!(refused("127.0.0.1:0", "127.0.0.1:0"), None);
+}
+
+#[test]
 fn a_flag_store_the_start_could_not_open_is_refused_with_the_settings() {
     let refused = |store: &str| {
         opsready::load::<AppSettings>(

@@ -354,5 +354,32 @@ async fn a_kill_does_not_wait_behind_a_slow_load_nor_is_undone_by_it() {
 
     // Assert: the load that read the flag live did not swap it back in.
     assert_eq!(flags.get("checkout").unwrap().version, killed.version);
-    assert!(!flags.bool_value("checkout", &pro(), true));
+    assert!(!flags.get("checkout").unwrap().flag.enabled);
+}
+
+#[tokio::test]
+async fn a_second_kill_writes_nothing_so_one_rollback_brings_the_flag_back() {
+    let store = MemoryStore::new();
+    let first = Flags::new(store.clone()).await.unwrap();
+    let second = Flags::new(store.clone()).await.unwrap();
+    first
+        .create(Flag::boolean("checkout").enabled(true), "setup", "arrange")
+        .await
+        .unwrap();
+
+    // Two responders kill it.
+    let one = first.kill("checkout", "ann", "errors").await.unwrap();
+    let two = second.kill("checkout", "bob", "errors too").await.unwrap();
+
+    assert_eq!(two.version, one.version);
+    assert_eq!(store.history("checkout").await.unwrap().len(), 2);
+    // Who and why are required all the same.
+    let refused = second.kill("checkout", "", "").await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Invalid);
+    // The one rollback from the kill's version brings it back on.
+    second
+        .rollback_from("checkout", one.version, None, "ann", "fixed")
+        .await
+        .unwrap();
+    assert!(second.get("checkout").unwrap().flag.enabled);
 }
