@@ -55,7 +55,7 @@ pub const HTTP_SERVER_REQUEST_DURATION: MetricDef = MetricDef {
         "http_route",
         "http_response_status_code",
     ],
-    help: "Duration of HTTP requests, from the first byte read to the response headers, by method, route template and status.",
+    help: "Duration of HTTP requests, from when the service receives the request to its response headers, by method, route template and status; a request dropped unanswered (the client gave up) has status 499.",
     action: "Rate of 5xx by route rising: check the route's dependencies and recent deploys, roll back a suspect change. p99 rising: look for saturation (active requests, runtime lag) or a slow dependency.",
 };
 
@@ -301,6 +301,14 @@ p99 latency by route:
 
 ```promql
 histogram_quantile(0.99, sum by (http_route, le) (rate(http_server_request_duration_seconds_bucket[5m])))
+```
+
+Requests the clients gave up on (dropped unanswered, recorded as status
+499), by route: rising with p99, a slow dependency or saturation is
+making callers time out.
+
+```promql
+sum by (http_route) (rate(http_server_request_duration_seconds_count{http_response_status_code="499"}[5m]))
 ```
 
 Saturation: requests in flight per instance, against `http.concurrency_limit`:

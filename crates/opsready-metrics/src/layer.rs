@@ -476,10 +476,14 @@ where
             .extensions()
             .get::<MatchedPath>()
             .map(MatchedPath::as_str);
-        let measured = self.layer.start(&ObservedRequest::of(&request, route));
+        // Timed from here, before the inner service's own `call`.
+        let measured = self
+            .layer
+            .start(&ObservedRequest::of(&request, route))
+            .map(|measured| (measured, Instant::now()));
         MetricsFuture {
             future: self.inner.call(request),
-            measured: measured.map(|measured| (measured, Instant::now())),
+            measured,
         }
     }
 }
@@ -519,11 +523,23 @@ impl RequestObserver for MetricsLayer {
             measured.trace_id.map(NonZeroU128::get),
         );
     }
+
+    fn cancel(measured: Measured, elapsed: Duration) {
+        Self::finish(measured, CANCELLED_STATUS, elapsed);
+    }
 }
 
+/// The `http_response_status_code` of a request dropped unanswered (the
+/// client went away, a deadline passed): 499, as nginx logs a request its
+/// client closed. No response had a status; recording it keeps the
+/// slowest requests of an incident, those clients gave up on, in the
+/// duration histogram.
+pub const CANCELLED_STATUS: u16 = 499;
+
 /// What a measured request needs when it ends: the observation of
-/// [`MetricsLayer`] as a [`RequestObserver`]. Dropped unanswered, it takes
-/// the request off the active-requests gauge without recording a duration.
+/// [`MetricsLayer`] as a [`RequestObserver`]. Dropped, it takes the request
+/// off the active-requests gauge; a request dropped unanswered is recorded
+/// by [`RequestObserver::cancel`] first, with [`CANCELLED_STATUS`].
 pub struct Measured {
     metrics: Metrics,
     method: &'static str,
@@ -557,6 +573,15 @@ pin_project! {
         #[pin]
         future: F,
         measured: Option<(Measured, Instant)>,
+    }
+
+    impl<F> PinnedDrop for MetricsFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before the inner service answered.
+            if let Some((measured, start)) = this.project().measured.take() {
+                MetricsLayer::cancel(measured, start.elapsed());
+            }
+        }
     }
 }
 

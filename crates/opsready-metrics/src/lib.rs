@@ -72,7 +72,7 @@ mod system;
 
 pub use exposition::Format;
 pub use layer::{
-    DEFAULT_BUCKETS, Measured, Metrics, MetricsFuture, MetricsLayer, MetricsService, TraceIdOf,
-    UNMATCHED,
+    CANCELLED_STATUS, DEFAULT_BUCKETS, Measured, Metrics, MetricsFuture, MetricsLayer,
+    MetricsService, TraceIdOf, UNMATCHED,
 };
 pub use system::{LAG_BUCKETS, LAG_PROBE_INTERVAL, PoolWait};

@@ -307,7 +307,11 @@ pub(crate) fn read_process() -> Option<Process> {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse::<f64>().ok())?;
-    let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
+    // Less the descriptor the listing itself holds open.
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .count()
+        .saturating_sub(1) as f64;
     let boot_time = std::fs::read_to_string("/proc/stat").ok().and_then(|stat| {
         stat.lines()
             .find_map(|line| line.strip_prefix("btime "))

@@ -104,6 +104,7 @@ async fn spawn_app(metrics: &Metrics) -> String {
         .route("/hello/{name}", get(|| async { "hi" }))
         .route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
         .route("/busy", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+        .route("/stall", get(std::future::pending::<&'static str>))
         .route(
             "/metrics",
             get(move |headers: HeaderMap| {
@@ -329,6 +330,11 @@ async fn every_documented_query_finds_series_on_a_real_prometheus() {
     let target = spawn_app(&metrics).await;
     let prometheus = start_prometheus(binary, &target);
     let client = reqwest::Client::new();
+    // A client that gives up on `/stall`: a cancelled request.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
     let queries = documented_queries();
     assert!(queries.len() >= 20, "{queries:?}");
 
@@ -345,6 +351,7 @@ async fn every_documented_query_finds_series_on_a_real_prometheus() {
                 .await
                 .unwrap();
         }
+        let _ = impatient.get(format!("http://{target}/stall")).send().await;
         metrics.record_scheduling_lag(Duration::from_millis(3));
         metrics
             .pool_wait("primary")

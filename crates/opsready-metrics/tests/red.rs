@@ -14,6 +14,7 @@ async fn spawn_app(metrics: &Metrics) -> String {
         .route("/hello/{name}", get(|| async { "hi" }))
         .route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
         .route("/readyz", get(|| async { "ready" }))
+        .route("/stall", get(std::future::pending::<&'static str>))
         .layer(MetricsLayer::new(metrics.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -373,4 +374,37 @@ fn a_collector_that_panics_leaves_the_others_and_the_scrape_alone() {
         exposition.contains("db_client_connection_max{pool_name=\"fine\"} 3"),
         "{exposition}"
     );
+}
+
+#[tokio::test]
+async fn a_request_whose_client_gave_up_is_recorded_with_status_499() {
+    let metrics = Metrics::new();
+    let base = spawn_app(&metrics).await;
+
+    // The client gives up; the server drops the request with the connection.
+    let gave_up = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap()
+        .get(format!("{base}/stall"))
+        .send()
+        .await;
+    assert!(gave_up.is_err());
+
+    let series = format!(
+        "http_server_request_duration_seconds_count{{http_request_method=\"GET\",http_route=\"/stall\",http_response_status_code=\"{}\"}}",
+        opsready_metrics::CANCELLED_STATUS
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let exposition = metrics.render();
+        if sample(&exposition, &series) == Some(1.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no cancelled request recorded:\n{exposition}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -387,10 +387,13 @@ pin_project! {
             let Some(id) = this.request_id.take() else {
                 return;
             };
+            let elapsed = this.start.elapsed();
+            if let Some(observation) = this.observation.take() {
+                O::cancel(observation, elapsed);
+            }
             if *this.quiet {
                 return;
             }
-            let elapsed = this.start.elapsed();
             if let Some(line) = this.line.take() {
                 let at = this
                     .arrived

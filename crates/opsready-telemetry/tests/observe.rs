@@ -113,3 +113,37 @@ async fn an_observer_sees_the_route_the_status_and_the_whole_duration() {
         ["GET /slow/3 /slow/{n} 202".to_owned()]
     );
 }
+
+#[tokio::test]
+async fn a_request_dropped_unanswered_is_recorded_with_status_499() {
+    let metrics = Metrics::new();
+    let app = Router::new()
+        .route("/stall", get(std::future::pending::<&'static str>))
+        .layer(TelemetryLayer::new().observe(MetricsLayer::new(metrics.clone())))
+        .with_state(());
+
+    // The client gives up: the request's future is dropped unanswered.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(50),
+        app.oneshot(get_request("/stall")),
+    )
+    .await;
+
+    assert!(gave_up.is_err());
+    let exposition = metrics.render();
+    let series = format!(
+        "http_server_request_duration_seconds_count{{http_request_method=\"GET\",http_route=\"/stall\",http_response_status_code=\"{}\"}} 1",
+        opsready_metrics::CANCELLED_STATUS
+    );
+    assert!(
+        exposition.lines().any(|line| line == series),
+        "{exposition}"
+    );
+    assert!(
+        exposition
+            .lines()
+            .filter(|line| line.starts_with("http_server_active_requests{"))
+            .all(|line| line.ends_with(" 0")),
+        "{exposition}"
+    );
+}

@@ -196,6 +196,14 @@ pub trait RequestObserver: Clone + Send + Sync + 'static {
     /// The request's response is ready: its status, and the time since
     /// the request started.
     fn finish(observation: Self::Observation, status: u16, elapsed: Duration);
+
+    /// The request was dropped unanswered after `elapsed` (the client went
+    /// away, a deadline passed): the slowest requests of an incident often
+    /// end this way. By default the observation is only dropped.
+    fn cancel(observation: Self::Observation, elapsed: Duration) {
+        let _ = elapsed;
+        drop(observation);
+    }
 }
 
 /// No observer.
