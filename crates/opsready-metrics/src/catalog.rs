@@ -155,7 +155,7 @@ pub const TOKIO_SCHEDULING_LAG: MetricDef = MetricDef {
     kind: Kind::Histogram,
     unit: "seconds",
     labels: &[],
-    help: "How late a 100 ms timer is woken, beyond the timer's 1 ms resolution: time the async workers were too busy (or blocked) to run it.",
+    help: "How late a 100 ms timer is woken, beyond the timer's 1 ms resolution: time the async workers were too busy (or blocked) to run it. An idle runtime can still read up to about 1 ms (its timer rounds twice).",
     action: "p99 above a few milliseconds: a handler blocks the async workers; move CPU-bound or blocking work to Ops::blocking().",
 };
 

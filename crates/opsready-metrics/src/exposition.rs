@@ -392,10 +392,12 @@ pub(crate) fn label_text(labels: &[(&str, &str)]) -> String {
 /// Prometheus text format: the CPU time is a counter with fractions of a
 /// second, which the recorder's integer counters cannot hold.
 pub(crate) fn process_families(out: &mut String) {
-    let Some(process) = crate::system::read_process() else {
-        return;
-    };
-    let mut family = |def: &catalog::MetricDef, value: f64| {
+    let process = crate::system::read_process();
+    let mut family = |def: &catalog::MetricDef, value: Option<f64>| {
+        // A value `/proc` did not give is left out, not written as zero.
+        let Some(value) = value else {
+            return;
+        };
         let _ = write!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n\n",
@@ -410,9 +412,10 @@ pub(crate) fn process_families(out: &mut String) {
         process.resident_bytes,
     );
     family(&catalog::PROCESS_OPEN_FDS, process.open_fds);
-    if let Some(start) = process.start_time_seconds {
-        family(&catalog::PROCESS_START_TIME_SECONDS, start);
-    }
+    family(
+        &catalog::PROCESS_START_TIME_SECONDS,
+        process.start_time_seconds,
+    );
 }
 
 #[cfg(test)]

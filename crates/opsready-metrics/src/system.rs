@@ -16,7 +16,8 @@ const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 
 /// Buckets of the scheduling-lag histogram, in seconds: 0.1 ms to 1 s. The
 /// lag is counted beyond the timer's 1 ms resolution, so a healthy
-/// runtime's readings sit in the lowest buckets.
+/// runtime's readings sit in the lowest buckets, up to about 1 ms: an idle
+/// runtime's park also rounds its timeout to the millisecond.
 pub const LAG_BUCKETS: &[f64] = &[
     0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
 ];
@@ -281,10 +282,13 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// What `/proc` told of the process: each value read on its own, so that
+/// one a hardened `/proc` hides (the descriptor list, say) does not take
+/// the others with it.
 pub(crate) struct Process {
-    pub(crate) cpu_seconds: f64,
-    pub(crate) resident_bytes: f64,
-    pub(crate) open_fds: f64,
+    pub(crate) cpu_seconds: Option<f64>,
+    pub(crate) resident_bytes: Option<f64>,
+    pub(crate) open_fds: Option<f64>,
     pub(crate) start_time_seconds: Option<f64>,
 }
 
@@ -292,26 +296,34 @@ pub(crate) struct Process {
 /// `USER_HZ`, fixed at 100 on every architecture it supports.
 const USER_HZ: f64 = 100.0;
 
-pub(crate) fn read_process() -> Option<Process> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+pub(crate) fn read_process() -> Process {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok();
     // Fields after the command, which is in parentheses and may hold spaces.
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .as_deref()
+        .and_then(|stat| stat.rsplit_once(')'))
+        .map(|(_, after)| after.split_whitespace().collect())
+        .unwrap_or_default();
     // utime and stime are fields 14 and 15 of the file (index 11 and 12
     // after the command); starttime is field 22 (index 19).
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-    let cpu_seconds = (ticks(11)? + ticks(12)?) / USER_HZ;
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let resident_kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse::<f64>().ok())?;
+    let cpu_seconds = ticks(11)
+        .zip(ticks(12))
+        .map(|(user, system)| (user + system) / USER_HZ);
+    let resident_bytes = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map(|kib| kib * 1024.0);
     // Less the descriptor the listing itself holds open.
     let open_fds = std::fs::read_dir("/proc/self/fd")
-        .ok()?
-        .count()
-        .saturating_sub(1) as f64;
+        .ok()
+        .map(|entries| entries.count().saturating_sub(1) as f64);
     let boot_time = std::fs::read_to_string("/proc/stat").ok().and_then(|stat| {
         stat.lines()
             .find_map(|line| line.strip_prefix("btime "))
@@ -320,10 +332,10 @@ pub(crate) fn read_process() -> Option<Process> {
     let start_time_seconds = boot_time
         .zip(ticks(19))
         .map(|(boot, start)| boot + start / USER_HZ);
-    Some(Process {
+    Process {
         cpu_seconds,
-        resident_bytes: resident_kib * 1024.0,
+        resident_bytes,
         open_fds,
         start_time_seconds,
-    })
+    }
 }
