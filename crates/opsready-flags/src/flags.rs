@@ -368,11 +368,11 @@ impl Flags {
     /// Disables `key`: it serves its default variant to everyone, whatever
     /// its rules. Undo with [`rollback`](Self::rollback).
     ///
-    /// Killing a flag the store has disabled already writes nothing and
-    /// returns the entry of its current version: two responders killing
-    /// one flag at once leave one kill, whose rollback restores what was
-    /// there before it (a second kill's rollback would restore the first
-    /// kill).
+    /// Killing a flag whose current version in the store is a kill writes
+    /// nothing and returns that kill's entry: two responders killing one
+    /// flag at once leave one kill, whose rollback restores what was there
+    /// before it (a second kill's rollback would restore the first kill).
+    /// A flag disabled by another change is killed by a change of its own.
     ///
     /// # Errors
     ///
@@ -392,18 +392,23 @@ impl Flags {
                 Action::Kill,
                 key,
                 Expected::Version(current.version),
-                Some(current.flag),
+                Some(current.flag.clone()),
                 actor,
                 reason,
                 &already,
             )?;
+            // Only when the current version is itself a kill: a flag an
+            // edit disabled is killed by a change of its own, so that its
+            // rollback undoes the kill and not that edit.
             let history = self.inner.store.history(key).await?;
-            if let Some(entry) = history
-                .into_iter()
-                .rev()
-                .find(|e| e.version == current.version)
+            if let Some(entry) = history.last()
+                && entry.version == current.version
+                && entry.action == Action::Kill
             {
-                return Ok(entry);
+                // This handle may be behind the store: it serves the kill
+                // it answers with.
+                self.install(key, Some(current), entry.version).await;
+                return Ok(entry.clone());
             }
         }
         self.modify(key, Action::Kill, actor, reason, |mut flag| {
@@ -563,13 +568,14 @@ impl Flags {
             .after
             .clone()
             .map(|flag| StoredFlag::new(flag, entry.version));
-        let next = inner
-            .snapshot
-            .load()
-            .with(&entry.key, stored, entry.version, &inner.counters);
-        inner.snapshot.store(Arc::new(next));
-        inner.swaps.fetch_add(1, Ordering::Release);
+        swap_in(inner, &entry.key, stored, entry.version);
         Ok(entry)
+    }
+
+    /// Swaps in `stored` as `key`'s version `version`, read from the store.
+    async fn install(&self, key: &str, stored: Option<StoredFlag>, version: u64) {
+        let _writing = self.inner.writing.lock().await;
+        swap_in(&self.inner, key, stored, version);
     }
 
     /// Creates each of `flags` that the store does not have, by
@@ -651,6 +657,17 @@ impl Flags {
             }
         }
     }
+}
+
+/// Swaps in a snapshot with `key` at `version`; the caller holds the
+/// writing lock.
+fn swap_in(inner: &Inner, key: &str, stored: Option<StoredFlag>, version: u64) {
+    let next = inner
+        .snapshot
+        .load()
+        .with(key, stored, version, &inner.counters);
+    inner.snapshot.store(Arc::new(next));
+    inner.swaps.fetch_add(1, Ordering::Release);
 }
 
 /// Loads every flag and swaps in the result, unless a swap happened while

@@ -55,7 +55,7 @@ pub const HTTP_SERVER_REQUEST_DURATION: MetricDef = MetricDef {
         "http_route",
         "http_response_status_code",
     ],
-    help: "Duration of HTTP requests, from when the service receives the request to its response headers, by method, route template and status; a request dropped unanswered (the client gave up) has status 499.",
+    help: "Duration of HTTP requests, from when the service receives the request to its response headers, by method, route template and status; a request dropped unanswered (the client gave up, or the shutdown deadline cut it) has status 499.",
     action: "Rate of 5xx by route rising: check the route's dependencies and recent deploys, roll back a suspect change. p99 rising: look for saturation (active requests, runtime lag) or a slow dependency.",
 };
 
@@ -290,11 +290,13 @@ Rate of 5xx answers by route, per second:
 sum by (http_route) (rate(http_server_request_duration_seconds_count{http_response_status_code=~"5.."}[5m]))
 ```
 
-Share of requests that failed (the error ratio an SLO is written on):
+Share of answered requests that failed (the error ratio an SLO is
+written on; requests the clients gave up on, status 499, had no answer
+and are counted apart, below):
 
 ```promql
 sum(rate(http_server_request_duration_seconds_count{http_response_status_code=~"5.."}[5m]))
-/ sum(rate(http_server_request_duration_seconds_count[5m]))
+/ sum(rate(http_server_request_duration_seconds_count{http_response_status_code!="499"}[5m]))
 ```
 
 p99 latency by route:

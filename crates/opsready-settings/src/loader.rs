@@ -322,6 +322,9 @@ impl Loader {
             },
             _ => None,
         };
+        if let Some(serde_json::Value::Object(roots)) = &serialized {
+            diagnostics.extend(self.single_underscores(&vars, roots));
+        }
         let mut unknown = unknown_to_both(&first.unknown, &second.unknown);
         let accepted: HashSet<String> = first.accepted.union(&second.accepted).cloned().collect();
         if let Some(serialized) = &serialized {
@@ -762,6 +765,39 @@ fn unreadable(path: &Path, message: String) -> Diagnostic {
 }
 
 impl Loader {
+    /// `APP_HTTP__PORT`: one underscore after the prefix, then a path whose
+    /// first part is one of the settings' sections. It would set nothing
+    /// without a word. Variables whose first part names no section
+    /// (another service's `APP_WORKER__…`, `APP_ENV`) may be anyone's.
+    fn single_underscores(
+        &self,
+        vars: &[(String, String)],
+        roots: &serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<Diagnostic> {
+        let single = format!("{}_", self.prefix);
+        vars.iter()
+            .filter_map(|(name, _)| {
+                let rest = name.strip_prefix(&single)?;
+                let (first, _) = rest.split_once("__")?;
+                let names_a_section = !first.is_empty()
+                    && !first.starts_with('_')
+                    && roots.contains_key(&first.to_ascii_lowercase());
+                names_a_section.then(|| Diagnostic {
+                    kind: DiagnosticKind::Source,
+                    key: None,
+                    origin: Origin::Env(name.clone()),
+                    message: "one underscore after the prefix: the variable sets nothing"
+                        .to_owned(),
+                    value: None,
+                    help: Some(format!(
+                        "rename it {}__{rest}, with two underscores after {}",
+                        self.prefix, self.prefix
+                    )),
+                })
+            })
+            .collect()
+    }
+
     /// An environment chosen by `{PREFIX}_ENV` that has no file, when the
     /// config directory has files for other environments: most likely a
     /// typo (`prodution`), which would otherwise run the service on the

@@ -25,26 +25,11 @@ impl StringLayer {
     /// snake_case keys stay whole, lower-cased to match field names.
     pub(crate) fn from_env(prefix: &str, vars: &[(String, String)]) -> (Self, Vec<Diagnostic>) {
         let start = format!("{prefix}__");
-        let single = format!("{prefix}_");
         let mut layer = Self::new(ENV_SOURCE_NAME);
         let mut problems = Vec::new();
         let mut names = BTreeMap::new();
         for (name, value) in vars {
             let Some(rest) = name.strip_prefix(&start) else {
-                // `APP_HTTP__PORT`: a setting's path with one underscore
-                // after the prefix, which would otherwise be ignored
-                // without a word. (`APP_ENV`, `APP_NAME` and others
-                // without `__` may be anyone's.)
-                if let Some(rest) = name.strip_prefix(&single)
-                    && !rest.starts_with('_')
-                    && rest.contains("__")
-                {
-                    problems.push(source_problem(
-                        Origin::Env(name.clone()),
-                        "one underscore after the prefix: the variable sets nothing",
-                        format!("rename it {start}{rest}, with two underscores after {prefix}"),
-                    ));
-                }
                 continue;
             };
             let keys: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
@@ -217,25 +202,6 @@ mod tests {
         );
         assert!(problems.is_empty());
         assert!(layer.dict.is_empty());
-    }
-
-    #[test]
-    fn a_settings_path_after_one_underscore_is_reported_with_the_right_name() {
-        let (layer, problems) = StringLayer::from_env(
-            "APP",
-            &vars(&[
-                ("APP_HTTP__PORT", "1"),
-                ("APP_NAME", "svc"),
-                ("APP_ENV", "prod"),
-            ]),
-        );
-        assert!(layer.dict.is_empty());
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!(problems[0].origin, Origin::Env("APP_HTTP__PORT".into()));
-        assert_eq!(
-            problems[0].help.as_deref(),
-            Some("rename it APP__HTTP__PORT, with two underscores after APP")
-        );
     }
 
     #[test]

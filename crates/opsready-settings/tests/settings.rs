@@ -254,6 +254,32 @@ fn toml_files_that_cannot_name_an_environment_are_not_environments() {
 }
 
 #[test]
+fn a_sections_path_after_one_underscore_is_an_error_naming_the_right_spelling() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = load(dir.path(), &[("APP_HTTP__PORT", "9000")]).unwrap_err();
+    // Another service's prefix that starts like this one, and tools that
+    // share it: no section of these settings.
+    let loaded = load(
+        dir.path(),
+        &[
+            ("APP_WORKER__HTTP__PORT", "1"),
+            ("APP_DB__HOST", "db"),
+            ("APP_NAME", "svc"),
+        ],
+    )
+    .unwrap();
+
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.origin(), &Origin::Env("APP_HTTP__PORT".into()));
+    assert_eq!(
+        diagnostic.help(),
+        Some("rename it APP__HTTP__PORT, with two underscores after APP")
+    );
+    assert_eq!(loaded.http.port, 8080);
+}
+
+#[test]
 fn only_double_underscores_nest_so_snake_case_keys_stay_whole() {
     let dir = config(&[("default.toml", DATABASE)]);
 

@@ -186,8 +186,8 @@ impl<'a> ObservedRequest<'a> {
 /// ```
 pub trait RequestObserver: Clone + Send + Sync + 'static {
     /// What the observer keeps from a request's start to its end. When the
-    /// request is dropped unanswered (the client went away), it is dropped
-    /// without [`finish`](Self::finish).
+    /// request is dropped unanswered (the client went away), it goes to
+    /// [`cancel`](Self::cancel) instead of [`finish`](Self::finish).
     type Observation: Send + 'static;
 
     /// A request starts; `None` when the observer does not watch it.

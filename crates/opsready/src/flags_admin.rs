@@ -191,6 +191,8 @@ async fn rollback(
                     violation.message.clone(),
                 )
             })),
+            // No history at all: a flag that never was, If-Match or not.
+            ErrorKind::NotFound => problem(error),
             _ => precondition(&key, latest, error),
         })?;
     Ok(with_etag(entry.version, axum::Json(Changed { change: entry })).into_response())

@@ -373,6 +373,8 @@ async fn a_second_kill_writes_nothing_so_one_rollback_brings_the_flag_back() {
 
     assert_eq!(two.version, one.version);
     assert_eq!(store.history("checkout").await.unwrap().len(), 2);
+    // The second handle, which had not seen the flag yet, serves the kill.
+    assert!(!second.get("checkout").unwrap().flag.enabled);
     // Who and why are required all the same.
     let refused = second.kill("checkout", "", "").await.unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::Invalid);
@@ -382,4 +384,31 @@ async fn a_second_kill_writes_nothing_so_one_rollback_brings_the_flag_back() {
         .await
         .unwrap();
     assert!(second.get("checkout").unwrap().flag.enabled);
+}
+
+#[tokio::test]
+async fn a_flag_an_edit_disabled_is_killed_by_a_change_of_its_own() {
+    let flags = Flags::new(MemoryStore::new()).await.unwrap();
+    let created = flags
+        .create(Flag::boolean("checkout").enabled(true), "setup", "arrange")
+        .await
+        .unwrap();
+    let edited = flags
+        .replace(
+            "checkout",
+            Flag::boolean("checkout")
+                .enabled(false)
+                .owner("team-checkout"),
+            created.version,
+            "carol",
+            "off while we rework it",
+        )
+        .await
+        .unwrap();
+
+    let killed = flags.kill("checkout", "bob", "errors").await.unwrap();
+
+    // Its own version, so that rolling the kill back keeps carol's edit.
+    assert_eq!(killed.version, edited.version + 1);
+    assert_eq!(killed.action, Action::Kill);
 }
