@@ -379,20 +379,27 @@ impl Flags {
     /// [`Invalid`](ErrorKind::Invalid) without actor or reason;
     /// [`NotFound`](ErrorKind::NotFound); the store's.
     pub async fn kill(&self, key: &str, actor: &str, reason: &str) -> Result<AuditEntry, Error> {
-        let current = self
-            .inner
-            .store
-            .get(key)
-            .await?
-            .ok_or_else(|| Error::not_found(key))?;
-        if !current.flag.enabled {
-            // Who and why are still required, as for a kill that writes.
+        // `modify`'s loop, with one more outcome: the flag read is already
+        // killed. Decided on the version the write would be based on, so
+        // that two kills racing leave one: the later one's write conflicts,
+        // and its next turn finds the first kill.
+        let mut attempt = 1;
+        loop {
+            let current = self
+                .inner
+                .store
+                .get(key)
+                .await?
+                .ok_or_else(|| Error::not_found(key))?;
             let already = current.flag.validate().err().unwrap_or_default();
-            Change::checked(
+            let mut after = current.flag.clone();
+            after.enabled = false;
+            // Who and why are required also when nothing is written.
+            let change = Change::checked(
                 Action::Kill,
                 key,
                 Expected::Version(current.version),
-                Some(current.flag.clone()),
+                Some(after),
                 actor,
                 reason,
                 &already,
@@ -400,22 +407,25 @@ impl Flags {
             // Only when the current version is itself a kill: a flag an
             // edit disabled is killed by a change of its own, so that its
             // rollback undoes the kill and not that edit.
-            let history = self.inner.store.history(key).await?;
-            if let Some(entry) = history.last()
-                && entry.version == current.version
-                && entry.action == Action::Kill
-            {
-                // This handle may be behind the store: it serves the kill
-                // it answers with.
-                self.install(key, Some(current), entry.version).await;
-                return Ok(entry.clone());
+            if !current.flag.enabled {
+                let history = self.inner.store.history(key).await?;
+                if let Some(entry) = history.last()
+                    && entry.version == current.version
+                    && entry.action == Action::Kill
+                {
+                    // This handle may be behind the store: it serves the
+                    // kill it answers with.
+                    self.install(key, Some(current), entry.version).await;
+                    return Ok(entry.clone());
+                }
+            }
+            match self.apply(change).await {
+                Err(error) if error.kind() == ErrorKind::Conflict && attempt < ATTEMPTS => {
+                    attempt += 1;
+                }
+                result => return result,
             }
         }
-        self.modify(key, Action::Kill, actor, reason, |mut flag| {
-            flag.enabled = false;
-            Ok(Some(flag))
-        })
-        .await
     }
 
     /// Sets the rollout percentage of `key`.

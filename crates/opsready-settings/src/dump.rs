@@ -130,12 +130,24 @@ pub(crate) fn is_under_sensitive_key(key: &str) -> bool {
 }
 
 fn redact_json(key: &str, value: serde_json::Value, secret: bool) -> serde_json::Value {
+    redact_value(key, value, secret, is_under_sensitive_key(key))
+}
+
+/// [`redact_json`] below the top: `hides_text` says that the value sits in
+/// a table or map named like a credential, whose text is masked at any
+/// depth (a list of keys under `api_keys.partner_a`).
+fn redact_value(
+    key: &str,
+    value: serde_json::Value,
+    secret: bool,
+    hides_text: bool,
+) -> serde_json::Value {
     // An unset secret reveals nothing but its absence, which an operator
     // needs to see (no admin token: admin routes disabled).
     if value.is_null() {
         return value;
     }
-    if secret || is_sensitive_key(key) || (value.is_string() && is_under_sensitive_key(key)) {
+    if secret || is_sensitive_key(key) || (value.is_string() && hides_text) {
         return serde_json::Value::String(REDACTED.to_owned());
     }
     match value {
@@ -146,7 +158,7 @@ fn redact_json(key: &str, value: serde_json::Value, secret: bool) -> serde_json:
         serde_json::Value::Array(items) => serde_json::Value::Array(
             items
                 .into_iter()
-                .map(|item| redact_json("", item, false))
+                .map(|item| redact_value("", item, false, hides_text))
                 .collect(),
         ),
         // Tables inside lists (`[[replicas]]`) are not flattened into keys:
@@ -155,7 +167,7 @@ fn redact_json(key: &str, value: serde_json::Value, secret: bool) -> serde_json:
             fields
                 .into_iter()
                 .map(|(name, item)| {
-                    let item = redact_json(&name, item, false);
+                    let item = redact_value(&name, item, false, hides_text);
                     (name, item)
                 })
                 .collect(),
@@ -218,6 +230,14 @@ mod tests {
         assert_eq!(
             redact_json("passwords.memory_kib", serde_json::json!(19_456), false),
             serde_json::json!(19_456)
+        );
+        assert_eq!(
+            redact_json(
+                "api_keys.partner_a",
+                serde_json::json!(["k-1", {"key": "k-2", "weight": 3}]),
+                false
+            ),
+            serde_json::json!([REDACTED, {"key": REDACTED, "weight": 3}])
         );
         assert_eq!(
             redact_json(

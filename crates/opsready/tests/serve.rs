@@ -224,8 +224,11 @@ async fn the_service_is_not_ready_until_its_startup_hooks_finish() {
 #[tokio::test]
 async fn a_failing_startup_hook_stops_the_service_with_its_reason() {
     let settings = settings(&[]);
-    let ops = Ops::new(&settings)
-        .on_startup(|| async { Err::<(), _>(std::io::Error::other("migrations failed")) });
+    let ops = Ops::new(&settings).on_startup(|| async {
+        Err::<(), _>(std::io::Error::other(
+            "migrations failed on postgres://app:hunter2@db/app",
+        ))
+    });
     let running = spawn(ops, Router::new()).await;
 
     let outcome = tokio::time::timeout(Duration::from_secs(10), running.done)
@@ -233,8 +236,13 @@ async fn a_failing_startup_hook_stops_the_service_with_its_reason() {
         .unwrap()
         .unwrap();
 
-    let message = outcome.unwrap_err().to_string();
+    let error = outcome.unwrap_err();
+    let message = error.to_string();
     assert!(message.contains("migrations failed"), "{message}");
+    // `main` prints it: the credential it quotes is masked, and an error
+    // report walking the causes finds no unmasked one.
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(std::error::Error::source(&error).is_none());
 }
 
 #[tokio::test]

@@ -258,11 +258,13 @@ async fn an_update_of_a_missing_flag_is_not_found() {
 
 /// A store whose next load, once armed, reads the flags and then waits to
 /// be released before returning them: a slow load that has read the store
-/// before the writes that follow.
+/// before the writes that follow. Its next write, once armed, waits the
+/// same way before it is applied.
 #[derive(Clone)]
 struct GatedStore {
     inner: MemoryStore,
     armed: Arc<std::sync::atomic::AtomicBool>,
+    armed_apply: Arc<std::sync::atomic::AtomicBool>,
     loading: Arc<tokio::sync::Notify>,
     release: Arc<tokio::sync::Notify>,
 }
@@ -272,6 +274,7 @@ impl GatedStore {
         Self {
             inner,
             armed: Arc::default(),
+            armed_apply: Arc::default(),
             loading: Arc::default(),
             release: Arc::default(),
         }
@@ -308,7 +311,16 @@ impl Store for GatedStore {
         change: opsready_flags::Change,
     ) -> opsready_flags::BoxFuture<'_, Result<opsready_flags::AuditEntry, opsready_flags::Error>>
     {
-        self.inner.apply(change)
+        Box::pin(async move {
+            if self
+                .armed_apply
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                self.loading.notify_one();
+                self.release.notified().await;
+            }
+            self.inner.apply(change).await
+        })
     }
 
     fn history<'a>(
@@ -411,4 +423,33 @@ async fn a_flag_an_edit_disabled_is_killed_by_a_change_of_its_own() {
     // Its own version, so that rolling the kill back keeps carol's edit.
     assert_eq!(killed.version, edited.version + 1);
     assert_eq!(killed.action, Action::Kill);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_kills_at_once_leave_one() {
+    // Arrange: bob's kill has read the flag live and waits to write.
+    let memory = MemoryStore::new();
+    let ann = Flags::new(memory.clone()).await.unwrap();
+    let gated = GatedStore::new(memory.clone());
+    let bob = Flags::new(gated.clone()).await.unwrap();
+    ann.create(Flag::boolean("checkout").enabled(true), "setup", "arrange")
+        .await
+        .unwrap();
+    gated
+        .armed_apply
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let bobs = {
+        let bob = bob.clone();
+        tokio::spawn(async move { bob.kill("checkout", "bob", "errors").await })
+    };
+    gated.loading.notified().await;
+
+    // Act: ann's kill lands first; then bob's write goes on.
+    let anns = ann.kill("checkout", "ann", "errors").await.unwrap();
+    gated.release.notify_one();
+    let bobs = bobs.await.unwrap().unwrap();
+
+    // Assert: one kill, which both answered with.
+    assert_eq!(bobs.version, anns.version);
+    assert_eq!(memory.history("checkout").await.unwrap().len(), 2);
 }

@@ -393,7 +393,7 @@ fn admin_operations() -> Vec<AdminOperation> {
             "/admin/flags/{key}/kill",
             HttpMethod::Post,
             "admin_kill_flag",
-            "Turns a flag off for everyone at once.",
+            "Turns a flag off for everyone at once; a flag whose latest version is a kill is left as it is, and the answer is that kill.",
             Some(change_request().into()),
             changed(),
         ),
