@@ -15,6 +15,17 @@ use opsready_telemetry::TelemetryLayer;
 use opsready_vocab::{ObservedRequest, RequestObserver};
 use tower::ServiceExt as _;
 
+/// Every active-requests series of `exposition` is back at zero.
+fn assert_nothing_in_flight(exposition: &str) {
+    assert!(
+        exposition
+            .lines()
+            .filter(|line| line.starts_with("http_server_active_requests{"))
+            .all(|line| line.ends_with(" 0")),
+        "{exposition}"
+    );
+}
+
 fn get_request(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
 }
@@ -59,13 +70,7 @@ async fn observed_metrics_count_requests_by_route_and_status_and_skip_probes() {
         "{exposition}"
     );
     // Nothing is left in flight.
-    assert!(
-        exposition
-            .lines()
-            .filter(|line| line.starts_with("http_server_active_requests{"))
-            .all(|line| line.ends_with(" 0")),
-        "{exposition}"
-    );
+    assert_nothing_in_flight(&exposition);
 }
 
 /// Records what it is told.
@@ -139,11 +144,5 @@ async fn a_request_dropped_unanswered_is_recorded_with_status_499() {
         exposition.lines().any(|line| line == series),
         "{exposition}"
     );
-    assert!(
-        exposition
-            .lines()
-            .filter(|line| line.starts_with("http_server_active_requests{"))
-            .all(|line| line.ends_with(" 0")),
-        "{exposition}"
-    );
+    assert_nothing_in_flight(&exposition);
 }

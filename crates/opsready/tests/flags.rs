@@ -97,6 +97,16 @@ impl App {
     }
 }
 
+/// A whole boolean definition, on.
+fn on_off_definition() -> Value {
+    json!({
+        "type": "bool",
+        "variants": {"on": true, "off": false},
+        "default_variant": "off",
+        "enabled": true,
+    })
+}
+
 async fn hello(State(flags): State<Flags>) -> String {
     let context = EvaluationContext::new().targeting_key("visitor");
     if flags.bool_value("greeting.shout", &context, false) {
@@ -174,12 +184,7 @@ async fn declared_flags_are_listed_and_read_with_their_version_as_etag() {
 #[tokio::test]
 async fn a_replace_needs_the_current_version_in_if_match() {
     let app = App::spawn("memory:").await;
-    let definition = json!({
-        "type": "bool",
-        "variants": {"on": true, "off": false},
-        "default_variant": "off",
-        "enabled": true,
-    });
+    let definition = on_off_definition();
     let put = |if_match: Option<&str>| {
         let request = app
             .admin(reqwest::Method::PUT, "/admin/flags/greeting.shout")
@@ -214,12 +219,7 @@ async fn a_replace_needs_the_current_version_in_if_match() {
 #[tokio::test]
 async fn a_replace_of_a_flag_deleted_since_it_was_read_fails_its_precondition() {
     let app = App::spawn("memory:").await;
-    let definition = json!({
-        "type": "bool",
-        "variants": {"on": true, "off": false},
-        "default_variant": "off",
-        "enabled": true,
-    });
+    let definition = on_off_definition();
     let (created, _, _) = app
         .send(
             app.admin(reqwest::Method::PUT, "/admin/flags/gone.soon")
