@@ -394,21 +394,49 @@ const KNOWN_FIELDS: &[&str] = &[
 ];
 
 /// The version of `If-Match`: `3` or the entity tag `"3"`.
+/// The version an `If-Match` names: one strong entity tag, `"3"`, as the
+/// `ETag` of `GET /admin/flags/{key}` gives it (RFC 9110). A weak tag never
+/// matches `If-Match` (412); `*`, which names no version, is not enough
+/// for a change based on one (428); several tags, unquoted or unbalanced
+/// ones, are malformed (400).
 fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
+    let mut tags = Vec::new();
+    for value in headers.get_all(header::IF_MATCH) {
+        let text = value.to_str().map_err(|_| malformed_if_match())?;
+        tags.extend(text.split(',').map(str::trim).filter(|tag| !tag.is_empty()));
+    }
+    let tag = match tags.as_slice() {
+        [] if headers.contains_key(header::IF_MATCH) => return Err(malformed_if_match()),
+        [] => return Ok(None),
+        [tag] => *tag,
+        _ => {
+            return Err(Problem::bad_request(
+                "If-Match must name one version, the one the change is based on (`\"3\"`)",
+            ));
+        }
     };
-    value
-        .to_str()
-        .ok()
-        .map(|text| text.trim().trim_start_matches("W/").trim_matches('"'))
-        .and_then(|text| text.parse::<u64>().ok())
+    if tag == "*" {
+        return Err(Problem::new(codes::PRECONDITION_REQUIRED).detail(
+            "If-Match: * names no version: send the version the change is based on (`\"3\"`)",
+        ));
+    }
+    if tag.starts_with("W/") {
+        return Err(Problem::new(codes::PRECONDITION_FAILED).detail(
+            "a weak entity tag never matches If-Match: send the ETag as GET /admin/flags/{key} gives it (`\"3\"`)",
+        ));
+    }
+    tag.strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|digits| digits.parse::<u64>().ok())
         .map(Some)
-        .ok_or_else(|| {
-            Problem::bad_request(
-                "If-Match must be the version the change is based on, as the ETag of GET /admin/flags/{key} gives it (`\"3\"`)",
-            )
-        })
+        .ok_or_else(malformed_if_match)
+}
+
+fn malformed_if_match() -> Problem {
+    Problem::bad_request(
+        "If-Match must be the version the change is based on, as the ETag of GET /admin/flags/{key} gives it (`\"3\"`)",
+    )
 }
 
 fn with_etag<T: IntoResponse>(version: u64, body: T) -> impl IntoResponse {
@@ -452,5 +480,48 @@ fn problem(error: opsready_flags::Error) -> Problem {
         _ => Problem::new(codes::SERVICE_UNAVAILABLE)
             .detail("the flag store failed; the change was not applied")
             .with_cause(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    use super::if_match;
+
+    fn with(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::IF_MATCH, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    fn status(values: &[&'static str]) -> Result<Option<u64>, u16> {
+        if_match(&with(values)).map_err(|problem| problem.code().status().as_u16())
+    }
+
+    #[test]
+    fn if_match_takes_one_strong_tag_and_says_what_is_wrong_with_others() {
+        assert_eq!(status(&[]), Ok(None));
+        assert_eq!(status(&["\"3\""]), Ok(Some(3)));
+        assert_eq!(status(&[" \"12\" "]), Ok(Some(12)));
+        // A weak tag never matches If-Match.
+        assert_eq!(status(&["W/\"3\""]), Err(412));
+        // `*` names no version.
+        assert_eq!(status(&["*"]), Err(428));
+        for malformed in [
+            &["3"][..],
+            &["\"3"],
+            &["3\""],
+            &["\"\""],
+            &["\"-1\""],
+            &[""],
+        ] {
+            assert_eq!(status(malformed), Err(400), "{malformed:?}");
+        }
+        // Several versions, in one header or two.
+        assert_eq!(status(&["\"3\", \"4\""]), Err(400));
+        assert_eq!(status(&["\"3\"", "\"4\""]), Err(400));
     }
 }
