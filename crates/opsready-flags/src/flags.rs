@@ -379,53 +379,18 @@ impl Flags {
     /// [`Invalid`](ErrorKind::Invalid) without actor or reason;
     /// [`NotFound`](ErrorKind::NotFound); the store's.
     pub async fn kill(&self, key: &str, actor: &str, reason: &str) -> Result<AuditEntry, Error> {
-        // `modify`'s loop, with one more outcome: the flag read is already
-        // killed. Decided on the version the write would be based on, so
-        // that two kills racing leave one: the later one's write conflicts,
-        // and its next turn finds the first kill.
-        let mut attempt = 1;
-        loop {
-            let current = self
-                .inner
-                .store
-                .get(key)
-                .await?
-                .ok_or_else(|| Error::not_found(key))?;
-            let already = current.flag.validate().err().unwrap_or_default();
-            let mut after = current.flag.clone();
-            after.enabled = false;
-            // Who and why are required also when nothing is written.
-            let change = Change::checked(
-                Action::Kill,
-                key,
-                Expected::Version(current.version),
-                Some(after),
-                actor,
-                reason,
-                &already,
-            )?;
-            // Only when the current version is itself a kill: a flag an
-            // edit disabled is killed by a change of its own, so that its
-            // rollback undoes the kill and not that edit.
-            if !current.flag.enabled {
-                let history = self.inner.store.history(key).await?;
-                if let Some(entry) = history.last()
-                    && entry.version == current.version
-                    && entry.action == Action::Kill
-                {
-                    // This handle may be behind the store: it serves the
-                    // kill it answers with.
-                    self.install(key, Some(current), entry.version).await;
-                    return Ok(entry.clone());
-                }
-            }
-            match self.apply(change).await {
-                Err(error) if error.kind() == ErrorKind::Conflict && attempt < ATTEMPTS => {
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        self.modify(
+            key,
+            Action::Kill,
+            Repeat::WritesNothing,
+            actor,
+            reason,
+            |mut flag| {
+                flag.enabled = false;
+                Ok(Some(flag))
+            },
+        )
+        .await
     }
 
     /// Sets the rollout percentage of `key`.
@@ -448,19 +413,26 @@ impl Flags {
                 vec![Violation::new("/rollout/percentage", problem)],
             ));
         }
-        self.modify(key, Action::Ramp, actor, reason, |mut flag| {
-            let Some(rollout) = flag.rollout.as_mut() else {
-                return Err(Error::invalid_flag(
-                    key,
-                    vec![Violation::new(
-                        "/rollout",
-                        "the flag has no rollout to ramp; add one with a replace",
-                    )],
-                ));
-            };
-            rollout.percentage = percentage;
-            Ok(Some(flag))
-        })
+        self.modify(
+            key,
+            Action::Ramp,
+            Repeat::Writes,
+            actor,
+            reason,
+            |mut flag| {
+                let Some(rollout) = flag.rollout.as_mut() else {
+                    return Err(Error::invalid_flag(
+                        key,
+                        vec![Violation::new(
+                            "/rollout",
+                            "the flag has no rollout to ramp; add one with a replace",
+                        )],
+                    ));
+                };
+                rollout.percentage = percentage;
+                Ok(Some(flag))
+            },
+        )
         .await
     }
 
@@ -471,8 +443,10 @@ impl Flags {
     /// [`Invalid`](ErrorKind::Invalid) without actor or reason;
     /// [`NotFound`](ErrorKind::NotFound); the store's.
     pub async fn delete(&self, key: &str, actor: &str, reason: &str) -> Result<AuditEntry, Error> {
-        self.modify(key, Action::Delete, actor, reason, |_| Ok(None))
-            .await
+        self.modify(key, Action::Delete, Repeat::Writes, actor, reason, |_| {
+            Ok(None)
+        })
+        .await
     }
 
     /// Restores the definition `key` had at `to_version` (`None`: the
@@ -636,6 +610,7 @@ impl Flags {
         &self,
         key: &str,
         action: Action,
+        repeat: Repeat,
         actor: &str,
         reason: &str,
         edit: impl Fn(Flag) -> Result<Option<Flag>, Error>,
@@ -649,7 +624,9 @@ impl Flags {
                 .await?
                 .ok_or_else(|| Error::not_found(key))?;
             let already = current.flag.validate().err().unwrap_or_default();
-            let after = edit(current.flag)?;
+            let after = edit(current.flag.clone())?;
+            let unchanged = after.as_ref() == Some(&current.flag);
+            // Who and why are required also when nothing is written.
             let change = Change::checked(
                 action.clone(),
                 key,
@@ -659,6 +636,20 @@ impl Flags {
                 reason,
                 &already,
             )?;
+            // Decided on the version the write would be based on, so that
+            // two racing alike leave one change: the later one's write
+            // conflicts, and its next turn finds the first.
+            if repeat == Repeat::WritesNothing
+                && unchanged
+                && let Some(entry) = self.inner.store.history(key).await?.pop()
+                && entry.version == current.version
+                && entry.action == action
+            {
+                // This handle may be behind the store: it serves the
+                // change it answers with.
+                self.install(key, Some(current), entry.version).await;
+                return Ok(entry);
+            }
             match self.apply(change).await {
                 Err(error) if error.kind() == ErrorKind::Conflict && attempt < ATTEMPTS => {
                     attempt += 1;
@@ -667,6 +658,19 @@ impl Flags {
             }
         }
     }
+}
+
+/// What [`Flags::modify`] does with a change that would repeat the one
+/// that made the flag's current version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Writes it as a version of its own.
+    Writes,
+    /// Writes nothing and answers with that change (a second kill: its
+    /// rollback would restore the first kill). Only when the current
+    /// version came from the same action: a flag an edit disabled is
+    /// killed by a change of its own, so that its rollback keeps the edit.
+    WritesNothing,
 }
 
 /// Swaps in a snapshot with `key` at `version`; the caller holds the
