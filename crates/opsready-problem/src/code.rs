@@ -171,9 +171,25 @@ impl Code {
     }
 
     /// The problem type URI: `base` followed by the slug, verbatim (so a
-    /// base usually ends with `/`).
+    /// base usually ends with `/`); `about:blank` for the generic
+    /// [`CLIENT_ERROR`](crate::codes::CLIENT_ERROR) and
+    /// [`SERVER_ERROR`](crate::codes::SERVER_ERROR), whose `title` is the
+    /// status' reason phrase: RFC 9457 wants one title per type, and
+    /// `about:blank` is the type that says "nothing beyond the status".
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use opsready_problem::{Code, codes};
+    ///
+    /// let base = "https://docs.example.com/problems/";
+    /// assert_eq!(codes::CONFLICT.type_uri(base), "https://docs.example.com/problems/conflict");
+    /// assert_eq!(Code::for_status(StatusCode::GONE).type_uri(base), "about:blank");
+    /// ```
     #[must_use]
     pub fn type_uri(&self, base: &str) -> String {
+        if self.generic {
+            return "about:blank".to_owned();
+        }
         let mut uri = String::with_capacity(base.len() + self.code.len());
         uri.push_str(base);
         uri.push_str(&self.slug());

@@ -216,7 +216,7 @@ pub const CLIENT_ERROR: Code = Code::generic(
     "CLIENT_ERROR",
     StatusCode::BAD_REQUEST,
     "Client error",
-    "The request failed for a reason the catalog does not name; the HTTP status and `title` tell which. Do not retry it unchanged.",
+    "The request failed for a reason the catalog does not name; the HTTP status and `title` tell which (`type` is `about:blank`). Do not retry it unchanged.",
 );
 
 /// Any other 5xx: the status' reason phrase is the title.
@@ -224,7 +224,7 @@ pub const SERVER_ERROR: Code = Code::generic(
     "SERVER_ERROR",
     StatusCode::INTERNAL_SERVER_ERROR,
     "Server error",
-    "The server failed for a reason the catalog does not name; the HTTP status and `title` tell which. Retry later.",
+    "The server failed for a reason the catalog does not name; the HTTP status and `title` tell which (`type` is `about:blank`). Retry later.",
 );
 
 /// Every built-in code, in the order of the reference page.

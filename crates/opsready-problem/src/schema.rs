@@ -25,7 +25,7 @@ impl PartialSchema for Problem {
             ))
             .property(
                 "type",
-                string("URI identifying the problem type; ends with the code in kebab case.")
+                string("URI identifying the problem type; ends with the code in kebab case, or `about:blank` for a status the catalog does not name (CLIENT_ERROR, SERVER_ERROR), whose title is then the status' reason phrase.")
                     .format(Some(SchemaFormat::Custom("uri".to_owned()))),
             )
             .required("type")

@@ -110,16 +110,13 @@ async fn put(
     let actor = actor(named.as_deref());
     let expected = if_match(&headers)?;
     let (status, entry) = match (expected, flags.get(&key)) {
-        (None, Some(current)) => {
-            return Err(Problem::new(codes::PRECONDITION_REQUIRED)
-                .detail(format!(
-                    "flag `{key}` exists at version {}: send `If-Match: {}` to replace it, so that a change made since you read it is not lost",
-                    current.version, current.version
-                )));
-        }
+        (None, Some(current)) => return Err(exists(&key, current.version)),
         (None, None) => (
             StatusCode::CREATED,
-            flags.create(flag, actor, reason).await.map_err(problem)?,
+            flags
+                .create(flag, actor, reason)
+                .await
+                .map_err(|error| exists_since(&key, error))?,
         ),
         (Some(version), _) => (
             StatusCode::OK,
@@ -447,6 +444,24 @@ fn with_etag<T: IntoResponse>(version: u64, body: T) -> impl IntoResponse {
 
 fn no_flag(key: &str) -> Problem {
     Problem::not_found(format!("there is no flag `{key}`"))
+}
+
+/// A replace without `If-Match` is a 428 that names the current version.
+fn exists(key: &str, version: u64) -> Problem {
+    Problem::new(codes::PRECONDITION_REQUIRED).detail(format!(
+        "flag `{key}` exists at version {version}: send `If-Match: \"{version}\"` to replace it, so that a change made since you read it is not lost"
+    ))
+}
+
+/// A create that finds the flag there (made by another instance, or by a
+/// request racing this one, since this instance last read the store) is
+/// the 428 of a replace without `If-Match`, as the docs promise, not a
+/// bare 409.
+fn exists_since(key: &str, error: opsready_flags::Error) -> Problem {
+    match (error.kind(), error.current_version()) {
+        (ErrorKind::Conflict, Some(version)) => exists(key, version),
+        _ => problem(error),
+    }
 }
 
 /// A stale `If-Match` is a 412 that names the current version.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// | `admin.token` | none | the bearer token of `/admin/config` and other sensitive admin routes; without it they answer 404 |
 /// | `shutdown.drain_delay` | `5s` | how long a draining service keeps serving new requests, so load balancers notice it is not ready |
 /// | `shutdown.deadline` | `30s` | the time from the signal to exit; the pod's grace period must cover the `preStop` sleep plus this plus 5 s for the last spans and lines |
-/// | `http.request_timeout` | `30s` | a handler running longer answers 503 `HANDLER_TIMEOUT` |
+/// | `http.request_timeout` | `20s` | a handler running longer answers 503 `HANDLER_TIMEOUT`; plus `shutdown.drain_delay`, keep it under `shutdown.deadline` |
 /// | `http.body_limit` | `2MiB` | a larger request body answers 413 |
 /// | `http.concurrency_limit` | `1024` | requests in flight beyond this answer 503 `OVERLOADED` at once |
 /// | `http.problem_type_base` | `https://opsready.dev/problems/` | where problem `type` URIs point: the service's own error documentation |
@@ -176,7 +176,11 @@ impl Default for ShutdownSettings {
 #[non_exhaustive]
 pub struct HttpSettings {
     /// How long a handler may run before the answer is 503
-    /// `HANDLER_TIMEOUT`. Defaults to 30 s.
+    /// `HANDLER_TIMEOUT`. Defaults to 20 s. Keep it, plus
+    /// [`ShutdownSettings::drain_delay`], under
+    /// [`ShutdownSettings::deadline`]: a request accepted at the end of the
+    /// drain is then answered, by its handler or with the 503, before the
+    /// deadline cuts it off. `serve` warns at start when it is not.
     pub request_timeout: Duration,
     /// The largest request body extractors accept. Defaults to 2 MiB.
     pub body_limit: ByteSize,
@@ -192,7 +196,7 @@ pub struct HttpSettings {
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
-            request_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(20),
             body_limit: ByteSize::mib(2),
             concurrency_limit: 1024,
             problem_type_base: opsready_problem::problem::DEFAULT_TYPE_BASE.to_owned(),

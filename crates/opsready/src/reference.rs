@@ -40,7 +40,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "http.request_timeout",
-        "A handler running longer answers 503 `HANDLER_TIMEOUT`.",
+        "A handler running longer answers 503 `HANDLER_TIMEOUT`. Keep it, plus `shutdown.drain_delay`, under `shutdown.deadline`, so that a request accepted at the end of the drain is answered before the deadline cuts it off; `serve` warns at start otherwise.",
     ),
     (
         "http.body_limit",

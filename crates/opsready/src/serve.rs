@@ -257,13 +257,13 @@ impl Ops {
         self.metrics
             .set_build_info(&self.info.name, &self.info.version, &self.info.git_sha);
         let mut router = Router::new().merge(self.health.router()).merge(app);
-        let exempt: fn(&str) -> bool = if self.settings.admin.addr.is_none() {
+        let unlimited: fn(&str) -> bool = if self.settings.admin.addr.is_none() {
             router = router.merge(self.admin_router());
             |path| is_quiet(path) || is_admin(path)
         } else {
             is_quiet
         };
-        self.layered(router, exempt)
+        self.layered(router, unlimited)
     }
 
     /// The blocking-work pool sized by `telemetry.blocking.max_concurrency`:
@@ -274,9 +274,11 @@ impl Ops {
     }
 
     /// The layers every answer of a listener goes through. The concurrency
-    /// limit and the timeout skip the paths `exempt` accepts: probes and
-    /// `/metrics`, and the admin routes, which must answer an operator
-    /// while the service is overloaded.
+    /// limit skips the paths `unlimited` accepts: probes and `/metrics`,
+    /// and the admin routes, which must answer an operator while the
+    /// service is overloaded. The timeout skips probes and `/metrics` only
+    /// (they have limits of their own): an admin request waiting on a hung
+    /// flag store is answered with the timeout's 503 rather than never.
     ///
     /// One `Router::layer` call for the whole stack: axum boxes every route
     /// once per call, and each box costs an allocation and a clone of the
@@ -284,7 +286,7 @@ impl Ops {
     ///
     /// No fallback is set here: a service's own fallback stays in charge, and
     /// axum's default empty 404 becomes a problem in the problem layer.
-    fn layered(&self, router: Router, exempt: fn(&str) -> bool) -> Router {
+    fn layered(&self, router: Router, unlimited: fn(&str) -> bool) -> Router {
         let http = &self.settings.http;
         // The telemetry layer times each request for the metrics too: one
         // layer, one clock reading and one route lookup fewer per request.
@@ -306,10 +308,11 @@ impl Ops {
                         GuardLayer::new()
                             .catch_panics()
                             .timeout(
-                                TimeoutLayer::new(http.request_timeout.as_std()).exempt(exempt),
+                                TimeoutLayer::new(http.request_timeout.as_std()).exempt(is_quiet),
                             )
                             .concurrency_limit(
-                                ConcurrencyLimitLayer::new(http.concurrency_limit).exempt(exempt),
+                                ConcurrencyLimitLayer::new(http.concurrency_limit)
+                                    .exempt(unlimited),
                             ),
                     );
                 // axum limits bodies to 2 MiB unless told otherwise; telling
@@ -342,9 +345,28 @@ impl Ops {
         finish!(outer)
     }
 
+    /// Warns when a request accepted at the end of the drain can run past
+    /// the deadline: it would be cut off unanswered instead of answered
+    /// with its timeout's 503. Not a settings error: a service may choose
+    /// long requests over a long deadline.
+    fn warn_of_cut_requests(&self) {
+        let (shutdown, http) = (&self.settings.shutdown, &self.settings.http);
+        let last_answer = shutdown.drain_delay.as_std() + http.request_timeout.as_std();
+        if last_answer >= shutdown.deadline.as_std() {
+            tracing::warn!(
+                http.request_timeout = %http.request_timeout,
+                shutdown.drain_delay = %shutdown.drain_delay,
+                shutdown.deadline = %shutdown.deadline,
+                "a request accepted at the end of the drain can outlive the shutdown deadline and be cut off unanswered: \
+                 keep http.request_timeout plus shutdown.drain_delay under shutdown.deadline"
+            );
+        }
+    }
+
     /// Binds the listeners, so that their addresses are known (port 0 works)
     /// and a busy port is an error before anything runs.
     pub async fn bind(self, app: Router) -> Result<Server, ServeError> {
+        self.warn_of_cut_requests();
         let main = bind(self.settings.server.addr, "server.addr").await?;
         let admin = match self.settings.admin.addr {
             Some(addr) => Some((
@@ -608,14 +630,20 @@ impl Server {
         }
         let deadline = tokio::time::Instant::now() + self.deadline;
         self.lifecycle.start_draining();
-        tracing::info!(
-            drain_delay = ?self.drain_delay,
-            "draining: not ready, still serving until the drain delay ends"
-        );
-        // Load balancers take a while to notice a failing readiness probe;
-        // closing the listeners at once would refuse requests still on
-        // their way.
-        tokio::time::sleep(self.drain_delay).await;
+        if signalled {
+            // Never ready, so no load balancer sends it requests: nothing
+            // to wait for before closing the listeners.
+            tracing::info!("stopping before ready: no drain delay");
+        } else {
+            tracing::info!(
+                drain_delay = ?self.drain_delay,
+                "draining: not ready, still serving until the drain delay ends"
+            );
+            // Load balancers take a while to notice a failing readiness
+            // probe; closing the listeners at once would refuse requests
+            // still on their way.
+            tokio::time::sleep(self.drain_delay).await;
+        }
         let _ = stop.send(true);
         tracing::info!("listeners closed; waiting for in-flight requests");
 

@@ -22,13 +22,14 @@ impl Validate for AppSettings {}
 
 const TOKEN: &str = "a-long-enough-admin-token";
 
-fn settings(store: &str) -> Settings<AppSettings> {
-    let vars = vec![
+fn settings(store: &str, extra: &[(&str, &str)]) -> Settings<AppSettings> {
+    let mut vars = vec![
         ("TEST__SERVER__ADDR", "127.0.0.1:0"),
         ("TEST__ADMIN__ADDR", "127.0.0.1:0"),
         ("TEST__ADMIN__TOKEN", TOKEN),
         ("TEST__FLAGS__STORE", store),
     ];
+    vars.extend_from_slice(extra);
     let dir = std::env::temp_dir().join("opsready-no-config-here");
     opsready::load(&Loader::new("TEST").config_dir(dir).env(vars)).unwrap()
 }
@@ -45,7 +46,11 @@ struct App {
 
 impl App {
     async fn spawn(store: &str) -> Self {
-        let mut ops = Ops::new(&settings(store));
+        Self::spawn_with(store, &[]).await
+    }
+
+    async fn spawn_with(store: &str, extra: &[(&str, &str)]) -> Self {
+        let mut ops = Ops::new(&settings(store, extra));
         let flags = ops
             .open_flags([Flag::boolean("greeting.shout")
                 .variant("on", true)
@@ -245,6 +250,35 @@ async fn a_replace_of_a_flag_deleted_since_it_was_read_fails_its_precondition() 
     assert_eq!(problem["code"], "PRECONDITION_FAILED");
     assert!(
         problem["detail"].as_str().unwrap().contains("not there"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn a_create_finding_a_flag_another_instance_made_is_a_428_naming_its_version() {
+    // Two instances of a service on one store: the second has not read
+    // the file since the first created the flag (it polls every 500 ms,
+    // and takes a change in on the poll after that).
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("flags.json").display());
+    let (first, second) = (App::spawn(&store).await, App::spawn(&store).await);
+    let definition = on_off_definition();
+    let create = |app: &App| {
+        app.admin(reqwest::Method::PUT, "/admin/flags/made.twice")
+            .json(&json!({"reason": "new", "flag": definition}))
+    };
+
+    let (created, _, _) = first.send(create(&first)).await;
+    let (status, _, problem) = second.send(create(&second)).await;
+
+    assert_eq!(created, 201);
+    assert_eq!(status, 428, "{problem}");
+    assert_eq!(problem["code"], "PRECONDITION_REQUIRED");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("exists at version 1: send `If-Match: \"1\"`"),
         "{problem}"
     );
 }
@@ -504,4 +538,41 @@ fn code_of<'p>(problem: &'p Value, pointer: &str) -> &'p str {
         .and_then(|errors| errors.iter().find(|error| error["pointer"] == pointer))
         .and_then(|error| error["code"].as_str())
         .unwrap_or_else(|| panic!("no error at {pointer} in {problem}"))
+}
+
+/// A flag store that stops answering (a row lock held elsewhere, a hung
+/// database) does not hang the admin API: the request timeout answers.
+#[cfg(feature = "flags-postgres")]
+#[tokio::test]
+async fn an_admin_change_waiting_on_a_hung_store_is_answered_by_the_request_timeout() {
+    use sqlx::{Connection as _, Executor as _};
+
+    let Some(scratch) = pg_scratch::Scratch::database("opsready_admin_hung_").await else {
+        return;
+    };
+    let app = App::spawn_with(&scratch.url, &[("TEST__HTTP__REQUEST_TIMEOUT", "500ms")]).await;
+    // Another session holds the flag's row, as a stuck writer would.
+    let mut holder = sqlx::PgConnection::connect(&scratch.url).await.unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    holder
+        .execute("SELECT version FROM opsready_flags.definitions WHERE key = 'greeting.shout' FOR UPDATE")
+        .await
+        .unwrap();
+
+    let (status, _, problem) = app
+        .send(
+            app.admin(reqwest::Method::PUT, "/admin/flags/greeting.shout")
+                .header("if-match", "\"1\"")
+                // A hang fails the test instead of holding it for ever.
+                .timeout(std::time::Duration::from_secs(20))
+                .json(&json!({"reason": "quiet", "flag": on_off_definition()})),
+        )
+        .await;
+    holder.execute("ROLLBACK").await.unwrap();
+    let _ = holder.close().await;
+    drop(app);
+    scratch.drop_now().await;
+
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(problem["code"], "HANDLER_TIMEOUT");
 }

@@ -198,6 +198,34 @@ async fn a_request_still_running_at_the_deadline_is_cut_and_the_server_stops_in_
 }
 
 #[tokio::test]
+async fn a_service_stopped_before_it_was_ready_skips_the_drain_delay() {
+    let settings = settings(&[
+        ("TEST__SHUTDOWN__DRAIN_DELAY", "20s"),
+        ("TEST__SHUTDOWN__DEADLINE", "30s"),
+    ]);
+    let hook_started = Arc::new(Notify::new());
+    let started = Arc::clone(&hook_started);
+    let ops = Ops::new(&settings).on_startup(move || async move {
+        started.notify_one();
+        std::future::pending::<()>().await;
+        Ok::<(), std::io::Error>(())
+    });
+    let mut running = spawn(ops, Router::new()).await;
+    hook_started.notified().await;
+
+    running.shut_down();
+    // Never ready, so no load balancer sent it requests: it stops without
+    // the 20 s drain delay (the wait gives up long before).
+    let outcome = tokio::time::timeout(Duration::from_secs(10), running.done)
+        .await
+        .expect("still waiting out the drain delay")
+        .unwrap();
+
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(running.lifecycle.phase(), Phase::Stopped);
+}
+
+#[tokio::test]
 async fn the_service_is_not_ready_until_its_startup_hooks_finish() {
     let gate = Arc::new(Notify::new());
     let settings = settings(&[]);

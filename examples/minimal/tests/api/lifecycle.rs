@@ -1,6 +1,8 @@
 use std::time::{Duration, Instant};
 
-use crate::helpers::Service;
+use service_process::ServiceProcess;
+
+use crate::helpers::{DEADLINE, Service, minimal};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_finishes_in_flight_work_and_exits_zero_within_the_deadline() {
@@ -56,4 +58,35 @@ async fn a_second_sigterm_exits_at_once() {
     assert_eq!(status.code(), Some(130));
     // Far sooner than the 20 s drain delay the first signal started.
     assert!(signalled.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_request_timeout_the_drain_leaves_no_room_for_is_warned_about_at_start() {
+    // Started at the end of a 5 s drain, a request may run until 25 s
+    // under the default 20 s timeout: past a 10 s deadline, not past 30 s.
+    let start = |deadline: &str| {
+        let dir = tempfile::TempDir::new().unwrap();
+        let env = [
+            ("MINIMAL__SHUTDOWN__DRAIN_DELAY", "5s"),
+            ("MINIMAL__SHUTDOWN__DEADLINE", deadline),
+            ("MINIMAL__TELEMETRY__LOG__FORMAT", "json"),
+        ];
+        let process = ServiceProcess::spawn(minimal(&env, dir.path()));
+        let lines = process.lines_until("listening on http://", DEADLINE);
+        lines
+            .into_iter()
+            .filter(|line| line.contains("outlive the shutdown deadline"))
+            .map(|line| serde_json::from_str::<serde_json::Value>(&line).unwrap())
+            .collect::<Vec<_>>()
+    };
+
+    let warned = start("10s");
+    let quiet = start("30s");
+
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned[0]["level"], "WARN");
+    assert_eq!(warned[0]["http.request_timeout"], "20s");
+    assert_eq!(warned[0]["shutdown.drain_delay"], "5s");
+    assert_eq!(warned[0]["shutdown.deadline"], "10s");
+    assert!(quiet.is_empty(), "{quiet:?}");
 }
