@@ -41,7 +41,11 @@ pub fn render_markdown(codes: &[Code]) -> String {
             "| `{}` | {} | {} | {} |",
             code.code(),
             status,
-            escape_cell(code.title()),
+            if code.is_generic() {
+                "the status' reason phrase".to_owned()
+            } else {
+                escape_cell(code.title())
+            },
             escape_cell(code.description()),
         );
     }

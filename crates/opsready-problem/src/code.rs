@@ -98,7 +98,8 @@ impl Code {
     /// The catalog entry for `status`: the first built-in code with that
     /// status (`SERVICE_UNAVAILABLE` for 503, `BAD_REQUEST` for 400), or a
     /// generic `CLIENT_ERROR` / `SERVER_ERROR` entry titled with the status'
-    /// reason phrase.
+    /// reason phrase (`Client error` or `Server error` for a status without
+    /// one, such as 499).
     ///
     /// A status below 400 is treated as 500: something asked for an error
     /// response without an error status, which is a server bug.
@@ -121,14 +122,14 @@ impl Code {
         {
             return *code;
         }
-        let (template, status) = match status.as_u16() {
-            400..=499 => (crate::codes::CLIENT_ERROR, status),
-            500..=599 => (crate::codes::SERVER_ERROR, status),
+        let (template, unnamed) = match status.as_u16() {
+            400..=499 => (crate::codes::CLIENT_ERROR, "Client error"),
+            500..=599 => (crate::codes::SERVER_ERROR, "Server error"),
             _ => return crate::codes::INTERNAL_ERROR,
         };
         Self {
             status,
-            title: status.canonical_reason().unwrap_or(template.title),
+            title: status.canonical_reason().unwrap_or(unnamed),
             ..template
         }
     }

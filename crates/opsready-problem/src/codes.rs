@@ -211,19 +211,21 @@ pub const GATEWAY_TIMEOUT: Code = Code::new(
     "A service this one depends on did not answer in time. Retry later with backoff.",
 );
 
-/// Any other 4xx: the status' reason phrase is the title.
+/// Any other 4xx: the status' reason phrase is the title (`Client error`
+/// for a status without one), and the `type` is `about:blank`.
 pub const CLIENT_ERROR: Code = Code::generic(
     "CLIENT_ERROR",
     StatusCode::BAD_REQUEST,
-    "Client error",
+    "Bad Request",
     "The request failed for a reason the catalog does not name; the HTTP status and `title` tell which (`type` is `about:blank`). Do not retry it unchanged.",
 );
 
-/// Any other 5xx: the status' reason phrase is the title.
+/// Any other 5xx: the status' reason phrase is the title (`Server error`
+/// for a status without one), and the `type` is `about:blank`.
 pub const SERVER_ERROR: Code = Code::generic(
     "SERVER_ERROR",
     StatusCode::INTERNAL_SERVER_ERROR,
-    "Server error",
+    "Internal Server Error",
     "The server failed for a reason the catalog does not name; the HTTP status and `title` tell which (`type` is `about:blank`). Retry later.",
 );
 

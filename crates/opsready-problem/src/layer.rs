@@ -184,7 +184,8 @@ impl ProblemLayer {
     }
 
     /// The base every problem `type` URI starts with; the code's slug is
-    /// appended verbatim, so end it with `/`.
+    /// appended verbatim, so end it with `/`. The generic `CLIENT_ERROR` and
+    /// `SERVER_ERROR` are `about:blank` whatever the base.
     ///
     /// Defaults to `https://opsready.dev/problems/`.
     #[must_use]

@@ -384,7 +384,16 @@ impl Problem {
         // cannot fail; the fallback keeps the response a problem anyway.
         match serde_json::to_vec(&envelope) {
             Ok(body) => Bytes::from(body),
-            Err(_) => Bytes::from_static(br#"{"type":"about:blank","title":"Internal error","status":500,"code":"INTERNAL_ERROR"}"#),
+            Err(_) => {
+                let internal = codes::INTERNAL_ERROR;
+                let fallback = serde_json::json!({
+                    "type": internal.type_uri(context.type_base),
+                    "title": internal.title(),
+                    "status": internal.status().as_u16(),
+                    "code": internal.code(),
+                });
+                Bytes::from(fallback.to_string())
+            }
         }
     }
 

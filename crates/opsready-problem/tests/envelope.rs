@@ -160,6 +160,15 @@ fn routes(hooks: Arc<Hooks>) -> Router {
             get(|| async { (StatusCode::IM_A_TEAPOT, "short and stout") }),
         )
         .route(
+            "/storage",
+            get(|| async { (StatusCode::INSUFFICIENT_STORAGE, "volume at 10.0.0.7 full") }),
+        )
+        .route(
+            // nginx's "client closed request": no reason phrase.
+            "/unnamed",
+            get(|| async { StatusCode::from_u16(499).unwrap() }),
+        )
+        .route(
             "/legacy",
             // An inner layer that answers a bare text 500 full of internals.
             get(|| async { "never seen" }).layer(MapResponseLayer::new(|_: Response| {
@@ -307,13 +316,14 @@ async fn assert_problem(
     if code == "CLIENT_ERROR" || code == "SERVER_ERROR" {
         // A status the catalog does not name: RFC 9457's `about:blank`,
         // titled with the status' reason phrase.
-        let reason = StatusCode::from_u16(status).unwrap();
+        let class = if status < 500 {
+            "Client error"
+        } else {
+            "Server error"
+        };
+        let title = StatusCode::from_u16(status).unwrap().canonical_reason();
         assert_eq!(body["type"], "about:blank", "{body:#}");
-        assert_eq!(
-            body["title"],
-            reason.canonical_reason().unwrap(),
-            "{body:#}"
-        );
+        assert_eq!(body["title"], title.unwrap_or(class), "{body:#}");
     } else {
         let slug = code.to_ascii_lowercase().replace('_', "-");
         assert_eq!(
@@ -558,6 +568,23 @@ fn cases() -> Vec<Case> {
                 assert_eq!(body["detail"], "short and stout");
                 assert_eq!(body["title"], "I'm a teapot");
             },
+        },
+        Case {
+            name: "a 5xx the catalog does not name is about:blank, titled with its reason phrase",
+            request: |c, base| c.get(format!("{base}/storage")),
+            status: 507,
+            code: "SERVER_ERROR",
+            check: |body, _| {
+                assert_eq!(body["title"], "Insufficient Storage");
+                assert!(!body.to_string().contains("10.0.0.7"), "{body}");
+            },
+        },
+        Case {
+            name: "a status without a reason phrase is titled by its class",
+            request: |c, base| c.get(format!("{base}/unnamed")),
+            status: 499,
+            code: "CLIENT_ERROR",
+            check: |body, _| assert_eq!(body["title"], "Client error"),
         },
         Case {
             name: "a stuck handler is a 503 with Retry-After, not a 408",

@@ -460,6 +460,10 @@ fn exists(key: &str, version: u64) -> Problem {
 fn exists_since(key: &str, error: opsready_flags::Error) -> Problem {
     match (error.kind(), error.current_version()) {
         (ErrorKind::Conflict, Some(version)) => exists(key, version),
+        // A store that does not say the version.
+        (ErrorKind::Conflict, None) => Problem::new(codes::PRECONDITION_REQUIRED).detail(format!(
+            "flag `{key}` exists: read it (GET /admin/flags/{key}) and send its ETag in If-Match to replace it, so that a change made since you read it is not lost"
+        )),
         _ => problem(error),
     }
 }

@@ -189,7 +189,9 @@ pub struct HttpSettings {
     pub concurrency_limit: usize,
     /// The base of every problem's `type` URI, to which the code's slug is
     /// appended (`…/email-taken`): the page where the service documents its
-    /// errors. Defaults to `https://opsready.dev/problems/`.
+    /// errors. A status the catalog does not name (`CLIENT_ERROR`,
+    /// `SERVER_ERROR`) is `about:blank` instead. Defaults to
+    /// `https://opsready.dev/problems/`.
     pub problem_type_base: String,
 }
 

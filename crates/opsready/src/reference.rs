@@ -52,7 +52,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "http.problem_type_base",
-        "Base of every problem's `type` URI; the code's slug is appended (`…/email-taken`). Point it at the service's own error documentation. An `http://` or `https://` URL ending with `/`.",
+        "Base of every problem's `type` URI; the code's slug is appended (`…/email-taken`). A status the catalog does not name (`CLIENT_ERROR`, `SERVER_ERROR`) is `about:blank` instead. Point it at the service's own error documentation. An `http://` or `https://` URL ending with `/`.",
     ),
     (
         "telemetry.log.format",

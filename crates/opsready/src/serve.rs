@@ -62,15 +62,16 @@ type Hook = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>
 ///   listener): `/admin/info` and, behind `admin.token`, `/admin/config`.
 /// - The lifecycle: starting (startup hooks run; not ready) → ready →
 ///   draining on SIGTERM or Ctrl-C (not ready at once, still serving for
-///   `shutdown.drain_delay`) → stopped (listeners closed, in-flight requests
+///   `shutdown.drain_delay`, unless the signal came before ready) → stopped (listeners closed, in-flight requests
 ///   finished), all within `shutdown.deadline`: past it, the process exits
 ///   with status [`DEADLINE_EXIT_CODE`]. A second signal exits at once.
 ///
 /// # Gotchas
 ///
 /// - The probes, `/metrics` and the admin routes are outside the
-///   concurrency limit and the timeout, so an overloaded service still
-///   answers its probes and its operators.
+///   concurrency limit, so an overloaded service still answers its probes
+///   and its operators. The timeout skips the probes and `/metrics` only:
+///   an admin request waiting on a hung flag store gets its 503.
 /// - Give the service's router its state before handing it over
 ///   (`Router<()>`).
 pub struct Ops {
@@ -276,9 +277,10 @@ impl Ops {
     /// The layers every answer of a listener goes through. The concurrency
     /// limit skips the paths `unlimited` accepts: probes and `/metrics`,
     /// and the admin routes, which must answer an operator while the
-    /// service is overloaded. The timeout skips probes and `/metrics` only
-    /// (they have limits of their own): an admin request waiting on a hung
-    /// flag store is answered with the timeout's 503 rather than never.
+    /// service is overloaded. The timeout skips probes (whose checks have
+    /// timeouts of their own) and `/metrics` (rendered at once) only: an
+    /// admin request waiting on a hung flag store is answered with the
+    /// timeout's 503 rather than never.
     ///
     /// One `Router::layer` call for the whole stack: axum boxes every route
     /// once per call, and each box costs an allocation and a clone of the
@@ -583,9 +585,11 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains: readiness turns 503
-    /// at once, new requests are still served for the drain delay, then the
-    /// listeners close and in-flight requests finish, all within the
-    /// deadline counted from `shutdown`.
+    /// at once, new requests are still served for the drain delay (none
+    /// when `shutdown` completed during the startup hooks: never ready, the
+    /// service was sent no requests to wait for), then the listeners close
+    /// and in-flight requests finish, all within the deadline counted from
+    /// `shutdown`.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send,

@@ -258,20 +258,30 @@ async fn a_replace_of_a_flag_deleted_since_it_was_read_fails_its_precondition() 
 async fn a_create_finding_a_flag_another_instance_made_is_a_428_naming_its_version() {
     // Two instances of a service on one store: the second has not read
     // the file since the first created the flag (it polls every 500 ms,
-    // and takes a change in on the poll after that).
+    // and takes a change in on the poll after the one that saw it).
     let dir = tempfile::tempdir().unwrap();
     let store = format!("file://{}", dir.path().join("flags.json").display());
     let (first, second) = (App::spawn(&store).await, App::spawn(&store).await);
     let definition = on_off_definition();
-    let create = |app: &App| {
-        app.admin(reqwest::Method::PUT, "/admin/flags/made.twice")
+    let create = |app: &App, key: &str| {
+        app.admin(reqwest::Method::PUT, &format!("/admin/flags/{key}"))
             .json(&json!({"reason": "new", "flag": definition}))
     };
 
-    let (created, _, _) = first.send(create(&first)).await;
-    let (status, _, problem) = second.send(create(&second)).await;
+    // Until the second instance's snapshot is stale when it is asked (a
+    // slow machine may let a poll come between the two requests).
+    let mut answers = None;
+    for attempt in 0..5 {
+        let key = format!("made.twice{attempt}");
+        let (created, _, _) = first.send(create(&first, &key)).await;
+        assert_eq!(created, 201);
+        if second.flags.get(&key).is_none() {
+            answers = Some(second.send(create(&second, &key)).await);
+            break;
+        }
+    }
+    let (status, _, problem) = answers.expect("the second instance was never behind");
 
-    assert_eq!(created, 201);
     assert_eq!(status, 428, "{problem}");
     assert_eq!(problem["code"], "PRECONDITION_REQUIRED");
     assert!(
@@ -559,20 +569,25 @@ async fn an_admin_change_waiting_on_a_hung_store_is_answered_by_the_request_time
         .await
         .unwrap();
 
-    let (status, _, problem) = app
-        .send(
-            app.admin(reqwest::Method::PUT, "/admin/flags/greeting.shout")
-                .header("if-match", "\"1\"")
-                // A hang fails the test instead of holding it for ever.
-                .timeout(std::time::Duration::from_secs(20))
-                .json(&json!({"reason": "quiet", "flag": on_off_definition()})),
-        )
-        .await;
+    let replace = || {
+        app.admin(reqwest::Method::PUT, "/admin/flags/greeting.shout")
+            .header("if-match", "\"1\"")
+            // A hang fails the test instead of holding it for ever.
+            .timeout(std::time::Duration::from_secs(20))
+            .json(&json!({"reason": "quiet", "flag": on_off_definition()}))
+    };
+
+    let (status, _, problem) = app.send(replace()).await;
     holder.execute("ROLLBACK").await.unwrap();
+    // The timed-out change was not applied, and the store serves the next.
+    let (again, etag, _) = app.send(replace()).await;
     let _ = holder.close().await;
     drop(app);
+    // The guard drops the database on a failed test too.
     scratch.drop_now().await;
 
     assert_eq!(status, 503, "{problem}");
     assert_eq!(problem["code"], "HANDLER_TIMEOUT");
+    assert_eq!(again, 200);
+    assert_eq!(etag.as_deref(), Some("\"2\""));
 }

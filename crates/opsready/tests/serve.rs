@@ -198,6 +198,32 @@ async fn a_request_still_running_at_the_deadline_is_cut_and_the_server_stops_in_
 }
 
 #[tokio::test]
+async fn admin_routes_on_the_main_listener_are_under_the_request_timeout() {
+    // `/admin/...` on the main listener: outside the concurrency limit,
+    // under the timeout, so a hung admin handler still gets its answer.
+    let settings = settings(&[
+        ("TEST__ADMIN__ADDR", ""),
+        ("TEST__HTTP__REQUEST_TIMEOUT", "300ms"),
+    ]);
+    let app = Router::new().route("/admin/hung", get(std::future::pending::<&'static str>));
+    let running = spawn(Ops::new(&settings), app).await;
+    running.reach(Phase::Ready).await;
+
+    let response = running
+        .client
+        .get(format!("{}/admin/hung", running.base))
+        // A hang fails the test instead of holding it for ever.
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 503);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "HANDLER_TIMEOUT");
+}
+
+#[tokio::test]
 async fn a_service_stopped_before_it_was_ready_skips_the_drain_delay() {
     let settings = settings(&[
         ("TEST__SHUTDOWN__DRAIN_DELAY", "20s"),
