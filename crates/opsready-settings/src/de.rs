@@ -55,6 +55,8 @@ pub(crate) struct Session {
     pub(crate) placeholders: HashMap<String, usize>,
     /// Keys whose type is a `Secret`.
     pub(crate) secrets: RefCell<HashSet<String>>,
+    /// Missing keys that are maps, not sections.
+    pub(crate) maps: RefCell<HashSet<String>>,
     /// Keys no struct field accepts, with the tag of their value and the
     /// field names of the struct they were found in.
     pub(crate) unknown: RefCell<BTreeMap<String, (Tag, &'static [&'static str])>>,
@@ -643,6 +645,20 @@ impl<'de> de::Deserializer<'de> for De<'de> {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         if self.placeholder_mode().is_some() {
             return visitor.visit_map(self.map_access(&EMPTY_DICT, None));
+        }
+        // A missing key is first tried as an empty table, so that a
+        // section's own missing keys are reported. A map has none: empty,
+        // a required map would start the service with no entries at all,
+        // so the key itself is missing. A struct with flattened fields
+        // comes here too ("struct …"), and is a section.
+        if let Node::Value(value) = self.node
+            && std::ptr::eq(value, &EMPTY_TABLE_VALUE)
+            && !(&visitor as &dyn de::Expected)
+                .to_string()
+                .starts_with("struct ")
+        {
+            self.session.maps.borrow_mut().insert(self.path.clone());
+            return Err(de::Error::invalid_type(Unexpected::Map, &visitor));
         }
         self.deserialize_any(visitor)
     }

@@ -747,6 +747,8 @@ struct Extraction<T> {
     /// them.
     unknown: BTreeMap<String, (Tag, Vec<String>)>,
     secrets: HashSet<String>,
+    /// Missing keys that are maps.
+    maps: HashSet<String>,
     skip: HashSet<String>,
     /// Keys a struct field took, in the last pass.
     accepted: HashSet<String>,
@@ -909,6 +911,7 @@ fn extract<T: DeserializeOwned>(root: &Value) -> Extraction<T> {
     let mut failures = Vec::new();
     let mut unknown = BTreeMap::new();
     let mut secrets = HashSet::new();
+    let mut maps = HashSet::new();
     let mut skip: HashSet<String> = HashSet::new();
     let mut placeholders: HashMap<String, usize> = HashMap::new();
     // Missing keys tried as empty tables, not reported unless that fails.
@@ -923,6 +926,7 @@ fn extract<T: DeserializeOwned>(root: &Value) -> Extraction<T> {
         };
         let result = T::deserialize(De::root(root, &session));
         secrets.extend(session.secrets.take());
+        maps.extend(session.maps.take());
         accepted = session.accepted.take();
         for (key, (tag, fields)) in session.unknown.take() {
             unknown.insert(key, (tag, fields.iter().map(|f| (*f).to_owned()).collect()));
@@ -1015,6 +1019,7 @@ fn extract<T: DeserializeOwned>(root: &Value) -> Extraction<T> {
         failures,
         unknown,
         secrets,
+        maps,
         skip,
         accepted,
     }
@@ -1115,7 +1120,9 @@ impl Report<'_> {
                     || is_sensitive_key(&key)
                     || is_under_sensitive_key(&key);
                 match &failure.kind {
-                    ErrorKind::MissingField(field) => self.missing(&key, field),
+                    ErrorKind::MissingField(field) => {
+                        self.missing(&key, field, extraction.maps.contains(&key))
+                    }
                     kind => {
                         let origin = Origin::of(self.figment, failure.tag, &key);
                         let message = match kind {
@@ -1161,17 +1168,27 @@ impl Report<'_> {
             .collect()
     }
 
-    fn missing(&self, key: &str, field: &str) -> Diagnostic {
+    /// A required key that nothing set; `map` when its value is a map of
+    /// entries rather than one value or a section.
+    fn missing(&self, key: &str, field: &str, map: bool) -> Diagnostic {
         let file = self.loader.config_dir.join("default.toml");
         let parent = key.strip_suffix(field).unwrap_or("").trim_end_matches('.');
-        let in_file = if parent.is_empty() {
+        let in_file = if map {
+            format!(
+                "a `[{key}]` table with one `name = …` per entry to {}",
+                file.display()
+            )
+        } else if parent.is_empty() {
             format!("`{field} = …` to {}", file.display())
         } else {
             format!("`{field} = …` under `[{parent}]` in {}", file.display())
         };
-        let help = match self.env_var(key) {
-            Some(var) => format!("set the environment variable {var}, or add {in_file}"),
-            None => format!("add {in_file}"),
+        let help = match (self.env_var(key), map) {
+            (Some(var), false) => format!("set the environment variable {var}, or add {in_file}"),
+            (Some(var), true) => {
+                format!("set a variable {var}__NAME per entry, or add {in_file}")
+            }
+            (None, _) => format!("add {in_file}"),
         };
         Diagnostic {
             kind: DiagnosticKind::MissingKey,

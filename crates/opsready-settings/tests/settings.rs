@@ -787,6 +787,46 @@ fn several_missing_keys_are_all_reported() {
 }
 
 #[test]
+fn a_missing_required_map_is_missing_not_empty() {
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Needs {
+        upstreams: std::collections::BTreeMap<String, String>,
+        #[serde(default)]
+        labels: std::collections::HashMap<String, String>,
+        limits: Limits,
+    }
+    // A section whose keys all have defaults is not missing.
+    #[derive(Debug, Default, Deserialize, Serialize)]
+    #[serde(default)]
+    struct Limits {
+        per_host: u32,
+    }
+    impl Validate for Needs {}
+    let dir = config(&[]);
+
+    let error = loader(dir.path(), &[]).load::<Needs>().unwrap_err();
+    let given = loader(dir.path(), &[("APP__UPSTREAMS__BILLING", "http://billing")])
+        .load::<Needs>()
+        .unwrap();
+
+    let keys: Vec<_> = error
+        .diagnostics()
+        .iter()
+        .map(|d| (d.kind(), d.key().unwrap()))
+        .collect();
+    // An empty map would start a service with no upstreams at all.
+    assert_eq!(keys, [(DiagnosticKind::MissingKey, "upstreams")], "{error}");
+    let help = error.diagnostics()[0].help().unwrap();
+    assert!(
+        help.contains("set a variable APP__UPSTREAMS__NAME per entry"),
+        "{help}"
+    );
+    assert!(help.contains("a `[upstreams]` table"), "{help}");
+    assert_eq!(given.upstreams["billing"], "http://billing");
+    assert!(given.labels.is_empty());
+}
+
+#[test]
 fn a_malformed_file_is_an_error_naming_the_file_and_line() {
     let dir = config(&[(
         "default.toml",
