@@ -110,7 +110,9 @@ impl Loader {
     }
 
     /// Overrides one dotted key, above every other layer, as `--set key=value`
-    /// does. The value is read as the key's type.
+    /// does. The value is read as the key's type. A key overridden twice
+    /// takes the later value: call [`command_line`](Self::command_line)
+    /// after `set`, and an operator's `--set` wins over the code's.
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.overrides.push((key.into(), value.into()));
         self

@@ -43,7 +43,9 @@ impl StringLayer {
                 ));
                 continue;
             }
-            match insert(&mut layer.dict, &keys, value) {
+            // Two spellings of one key (`APP__HTTP__PORT`, `APP__http__port`)
+            // leave no telling which was meant.
+            match insert(&mut layer.dict, &keys, value, false) {
                 Ok(()) => {
                     names.insert(keys.join("."), name.clone());
                 }
@@ -83,13 +85,18 @@ impl StringLayer {
                 ));
                 continue;
             }
-            match insert(&mut layer.dict, &keys, value) {
+            // The same key again takes the later value, as a variable given
+            // twice does: a `--set` on the command line over a `Loader::set`
+            // in code, or the second of two `--set`s.
+            match insert(&mut layer.dict, &keys, value, true) {
                 Ok(()) => {
                     names.insert(keys.join("."), key.clone());
                 }
                 Err(other) => problems.push(source_problem(
                     Origin::CommandLine(key.clone()),
-                    &format!("conflicts with --set {other}"),
+                    &format!(
+                        "conflicts with the override of `{other}`: one sets it to a value, the other a key inside it"
+                    ),
                     "keep one of the two overrides".to_owned(),
                 )),
             }
@@ -120,14 +127,20 @@ fn source_problem(origin: Origin, message: &str, help: String) -> Diagnostic {
 
 /// Inserts `value` at `keys`; on a clash between a value and a table, returns
 /// the dotted key of the clash.
-fn insert(dict: &mut Dict, keys: &[String], value: &str) -> Result<(), String> {
+/// Sets the key path `keys` to `value`; the error names the key it
+/// conflicts with.
+fn insert(dict: &mut Dict, keys: &[String], value: &str, later_wins: bool) -> Result<(), String> {
     let mut node = dict;
     for (depth, key) in keys.iter().enumerate() {
         let last = depth + 1 == keys.len();
         let here = || keys[..=depth].join(".");
         if last {
-            if node.contains_key(key) {
-                return Err(here());
+            // With `later_wins`, the same key again takes the later value.
+            // A key inside it set before is a conflict either way.
+            match node.get(key) {
+                Some(Value::Dict(..)) => return Err(here()),
+                Some(_) if !later_wins => return Err(here()),
+                _ => {}
             }
             node.insert(key.clone(), Value::String(Tag::Default, value.to_owned()));
             return Ok(());

@@ -920,6 +920,36 @@ fn debug_output_of_a_loader_and_a_command_line_masks_credentials() {
 }
 
 #[test]
+fn an_override_given_twice_takes_the_later_value() {
+    let dir = config(&[("default.toml", DATABASE)]);
+    let cli = CommandLine::parse(["--set", "http.port=9000", "--set", "http.port=9001"]).unwrap();
+
+    // The code's override, then the operator's command line.
+    let loaded = loader(dir.path(), &[])
+        .set("http.port", "8000")
+        .command_line(&cli)
+        .load::<Settings>()
+        .unwrap();
+    // One sets a value, the other a key inside it: no later value to take.
+    let error = loader(dir.path(), &[])
+        .set("http", "off")
+        .set("http.port", "8000")
+        .load::<Settings>()
+        .unwrap_err();
+
+    assert_eq!(loaded.http.port, 9001);
+    assert_eq!(origin(&loaded, "http.port"), "--set http.port");
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.kind(), DiagnosticKind::Source, "{error}");
+    assert!(
+        diagnostic
+            .message()
+            .contains("conflicts with the override of `http`"),
+        "{error}"
+    );
+}
+
+#[test]
 fn missing_files_are_fine() {
     let dir = config(&[]);
 
