@@ -32,6 +32,11 @@ const ATTEMPTS: usize = 5;
 /// load.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// How long [`Flags::follow`] waits for one load: a store that stopped
+/// answering (a hung database, a lock held elsewhere) would otherwise stop
+/// every later change from reaching this instance, without a word.
+pub const LOAD_WITHIN: Duration = Duration::from_secs(10);
+
 /// Feature flags: evaluates them and changes them.
 ///
 /// Cheap to clone (one `Arc`); every clone sees the same flags. Evaluation
@@ -129,7 +134,8 @@ impl Flags {
 
     /// Follows changes made by other writers (other instances, an admin
     /// tool): refreshes whenever the store reports a change, retrying
-    /// every second while loading fails. Spawn it once:
+    /// every second while loading fails or takes longer than
+    /// [`LOAD_WITHIN`]. Spawn it once:
     ///
     /// ```no_run
     /// # async fn run(flags: opsready_flags::Flags) {
@@ -166,10 +172,16 @@ impl Flags {
                     let Some(inner) = weak.upgrade() else {
                         return;
                     };
-                    match refresh(&inner).await {
-                        Ok(()) => break,
-                        Err(error) => {
+                    match tokio::time::timeout(LOAD_WITHIN, refresh(&inner)).await {
+                        Ok(Ok(())) => break,
+                        Ok(Err(error)) => {
                             tracing::warn!(%error, "could not load feature flags after a change; retrying");
+                        }
+                        Err(_) => {
+                            tracing::warn!(
+                                within = ?LOAD_WITHIN,
+                                "the flag store did not answer a load of feature flags in time; retrying"
+                            );
                         }
                     }
                     drop(inner);

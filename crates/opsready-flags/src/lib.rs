@@ -108,7 +108,7 @@ pub use date::{Date, ParseDateError};
 pub use error::{Error, ErrorKind};
 pub use eval::{Details, ErrorCode, EvaluationCount, Reason, UNKNOWN_FLAG};
 pub use flag::{Flag, FlagType, Kind, Rollout};
-pub use flags::{DECLARED_BY, Flags};
+pub use flags::{DECLARED_BY, Flags, LOAD_WITHIN};
 #[cfg(feature = "openfeature")]
 pub use openfeature::OpenFeatureProvider;
 pub use rule::{Condition, Operator, Rule};

@@ -336,6 +336,36 @@ impl Store for GatedStore {
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_load_the_store_never_answers_is_given_up_and_made_again() {
+    // Arrange: an instance following a store whose next load hangs.
+    let memory = MemoryStore::new();
+    let other = Flags::new(memory.clone()).await.unwrap();
+    let gated = GatedStore::new(memory);
+    let flags = Flags::new(gated.clone()).await.unwrap();
+    tokio::spawn(flags.follow());
+    gated.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    // Act: another instance's change; the load it causes here never ends
+    // (time is paused: the runtime skips ahead when it is idle).
+    other
+        .create(Flag::boolean("checkout").enabled(true), "ann", "launch")
+        .await
+        .unwrap();
+    gated.loading.notified().await;
+
+    // Assert: the change arrives all the same, by a later load.
+    let mut waited = std::time::Duration::ZERO;
+    while flags.get("checkout").is_none() {
+        assert!(
+            waited < opsready_flags::LOAD_WITHIN * 3,
+            "the follower waits on the hung load"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += std::time::Duration::from_millis(100);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_does_not_wait_behind_a_slow_load_nor_is_undone_by_it() {
     // Arrange: a live flag, and a refresh whose load read it live and is
