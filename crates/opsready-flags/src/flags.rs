@@ -32,9 +32,10 @@ const ATTEMPTS: usize = 5;
 /// load.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// How long [`Flags::follow`] waits for one load: a store that stopped
-/// answering (a hung database, a lock held elsewhere) would otherwise stop
-/// every later change from reaching this instance, without a word.
+/// How long a refresh ([`Flags::refresh`], and so [`Flags::follow`])
+/// waits for one load of the store before it fails: a store that stopped
+/// answering (a hung database) would otherwise stop every later change
+/// from reaching this instance, without a word.
 pub const LOAD_WITHIN: Duration = Duration::from_secs(10);
 
 /// Feature flags: evaluates them and changes them.
@@ -127,7 +128,8 @@ impl Flags {
     ///
     /// # Errors
     ///
-    /// The store's, when it cannot load; the flags stay as they were.
+    /// The store's, when it cannot load, or a backend error when a load
+    /// takes longer than [`LOAD_WITHIN`]; the flags stay as they were.
     pub async fn refresh(&self) -> Result<(), Error> {
         refresh(&self.inner).await
     }
@@ -172,16 +174,10 @@ impl Flags {
                     let Some(inner) = weak.upgrade() else {
                         return;
                     };
-                    match tokio::time::timeout(LOAD_WITHIN, refresh(&inner)).await {
-                        Ok(Ok(())) => break,
-                        Ok(Err(error)) => {
+                    match refresh(&inner).await {
+                        Ok(()) => break,
+                        Err(error) => {
                             tracing::warn!(%error, "could not load feature flags after a change; retrying");
-                        }
-                        Err(_) => {
-                            tracing::warn!(
-                                within = ?LOAD_WITHIN,
-                                "the flag store did not answer a load of feature flags in time; retrying"
-                            );
                         }
                     }
                     drop(inner);
@@ -708,9 +704,21 @@ async fn refresh(inner: &Inner) -> Result<(), Error> {
         inner.snapshot.store(Arc::new(next));
         inner.swaps.fetch_add(1, Ordering::Release);
     };
+    // A load cancelled at its limit changed nothing: `install` runs
+    // whole or not at all.
+    let load = || async {
+        tokio::time::timeout(LOAD_WITHIN, inner.store.load())
+            .await
+            .map_err(|_| {
+                Error::backend(format!(
+                    "the flag store did not answer a load within {}s",
+                    LOAD_WITHIN.as_secs()
+                ))
+            })?
+    };
     for _ in 0..UNLOCKED_ATTEMPTS {
         let before = inner.swaps.load(Ordering::Acquire);
-        let stored = inner.store.load().await?;
+        let stored = load().await?;
         let _writing = inner.writing.lock().await;
         if inner.swaps.load(Ordering::Acquire) == before {
             install(stored);
@@ -718,7 +726,7 @@ async fn refresh(inner: &Inner) -> Result<(), Error> {
         }
     }
     let _writing = inner.writing.lock().await;
-    let stored = inner.store.load().await?;
+    let stored = load().await?;
     install(stored);
     Ok(())
 }

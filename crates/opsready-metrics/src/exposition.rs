@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, TryLockError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
@@ -250,14 +250,25 @@ impl Exemplars {
         if !hits.is_multiple_of(EXEMPLAR_EVERY) {
             return;
         }
-        // An exemplar is a sample: when another request holds the lock, this
-        // one is skipped rather than made to wait.
-        if let Ok(mut slots) = self.slots.try_lock()
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        // An exemplar is a sample: when another request holds the lock, a
+        // later one is skipped rather than made to wait. A bucket's first
+        // waits: a rare bucket (the slow requests an SRE wants a trace of)
+        // may see no other for a long time.
+        let slots = if hits == 0 {
+            Some(self.slots.lock().unwrap_or_else(PoisonError::into_inner))
+        } else {
+            match self.slots.try_lock() {
+                Ok(slots) => Some(slots),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            }
+        };
+        if let Some(mut slots) = slots
             && let Some(entry) = slots.get_mut(slot)
         {
-            let at = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |since| since.as_secs_f64());
             *entry = Some(Exemplar {
                 trace_id,
                 value,
@@ -269,7 +280,7 @@ impl Exemplars {
     fn get(&self, slot: usize) -> Option<Exemplar> {
         self.slots
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .get(slot)
             .copied()
             .flatten()
@@ -421,6 +432,40 @@ pub(crate) fn process_families(out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_buckets_first_exemplar_waits_for_a_busy_lock_and_later_ones_do_not() {
+        let exemplars = Arc::new(Exemplars::new(2));
+        let buckets = [0.1, 1.0];
+        // Another request holds the lock while the first slow one lands.
+        let held = exemplars.slots.lock().unwrap();
+        let (started, running) = std::sync::mpsc::channel();
+        let first = {
+            let exemplars = Arc::clone(&exemplars);
+            std::thread::spawn(move || {
+                started.send(()).unwrap();
+                exemplars.record(&buckets, 0.5, 7);
+            })
+        };
+        running.recv().unwrap();
+        drop(held);
+        first.join().unwrap();
+        // The next sampled one of the bucket, with the lock busy, is
+        // skipped.
+        for _ in 1..EXEMPLAR_EVERY {
+            exemplars.record(&buckets, 0.5, 9);
+        }
+        let held = exemplars.slots.lock().unwrap();
+        let sampled = {
+            let exemplars = Arc::clone(&exemplars);
+            std::thread::spawn(move || exemplars.record(&buckets, 0.2, 8))
+        };
+        sampled.join().unwrap();
+        drop(held);
+
+        assert_eq!(exemplars.get(1).map(|e| e.trace_id), Some(7));
+        assert_eq!(exemplars.get(0).map(|e| e.trace_id), None);
+    }
 
     fn accept(value: &'static str) -> Format {
         Format::negotiate(Some(&HeaderValue::from_static(value)))

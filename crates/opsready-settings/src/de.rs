@@ -649,13 +649,13 @@ impl<'de> de::Deserializer<'de> for De<'de> {
         // A missing key is first tried as an empty table, so that a
         // section's own missing keys are reported. A map has none: empty,
         // a required map would start the service with no entries at all,
-        // so the key itself is missing. A struct with flattened fields
-        // comes here too ("struct …"), and is a section.
+        // so the key itself is missing. Maps (std's, figment's, serde_json's,
+        // IndexMap) say they expect "a map"; other types that come here (a
+        // struct with flattened fields, a hand-written section) are
+        // sections and load their defaults.
         if let Node::Value(value) = self.node
             && std::ptr::eq(value, &EMPTY_TABLE_VALUE)
-            && !(&visitor as &dyn de::Expected)
-                .to_string()
-                .starts_with("struct ")
+            && (&visitor as &dyn de::Expected).to_string() == "a map"
         {
             self.session.maps.borrow_mut().insert(self.path.clone());
             return Err(de::Error::invalid_type(Unexpected::Map, &visitor));

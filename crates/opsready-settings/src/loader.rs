@@ -1175,11 +1175,10 @@ impl Report<'_> {
     fn missing(&self, key: &str, field: &str, map: bool) -> Diagnostic {
         let file = self.loader.config_dir.join("default.toml");
         let parent = key.strip_suffix(field).unwrap_or("").trim_end_matches('.');
-        let in_file = if map {
-            format!(
-                "a `[{key}]` table with one `name = …` per entry to {}",
-                file.display()
-            )
+        let in_file = if map && !key.contains('[') {
+            format!("a `[{key}]` table with its entries to {}", file.display())
+        } else if map {
+            format!("its entries to {}", file.display())
         } else if parent.is_empty() {
             format!("`{field} = …` to {}", file.display())
         } else {
@@ -1187,9 +1186,9 @@ impl Report<'_> {
         };
         let help = match (self.env_var(key), map) {
             (Some(var), false) => format!("set the environment variable {var}, or add {in_file}"),
-            (Some(var), true) => {
-                format!("set a variable {var}__NAME per entry, or add {in_file}")
-            }
+            (Some(var), true) => format!(
+                "set a variable {var}__NAME per entry ({var}__NAME__KEY when entries are tables), or add {in_file}"
+            ),
             (None, _) => format!("add {in_file}"),
         };
         Diagnostic {

@@ -92,13 +92,27 @@ impl StringLayer {
                 Ok(()) => {
                     names.insert(keys.join("."), key.clone());
                 }
-                Err(other) => problems.push(source_problem(
-                    Origin::CommandLine(key.clone()),
-                    &format!(
-                        "conflicts with the override of `{other}`: one sets it to a value, the other a key inside it"
-                    ),
-                    "keep one of the two overrides".to_owned(),
-                )),
+                Err(other) => {
+                    // The earlier override: of the clashing key itself, or
+                    // of a key inside it.
+                    let inside = format!("{other}.");
+                    let by = names.get(&other).map_or_else(
+                        || {
+                            names
+                                .range(inside.clone()..)
+                                .find(|(name, _)| name.starts_with(&inside))
+                                .map_or(other.as_str(), |(_, by)| by.as_str())
+                        },
+                        String::as_str,
+                    );
+                    problems.push(source_problem(
+                        Origin::CommandLine(key.clone()),
+                        &format!(
+                            "conflicts with the override of `{by}`: one sets `{other}` to a value, the other a key inside it"
+                        ),
+                        "keep one of the two overrides".to_owned(),
+                    ));
+                }
             }
         }
         layer.names = Arc::new(names);
@@ -125,10 +139,9 @@ fn source_problem(origin: Origin, message: &str, help: String) -> Diagnostic {
     }
 }
 
-/// Inserts `value` at `keys`; on a clash between a value and a table, returns
-/// the dotted key of the clash.
-/// Sets the key path `keys` to `value`; the error names the key it
-/// conflicts with.
+/// Sets the key path `keys` to `value`; on a clash (a value and a table at
+/// one key, or, without `later_wins`, one key set twice), returns the
+/// dotted key of the clash.
 fn insert(dict: &mut Dict, keys: &[String], value: &str, later_wins: bool) -> Result<(), String> {
     let mut node = dict;
     for (depth, key) in keys.iter().enumerate() {

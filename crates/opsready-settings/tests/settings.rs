@@ -821,6 +821,10 @@ fn a_missing_required_map_is_missing_not_empty() {
         help.contains("set a variable APP__UPSTREAMS__NAME per entry"),
         "{help}"
     );
+    assert!(
+        help.contains("APP__UPSTREAMS__NAME__KEY when entries are tables"),
+        "{help}"
+    );
     assert!(help.contains("a `[upstreams]` table"), "{help}");
     assert_eq!(given.upstreams["billing"], "http://billing");
     assert!(given.labels.is_empty());
@@ -920,6 +924,28 @@ fn debug_output_of_a_loader_and_a_command_line_masks_credentials() {
 }
 
 #[test]
+fn a_missing_section_with_flattened_keys_that_all_have_defaults_loads() {
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Needs {
+        pool: Pool,
+    }
+    #[derive(Debug, Default, Deserialize, Serialize)]
+    struct Pool {
+        #[serde(default)]
+        size: u32,
+        #[serde(flatten)]
+        extra: std::collections::BTreeMap<String, String>,
+    }
+    impl Validate for Needs {}
+    let dir = config(&[]);
+
+    let loaded = loader(dir.path(), &[]).load::<Needs>().unwrap();
+
+    assert_eq!(loaded.pool.size, 0);
+    assert!(loaded.pool.extra.is_empty());
+}
+
+#[test]
 fn an_override_given_twice_takes_the_later_value() {
     let dir = config(&[("default.toml", DATABASE)]);
     let cli = CommandLine::parse(["--set", "http.port=9000", "--set", "http.port=9001"]).unwrap();
@@ -930,22 +956,30 @@ fn an_override_given_twice_takes_the_later_value() {
         .command_line(&cli)
         .load::<Settings>()
         .unwrap();
-    // One sets a value, the other a key inside it: no later value to take.
-    let error = loader(dir.path(), &[])
-        .set("http", "off")
-        .set("http.port", "8000")
-        .load::<Settings>()
-        .unwrap_err();
+    // One sets a value, the other a key inside it: no later value to
+    // take, in either order.
+    let clash = |first: (&str, &str), second: (&str, &str)| {
+        let error = loader(dir.path(), &[])
+            .set(first.0, first.1)
+            .set(second.0, second.1)
+            .load::<Settings>()
+            .unwrap_err();
+        let diagnostic = &error.diagnostics()[0];
+        assert_eq!(diagnostic.kind(), DiagnosticKind::Source, "{error}");
+        diagnostic.message().to_owned()
+    };
+    let value_first = clash(("http", "off"), ("http.port", "8000"));
+    let table_first = clash(("http.port", "8000"), ("http", "off"));
 
     assert_eq!(loaded.http.port, 9001);
     assert_eq!(origin(&loaded, "http.port"), "--set http.port");
-    let diagnostic = &error.diagnostics()[0];
-    assert_eq!(diagnostic.kind(), DiagnosticKind::Source, "{error}");
     assert!(
-        diagnostic
-            .message()
-            .contains("conflicts with the override of `http`"),
-        "{error}"
+        value_first.contains("conflicts with the override of `http`: one sets `http`"),
+        "{value_first}"
+    );
+    assert!(
+        table_first.contains("conflicts with the override of `http.port`: one sets `http`"),
+        "{table_first}"
     );
 }
 
