@@ -79,7 +79,7 @@
 //!
 //! | feature | adds |
 //! |---|---|
-//! | `http` | [`checks::http`][crate::checks]: an upstream answers 2xx (3xx and 4xx warn; 5xx and no answer fail) |
+//! | `http` | [`checks::http`][crate::checks]: an upstream answers 2xx (3xx and 4xx warn; 5xx and no answer fail), over `http://` or `https://` (the system's TLS library) |
 //! | `postgres` | `checks::postgres`: `SELECT 1` on a sqlx `PgPool` |
 //! | `sqlite` | `checks::sqlite`: `SELECT count(*) FROM sqlite_master` on a sqlx `SqlitePool` |
 //! | `redis` | `checks::redis`: `PING` |

@@ -585,11 +585,13 @@ impl LogProcessor for MaskCredentials {
 
 /// The request span's attributes that the telemetry layer sets itself,
 /// none of which can hold a credential: not scanned in the request span
-/// (the one server span), scanned in any other.
-const OWN_SPAN_ATTRIBUTES: [&str; 8] = [
+/// (the one server span), scanned in any other. `url.path` is the
+/// client's, and is scanned (`/reset/token=…`, `;jsessionid=…`). The
+/// request id may be the caller's too, but it is the key that joins the
+/// span to the log lines and the problem body, which show it as it is.
+const OWN_SPAN_ATTRIBUTES: [&str; 7] = [
     "http.request.method",
     "http.route",
-    "url.path",
     "http.response.status_code",
     "request_id",
     "trace_id",
@@ -840,17 +842,16 @@ mod tests {
             attribute("url.full"),
             Some(Value::from("https://h/x?token=[REDACTED]&page=2"))
         );
-        // The request span's own attributes are left as they are, in the
-        // request span only.
         assert_eq!(
             attribute("url.path"),
             Some(Value::from("/reset/token=[REDACTED]"))
         );
+        // The client's path is scanned in the request span too.
         let request = &kept[1];
         assert!(
             request
                 .attributes
-                .contains(&KeyValue::new("url.path", "/reset/token=abc"))
+                .contains(&KeyValue::new("url.path", "/reset/token=[REDACTED]"))
         );
         assert_eq!(
             span.status,

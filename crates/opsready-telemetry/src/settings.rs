@@ -141,17 +141,41 @@ pub enum OtlpCompression {
 }
 
 /// What is wrong with an OTLP endpoint, if anything: it must be an absolute
-/// `http://` or `https://` address with a host.
+/// `http://` or `https://` address with a host, and the collector's base
+/// address (as `OTEL_EXPORTER_OTLP_ENDPOINT` is), since each signal's path
+/// is appended to it: a signal's own URL (`…/v1/traces`, as
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` takes) would export to
+/// `…/v1/traces/v1/traces` and get a 404 for every batch.
 pub(crate) fn otlp_endpoint_problem(endpoint: &str) -> Option<String> {
     let uri = match endpoint.parse::<http::Uri>() {
         Ok(uri) => uri,
         Err(error) => return Some(format!("is not a URL: {error}")),
     };
     match uri.scheme_str() {
-        Some("http" | "https") if uri.host().is_some_and(|host| !host.is_empty()) => None,
-        Some("http" | "https") => Some("has no host".to_owned()),
-        _ => Some("must be an http:// or https:// URL such as `http://localhost:4317`".to_owned()),
+        Some("http" | "https") if uri.host().is_some_and(|host| !host.is_empty()) => {}
+        Some("http" | "https") => return Some("has no host".to_owned()),
+        _ => {
+            return Some(
+                "must be an http:// or https:// URL such as `http://localhost:4317`".to_owned(),
+            );
+        }
     }
+    let path = uri.path().trim_end_matches('/');
+    if let Some(signal) = ["/v1/traces", "/v1/logs"]
+        .into_iter()
+        .find(|signal| path.ends_with(signal))
+    {
+        let base = endpoint.split(signal).next().unwrap_or(endpoint);
+        return Some(format!(
+            "is a signal's own URL: give the collector's base address (`{base}`); `/v1/traces` and `/v1/logs` are appended to it"
+        ));
+    }
+    if uri.query().is_some() || endpoint.contains('#') {
+        return Some(
+            "must not have a query or fragment: the signal's path is appended to it".to_owned(),
+        );
+    }
+    None
 }
 
 /// Whether `endpoint` is an `https://` address.
@@ -449,6 +473,16 @@ mod tests {
 
         let keys: Vec<&str> = violations.iter().map(|(key, _)| key).collect();
         assert_eq!(keys, ["otlp.logs"]);
+    }
+
+    #[test]
+    fn an_endpoint_is_the_collectors_base_address() {
+        assert_eq!(otlp_endpoint_problem("https://collector:4318"), None);
+        assert_eq!(otlp_endpoint_problem("http://collector:4318/otlp/"), None);
+        let signal = otlp_endpoint_problem("https://collector:4318/v1/traces").unwrap();
+        assert!(signal.contains("(`https://collector:4318`)"), "{signal}");
+        assert!(otlp_endpoint_problem("http://collector:4318/v1/logs/").is_some());
+        assert!(otlp_endpoint_problem("http://collector:4318?tenant=a").is_some());
     }
 
     #[test]

@@ -84,7 +84,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "telemetry.otlp.endpoint",
-        "OTLP collector's base address (`http://localhost:4317`, or `https://…` for TLS); unset, no span is exported (feature `otlp`).",
+        "OTLP collector's base address (`http://localhost:4317`, or `https://…` for TLS), not a signal's own URL (`…/v1/traces`) and without a query; unset, no span is exported (feature `otlp`).",
     ),
     (
         "telemetry.otlp.protocol",

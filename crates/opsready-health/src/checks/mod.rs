@@ -3,7 +3,7 @@
 //! | check | feature | passes when |
 //! |---|---|---|
 //! | [`tcp`] | always | a TCP connection to the address opens |
-//! | `http` | `http` | a `GET` of the URL answers with the expected status class |
+//! | `http`, `http_with` | `http` | a `GET` of the URL (`http://` or `https://`) answers with the expected status class |
 //! | `postgres` | `postgres` | `SELECT 1` runs on a connection from the pool |
 //! | `sqlite` | `sqlite` | `SELECT count(*) FROM sqlite_master` runs on a connection from the pool |
 //! | `redis` | `redis` | `PING` answers `PONG` |
@@ -21,9 +21,12 @@ mod sql;
 mod tcp;
 
 #[cfg(feature = "http")]
-pub use http::http;
+pub use http::{http, http_with};
 #[cfg(feature = "redis")]
 pub use redis::redis;
+/// The HTTP client of [`http_with`], to build its client with.
+#[cfg(feature = "http")]
+pub use reqwest;
 #[cfg(feature = "postgres")]
 pub use sql::postgres;
 #[cfg(feature = "sqlite")]
