@@ -307,14 +307,24 @@ impl Component {
         // The probe answers anyway, a little after that timeout, and at
         // once while such a run goes on.
         let limit = self.timeout.saturating_add(PROBE_GRACE);
-        let stuck = |since: Instant| Stamped {
-            reading: Reading::fail(format!(
-                "no reading after {:?}: the check blocks its thread instead of waiting",
-                since.elapsed()
-            )),
-            time: SystemTime::now(),
-            taken: Instant::now(),
-            elapsed: since.elapsed(),
+        let stuck = |since: Instant| {
+            // Logged at each probe it fails: until the run returns, the
+            // component fails every probe, and nothing else would say why.
+            tracing::warn!(
+                check = %self.name,
+                running_for = ?since.elapsed(),
+                "a health check gave no reading in time: it blocks its thread instead of waiting, \
+                 or every runtime worker is blocked elsewhere; its probes fail until it returns"
+            );
+            Stamped {
+                reading: Reading::fail(format!(
+                    "no reading after {:?}: the check blocks its thread instead of waiting",
+                    since.elapsed()
+                )),
+                time: SystemTime::now(),
+                taken: Instant::now(),
+                elapsed: since.elapsed(),
+            }
         };
         let (run, since) = {
             let mut state = lock(&self.state);

@@ -248,6 +248,8 @@ async fn a_hung_check_is_answered_within_its_timeout_as_a_failure() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_that_blocks_its_thread_is_answered_soon_after_its_timeout() {
+    // Installed before the probes log.
+    let _ = logged();
     // A check that never waits: its own timeout cannot interrupt it. It
     // blocks through `block_in_place`, as a synchronous driver's call
     // may, so that the runtime's other tasks go on meanwhile whichever
@@ -292,6 +294,44 @@ async fn a_check_that_blocks_its_thread_is_answered_soon_after_its_timeout() {
     // Bounded by the timeout, not a speed: the check alone would hold the
     // probe for a minute.
     assert!(took < Duration::from_secs(20), "took {took:?}");
+    // And said in the log, by the check's name, at each probe it fails.
+    let warnings = logged()
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains("check=blocking"))
+        .count();
+    assert!(warnings >= 2, "{}", logged());
+}
+
+/// What this test binary logged so far, through a subscriber installed on
+/// first use: the probes run on the runtime's workers, so a subscriber of
+/// the test's own thread would not see them.
+fn logged() -> String {
+    static LOG: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    let log = LOG.get_or_init(|| {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = Arc::clone(&log);
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Appender(Arc::clone(&writer)))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        log
+    });
+    String::from_utf8_lossy(&log.lock().unwrap()).into_owned()
+}
+
+/// Appends what the subscriber writes to a shared buffer.
+struct Appender(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Appender {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[tokio::test]

@@ -370,6 +370,30 @@ impl Validate for TelemetrySettings {
             ),
             _ => {}
         }
+        // Read at `init`; a missing file is refused by `--check-config`
+        // too, not only by the start. Only files that would be used: with
+        // an https:// endpoint, and a certificate with its key.
+        let pair = self.otlp.client_cert_file.is_some() && self.otlp.client_key_file.is_some();
+        for (key, path, used) in [
+            ("otlp.ca_file", &self.otlp.ca_file, https),
+            (
+                "otlp.client_cert_file",
+                &self.otlp.client_cert_file,
+                https && pair,
+            ),
+            (
+                "otlp.client_key_file",
+                &self.otlp.client_key_file,
+                https && pair,
+            ),
+        ] {
+            if used
+                && let Some(path) = path
+                && let Err(error) = std::fs::File::open(path)
+            {
+                v.add(key, format!("cannot be read ({error}): {}", path.display()));
+            }
+        }
         if self.sentry.dsn.is_some() && !cfg!(feature = "sentry") {
             v.add(
                 "sentry.dsn",
@@ -473,6 +497,34 @@ mod tests {
 
         let keys: Vec<&str> = violations.iter().map(|(key, _)| key).collect();
         assert_eq!(keys, ["otlp.logs"]);
+    }
+
+    #[test]
+    fn a_certificate_file_that_cannot_be_read_is_a_violation() {
+        let dir = tempfile::tempdir().unwrap();
+        let present = dir.path().join("authority.pem");
+        std::fs::write(&present, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let mut settings = TelemetrySettings::default();
+        settings.otlp.endpoint = Some("https://collector:4317".to_owned());
+        settings.otlp.ca_file = Some(present);
+        settings.otlp.client_cert_file = Some(dir.path().join("missing.pem"));
+        settings.otlp.client_key_file = Some(dir.path().join("missing-key.pem"));
+
+        let mut violations = Violations::new();
+        settings.validate(&mut violations);
+
+        // Without the `otlp` feature the endpoint is a violation too.
+        let found: Vec<(&str, &str)> = violations
+            .iter()
+            .filter(|(key, _)| key.ends_with("_file"))
+            .collect();
+        let keys: Vec<&str> = found.iter().map(|(key, _)| *key).collect();
+        assert_eq!(
+            keys,
+            ["otlp.client_cert_file", "otlp.client_key_file"],
+            "{found:?}"
+        );
+        assert!(found[0].1.contains("missing.pem"), "{found:?}");
     }
 
     #[test]

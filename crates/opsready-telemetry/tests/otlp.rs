@@ -232,10 +232,22 @@ fn client_certificate_files_that_are_missing_or_not_pem_are_errors() {
     let not_pem = dir.path().join("not-pem.txt");
     std::fs::write(&not_pem, "just text\n").unwrap();
     let missing = dir.path().join("missing.pem");
-    for (cert, key, expected) in [
-        (&missing, &not_pem, "client_cert_file"),
-        (&not_pem, &missing, "client_key_file"),
-        (&not_pem, &not_pem, "PKCS#8"),
+    // A missing file is a settings error (so `--check-config` says so);
+    // one that is not PEM stops `init`.
+    for (cert, key, violated, expected) in [
+        (
+            &missing,
+            &not_pem,
+            Some("otlp.client_cert_file"),
+            "client_cert_file",
+        ),
+        (
+            &not_pem,
+            &missing,
+            Some("otlp.client_key_file"),
+            "client_key_file",
+        ),
+        (&not_pem, &not_pem, None, "PKCS#8"),
     ] {
         let mut settings = settings("https://localhost:4318", OtlpProtocol::Http);
         settings.otlp.client_cert_file = Some(cert.clone());
@@ -245,6 +257,7 @@ fn client_certificate_files_that_are_missing_or_not_pem_are_errors() {
 
         assert!(error.contains(expected), "{error}");
         assert!(error.contains("telemetry.otlp."), "{error}");
-        assert_eq!(violations.iter().count(), 0, "{error}");
+        let keys: Vec<_> = violations.iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, violated.into_iter().collect::<Vec<_>>(), "{error}");
     }
 }
