@@ -591,6 +591,72 @@ async fn the_postgres_check_replaces_an_idle_connection_the_server_closed() {
     );
 }
 
+/// A full Postgres pool: the check does not wait for a connection but
+/// asks the database on one of its own, so a database that went away
+/// while the pool was full fails rather than warns.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn the_postgres_check_of_a_full_pool_asks_the_database_on_a_connection_of_its_own() {
+    use std::str::FromStr as _;
+
+    let Ok(url) = std::env::var("OPSREADY_TEST_DATABASE_URL") else {
+        eprintln!("skipped: OPSREADY_TEST_DATABASE_URL is not set");
+        return;
+    };
+    // The pool reaches the database through a forwarder the test can
+    // close, as a failover or a network cut would.
+    let server = sqlx::postgres::PgConnectOptions::from_str(&url).unwrap();
+    let target = format!("{}:{}", server.get_host(), server.get_port());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let forwarder = tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut database) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut database).await;
+                }
+            });
+        }
+    });
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(server.host("127.0.0.1").port(port))
+        .await
+        .unwrap();
+    let held = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+    let check = || Component::new("database", checks::postgres(pool.clone()));
+
+    let answering = check().read().await;
+    // No new connection reaches the database any more.
+    forwarder.abort();
+    let _ = forwarder.await;
+    let gone = check().read().await;
+    drop(held);
+
+    assert_eq!(
+        answering.reading.status(),
+        opsready_health::Status::Warn,
+        "{answering:?}"
+    );
+    assert!(
+        answering
+            .reading
+            .output()
+            .unwrap()
+            .contains("the database answers on a connection of the check's own"),
+        "{answering:?}"
+    );
+    assert_eq!(
+        gone.reading.status(),
+        opsready_health::Status::Fail,
+        "{gone:?}"
+    );
+}
+
 #[cfg(feature = "http")]
 #[tokio::test]
 async fn the_http_check_follows_the_status_class_of_the_upstream() {

@@ -1,13 +1,16 @@
 use crate::check::{Check, Reading};
 
 #[cfg(feature = "postgres")]
-/// Passes when `SELECT 1` runs on a connection from `pool`; warns, without
-/// waiting, when every connection of the pool is in use; fails when no
-/// connection comes within 500 ms otherwise.
+/// Passes when `SELECT 1` runs on a connection from `pool`; fails when no
+/// connection comes within 500 ms. When every connection of the pool is in
+/// use, it does not wait for one: it runs the query on a connection of its
+/// own, opened with the pool's options and closed after, and warns that
+/// the pool is full when the database answers, or fails when it does not
+/// (a database that went away while the pool was full).
 pub fn postgres(pool: sqlx::PgPool) -> impl Check {
     move || {
         let pool = pool.clone();
-        async move { probe(&pool, "SELECT 1").await }
+        async move { probe(&pool, "SELECT 1", true).await }
     }
 }
 
@@ -20,7 +23,9 @@ pub fn postgres(pool: sqlx::PgPool) -> impl Check {
 pub fn sqlite(pool: sqlx::SqlitePool) -> impl Check {
     move || {
         let pool = pool.clone();
-        async move { probe(&pool, "SELECT count(*) FROM sqlite_master").await }
+        // A connection of its own would open another database for
+        // `sqlite::memory:`: a full pool only warns.
+        async move { probe(&pool, "SELECT count(*) FROM sqlite_master", false).await }
     }
 }
 
@@ -28,14 +33,47 @@ pub fn sqlite(pool: sqlx::SqlitePool) -> impl Check {
 /// default timeout of 1 s, leaving the query its time.
 const ACQUIRE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// The reading of a pool whose every connection is in use.
-fn busy(max: u32) -> Reading {
-    Reading::warn(format!(
-        "every one of the pool's {max} connections is in use; the check does not wait for one"
-    ))
+/// The reading of a pool whose every connection is in use: a warning when
+/// the database answers `query` on a connection of the check's own (when
+/// `own_connection`), a failure when it does not.
+async fn busy<DB>(pool: &sqlx::Pool<DB>, query: &'static str, own_connection: bool) -> Reading
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let max = pool.options().get_max_connections();
+    let full = format!("every one of the pool's {max} connections is in use");
+    if !own_connection {
+        return Reading::warn(format!("{full}; the check does not wait for one"));
+    }
+    let options = pool.connect_options();
+    let answered = tokio::time::timeout(ACQUIRE_WAIT, async {
+        let mut connection = options.connect().await?;
+        let ran = sqlx::query(query)
+            .execute(&mut connection)
+            .await
+            .map(|_| ());
+        let _ = connection.close().await;
+        ran
+    })
+    .await;
+    match answered {
+        Ok(Ok(())) => Reading::warn(format!(
+            "{full}; the database answers on a connection of the check's own"
+        )),
+        Ok(Err(error)) => Reading::fail(format!(
+            "{full}, and a connection of the check's own fails: {error}"
+        )),
+        Err(_) => Reading::fail(format!(
+            "{full}, and a connection of the check's own gets no answer within {} ms",
+            ACQUIRE_WAIT.as_millis()
+        )),
+    }
 }
 
-async fn probe<DB>(pool: &sqlx::Pool<DB>, query: &'static str) -> Reading
+async fn probe<DB>(pool: &sqlx::Pool<DB>, query: &'static str, own_connection: bool) -> Reading
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
@@ -47,7 +85,7 @@ where
     // rather than sheds it. The pool's own metrics show the saturation.
     let max = pool.options().get_max_connections();
     if pool.num_idle() == 0 && pool.size() >= max {
-        return busy(max);
+        return busy(pool, query, own_connection).await;
     }
     // `acquire`, not `try_acquire`: it tests an idle connection before
     // handing it out, so one a database restart left dead is replaced,
@@ -55,7 +93,7 @@ where
     let mut connection = match tokio::time::timeout(ACQUIRE_WAIT, pool.acquire()).await {
         Ok(Ok(connection)) => connection,
         Ok(Err(error)) => return Reading::fail(format!("cannot get a connection: {error}")),
-        Err(_) if pool.size() >= max => return busy(max),
+        Err(_) if pool.size() >= max => return busy(pool, query, own_connection).await,
         Err(_) => {
             return Reading::fail(format!(
                 "cannot get a connection within {} ms",
