@@ -69,11 +69,15 @@
 //!   probe: say what failed, not credentials.
 //! - The SQL checks (`postgres`, `sqlite`) do not wait for a connection
 //!   when every connection of the pool is in use (none idle, the pool at
-//!   its maximum size): they warn, so the instance stays ready, rather than
-//!   time out and fail on every instance at once under load. The price: a
-//!   database that hangs with every connection stuck shows as `warn`, not
-//!   `fail`; the pool metrics (`db_client_connection_count{state="used"}`
-//!   at `db_client_connection_max`) and the error rate show it.
+//!   its maximum size), rather than time out and fail on every instance at
+//!   once under load. The Postgres check asks the database on a connection
+//!   of its own instead: it warns, so the instance stays ready, when the
+//!   database answers (with an error too: at its connection limit), and
+//!   fails when nothing answers; the SQLite check warns. The price: a
+//!   database that accepts connections but hangs with every pooled one
+//!   stuck can still show as `warn`; the pool metrics
+//!   (`db_client_connection_count{state="used"}` at
+//!   `db_client_connection_max`) and the error rate show it.
 //!
 //! # Feature flags
 //!

@@ -657,6 +657,59 @@ async fn the_postgres_check_of_a_full_pool_asks_the_database_on_a_connection_of_
     );
 }
 
+/// A full pool of a database that is there but refuses new connections
+/// (at its connection limit, starting up): the server answered, so the
+/// check warns; failing would take every instance out at once.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn the_postgres_check_of_a_full_pool_warns_when_the_database_refuses_a_connection() {
+    use sqlx::{Connection as _, Executor as _};
+
+    let Some(scratch) = pg_scratch::Scratch::database("opsready_health_full_").await else {
+        return;
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&scratch.url)
+        .await
+        .unwrap();
+    let held = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+    // Refused by the server itself, superusers included.
+    let mut admin = sqlx::PgConnection::connect(&scratch.admin_url)
+        .await
+        .unwrap();
+    let allow = |on: bool| {
+        format!(
+            r#"ALTER DATABASE "{}" ALLOW_CONNECTIONS {on}"#,
+            scratch.name
+        )
+    };
+    admin.execute(&*allow(false)).await.unwrap();
+
+    let reading = Component::new("database", checks::postgres(pool.clone()))
+        .read()
+        .await;
+    admin.execute(&*allow(true)).await.unwrap();
+    drop(held);
+    let _ = admin.close().await;
+    pool.close().await;
+    scratch.drop_now().await;
+
+    assert_eq!(
+        reading.reading.status(),
+        opsready_health::Status::Warn,
+        "{reading:?}"
+    );
+    assert!(
+        reading
+            .reading
+            .output()
+            .unwrap()
+            .contains("the database refuses a connection of the check's own"),
+        "{reading:?}"
+    );
+}
+
 #[cfg(feature = "http")]
 #[tokio::test]
 async fn the_http_check_follows_the_status_class_of_the_upstream() {

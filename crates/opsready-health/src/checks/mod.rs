@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | [`tcp`] | always | a TCP connection to the address opens |
 //! | `http`, `http_with` | `http` | a `GET` of the URL (`http://` or `https://`) answers with the expected status class |
-//! | `postgres` | `postgres` | `SELECT 1` runs on a connection from the pool |
+//! | `postgres` | `postgres` | `SELECT 1` runs on a connection from the pool (on one of its own, which warns, when the pool is full) |
 //! | `sqlite` | `sqlite` | `SELECT count(*) FROM sqlite_master` runs on a connection from the pool |
 //! | `redis` | `redis` | `PING` answers `PONG` |
 //!

@@ -33,10 +33,23 @@ pub fn sqlite(pool: sqlx::SqlitePool) -> impl Check {
 /// default timeout of 1 s, leaving the query its time.
 const ACQUIRE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// How long a check of a full pool has, from its start, for its own
+/// connection and query: within a check's default timeout of 1 s also
+/// after [`ACQUIRE_WAIT`] was spent waiting for a pooled one.
+const OWN_CONNECTION_BY: std::time::Duration = std::time::Duration::from_millis(800);
+
 /// The reading of a pool whose every connection is in use: a warning when
-/// the database answers `query` on a connection of the check's own (when
-/// `own_connection`), a failure when it does not.
-async fn busy<DB>(pool: &sqlx::Pool<DB>, query: &'static str, own_connection: bool) -> Reading
+/// the database answers on a connection of the check's own (when
+/// `own_connection`), even with an error (at its connection limit: a
+/// failure there would take every instance out at once, as waiting
+/// would); a failure when nothing answers by `started` plus
+/// [`OWN_CONNECTION_BY`].
+async fn busy<DB>(
+    pool: &sqlx::Pool<DB>,
+    query: &'static str,
+    own_connection: bool,
+    started: tokio::time::Instant,
+) -> Reading
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
@@ -49,7 +62,7 @@ where
         return Reading::warn(format!("{full}; the check does not wait for one"));
     }
     let options = pool.connect_options();
-    let answered = tokio::time::timeout(ACQUIRE_WAIT, async {
+    let answered = tokio::time::timeout_at(started + OWN_CONNECTION_BY, async {
         let mut connection = options.connect().await?;
         let ran = sqlx::query(query)
             .execute(&mut connection)
@@ -63,12 +76,17 @@ where
         Ok(Ok(())) => Reading::warn(format!(
             "{full}; the database answers on a connection of the check's own"
         )),
+        // The server answered, with an error: it is there (too many
+        // clients, starting up).
+        Ok(Err(sqlx::Error::Database(error))) => Reading::warn(format!(
+            "{full}; the database refuses a connection of the check's own: {error}"
+        )),
         Ok(Err(error)) => Reading::fail(format!(
             "{full}, and a connection of the check's own fails: {error}"
         )),
         Err(_) => Reading::fail(format!(
-            "{full}, and a connection of the check's own gets no answer within {} ms",
-            ACQUIRE_WAIT.as_millis()
+            "{full}, and a connection of the check's own gets no answer within {} ms of the check's start",
+            OWN_CONNECTION_BY.as_millis()
         )),
     }
 }
@@ -83,9 +101,10 @@ where
     // would time the check out and take the instance out of the load
     // balancer, every instance at once under load, which moves the load
     // rather than sheds it. The pool's own metrics show the saturation.
+    let started = tokio::time::Instant::now();
     let max = pool.options().get_max_connections();
     if pool.num_idle() == 0 && pool.size() >= max {
-        return busy(pool, query, own_connection).await;
+        return busy(pool, query, own_connection, started).await;
     }
     // `acquire`, not `try_acquire`: it tests an idle connection before
     // handing it out, so one a database restart left dead is replaced,
@@ -93,7 +112,9 @@ where
     let mut connection = match tokio::time::timeout(ACQUIRE_WAIT, pool.acquire()).await {
         Ok(Ok(connection)) => connection,
         Ok(Err(error)) => return Reading::fail(format!("cannot get a connection: {error}")),
-        Err(_) if pool.size() >= max => return busy(pool, query, own_connection).await,
+        Err(_) if pool.size() >= max => {
+            return busy(pool, query, own_connection, started).await;
+        }
         Err(_) => {
             return Reading::fail(format!(
                 "cannot get a connection within {} ms",

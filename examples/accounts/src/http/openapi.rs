@@ -285,7 +285,7 @@ impl Modify for OpsRoutes {
                     )
                     .response(
                         "409",
-                        problem("`CONFLICT`: another change of the flag got in first."),
+                        problem("`CONFLICT`: other changes of the flag kept getting in first (a kill tries five times); read it again and retry."),
                     )
                     .response(
                         "415",
@@ -293,7 +293,7 @@ impl Modify for OpsRoutes {
                     )
                     .response(
                         "503",
-                        problem("`SERVICE_UNAVAILABLE`: the flag store failed; nothing changed."),
+                        problem("`SERVICE_UNAVAILABLE`: the flag store failed; nothing changed. `HANDLER_TIMEOUT`: the store did not answer within `http.request_timeout`, and whether the change landed is unknown: read the flag's history before sending it again (sending it again is safe: a `PUT` or rollback based on the version it changed fails its precondition, a second kill writes nothing)."),
                     );
             }
             let rollback = id == "admin_rollback_flag";
