@@ -98,9 +98,11 @@ impl StringLayer {
                     let inside = format!("{other}.");
                     let by = names.get(&other).map_or_else(
                         || {
+                            // The first name from `other.` on is inside it, if any is.
                             names
                                 .range(inside.clone()..)
-                                .find(|(name, _)| name.starts_with(&inside))
+                                .next()
+                                .filter(|(name, _)| name.starts_with(&inside))
                                 .map_or(other.as_str(), |(_, by)| by.as_str())
                         },
                         String::as_str,

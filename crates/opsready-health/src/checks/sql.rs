@@ -38,7 +38,7 @@ const ACQUIRE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// after [`ACQUIRE_WAIT`] was spent waiting for a pooled one.
 const OWN_CONNECTION_BY: std::time::Duration = std::time::Duration::from_millis(800);
 
-/// The reading of a pool whose every connection is in use: a warning when
+/// The reading of a pool whose every connection (`max`) is in use: a warning when
 /// the database answers on a connection of the check's own (when
 /// `own_connection`), even with an error (at its connection limit: a
 /// failure there would take every instance out at once, as waiting
@@ -46,6 +46,7 @@ const OWN_CONNECTION_BY: std::time::Duration = std::time::Duration::from_millis(
 /// [`OWN_CONNECTION_BY`].
 async fn busy<DB>(
     pool: &sqlx::Pool<DB>,
+    max: u32,
     query: &'static str,
     own_connection: bool,
     started: tokio::time::Instant,
@@ -56,7 +57,6 @@ where
     for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
 {
     use sqlx::{ConnectOptions as _, Connection as _};
-    let max = pool.options().get_max_connections();
     let full = format!("every one of the pool's {max} connections is in use");
     if !own_connection {
         return Reading::warn(format!("{full}; the check does not wait for one"));
@@ -104,7 +104,7 @@ where
     let started = tokio::time::Instant::now();
     let max = pool.options().get_max_connections();
     if pool.num_idle() == 0 && pool.size() >= max {
-        return busy(pool, query, own_connection, started).await;
+        return busy(pool, max, query, own_connection, started).await;
     }
     // `acquire`, not `try_acquire`: it tests an idle connection before
     // handing it out, so one a database restart left dead is replaced,
@@ -113,7 +113,7 @@ where
         Ok(Ok(connection)) => connection,
         Ok(Err(error)) => return Reading::fail(format!("cannot get a connection: {error}")),
         Err(_) if pool.size() >= max => {
-            return busy(pool, query, own_connection, started).await;
+            return busy(pool, max, query, own_connection, started).await;
         }
         Err(_) => {
             return Reading::fail(format!(
