@@ -187,13 +187,13 @@ where
             }
             Entry::Vacant(slot) => slot.insert(new_id()).clone(),
         };
-        #[allow(unused_mut)] // changed only when spans are exported
         // Two `traceparent` headers continue neither (W3C Trace Context):
         // a new trace starts.
         let traceparent = {
             let mut all = request.headers().get_all(TRACEPARENT).iter();
             all.next().filter(|_| all.next().is_none())
         };
+        #[allow(unused_mut)] // changed only when spans are exported
         let mut context = TraceContext::continue_or_start(traceparent);
         // Boxed: rare, and the future stays small without it.
         let tracestate = context
@@ -224,6 +224,7 @@ where
             #[cfg(feature = "otlp")]
             if exporting {
                 crate::otlp::adopt(&span, &mut context, tracestate.as_deref());
+                crate::otlp::describe(&span, &request);
                 hex_ids = context.hex_ids();
             }
             (span, line)
@@ -344,9 +345,12 @@ struct SpanName<'a>(&'a str, Option<&'a str>);
 
 impl std::fmt::Display for SpanName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A method outside the known set is `HTTP` in a span's name (its
+        // attribute is `_OTHER`): names stay few, as routes keep them.
+        let method = if self.0 == "_OTHER" { "HTTP" } else { self.0 };
         match self.1 {
-            Some(route) => write!(f, "{} {route}", self.0),
-            None => f.write_str(self.0),
+            Some(route) => write!(f, "{method} {route}"),
+            None => f.write_str(method),
         }
     }
 }
@@ -519,6 +523,12 @@ where
             // an unsigned value would be exported as text.
             this.span
                 .record("http.response.status_code", i64::from(status));
+            #[cfg(feature = "otlp")]
+            if status >= 500 {
+                // What the HTTP conventions name a server error by; a span
+                // that is not exported ignores it.
+                crate::otlp::failed_with(this.span, status);
+            }
             if status >= 500 {
                 tracing::error!(
                     target: REQUEST_TARGET,

@@ -33,6 +33,7 @@ use opsready_vocab::{REDACTED, is_sensitive_name, redact_secrets};
 use tracing::Span;
 use tracing::Subscriber;
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt as _};
+use tracing_subscriber::filter::{FilterFn, Filtered};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::context::{SpanId, TraceContext, TraceId};
@@ -398,11 +399,17 @@ fn resource(settings: &TelemetrySettings, service: &ServiceInfo) -> Resource {
 }
 
 /// The tracing layer that turns spans into OpenTelemetry spans of
-/// `provider`.
-pub(crate) fn layer<S>(provider: &SdkTracerProvider) -> OpenTelemetryLayer<S, SdkTracer>
+/// `provider`. The exporters' own spans (`h2`, `tonic`, `hyper`, …, at a
+/// `debug` or `trace` level) are left out, as their events are from log
+/// export: exporting them would make more of them, a batch of spans about
+/// each batch sent.
+pub(crate) fn layer<S>(
+    provider: &SdkTracerProvider,
+) -> Filtered<OpenTelemetryLayer<S, SdkTracer>, FilterFn, S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    use tracing_subscriber::Layer as _;
     let scope = InstrumentationScope::builder("opsready-telemetry")
         .with_version(env!("CARGO_PKG_VERSION"))
         .build();
@@ -413,6 +420,12 @@ where
         .with_location(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
+        .with_filter(not_the_exporters_own())
+}
+
+/// The filter that leaves out what the export machinery itself records.
+fn not_the_exporters_own() -> FilterFn {
+    tracing_subscriber::filter::filter_fn(|metadata| !is_exporters_own(metadata.target()))
 }
 
 /// The request span's fields that each log record of the request carries
@@ -434,9 +447,7 @@ where
     OpenTelemetryTracingBridge::builder(provider)
         .with_tracing_span_attributes(TracingSpanAttributes::allowlist(LOG_RECORD_SPAN_FIELDS))
         .build()
-        .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
-            !is_exporters_own(metadata.target())
-        }))
+        .with_filter(not_the_exporters_own())
 }
 
 /// Masks the credentials of log records before they are batched for
@@ -672,11 +683,22 @@ fn mask_attributes(attributes: &mut [KeyValue], own: &[&str]) {
     }
 }
 
-/// Whether events of `target` come from the export machinery itself.
+/// Whether spans and events of `target` come from the export machinery
+/// itself: the OpenTelemetry crates, and the crates its gRPC and HTTP
+/// clients are made of. Whole crate names: `hyperloglog` is not `hyper`.
 fn is_exporters_own(target: &str) -> bool {
-    ["opentelemetry", "tonic", "h2", "hyper", "reqwest"]
-        .iter()
-        .any(|prefix| target.starts_with(prefix))
+    let krate = target.split("::").next().unwrap_or(target);
+    krate.starts_with("opentelemetry")
+        || [
+            "tonic",
+            "h2",
+            "hyper",
+            "hyper_util",
+            "reqwest",
+            "tower",
+            "rustls",
+        ]
+        .contains(&krate)
 }
 
 /// A layer that does nothing but mark a subscriber as exporting spans, so
@@ -752,6 +774,104 @@ pub(crate) fn adopt(span: &Span, context: &mut TraceContext, tracestate: Option<
     span.record("span_id", context.span_id.to_hex().as_str());
 }
 
+/// The longest `user_agent.original` an exported span carries, in bytes:
+/// the caller chooses the header, and a span is no place for a kilobyte of
+/// it.
+const USER_AGENT_MAX: usize = 256;
+
+/// Adds to the request's exported span the attributes of the HTTP semantic
+/// conventions that only an exporter reads, so that a service that does
+/// not export spans does not pay for them: `url.scheme`, `server.address`
+/// and `server.port`, `network.protocol.version`, `user_agent.original`,
+/// `client.address`, `network.peer.address` and `network.peer.port` (when
+/// the server gives `ConnectInfo`), and `http.request.method_original` for
+/// a method outside the known set.
+///
+/// The scheme, host and client come from `X-Forwarded-Proto`,
+/// `X-Forwarded-Host` and `X-Forwarded-For` when a proxy set them, as the
+/// conventions ask; they say what the caller claims, not what it proved.
+pub(crate) fn describe<B>(span: &Span, request: &http::Request<B>) {
+    let headers = request.headers();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+    };
+    // The first entry of a list a proxy appended to.
+    let first = |value: &'_ str| -> Option<String> {
+        let entry = value.split(',').next()?.trim();
+        (!entry.is_empty()).then(|| entry.to_owned())
+    };
+
+    let scheme = header("x-forwarded-proto")
+        .and_then(first)
+        .map(|scheme| scheme.to_ascii_lowercase())
+        .filter(|scheme| scheme == "http" || scheme == "https")
+        .or_else(|| request.uri().scheme_str().map(str::to_owned))
+        .unwrap_or_else(|| "http".to_owned());
+    span.set_attribute("url.scheme", scheme);
+
+    let authority = header("x-forwarded-host")
+        .and_then(first)
+        .or_else(|| request.uri().authority().map(ToString::to_string))
+        .or_else(|| header("host").map(str::to_owned))
+        .and_then(|text| text.parse::<http::uri::Authority>().ok());
+    if let Some(authority) = authority {
+        span.set_attribute("server.address", authority.host().to_owned());
+        if let Some(port) = authority.port_u16() {
+            span.set_attribute("server.port", i64::from(port));
+        }
+    }
+
+    let version = match request.version() {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "1.1",
+    };
+    span.set_attribute("network.protocol.version", version);
+
+    if let Some(agent) = header("user-agent") {
+        let mut end = agent.len().min(USER_AGENT_MAX);
+        while !agent.is_char_boundary(end) {
+            end -= 1;
+        }
+        span.set_attribute("user_agent.original", agent[..end].to_owned());
+    }
+
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0);
+    if let Some(peer) = peer {
+        span.set_attribute("network.peer.address", peer.ip().to_string());
+        span.set_attribute("network.peer.port", i64::from(peer.port()));
+    }
+    let client = header("x-forwarded-for")
+        .and_then(first)
+        .or_else(|| peer.map(|peer| peer.ip().to_string()));
+    if let Some(client) = client {
+        span.set_attribute("client.address", client);
+    }
+
+    if opsready_vocab::method_name(request.method()) == "_OTHER" {
+        span.set_attribute(
+            "http.request.method_original",
+            request.method().as_str().to_owned(),
+        );
+    }
+}
+
+/// Marks a request span that ended in a server error (`status` 500 and
+/// above) with `error.type`, the status code as text, as the HTTP semantic
+/// conventions name it. A span that is not exported ignores it.
+pub(crate) fn failed_with(span: &Span, status: u16) {
+    span.set_attribute("error.type", status.to_string());
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -767,9 +887,9 @@ mod tests {
     use super::*;
     use crate::{LogFormat, TelemetryLayer};
 
-    /// Keeps the spans it is handed.
-    #[derive(Debug, Default)]
-    struct Keep(Mutex<Vec<SpanData>>);
+    /// Keeps the spans it is handed; clones share them.
+    #[derive(Debug, Default, Clone)]
+    struct Keep(Arc<Mutex<Vec<SpanData>>>);
 
     impl SpanProcessor for Keep {
         fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &opentelemetry::Context) {}
@@ -785,6 +905,210 @@ mod tests {
         fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
             Ok(())
         }
+    }
+
+    /// The exported span of one request through `TelemetryLayer` to a route
+    /// `/orders/{id}` that answers `status`.
+    fn exported_span(request: Request<Body>, status: http::StatusCode) -> SpanData {
+        let kept = Keep::default();
+        let provider = provider_builder(
+            &TelemetrySettings::default(),
+            &ServiceInfo::new("svc", "1.0.0"),
+        )
+        .with_span_processor(kept.clone())
+        .build();
+        let mut settings = TelemetrySettings::default();
+        settings.log.format = Some(LogFormat::Json);
+        let subscriber = crate::subscriber(&settings, std::io::sink)
+            .unwrap()
+            .with(layer(&provider))
+            .with(exporting());
+        let app = Router::new()
+            .route(
+                "/orders/{id}",
+                axum::routing::any(move || async move { status }),
+            )
+            .layer(TelemetryLayer::new());
+
+        tracing::subscriber::with_default(subscriber, || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(app.oneshot(request))
+                .unwrap()
+        });
+
+        let mut spans = kept.0.lock().unwrap();
+        assert_eq!(spans.len(), 1, "{spans:?}");
+        spans.remove(0)
+    }
+
+    /// The exported span's attribute `key`, as text.
+    fn attribute(span: &SpanData, key: &str) -> Option<String> {
+        span.attributes
+            .iter()
+            .find(|attribute| attribute.key.as_str() == key)
+            .map(|attribute| attribute.value.to_string())
+    }
+
+    #[test]
+    fn an_exported_request_span_names_the_server_the_client_and_the_protocol() {
+        let request = Request::get("/orders/7")
+            .header("host", "orders.internal:8443")
+            .header("user-agent", format!("checkout/2.1 {}", "x".repeat(400)))
+            .header("x-forwarded-for", "203.0.113.7, 10.0.0.1")
+            .header("x-forwarded-proto", "HTTPS")
+            .body(Body::empty())
+            .unwrap();
+
+        let span = exported_span(request, http::StatusCode::OK);
+
+        assert_eq!(span.name, "GET /orders/{id}");
+        assert_eq!(attribute(&span, "url.scheme").as_deref(), Some("https"));
+        assert_eq!(
+            attribute(&span, "server.address").as_deref(),
+            Some("orders.internal")
+        );
+        assert_eq!(attribute(&span, "server.port").as_deref(), Some("8443"));
+        assert_eq!(
+            attribute(&span, "network.protocol.version").as_deref(),
+            Some("1.1")
+        );
+        assert_eq!(
+            attribute(&span, "client.address").as_deref(),
+            Some("203.0.113.7")
+        );
+        let agent = attribute(&span, "user_agent.original").unwrap();
+        assert!(agent.starts_with("checkout/2.1 x"), "{agent}");
+        assert_eq!(agent.len(), USER_AGENT_MAX);
+        assert_eq!(attribute(&span, "error.type"), None);
+        assert_eq!(attribute(&span, "http.request.method_original"), None);
+    }
+
+    #[test]
+    fn a_request_without_a_proxy_is_http_on_its_host_from_its_peer() {
+        let get = || {
+            Request::get("/orders/7")
+                .header("host", "localhost")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let mut with_peer = get();
+        let peer: std::net::SocketAddr = "192.0.2.9:50123".parse().unwrap();
+        with_peer
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+
+        let span = exported_span(with_peer, http::StatusCode::OK);
+        let unknown = exported_span(get(), http::StatusCode::OK);
+
+        assert_eq!(attribute(&span, "url.scheme").as_deref(), Some("http"));
+        assert_eq!(
+            attribute(&span, "server.address").as_deref(),
+            Some("localhost")
+        );
+        assert_eq!(attribute(&span, "server.port"), None);
+        assert_eq!(attribute(&span, "user_agent.original"), None);
+        assert_eq!(
+            attribute(&span, "network.peer.address").as_deref(),
+            Some("192.0.2.9")
+        );
+        assert_eq!(
+            attribute(&span, "network.peer.port").as_deref(),
+            Some("50123")
+        );
+        assert_eq!(
+            attribute(&span, "client.address").as_deref(),
+            Some("192.0.2.9")
+        );
+        // Without `ConnectInfo` nor a proxy's header, no one to name.
+        assert_eq!(attribute(&unknown, "client.address"), None);
+        assert_eq!(attribute(&unknown, "network.peer.address"), None);
+    }
+
+    #[test]
+    fn a_server_error_has_an_error_type_and_a_client_error_has_none() {
+        let get = || Request::get("/orders/7").body(Body::empty()).unwrap();
+
+        let failed = exported_span(get(), http::StatusCode::SERVICE_UNAVAILABLE);
+        let refused = exported_span(get(), http::StatusCode::NOT_FOUND);
+
+        assert_eq!(attribute(&failed, "error.type").as_deref(), Some("503"));
+        assert_eq!(attribute(&refused, "error.type"), None);
+    }
+
+    #[test]
+    fn an_unknown_method_names_its_span_http_and_keeps_the_method_aside() {
+        let request = Request::builder()
+            .method("PURGE")
+            .uri("/orders/7")
+            .body(Body::empty())
+            .unwrap();
+
+        let span = exported_span(request, http::StatusCode::OK);
+
+        assert_eq!(span.name, "HTTP /orders/{id}");
+        assert_eq!(
+            attribute(&span, "http.request.method").as_deref(),
+            Some("_OTHER")
+        );
+        assert_eq!(
+            attribute(&span, "http.request.method_original").as_deref(),
+            Some("PURGE")
+        );
+    }
+
+    #[test]
+    fn the_exporters_own_crates_are_known_by_their_whole_name() {
+        for target in [
+            "h2::proto::connection",
+            "tonic::transport",
+            "hyper_util::client::legacy::pool",
+            "tower::buffer::worker",
+            "opentelemetry_sdk",
+            "opentelemetry-otlp",
+            "reqwest::connect",
+        ] {
+            assert!(is_exporters_own(target), "{target}");
+        }
+        for target in [
+            "hyperloglog::sketch",
+            "h2o",
+            "towers::db",
+            "orders::checkout",
+        ] {
+            assert!(!is_exporters_own(target), "{target}");
+        }
+    }
+
+    #[test]
+    fn the_exporters_own_spans_are_not_exported_at_any_level() {
+        let kept = Keep::default();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(kept.clone())
+            .build();
+        let mut settings = TelemetrySettings::default();
+        settings.log.format = Some(LogFormat::Json);
+        settings.log.level = "trace".to_owned();
+        let subscriber = crate::subscriber(&settings, std::io::sink)
+            .unwrap()
+            .with(layer(&provider));
+
+        tracing::subscriber::with_default(subscriber, || {
+            let _sending = tracing::trace_span!(target: "h2::proto::streams", "send").entered();
+            let _inner = tracing::trace_span!(target: "hyper_util::client", "connect").entered();
+            // The service's own span, even inside theirs, is exported.
+            drop(tracing::info_span!(target: "orders::checkout", "charge").entered());
+        });
+
+        let names: Vec<String> = kept
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|span| span.name.to_string())
+            .collect();
+        assert_eq!(names, ["charge"]);
     }
 
     #[test]
