@@ -196,6 +196,105 @@ impl TraceContext {
     }
 }
 
+/// The caller's W3C `tracestate`: the tracing vendors' entries that ride
+/// along with its `traceparent`. A service that calls another with its
+/// `traceparent` passes this on unchanged, as W3C Trace Context asks.
+/// [`TelemetryLayer`](crate::TelemetryLayer) puts it in a request's
+/// extensions when the request continues a trace and the list is well
+/// formed.
+///
+/// ```
+/// use http::HeaderValue;
+/// use opsready_telemetry::TraceState;
+///
+/// let state = TraceState::parse(&HeaderValue::from_static("rojo=00f067aa0ba902b7, congo=t61rcWkgMzE"));
+/// assert_eq!(state.unwrap().as_str(), "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE");
+/// // A malformed list is dropped whole, as OpenTelemetry drops it.
+/// assert!(TraceState::parse(&HeaderValue::from_static("Rojo=1")).is_none());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceState(HeaderValue);
+
+/// The most members a `tracestate` list may have.
+const TRACESTATE_MEMBERS: usize = 32;
+
+impl TraceState {
+    /// `value` when it is a `tracestate` list as W3C Trace Context writes
+    /// it: up to 32 members `key=value` (empty ones between commas
+    /// allowed), keys of lowercase letters, digits and `_-*/` (with one `@`
+    /// for a tenant), values of up to 256 visible characters other than
+    /// `,` and `=`. `None` for anything else, and for a list with no
+    /// member.
+    pub fn parse(value: &HeaderValue) -> Option<Self> {
+        let text = value.to_str().ok()?;
+        let mut members = 0;
+        for member in text.split(',') {
+            let member = member.trim_matches([' ', '\t']);
+            if member.is_empty() {
+                continue;
+            }
+            members += 1;
+            let (key, value) = member.split_once('=')?;
+            if members > TRACESTATE_MEMBERS || !is_state_key(key) || !is_state_value(value) {
+                return None;
+            }
+        }
+        (members > 0).then(|| Self(value.clone()))
+    }
+
+    /// The list, to send as the `tracestate` header.
+    pub fn header(&self) -> &HeaderValue {
+        &self.0
+    }
+
+    /// The list as text.
+    pub fn as_str(&self) -> &str {
+        // `parse` took only visible ASCII.
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
+/// A `tracestate` key: `simple` or `tenant@system`.
+fn is_state_key(key: &str) -> bool {
+    let rest = |part: &str| {
+        part.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/')
+        })
+    };
+    match key.split_once('@') {
+        None => {
+            key.len() <= 256
+                && key.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+                && rest(key)
+        }
+        Some((tenant, system)) => {
+            tenant.len() <= 241
+                && system.len() <= 14
+                && tenant
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                && system
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_lowercase())
+                && rest(tenant)
+                && rest(system)
+        }
+    }
+}
+
+/// A `tracestate` value: 1 to 256 printable characters other than `,` and
+/// `=`, the last not a space.
+fn is_state_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 256
+        && !value.ends_with(' ')
+        && value
+            .bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+}
+
 /// The bound of [`sampled_at_ratio`]: the ratio times 2^63. `1 << 63`
 /// (a ratio of 1) samples every trace.
 static NEW_TRACE_BOUND: AtomicU64 = AtomicU64::new(1 << 63);
@@ -323,6 +422,57 @@ pub(crate) fn request_id_at(now: std::time::SystemTime) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn state(text: &'static str) -> Option<TraceState> {
+        TraceState::parse(&HeaderValue::from_static(text))
+    }
+
+    #[test]
+    fn a_tracestate_of_well_formed_members_is_kept_as_it_came() {
+        for text in [
+            "rojo=00f067aa0ba902b7",
+            "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+            "fw529a3039@dt=FW4;0;0;0;0;0;0;ab, 7e4a@sys_1=x y",
+            "a=1, ,\tb=2,",
+        ] {
+            assert_eq!(
+                state(text).map(|s| s.as_str().to_owned()).as_deref(),
+                Some(text)
+            );
+        }
+        let longest = format!("k={}", "v".repeat(256));
+        let longest = TraceState::parse(&HeaderValue::from_str(&longest).unwrap());
+        assert!(longest.is_some());
+    }
+
+    #[test]
+    fn a_tracestate_with_one_malformed_member_is_dropped_whole() {
+        for text in [
+            "",
+            " , ",
+            "rojo",
+            "Rojo=1",
+            "1abc=1",
+            "rojo=",
+            "rojo=a=b",
+            "rojo=ok,congo",
+            "tenant@Sys=1",
+            "@sys=1",
+            "tenant@=1",
+            "rojo=caf\u{e9}",
+        ] {
+            let value = HeaderValue::from_bytes(text.as_bytes()).unwrap();
+            assert!(TraceState::parse(&value).is_none(), "{text:?} was kept");
+        }
+        let too_long = format!("k={}", "v".repeat(257));
+        assert!(TraceState::parse(&HeaderValue::from_str(&too_long).unwrap()).is_none());
+        let members = |n: usize| {
+            let list: Vec<String> = (0..n).map(|i| format!("k{i}=v")).collect();
+            HeaderValue::from_str(&list.join(",")).unwrap()
+        };
+        assert!(TraceState::parse(&members(32)).is_some());
+        assert!(TraceState::parse(&members(33)).is_none());
+    }
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 

@@ -18,7 +18,7 @@ use tracing::field::Empty;
 use opsready_problem::Problem;
 use opsready_vocab::{ObservedRequest, RequestObserver, is_quiet, method_name};
 
-use crate::context::{TraceContext, is_sane_request_id, request_id_at};
+use crate::context::{TraceContext, TraceState, is_sane_request_id, request_id_at};
 use crate::subscriber::{RequestFields, RequestLine};
 
 /// The request id header.
@@ -195,11 +195,18 @@ where
         };
         #[allow(unused_mut)] // changed only when spans are exported
         let mut context = TraceContext::continue_or_start(traceparent);
-        // Boxed: rare, and the future stays small without it.
+        // Only with a trace to continue, and only a well-formed list: a
+        // handler passes on what it finds in the extensions, and the
+        // response echoes the same. Boxed: rare, and the future stays small
+        // without it.
         let tracestate = context
             .parent_id
             .and_then(|_| tracestate_of(request.headers()))
+            .and_then(|value| TraceState::parse(&value))
             .map(Box::new);
+        if let Some(state) = &tracestate {
+            request.extensions_mut().insert(TraceState::clone(state));
+        }
 
         // In hex once, for the span, the log lines and the `traceparent`.
         #[allow(unused_mut)] // changed only when spans are exported
@@ -379,7 +386,7 @@ pin_project! {
         observation: Option<O::Observation>,
         request_id: Option<HeaderValue>,
         traceparent: Option<HeaderValue>,
-        tracestate: Option<Box<HeaderValue>>,
+        tracestate: Option<Box<TraceState>>,
     }
 
     impl<F, O: RequestObserver> PinnedDrop for ResponseFuture<F, O> {
@@ -508,7 +515,7 @@ where
             headers.insert(TRACEPARENT, traceparent);
         }
         if let Some(tracestate) = this.tracestate.take() {
-            headers.insert(TRACESTATE, *tracestate);
+            headers.insert(TRACESTATE, tracestate.header().clone());
         }
         if let Some(line) = this.line.take() {
             // JSON logs and no span export: nothing reads the span's status.

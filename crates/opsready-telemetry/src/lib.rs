@@ -114,7 +114,8 @@ mod writer;
 
 pub use blocking::{Blocking, BlockingError};
 pub use context::{
-    MAX_REQUEST_ID_LEN, SpanId, TraceContext, TraceId, is_sane_request_id, new_request_id,
+    MAX_REQUEST_ID_LEN, SpanId, TraceContext, TraceId, TraceState, is_sane_request_id,
+    new_request_id,
 };
 pub use layer::{
     REQUEST_SPAN_TARGET, REQUEST_TARGET, ResponseFuture, TRACEPARENT, TRACESTATE, Telemetry,

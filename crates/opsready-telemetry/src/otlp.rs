@@ -12,8 +12,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry::trace::{
-    SpanContext, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState,
-    TracerProvider as _,
+    SpanContext, SpanKind, Status, TraceContextExt as _, TraceFlags, TracerProvider as _,
 };
 use opentelemetry::{InstrumentationScope, Key, KeyValue, Value};
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
@@ -36,7 +35,7 @@ use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt as _};
 use tracing_subscriber::filter::{FilterFn, Filtered};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::context::{SpanId, TraceContext, TraceId};
+use crate::context::{SpanId, TraceContext, TraceId, TraceState};
 use crate::layer::REQUEST_TARGET;
 use crate::settings::{
     OtlpCompression, OtlpProtocol, TelemetrySettings, is_https, otlp_endpoint_problem, otlp_headers,
@@ -734,12 +733,11 @@ pub(crate) fn active() -> bool {
 ///
 /// Without an incoming parent the span starts a trace of its own, even if it
 /// was opened inside another span: a request is a root in this service.
-pub(crate) fn adopt(span: &Span, context: &mut TraceContext, tracestate: Option<&HeaderValue>) {
+pub(crate) fn adopt(span: &Span, context: &mut TraceContext, tracestate: Option<&TraceState>) {
     let parent = match context.parent_id {
         Some(parent_id) => {
             let state = tracestate
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| TraceState::from_str(value).ok())
+                .and_then(|state| opentelemetry::trace::TraceState::from_str(state.as_str()).ok())
                 .unwrap_or_default();
             let flags = if context.sampled {
                 TraceFlags::SAMPLED

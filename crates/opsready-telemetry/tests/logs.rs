@@ -100,6 +100,16 @@ async fn spawn_app() -> String {
         )
         .route("/teapot", get(|| async { StatusCode::IM_A_TEAPOT }))
         .route(
+            // What a handler passes on to the services it calls.
+            "/onward",
+            get(|request: axum::extract::Request| async move {
+                request
+                    .extensions()
+                    .get::<opsready_telemetry::TraceState>()
+                    .map_or_else(|| "none".to_owned(), |state| state.as_str().to_owned())
+            }),
+        )
+        .route(
             "/hidden",
             get(|| async {
                 // A problem inside a success status: answered as the 500 it is.
@@ -320,6 +330,36 @@ async fn the_callers_tracestate_comes_back_as_one_list() {
     assert_eq!(states(&two), ["vendor1=a,vendor2=b,vendor3=c"]);
     assert_eq!(states(&one), ["vendor1=a"]);
     assert!(states(&without_parent).is_empty());
+}
+
+#[tokio::test]
+async fn a_handler_finds_the_callers_tracestate_only_when_it_is_well_formed() {
+    let base = spawn_app().await;
+    let client = reqwest::Client::new();
+    let send = |state: &'static str| {
+        client
+            .get(format!("{base}/onward"))
+            .header("traceparent", TRACEPARENT)
+            .header("tracestate", state)
+            .send()
+    };
+
+    let good = send("rojo=00f067aa0ba902b7, congo=t61rcWkgMzE")
+        .await
+        .unwrap();
+    let bad = send("rojo=1,Congo=2").await.unwrap();
+
+    assert_eq!(
+        good.headers()["tracestate"],
+        "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE"
+    );
+    assert_eq!(
+        good.text().await.unwrap(),
+        "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE"
+    );
+    // A malformed list is dropped whole: not passed on, not echoed.
+    assert!(bad.headers().get("tracestate").is_none());
+    assert_eq!(bad.text().await.unwrap(), "none");
 }
 
 #[tokio::test]
