@@ -439,15 +439,25 @@ mod tests {
         let buckets = [0.1, 1.0];
         // Another request holds the lock while the first slow one lands.
         let held = exemplars.slots.lock().unwrap();
-        let (started, running) = std::sync::mpsc::channel();
         let first = {
             let exemplars = Arc::clone(&exemplars);
-            std::thread::spawn(move || {
-                started.send(()).unwrap();
-                exemplars.record(&buckets, 0.5, 7);
-            })
+            std::thread::spawn(move || exemplars.record(&buckets, 0.5, 7))
         };
-        running.recv().unwrap();
+        // Once it has counted itself, it is at the lock: one that skips a
+        // busy lock is done soon after, one that waits is not done until
+        // the lock is free. The lock is held a while to tell them apart.
+        let counted = std::time::Instant::now() + Duration::from_secs(10);
+        while exemplars.hits[1].load(Ordering::Relaxed) == 0 {
+            assert!(
+                std::time::Instant::now() < counted,
+                "the request never counted"
+            );
+            std::thread::yield_now();
+        }
+        let held_until = std::time::Instant::now() + Duration::from_millis(200);
+        while !first.is_finished() && std::time::Instant::now() < held_until {
+            std::thread::yield_now();
+        }
         drop(held);
         first.join().unwrap();
         // The next sampled one of the bucket, with the lock busy, is
