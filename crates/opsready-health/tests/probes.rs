@@ -865,6 +865,63 @@ async fn the_redis_check_passes_on_the_real_server_and_fails_on_a_closed_port() 
     assert_eq!(closed.reading.status(), opsready_health::Status::Fail);
 }
 
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn the_redis_connection_check_fails_when_the_services_own_connection_broke() {
+    let Ok(url) = std::env::var("OPSREADY_TEST_REDIS_URL") else {
+        eprintln!("skipped: OPSREADY_TEST_REDIS_URL is not set");
+        return;
+    };
+    let client = redis::Client::open(url).unwrap();
+    // The service's connection, and the operator's, which kills it.
+    let mut service = client.get_multiplexed_async_connection().await.unwrap();
+    let mut operator = client.get_multiplexed_async_connection().await.unwrap();
+    let service_id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut service)
+        .await
+        .unwrap();
+    let own = Component::new("cache", checks::redis_connection(service.clone()));
+    let fresh = Component::new("cache-fresh", checks::redis(client));
+    let before = own.read().await;
+
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(service_id)
+        .query_async(&mut operator)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1, "the service's connection was not found");
+    // The components cache their readings: new ones read afresh.
+    let own = Component::new("cache", checks::redis_connection(service.clone()));
+    let after = own.read().await;
+    let fresh = fresh.read().await;
+
+    assert_eq!(
+        before.reading.status(),
+        opsready_health::Status::Pass,
+        "{before:?}"
+    );
+    assert_eq!(
+        after.reading.status(),
+        opsready_health::Status::Fail,
+        "{after:?}"
+    );
+    assert!(
+        after.reading.output().unwrap().starts_with("PING failed"),
+        "{after:?}"
+    );
+    // A check on a connection of its own passes: Redis itself is fine.
+    assert_eq!(
+        fresh.reading.status(),
+        opsready_health::Status::Pass,
+        "{fresh:?}"
+    );
+    let command: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut service).await;
+    assert!(command.is_err(), "the service's own commands fail too");
+}
+
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn the_sqlite_check_fails_when_the_file_is_no_longer_a_database() {
