@@ -41,14 +41,47 @@ pub async fn open(location: &str) -> Result<Arc<dyn Store>, Error> {
         ));
     }
     Err(Error::backend(format!(
-        "unknown flag store `{}`: use `memory:`, `file://PATH` or `postgres://…`",
+        "unknown flag store {}: use `memory:`, `file://PATH` or `postgres://…`",
         scheme(location)
     )))
 }
 
-/// The scheme of a location, never its credentials.
-fn scheme(location: &str) -> &str {
-    location
-        .split_once("://")
-        .map_or(location, |(scheme, _)| scheme)
+/// What a location's scheme looks like, for a message: never the rest of
+/// the location, which may hold a password (`postgres:/app:pw@db`, a URL
+/// whose `//` was lost, or `app:pw@db` with no scheme at all).
+fn scheme(location: &str) -> String {
+    let candidate = location.split(':').next().unwrap_or_default();
+    let is_scheme = location.contains(':')
+        && (1..=16).contains(&candidate.len())
+        && candidate.starts_with(|c: char| c.is_ascii_alphabetic())
+        && candidate
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if is_scheme {
+        format!("with the scheme `{candidate}:`")
+    } else {
+        "(the location has no scheme)".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_mistyped_location_is_refused_without_quoting_its_credentials() {
+        for (location, shown) in [
+            ("postgres:/app:S3cret@db/shop", "`postgres:`"),
+            ("postgres//app:S3cret@db/shop", "no scheme"),
+            ("app:S3cret@db:5432/shop", "`app:`"),
+            ("consul://flags", "`consul:`"),
+            ("S3cret", "no scheme"),
+        ] {
+            let error = open(location).await.err().unwrap().to_string();
+
+            assert!(error.contains(shown), "{location}: {error}");
+            assert!(!error.contains("S3cret"), "{location}: {error}");
+            assert!(error.contains("file://PATH"), "{error}");
+        }
+    }
 }
