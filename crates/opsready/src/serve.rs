@@ -618,7 +618,11 @@ impl Server {
                 result = hook() => if let Err(source) = result {
                     let _ = stop.send(true);
                     self.lifecycle.set_stopped();
-                    return Err(ServeError { kind: ErrorKind::Startup(source) });
+                    let error = ServeError { kind: ErrorKind::Startup(source) };
+                    // In the logs too (JSON, OTLP, Sentry), not only on
+                    // the standard error `main` prints it to.
+                    tracing::error!("{error}");
+                    return Err(error);
                 },
                 () = &mut shutdown => {
                     // Asked to stop while starting: never become ready.
@@ -710,7 +714,10 @@ fn serve_on(
     (listener, router): (TcpListener, Router),
     mut stopped: watch::Receiver<bool>,
 ) -> JoinHandle<std::io::Result<()>> {
-    let serving = axum::serve(listener, router).with_graceful_shutdown(async move {
+    // With the peer's address: handlers that take `ConnectInfo` work, and
+    // exported spans name the peer.
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let serving = axum::serve(listener, service).with_graceful_shutdown(async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     });
     tokio::spawn(serving.into_future())
@@ -881,14 +888,14 @@ impl fmt::Display for ServeError {
             ErrorKind::Startup(source) => write!(
                 f,
                 "a startup hook failed: {}",
-                redact_secrets(&source.to_string())
+                redact_secrets(&with_causes(source.as_ref()))
             ),
             ErrorKind::Telemetry(source) => write!(f, "telemetry could not start: {source}"),
             ErrorKind::Serve(source) => write!(f, "serving failed: {source}"),
             ErrorKind::Flags { what, source } => write!(
                 f,
                 "feature flags could not start ({what}): {}",
-                redact_secrets(&source.to_string())
+                redact_secrets(&with_causes(source))
             ),
             ErrorKind::Deadline(deadline) => write!(
                 f,
@@ -897,6 +904,25 @@ impl fmt::Display for ServeError {
             ),
         }
     }
+}
+
+/// `error` and its causes, `: ` between them, as an error report prints
+/// them (`running migrations: connection refused`): `source` gives none of
+/// them back for the errors whose text is masked, so `Display` must say
+/// the whole of it. A cause that its error's text already ends with is
+/// not said twice.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let said = next.to_string();
+        if !said.is_empty() && !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = next.source();
+    }
+    text
 }
 
 impl std::error::Error for ServeError {

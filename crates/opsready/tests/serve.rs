@@ -299,6 +299,65 @@ async fn a_failing_startup_hook_stops_the_service_with_its_reason() {
     assert!(std::error::Error::source(&error).is_none());
 }
 
+/// An error with a context and a cause, as `anyhow`'s `.context(…)` makes.
+#[derive(Debug)]
+struct Context(&'static str, std::io::Error);
+
+impl std::fmt::Display for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Context {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.1)
+    }
+}
+
+#[tokio::test]
+async fn a_failing_startup_hook_says_the_cause_under_its_context() {
+    let settings = settings(&[]);
+    let ops = Ops::new(&settings).on_startup(|| async {
+        Err::<(), _>(Context(
+            "running migrations",
+            std::io::Error::other("connection refused by postgres://app:hunter2@db/app"),
+        ))
+    });
+    let running = spawn(ops, Router::new()).await;
+
+    let outcome = tokio::time::timeout(Duration::from_secs(10), running.done)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let message = outcome.unwrap_err().to_string();
+    assert!(
+        message.contains("running migrations: connection refused by postgres://app:"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[tokio::test]
+async fn a_handler_gets_the_peers_address() {
+    let app =
+        Router::new().route(
+            "/peer",
+            get(
+                |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<
+                    std::net::SocketAddr,
+                >| async move { peer.ip().to_string() },
+            ),
+        );
+    let running = spawn(Ops::new(&settings(&[])), app).await;
+
+    let response = running.get("/peer").await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "127.0.0.1");
+}
+
 #[tokio::test]
 async fn a_busy_port_is_an_error_naming_the_setting() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
