@@ -22,7 +22,7 @@ fn validator() -> jsonschema::Validator {
 
 /// Definitions using every member, operator, type and kind.
 fn written() -> Vec<Flag> {
-    let semver = |op| Condition::semver("app_version", op, "1.2.3");
+    let semver = |op| Condition::semver("app_version", op, "1.2.3-rc.1+build.5");
     vec![
         Flag::boolean("checkout.new-flow")
             .enabled(false)
@@ -157,6 +157,18 @@ fn definitions_refused_for_their_structure_fail_the_schema_too() {
         (
             "`percentage` over 100",
             condition(json!({ "op": "percentage", "value": 101 })),
+        ),
+        (
+            "a condition without a value",
+            condition(json!({ "attribute": "plan", "op": "equals" })),
+        ),
+        (
+            "`semver_gte` with two parts",
+            condition(json!({ "attribute": "v", "op": "semver_gte", "value": "2.4" })),
+        ),
+        (
+            "`semver_lt` with a leading zero",
+            condition(json!({ "attribute": "v", "op": "semver_lt", "value": "2.04.0" })),
         ),
     ];
     assert!(validator.is_valid(&good()), "the starting point is refused");
