@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::repair::{Outcome, deserialize_all};
+use super::repair::{Outcome, deserialize_all, passes_for};
 use super::validate::{Validate, ValidationErrors};
 use crate::{FieldError, Problem, codes};
 
@@ -47,8 +47,8 @@ where
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let value = read_json(request, state).await?;
-        let outcome = deserialize_all::<T>(value);
+        let (value, len) = read_json(request, state).await?;
+        let outcome = deserialize_all::<T>(value, passes_for(len));
         match outcome {
             Outcome {
                 value: Some(value),
@@ -68,8 +68,8 @@ where
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let value = read_json(request, state).await?;
-        let outcome = deserialize_all::<T>(value);
+        let (value, len) = read_json(request, state).await?;
+        let outcome = deserialize_all::<T>(value, passes_for(len));
         let mut violations = ValidationErrors::new();
         if let Some(value) = &outcome.value {
             value.validate(&mut violations);
@@ -113,7 +113,8 @@ fn validation_problem(mut errors: Vec<FieldError>) -> Problem {
 
 /// Checks the content type, reads the body under axum's body limit and
 /// parses it into a [`Value`].
-async fn read_json<S: Send + Sync>(request: Request, state: &S) -> Result<Value, Problem> {
+/// The body as JSON, and its size in bytes.
+async fn read_json<S: Send + Sync>(request: Request, state: &S) -> Result<(Value, usize), Problem> {
     if !has_json_content_type(request.headers()) {
         return Err(Problem::new(codes::UNSUPPORTED_MEDIA_TYPE)
             .detail("Expected `Content-Type: application/json` (or a `+json` type)."));
@@ -128,9 +129,10 @@ async fn read_json<S: Send + Sync>(request: Request, state: &S) -> Result<Value,
                 Problem::bad_request(rejection.body_text())
             }
         })?;
-    serde_json::from_slice::<Value>(&body).map_err(|error| {
+    let value = serde_json::from_slice::<Value>(&body).map_err(|error| {
         Problem::new(codes::MALFORMED_JSON).detail(format!("Invalid JSON: {error}."))
-    })
+    })?;
+    Ok((value, body.len()))
 }
 
 /// `application/json` or any `application/…+json`, ignoring parameters and

@@ -3,8 +3,10 @@
 //! serde stops at the first error. To report all of them, the value is
 //! deserialized repeatedly: each error is recorded, then the offending
 //! member is removed (or a missing one filled with a placeholder) so the
-//! next pass gets further. The number of passes is bounded, so a hostile
-//! body costs at most a fixed number of deserializations.
+//! next pass gets further. The passes are bounded by the body's size (a
+//! budget of bytes read over all passes), so a large hostile body full of
+//! errors costs a few deserializations, not a hundred: they run on an
+//! async worker, where no timeout can interrupt them.
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -15,6 +17,15 @@ use crate::FieldError;
 
 /// Upper bound on deserialization passes.
 const MAX_PASSES: usize = 128;
+/// The bytes of body all passes together may read: a body of up to 32 KiB
+/// gets every pass, one of 2 MiB (axum's default limit) two.
+const PASS_BUDGET: usize = 4 * 1024 * 1024;
+
+/// How many passes a body of `len` bytes gets: at least one, at most
+/// [`MAX_PASSES`].
+pub(super) fn passes_for(len: usize) -> usize {
+    (PASS_BUDGET / len.max(1)).clamp(1, MAX_PASSES)
+}
 /// Upper bound on reported errors; the rest would not help a client.
 const MAX_ERRORS: usize = 32;
 /// Stand-ins for a missing member, tried in turn until one deserializes.
@@ -52,8 +63,9 @@ enum Step {
     Index(usize),
 }
 
-/// Deserializes `T` from `value`, collecting every error.
-pub(super) fn deserialize_all<T: DeserializeOwned>(mut value: Value) -> Outcome<T> {
+/// Deserializes `T` from `value`, collecting every error it finds in at
+/// most `passes` passes ([`passes_for`] the body's size).
+pub(super) fn deserialize_all<T: DeserializeOwned>(mut value: Value, passes: usize) -> Outcome<T> {
     let mut outcome = Outcome {
         value: None,
         errors: Vec::new(),
@@ -62,7 +74,7 @@ pub(super) fn deserialize_all<T: DeserializeOwned>(mut value: Value) -> Outcome<
     // Pointer -> index of the next placeholder to try there.
     let mut next_placeholder: Vec<(String, usize)> = Vec::new();
 
-    for _ in 0..MAX_PASSES {
+    for _ in 0..passes.clamp(1, MAX_PASSES) {
         let error = match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(parsed) => {
                 outcome.value = Some(parsed);
@@ -339,7 +351,7 @@ mod tests {
             "tags": [1, "two", 3, false],
             "nickname": 7
         });
-        let outcome = deserialize_all::<User>(body);
+        let outcome = deserialize_all::<User>(body, MAX_PASSES);
         let found: BTreeSet<(String, String)> = pointers_and_codes(&outcome).into_iter().collect();
         let expected: BTreeSet<(String, String)> = [
             ("/email", "INVALID_TYPE"),
@@ -366,7 +378,7 @@ mod tests {
     #[test]
     fn a_missing_nested_object_is_reported_once_not_per_member() {
         let body = json!({ "email": "a@b.c", "age": 1, "admin": true, "tags": [] });
-        let outcome = deserialize_all::<User>(body);
+        let outcome = deserialize_all::<User>(body, MAX_PASSES);
         assert_eq!(
             pointers_and_codes(&outcome),
             [("/address".to_owned(), "MISSING_FIELD".to_owned())]
@@ -381,7 +393,8 @@ mod tests {
         struct Strict {
             name: String,
         }
-        let outcome = deserialize_all::<Strict>(json!({ "name": "x", "nmae": "y", "extra": 1 }));
+        let outcome =
+            deserialize_all::<Strict>(json!({ "name": "x", "nmae": "y", "extra": 1 }), MAX_PASSES);
         assert_eq!(
             pointers_and_codes(&outcome),
             // serde_json keeps object members sorted by key.
@@ -395,7 +408,7 @@ mod tests {
     #[test]
     fn a_body_of_the_wrong_shape_is_reported_at_the_root() {
         for body in [json!("a string"), json!(null), json!(42)] {
-            let outcome = deserialize_all::<User>(body);
+            let outcome = deserialize_all::<User>(body, MAX_PASSES);
             assert_eq!(
                 pointers_and_codes(&outcome),
                 [(String::new(), "INVALID_TYPE".to_owned())]
@@ -405,12 +418,35 @@ mod tests {
     }
 
     #[test]
+    fn a_large_body_gets_fewer_passes_and_so_fewer_errors() {
+        assert_eq!(passes_for(0), MAX_PASSES);
+        assert_eq!(passes_for(32 * 1024), MAX_PASSES);
+        assert_eq!(passes_for(2 * 1024 * 1024), 2);
+        assert_eq!(passes_for(64 * 1024 * 1024), 1);
+        let body = || {
+            json!({
+                "email": 1,
+                "age": "old",
+                "admin": "yes",
+                "address": { "street": "Main", "zip": 1 },
+                "tags": []
+            })
+        };
+
+        let all = deserialize_all::<User>(body(), MAX_PASSES);
+        let two = deserialize_all::<User>(body(), 2);
+
+        assert_eq!(all.errors.len(), 3, "{:?}", all.errors);
+        assert_eq!(two.errors.len(), 2, "{:?}", two.errors);
+    }
+
+    #[test]
     fn a_valid_body_has_no_errors() {
         let body = json!({
             "email": "a@b.c", "age": 1, "admin": true,
             "address": { "street": "Main", "zip": 1 }, "tags": [1]
         });
-        let outcome = deserialize_all::<User>(body);
+        let outcome = deserialize_all::<User>(body, MAX_PASSES);
         assert!(outcome.errors.is_empty());
         assert!(outcome.value.is_some());
     }
