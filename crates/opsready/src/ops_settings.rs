@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 /// | `admin.addr` | `127.0.0.1:9091` | the admin listener; empty to mount `/admin` (and `/metrics`, without a token) on the main listener |
 /// | `admin.token` | none | the bearer token of `/admin/config` and other sensitive admin routes; without it they answer 404 |
 /// | `shutdown.drain_delay` | `5s` | how long a draining service keeps serving new requests, so load balancers notice it is not ready |
-/// | `shutdown.deadline` | `30s` | the time from the signal to exit; the pod's grace period must cover the `preStop` sleep plus this plus 5 s for the last spans and lines |
+/// | `shutdown.deadline` | `30s` | the time from the signal to exit; the pod's grace period must cover the `preStop` sleep plus this plus the last telemetry: 5 s for spans, 10 s with `telemetry.otlp.logs`, 2 s more with Sentry |
 /// | `http.request_timeout` | `20s` | a handler running longer answers 503 `HANDLER_TIMEOUT`; plus `shutdown.drain_delay`, keep it under `shutdown.deadline` |
 /// | `http.body_limit` | `2MiB` | a larger request body answers 413 |
 /// | `http.concurrency_limit` | `1024` | requests in flight beyond this answer 503 `OVERLOADED` at once |
@@ -156,8 +156,9 @@ pub struct ShutdownSettings {
     /// requests still running then. Defaults to 30 s. The kubelet's grace
     /// period also counts the `preStop` sleep: set
     /// `terminationGracePeriodSeconds` to at least the `preStop` sleep plus
-    /// this deadline plus 5 s, the most `serve` takes after it to send the
-    /// last spans and lines.
+    /// this deadline plus what `serve` may take after it to send the last
+    /// telemetry: 5 s for the spans, 5 s more for log records with
+    /// `telemetry.otlp.logs`, 2 s more for Sentry's last events.
     pub deadline: Duration,
 }
 

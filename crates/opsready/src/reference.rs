@@ -36,7 +36,7 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (
         "shutdown.deadline",
-        "Time from the signal to exit; the server stops waiting for requests still running then. Must exceed `shutdown.drain_delay`; the pod's grace period must cover the `preStop` sleep plus this plus 5 s for the last spans and lines.",
+        "Time from the signal to exit; the server stops waiting for requests still running then. Must exceed `shutdown.drain_delay`; the pod's grace period must cover the `preStop` sleep plus this plus the last telemetry: 5 s for spans, 10 s with `telemetry.otlp.logs`, 2 s more with Sentry.",
     ),
     (
         "http.request_timeout",
