@@ -117,7 +117,7 @@ pub use store::{
     open,
 };
 #[cfg(feature = "postgres")]
-pub use store::{PostgresStore, PostgresStoreBuilder};
+pub use store::{CHANGE_LOCK_WITHIN, PostgresStore, PostgresStoreBuilder};
 pub use validate::{MAX_KEY_LEN, MAX_VARIANT_LEN, Violation};
 
 /// The JSON Schema (draft 2020-12) of a flag definition, as the admin API,

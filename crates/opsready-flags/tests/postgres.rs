@@ -302,6 +302,56 @@ fn user() -> EvaluationContext {
 // Tests -----------------------------------------------------------------
 
 #[tokio::test]
+async fn a_change_gives_up_on_a_row_held_by_another_transaction() {
+    let Some(scratch) = Scratch::schema(PREFIX) else {
+        return;
+    };
+    let store = scratch.store().await;
+    store.apply(create(Flag::boolean("held"))).await.unwrap();
+    // Another transaction (a stuck admin session) holds the flag's row.
+    let mut holder = PgConnection::connect(&scratch.url).await.unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    holder
+        .execute(
+            format!(
+                "SELECT version FROM {} WHERE key = 'held' FOR UPDATE",
+                scratch.table("definitions")
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+
+    let kill = |version| {
+        Change::update(
+            Flag::boolean("held").enabled(false),
+            version,
+            "oncall",
+            "incident",
+        )
+        .unwrap()
+    };
+
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        opsready_flags::CHANGE_LOCK_WITHIN + Duration::from_secs(20),
+        store.apply(kill(1)),
+    )
+    .await
+    .expect("the change waited on the lock for ever");
+
+    let error = outcome.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Backend, "{error}");
+    assert!(error.to_string().contains("lock timeout"), "{error}");
+    assert!(started.elapsed() >= opsready_flags::CHANGE_LOCK_WITHIN - Duration::from_millis(500));
+    // Nothing was written, and once the row is free the change lands.
+    holder.execute("ROLLBACK").await.unwrap();
+    assert_eq!(store.get("held").await.unwrap().unwrap().version, 1);
+    let killed = store.apply(kill(1)).await.unwrap();
+    assert_eq!(killed.version, 2);
+}
+
+#[tokio::test]
 async fn a_created_flag_is_loaded_and_every_change_is_audited() {
     let Some(scratch) = Scratch::schema(PREFIX) else {
         return;

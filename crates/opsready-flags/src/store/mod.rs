@@ -20,7 +20,7 @@ pub use file::FileStore;
 pub use memory::MemoryStore;
 pub use open::open;
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresStore, PostgresStoreBuilder};
+pub use postgres::{CHANGE_LOCK_WITHIN, PostgresStore, PostgresStoreBuilder};
 
 use crate::error::Error;
 use crate::flag::Flag;

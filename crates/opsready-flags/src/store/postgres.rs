@@ -333,6 +333,18 @@ impl PostgresStore {
         let sql = &self.inner.sql;
 
         let mut tx = self.inner.pool.begin().await.map_err(db)?;
+        // A change waits for the row's lock at most this long, in the
+        // database too: a caller that gave up (the request timeout, a
+        // ramp job's own) would otherwise leave its statement waiting there,
+        // holding a connection and this store's writing turn, until the
+        // lock clears.
+        sqlx::query(&format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            CHANGE_LOCK_WITHIN.as_millis()
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         // Reserve the row of a key never written, then lock the row: two
         // writers of one key, new or not, queue here, and the second reads
         // what the first committed. Dropping `tx` on any early return rolls
@@ -944,6 +956,11 @@ fn place(options: &PgConnectOptions) -> String {
 }
 
 /// A backend error saying what the store was `doing` when `source` failed.
+/// The longest a change waits for its flag's row while another
+/// transaction holds it: then it fails (`lock_timeout`), and the caller
+/// may send it again.
+pub const CHANGE_LOCK_WITHIN: Duration = Duration::from_secs(10);
+
 fn failure(doing: impl Into<String>, source: impl Into<BoxError>) -> Error {
     Error::backend(Failure {
         doing: doing.into(),
