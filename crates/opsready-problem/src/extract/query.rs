@@ -5,7 +5,7 @@ use http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
-use super::field_codes::{INVALID_VALUE, MISSING_FIELD, UNKNOWN_FIELD};
+use super::field_codes::{INVALID_TYPE, INVALID_VALUE, MISSING_FIELD, UNKNOWN_FIELD};
 use crate::{FieldError, Problem, codes};
 
 /// Upper bound on deserialization passes over the query.
@@ -81,7 +81,11 @@ fn parse<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
             } else if message.starts_with("unknown field `") {
                 (UNKNOWN_FIELD, message)
             } else {
-                (INVALID_VALUE, message)
+                let value = pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.as_str());
+                (invalid_code(&message, value), message)
             };
             errors.push(FieldError::parameter(name.clone(), code, detail));
             reported.push(name.clone());
@@ -106,6 +110,33 @@ fn parse<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
         }
     }
     Err(query_problem(errors))
+}
+
+/// Whether a parameter that failed is of the wrong type (`page=two` for a
+/// number: `INVALID_TYPE`, as `Path` and `Json` say) or a value the type
+/// refuses (`size=-3` for an unsigned number, `size=99999999999` for a
+/// `u32`: `INVALID_VALUE`). Query values are all text, so the parse
+/// failures of numbers and booleans are told apart by whether the text is
+/// a number at all.
+fn invalid_code(message: &str, value: Option<&str>) -> &'static str {
+    const PARSE_FAILURES: [&str; 4] = [
+        "invalid digit found in string",
+        "cannot parse integer from empty string",
+        "invalid float literal",
+        "provided string was not `true` or `false`",
+    ];
+    if message.starts_with("invalid type") {
+        return INVALID_TYPE;
+    }
+    if !PARSE_FAILURES.contains(&message) {
+        return INVALID_VALUE;
+    }
+    let is_number = value.is_some_and(|text| text.trim().parse::<f64>().is_ok_and(f64::is_finite));
+    if is_number {
+        INVALID_VALUE
+    } else {
+        INVALID_TYPE
+    }
 }
 
 fn query_problem(errors: Vec<FieldError>) -> Problem {
@@ -186,12 +217,26 @@ mod tests {
         assert_eq!(problem.status(), 400);
         assert_eq!(
             failing(&problem),
-            [("page", "INVALID_VALUE"), ("size", "MISSING_FIELD")]
+            [("page", "INVALID_TYPE"), ("size", "MISSING_FIELD")]
         );
         assert_eq!(
             problem.public_detail(),
             "2 query parameters are invalid: `page`, `size`."
         );
+    }
+
+    #[test]
+    fn a_parameter_of_the_wrong_type_and_one_out_of_range_have_their_own_codes() {
+        for (query, code) in [
+            ("page=many&size=1", "INVALID_TYPE"),
+            ("page=&size=1", "INVALID_TYPE"),
+            ("page=1.5&size=1", "INVALID_VALUE"),
+            ("page=-1&size=1", "INVALID_VALUE"),
+            ("page=99999999999&size=1", "INVALID_VALUE"),
+        ] {
+            let problem = parse::<Page>(query).unwrap_err();
+            assert_eq!(failing(&problem), [("page", code)], "{query}");
+        }
     }
 
     #[test]
