@@ -251,6 +251,20 @@ impl Ops {
     /// limits, and `/admin` too when there is no admin listener, inside the
     /// layers every answer goes through. Useful for in-process tests with
     /// `oneshot`.
+    ///
+    /// # Reserved paths
+    ///
+    /// `/livez`, `/readyz`, `/readyz/{check}` and `/startupz` are the
+    /// probes', and with `admin.addr` empty `/metrics` and `/admin/…` too.
+    /// Paths at or below `/livez`, `/readyz`, `/startupz` and `/metrics`
+    /// (of the service's own too) are quiet: no timeout, no load shedding,
+    /// not in the request metrics (`opsready_vocab::QUIET_PATHS`).
+    ///
+    /// # Panics
+    ///
+    /// When `app` has a route at one of the reserved paths: axum refuses
+    /// to merge routers with a route in common, at start, before anything
+    /// is served ([`Ops::bind`] and [`Ops::serve`] call this).
     pub fn router(&self, app: Router) -> Router {
         // Whatever the service said of itself, or the defaults: every
         // service has its `build_info` series, whether it serves this
