@@ -52,7 +52,8 @@
 //!   `content-encoding`, …), so `Allow`, `Retry-After`, `WWW-Authenticate`
 //!   and CORS headers survive.
 //! - A 503 without `Retry-After` gets one
-//!   ([`ProblemLayer::default_retry_after`]).
+//!   ([`ProblemLayer::default_retry_after`]), a problem made elsewhere
+//!   (relayed from an upstream, passed through as it is) too.
 //! - 1xx, 2xx and 3xx responses pass through untouched and unbuffered.
 //! - The answer to a `HEAD` request has no body.
 //!
@@ -474,10 +475,20 @@ where
         return Step::Done(renderer.finish(parts, &problem));
     }
 
-    if status.as_u16() < 400
-        || is_problem_json(&parts.headers)
-        || parts.extensions.get::<Exempt>().is_some()
-    {
+    let exempt = parts.extensions.get::<Exempt>().is_some();
+    if status.as_u16() < 400 || is_problem_json(&parts.headers) || exempt {
+        // A problem made elsewhere (relayed from an upstream) keeps its
+        // body, but a 503 still tells the client when to come back.
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && !exempt
+            && !parts.headers.contains_key(header::RETRY_AFTER)
+            && let Some(after) = renderer.config.default_retry_after
+        {
+            parts.headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(after)),
+            );
+        }
         return Step::Done(Response::from_parts(parts, Body::new(body)));
     }
 
@@ -913,6 +924,23 @@ mod tests {
         .await;
         assert_eq!(response.status(), 409);
         assert_eq!(body, serde_json::json!({"title": "foreign"}));
+    }
+
+    #[tokio::test]
+    async fn a_relayed_problem_503_keeps_its_body_and_gets_a_retry_after() {
+        let (response, body) = call(Method::GET, &[], || {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, PROBLEM_JSON)],
+                r#"{"title":"upstream down"}"#,
+            )
+                .into_response()
+        })
+        .await;
+
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(body, serde_json::json!({"title": "upstream down"}));
     }
 
     #[tokio::test]
