@@ -295,7 +295,10 @@ impl Change {
     /// invalid key; an empty actor (`/actor`) or reason (`/reason`); a
     /// definition whose key differs from `key` (`/key`) or that fails
     /// [`Flag::validate`]; a definition missing for any action but
-    /// delete, or given for a delete.
+    /// delete, or given for a delete; a rollback (`/action`), which only
+    /// [`Flags::rollback`](crate::Flags::rollback) makes, from the flag's
+    /// own history: it is the one change whose definition is not
+    /// validated, as it was valid where it was written.
     pub fn new(
         action: Action,
         key: impl Into<String>,
@@ -304,6 +307,15 @@ impl Change {
         actor: &str,
         reason: &str,
     ) -> Result<Self, Error> {
+        if action == Action::Rollback {
+            return Err(Error::invalid_flag(
+                key,
+                vec![Violation::new(
+                    "/action",
+                    "a rollback restores a version from the flag's history: use Flags::rollback",
+                )],
+            ));
+        }
         Self::checked(action, key, expected, after, actor, reason, &[])
     }
 
@@ -380,7 +392,8 @@ impl Change {
     /// # Errors
     ///
     /// [`Invalid`](crate::ErrorKind::Invalid): see [`Change::new`].
-    pub fn rollback(
+    /// `after` itself is not validated: it comes from the flag's history.
+    pub(crate) fn rollback(
         key: impl Into<String>,
         latest: u64,
         to: u64,
@@ -388,13 +401,14 @@ impl Change {
         actor: &str,
         reason: &str,
     ) -> Result<Self, Error> {
-        let mut change = Self::new(
+        let mut change = Self::checked(
             Action::Rollback,
             key,
             Expected::Latest(latest),
             after,
             actor,
             reason,
+            &[],
         )?;
         change.restores = Some(to);
         Ok(change)
@@ -604,6 +618,26 @@ mod tests {
             Err(ErrorKind::NotFound)
         );
         assert_eq!(kinds(update.check(None, false)), Err(ErrorKind::NotFound));
+    }
+
+    #[test]
+    fn a_rollback_is_not_made_by_hand() {
+        // A definition no store would take: the variant does not exist.
+        let invalid = Flag::boolean("a").default_variant("maybe");
+        assert!(invalid.validate().is_err());
+
+        let by_hand = Change::new(
+            Action::Rollback,
+            "a",
+            Expected::Latest(4),
+            Some(invalid),
+            "x",
+            "y",
+        );
+
+        let error = by_hand.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Invalid);
+        assert_eq!(error.violations()[0].pointer, "/action");
     }
 
     #[test]
