@@ -798,24 +798,29 @@ pub(crate) fn describe<B>(span: &Span, request: &http::Request<B>) {
             .filter(|value| !value.is_empty())
     };
     // The first entry of a list a proxy appended to.
-    let first = |value: &'_ str| -> Option<String> {
-        let entry = value.split(',').next()?.trim();
-        (!entry.is_empty()).then(|| entry.to_owned())
+    let first = |name: &str| {
+        header(name)?
+            .split(',')
+            .next()
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
     };
 
-    let scheme = header("x-forwarded-proto")
-        .and_then(first)
-        .map(|scheme| scheme.to_ascii_lowercase())
+    let scheme = first("x-forwarded-proto")
+        .map(str::to_ascii_lowercase)
         .filter(|scheme| scheme == "http" || scheme == "https")
         .or_else(|| request.uri().scheme_str().map(str::to_owned))
         .unwrap_or_else(|| "http".to_owned());
     span.set_attribute("url.scheme", scheme);
 
-    let authority = header("x-forwarded-host")
-        .and_then(first)
-        .or_else(|| request.uri().authority().map(ToString::to_string))
-        .or_else(|| header("host").map(str::to_owned))
-        .and_then(|text| text.parse::<http::uri::Authority>().ok());
+    let authority = match first("x-forwarded-host") {
+        Some(forwarded) => forwarded.parse::<http::uri::Authority>().ok(),
+        None => request
+            .uri()
+            .authority()
+            .cloned()
+            .or_else(|| header("host")?.parse().ok()),
+    };
     if let Some(authority) = authority {
         span.set_attribute("server.address", authority.host().to_owned());
         if let Some(port) = authority.port_u16() {
@@ -848,8 +853,8 @@ pub(crate) fn describe<B>(span: &Span, request: &http::Request<B>) {
         span.set_attribute("network.peer.address", peer.ip().to_string());
         span.set_attribute("network.peer.port", i64::from(peer.port()));
     }
-    let client = header("x-forwarded-for")
-        .and_then(first)
+    let client = first("x-forwarded-for")
+        .map(str::to_owned)
         .or_else(|| peer.map(|peer| peer.ip().to_string()));
     if let Some(client) = client {
         span.set_attribute("client.address", client);
