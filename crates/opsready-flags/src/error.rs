@@ -7,7 +7,7 @@ use crate::validate::Violation;
 /// Why a change or a store operation failed.
 ///
 /// Opaque: ask [`kind`](Self::kind) what happened (an HTTP layer maps it
-/// to 422, 409, 404 or 5xx), [`violations`](Self::violations) for the
+/// to 422, 409, 404 or 503), [`violations`](Self::violations) for the
 /// problems of an invalid change and
 /// [`current_version`](Self::current_version) for the version a conflict
 /// ran into.
@@ -45,6 +45,7 @@ enum Repr {
         key: String,
         version: Option<u64>,
     },
+    BadEdit(String),
     Backend(Box<dyn std::error::Error + Send + Sync>),
 }
 
@@ -60,6 +61,13 @@ pub enum ErrorKind {
     Conflict,
     /// No such flag, or no such version of it. (HTTP 404.)
     NotFound,
+    /// The store holds a hand edit it cannot take in (a flag file that
+    /// does not parse, or holds an invalid definition): changes are
+    /// refused until someone fixes the edit or undoes it, except kills and
+    /// rollbacks, which [`FileStore`](crate::FileStore) applies to the
+    /// flags in force and sets the edit aside. The message names the file
+    /// and the problem's line. (HTTP 409.)
+    BadEdit,
     /// The store failed (a database or a file system). (HTTP 503.)
     Backend,
 }
@@ -135,6 +143,15 @@ impl Error {
         }
     }
 
+    /// The store holds a hand edit it cannot take in; `message` says
+    /// where, what is wrong and what to do.
+    #[must_use]
+    pub fn bad_edit(message: impl Into<String>) -> Self {
+        Self {
+            repr: Repr::BadEdit(message.into()),
+        }
+    }
+
     /// The store failed because of `source`.
     #[must_use]
     pub fn backend(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
@@ -150,6 +167,7 @@ impl Error {
             Repr::Invalid { .. } => ErrorKind::Invalid,
             Repr::Stale { .. } | Repr::Exists { .. } => ErrorKind::Conflict,
             Repr::NotFound { .. } => ErrorKind::NotFound,
+            Repr::BadEdit(_) => ErrorKind::BadEdit,
             Repr::Backend(_) => ErrorKind::Backend,
         }
     }
@@ -180,7 +198,7 @@ impl Error {
                 Some(key)
             }
             Repr::Invalid { key, .. } => key.as_deref(),
-            Repr::Backend(_) => None,
+            Repr::BadEdit(_) | Repr::Backend(_) => None,
         }
     }
 }
@@ -223,6 +241,7 @@ impl fmt::Display for Error {
                 key,
                 version: Some(version),
             } => write!(f, "flag `{key}` has no version {version}"),
+            Repr::BadEdit(message) => f.write_str(message),
             Repr::Backend(source) => write!(f, "the flag store failed: {source}"),
         }
     }
@@ -295,6 +314,17 @@ mod tests {
             "flag `a` has no version 9"
         );
         assert_eq!(Error::not_found("a").key(), Some("a"));
+    }
+
+    #[test]
+    fn a_bad_edit_says_what_its_message_says() {
+        let error = Error::bad_edit("the flag file `f.json` does not parse at line 3");
+        assert_eq!(error.kind(), ErrorKind::BadEdit);
+        assert_eq!(
+            error.to_string(),
+            "the flag file `f.json` does not parse at line 3"
+        );
+        assert!(error.source().is_none());
     }
 
     #[test]

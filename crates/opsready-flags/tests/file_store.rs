@@ -480,7 +480,7 @@ async fn a_malformed_edit_keeps_the_flags_until_it_is_fixed() {
             .create(Flag::boolean("b"), "bob", "launch")
             .await
             .unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::Backend, "{extension}");
+        assert_eq!(error.kind(), ErrorKind::BadEdit, "{extension}");
         assert!(error.to_string().contains(line), "{extension}: {error}");
         assert_eq!(fs::read_to_string(&path).unwrap(), text);
         throughout("the flags stay", || flags.bool_value("a", &pro(), false)).await;
@@ -525,8 +525,11 @@ async fn an_invalid_definition_edited_by_hand_keeps_the_flags_until_it_is_fixed(
     });
 
     // Assert
-    let error = flags.kill("a", "bob", "stop").await.unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Backend);
+    let error = flags
+        .create(Flag::boolean("b"), "bob", "launch")
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::BadEdit);
     assert!(
         error
             .to_string()
@@ -550,13 +553,134 @@ async fn an_invalid_definition_edited_by_hand_keeps_the_flags_until_it_is_fixed(
     assert_eq!(flags.get("a").unwrap().version, 2);
 }
 
+/// The files next to `path` that hold a bad edit set aside, oldest first.
+fn set_aside(path: &Path) -> Vec<std::path::PathBuf> {
+    let prefix = format!("{}.rejected-", path.file_name().unwrap().to_string_lossy());
+    let mut found: Vec<_> = fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|found| {
+            found
+                .file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with(&prefix))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Makes a bad edit of the file at a path, given its text.
+type BadEdit = fn(&Path, &str) -> String;
+
+#[tokio::test]
+async fn a_kill_or_a_rollback_goes_through_a_bad_edit_and_sets_it_aside() {
+    // A syntax error in each format, and a definition that parses but is
+    // invalid.
+    let cases: [(&str, BadEdit); 3] = [
+        ("json", |_, _| {
+            "{\n  \"flags\": {\n    \"a\": nope\n}\n".to_owned()
+        }),
+        ("toml", |_, _| "[flags.a]\nversion = = 1\n".to_owned()),
+        ("json", |path, good| {
+            edited(path, good, |file| {
+                file["flags"]["a"]["definition"]["default_variant"] = json!("maybe");
+            })
+        }),
+    ];
+    for (extension, bad) in cases {
+        // Arrange: `a` on for pro users, `b` alongside, the file readable by
+        // its owner only.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("flags.{extension}"));
+        let flags = Flags::new(open(&path).await).await.unwrap();
+        tokio::spawn(flags.follow());
+        flags
+            .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+            .await
+            .unwrap();
+        flags
+            .create(Flag::boolean("b"), "alice", "launch")
+            .await
+            .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let text = bad(&path, &fs::read_to_string(&path).unwrap());
+
+        // Act: the bad edit, then a kill.
+        fs::write(&path, &text).unwrap();
+        let killed = flags.kill("a", "bob", "INC-7").await;
+
+        // Assert: the kill stands in memory and on disk, `b` stays, and
+        // the edit is kept, byte for byte, with the file's permissions.
+        let killed = killed.unwrap_or_else(|error| panic!("{extension}: {error}"));
+        assert_eq!(killed.version, 2, "{extension}");
+        assert!(!flags.bool_value("a", &pro(), true), "{extension}");
+        let file = read(&path);
+        assert_eq!(
+            file["flags"]["a"]["definition"]["enabled"], false,
+            "{extension}"
+        );
+        assert_eq!(file["flags"]["b"]["version"], 1, "{extension}");
+        let aside = set_aside(&path);
+        assert_eq!(aside.len(), 1, "{extension}: {aside:?}");
+        assert_eq!(fs::read_to_string(&aside[0]).unwrap(), text, "{extension}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(&aside[0]).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{extension}");
+        }
+
+        // Act: broken again (the edit made anew on the file as it is now);
+        // a create, then a rollback of the kill.
+        let text = bad(&path, &fs::read_to_string(&path).unwrap());
+        fs::write(&path, &text).unwrap();
+        let refused = flags.create(Flag::boolean("c"), "carol", "launch").await;
+        let after_refusal = fs::read_to_string(&path).unwrap();
+        let rolled_back = flags.rollback_from("a", 2, None, "bob", "fixed").await;
+
+        // Assert: the create is refused and writes nothing; the rollback
+        // goes through and sets the second edit aside too.
+        let error = refused.map(|_| ()).expect_err(extension);
+        assert_eq!(error.kind(), ErrorKind::BadEdit, "{extension}");
+        assert!(
+            error.to_string().contains("rollback"),
+            "{extension}: {error}"
+        );
+        assert_eq!(after_refusal, text, "{extension}");
+        let rolled_back = rolled_back.unwrap_or_else(|error| panic!("{extension}: {error}"));
+        assert_eq!(rolled_back.version, 3, "{extension}");
+        assert!(flags.bool_value("a", &pro(), false), "{extension}");
+        let aside = set_aside(&path);
+        assert_eq!(aside.len(), 2, "{extension}: {aside:?}");
+        assert_eq!(fs::read_to_string(&aside[1]).unwrap(), text, "{extension}");
+
+        // And after a restart, the history holds the whole incident.
+        drop(flags);
+        let reopened = Flags::new(open(&path).await).await.unwrap();
+        let history = reopened.history("a").await.unwrap();
+        assert_eq!(
+            summary(&history),
+            [
+                (1, "create", "alice", "launch"),
+                (2, "kill", "bob", "INC-7"),
+                (3, "rollback", "bob", "fixed"),
+            ],
+            "{extension}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_malformed_file_is_refused_at_open_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flags.json");
     fs::write(&path, "{\n  \"flags\": [\n").unwrap();
     let error = FileStore::open(&path).await.unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Backend);
+    assert_eq!(error.kind(), ErrorKind::BadEdit);
     assert!(error.to_string().contains("line 2"), "{error}");
     assert_eq!(fs::read_to_string(&path).unwrap(), "{\n  \"flags\": [\n");
 }

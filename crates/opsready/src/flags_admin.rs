@@ -495,6 +495,9 @@ fn problem(error: opsready_flags::Error) -> Problem {
             )
         })),
         ErrorKind::Conflict => Problem::conflict(error.to_string()),
+        // A flag file edited by hand into something it cannot take in:
+        // what is wrong and where, for whoever can fix it.
+        ErrorKind::BadEdit => Problem::conflict(error.to_string()),
         ErrorKind::NotFound => Problem::not_found(error.to_string()),
         _ => Problem::new(codes::SERVICE_UNAVAILABLE)
             .detail("the flag store failed; the change was not applied")

@@ -520,6 +520,56 @@ async fn kill_and_rollback_change_what_handlers_serve_and_are_in_the_history() {
 }
 
 #[tokio::test]
+async fn a_flag_file_broken_by_hand_refuses_changes_with_a_409_but_not_a_kill() {
+    // Arrange: a file store, then a hand edit with a syntax error on line 3.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.json");
+    let app = App::spawn(&format!("file://{}", path.display())).await;
+    assert_eq!(app.hello().await, "HELLO");
+    let broken = "{\n  \"flags\": {\n    \"greeting.shout\": nope\n}\n";
+    std::fs::write(&path, broken).unwrap();
+
+    // Act
+    let (created, _, refused) = app
+        .send(
+            app.admin(reqwest::Method::PUT, "/admin/flags/other.flag")
+                .json(&json!({"reason": "launch", "flag": on_off_definition()})),
+        )
+        .await;
+    let untouched = std::fs::read_to_string(&path).unwrap();
+    let (killed, etag, _) = app
+        .send(
+            app.admin(reqwest::Method::POST, "/admin/flags/greeting.shout/kill")
+                .json(&json!({"reason": "INC-7", "actor": "sre"})),
+        )
+        .await;
+
+    // Assert: the create names the problem and writes nothing; the kill
+    // lands on disk and in handlers, and the edit is kept aside.
+    assert_eq!(created, 409, "{refused}");
+    assert_eq!(refused["code"], "CONFLICT");
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(detail.contains("line 3, column"), "{detail}");
+    assert!(detail.contains("kill"), "{detail}");
+    assert_eq!(untouched, broken);
+    assert_eq!(killed, 200);
+    assert_eq!(etag.as_deref(), Some("\"2\""));
+    assert_eq!(app.hello().await, "hello");
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        file["flags"]["greeting.shout"]["definition"]["enabled"],
+        false
+    );
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.to_string_lossy().contains("flags.json.rejected-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read_to_string(&aside[0]).unwrap(), broken);
+}
+
+#[tokio::test]
 async fn evaluations_are_counted_on_the_metrics_endpoint() {
     let app = App::spawn("memory:").await;
 

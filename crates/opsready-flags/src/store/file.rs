@@ -168,13 +168,18 @@ const RACY: Duration = Duration::from_secs(2);
 ///   its past, not an edit: the live definition stays and is written back,
 ///   and a warning names the flag. Edit the file as it is now. Flags whose
 ///   entries are all there take the copy's edits as usual.
-/// - **A malformed edit changes nothing.** When the file does not parse,
-///   or a definition edited by hand fails [`Flag::validate`], the error is
-///   logged (`tracing::error!`, with the path, and the line and column of
-///   a parse error), the flags last read stay in force, and changes
-///   through the store are refused with that error rather than overwrite
-///   the edit. Fixing the file is picked up like any edit. At
-///   [`open`](FileStore::open) the same error is returned instead.
+/// - **A bad edit changes nothing, and blocks no kill.** When the file
+///   does not parse, or a definition edited by hand fails
+///   [`Flag::validate`], the error is logged (`tracing::error!`, with the
+///   path, and the line and column of a parse error) and the flags last
+///   read stay in force. Changes through the store are refused with a
+///   [`BadEdit`](crate::ErrorKind::BadEdit) error naming the problem
+///   rather than overwrite the edit, except kills and rollbacks: they
+///   apply to the flags in force, the file is written anew, and the edit
+///   is kept next to it as `flags.json.rejected-{time}` (named in an
+///   error log line) for its author to make again. Fixing the file is
+///   picked up like any edit. At [`open`](FileStore::open) the
+///   `BadEdit` error is returned instead.
 /// - **A missing or empty file is not "no flags".** While running, a file
 ///   deleted or emptied by hand is logged and ignored: the flags stay, and
 ///   the next change writes them back. To remove flags, remove their
@@ -316,10 +321,11 @@ impl FileStore {
     ///
     /// # Errors
     ///
-    /// [`Backend`](crate::ErrorKind::Backend): an extension other than
-    /// `.json` or `.toml`; a file that does not parse (the error names
-    /// the line and column) or holds invalid definitions; a file system
-    /// error; no Tokio runtime.
+    /// [`BadEdit`](crate::ErrorKind::BadEdit): a file that does not parse
+    /// (the error names the line and column) or holds invalid
+    /// definitions. [`Backend`](crate::ErrorKind::Backend): an extension
+    /// other than `.json` or `.toml`; a file system error; no Tokio
+    /// runtime.
     pub async fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
         Self::open_with_poll(path, Self::DEFAULT_POLL_INTERVAL).await
     }
@@ -463,19 +469,33 @@ enum Refusal {
     Failed(Error),
 }
 
+/// What a refused change says of a bad edit: what to do, and that kills
+/// and rollbacks need not wait.
+const FIX_FIRST: &str = "fix the file or undo the edit, then send the change again \
+     (nothing was written; a kill or a rollback goes through, setting the edit aside)";
+
 impl Refusal {
+    /// What is wrong, without the advice.
+    fn describe(&self, path: &Path) -> String {
+        match self {
+            Self::Malformed { problem, .. } => format!(
+                "the flag file `{}` does not parse at {problem}",
+                path.display()
+            ),
+            Self::Invalid { problems, .. } => format!(
+                "the flag file `{}` holds invalid definitions: {}",
+                path.display(),
+                list(problems)
+            ),
+            Self::Failed(error) => error.to_string(),
+        }
+    }
+
+    /// The error of a change refused (or of an `open`) because of `self`.
     fn into_error(self, path: &Path) -> Error {
         match self {
-            Self::Malformed { problem, .. } => Error::backend(format!(
-                "the flag file `{}` does not parse at {problem}; fix it or undo the edit (nothing was written)",
-                path.display()
-            )),
-            Self::Invalid { problems, .. } => Error::backend(format!(
-                "the flag file `{}` holds invalid definitions: {}; fix it or undo the edit (nothing was written)",
-                path.display(),
-                list(&problems)
-            )),
             Self::Failed(error) => error,
+            bad => Error::bad_edit(format!("{}; {FIX_FIRST}", bad.describe(path))),
         }
     }
 }
@@ -557,14 +577,36 @@ impl Shared {
         let _lock = self.lock_file()?;
         // Another writer or a hand edit may have changed the file since it
         // was last read: the change is checked against what is there now,
-        // and a malformed edit is refused rather than overwritten.
+        // and a bad edit is refused rather than overwritten. Except by a
+        // kill or a rollback, which cannot wait for someone to fix the
+        // file at 3 a.m.: they apply to the flags in force, and the edit is
+        // set aside for its author.
         // The text the write below carries the change into.
         let current = match self.read() {
             Ok(Content::Text(bytes, seen)) if Some(seen.hash) != disk.seen.map(|s| s.hash) => {
-                self.take_in(&mut disk, &bytes, seen)
-                    .map_err(|refusal| refusal.into_error(&self.path))?;
-                // Taking the edit in may have written the file again.
-                fs::read(&self.path).ok()
+                match self.take_in(&mut disk, &bytes, seen) {
+                    // Taking the edit in may have written the file again.
+                    Ok(()) => fs::read(&self.path).ok(),
+                    Err(Refusal::Failed(error)) => return Err(error),
+                    Err(refusal) if overrides_bad_edits(change.action()) => {
+                        let aside = self.set_aside(&bytes)?;
+                        tracing::error!(
+                            path = %self.path.display(),
+                            kept = %aside.display(),
+                            key = %change.key(),
+                            action = %change.action(),
+                            "{}; the {} of flag `{}` was applied to the flags in force, and \
+                             the edit was moved to `{}`: make it again, fixed, in the flag file",
+                            refusal.describe(&self.path),
+                            change.action(),
+                            change.key(),
+                            aside.display()
+                        );
+                        // The bad text is no base for the new one.
+                        None
+                    }
+                    Err(refusal) => return Err(refusal.into_error(&self.path)),
+                }
             }
             Ok(Content::Text(bytes, _)) => Some(bytes),
             // Missing or blank, which the write below repairs.
@@ -804,6 +846,43 @@ impl Shared {
         })
     }
 
+    /// Keeps `bytes`, a bad edit that a kill or a rollback is about to
+    /// replace, next to the file as `{name}.rejected-{time}` (flushed,
+    /// with the file's permissions); returns where.
+    fn set_aside(&self, bytes: &[u8]) -> Result<PathBuf, Error> {
+        let name = self
+            .path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // `:` is not allowed in Windows file names, and awkward in shells.
+        let time = crate::time::format(now()).replace(':', "-");
+        let mut tried = 0_u32;
+        loop {
+            let suffix = if tried == 0 {
+                String::new()
+            } else {
+                format!("-{tried}")
+            };
+            let aside = self
+                .path
+                .with_file_name(format!("{name}.rejected-{time}{suffix}"));
+            match keep(&aside, &self.path, bytes) {
+                Ok(()) => return Ok(aside),
+                // Two within a millisecond: never overwrite an earlier one.
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists && tried < 100 => {
+                    tried += 1;
+                }
+                Err(error) => {
+                    return Err(Error::backend(format!(
+                        "cannot set the bad edit of the flag file aside in `{}` (nothing was written): {error}",
+                        aside.display()
+                    )));
+                }
+            }
+        }
+    }
+
     /// Takes the lock every writer of the file holds, across processes;
     /// released when the returned file is dropped.
     fn lock_file(&self) -> Result<File, Error> {
@@ -916,6 +995,34 @@ fn write_temporary(
     fail_after(Step::Synced)?;
     // A rename keeps the modification time and the inode.
     file.metadata().map(|metadata| Stamp::of(&metadata))
+}
+
+/// Whether a change of `action` goes through a bad hand edit, setting it
+/// aside: the changes that make a flag safe again.
+fn overrides_bad_edits(action: &Action) -> bool {
+    matches!(action, Action::Kill | Action::Rollback)
+}
+
+/// Writes `bytes` to the new file `aside`, with the permissions of
+/// `like`, and flushes it and its directory.
+fn keep(aside: &Path, like: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(aside)?;
+    let written = (|| {
+        if let Ok(metadata) = fs::metadata(like) {
+            file.set_permissions(metadata.permissions())?;
+        }
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        sync_directory(aside)
+    })();
+    if written.is_err() {
+        // Best effort: a partial copy would pass for the edit.
+        let _ = fs::remove_file(aside);
+    }
+    written
 }
 
 /// Flushes the directory entry of `path`, which makes a rename durable.

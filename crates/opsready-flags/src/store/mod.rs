@@ -95,7 +95,9 @@ pub trait Store: Send + Sync {
     /// Errors: [`Conflict`](crate::ErrorKind::Conflict) when the key is
     /// not at the expected version (or exists, for a create);
     /// [`NotFound`](crate::ErrorKind::NotFound) when it has no live
-    /// definition to change; [`Backend`](crate::ErrorKind::Backend).
+    /// definition to change; [`BadEdit`](crate::ErrorKind::BadEdit) when
+    /// the store holds a hand edit it cannot take in;
+    /// [`Backend`](crate::ErrorKind::Backend).
     fn apply(&self, change: Change) -> BoxFuture<'_, Result<AuditEntry, Error>>;
 
     /// Every recorded change of `key`, oldest first; empty for a key never
