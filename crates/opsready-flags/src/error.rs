@@ -66,7 +66,8 @@ pub enum ErrorKind {
     /// refused until someone fixes the edit or undoes it, except kills and
     /// rollbacks, which [`FileStore`](crate::FileStore) applies to the
     /// flags in force and sets the edit aside. The message names the file
-    /// and the problem's line. (HTTP 409.)
+    /// and the problem: the line and column of a syntax error, the
+    /// definition of an invalid one. (HTTP 409.)
     BadEdit,
     /// The store failed (a database or a file system). (HTTP 503.)
     Backend,

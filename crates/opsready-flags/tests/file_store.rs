@@ -675,6 +675,137 @@ async fn a_kill_or_a_rollback_goes_through_a_bad_edit_and_sets_it_aside() {
 }
 
 #[tokio::test]
+async fn a_kill_through_a_bad_edit_keeps_what_another_store_wrote_since() {
+    // Arrange: two stores on one file; the first never polls, so it has
+    // not read what the second writes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.json");
+    let first = Flags::new(
+        FileStore::open_with_poll(&path, Duration::ZERO)
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    first
+        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+        .await
+        .unwrap();
+    let second = Flags::new(open(&path).await).await.unwrap();
+    second
+        .create(Flag::boolean("b"), "carol", "launch")
+        .await
+        .unwrap();
+
+    // Act: a bad edit, then a kill through the first store.
+    fs::write(&path, "{\"flags\": nope").unwrap();
+    let killed = first.kill("a", "bob", "INC-9").await.unwrap();
+
+    // Assert: the second store's flag and its record are still there.
+    assert_eq!(killed.version, 2);
+    let file = read(&path);
+    assert_eq!(file["flags"]["b"]["version"], 1, "{file}");
+    assert_eq!(file["flags"]["a"]["definition"]["enabled"], false);
+    let records: Vec<(&str, &str)> = file["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["key"].as_str().unwrap(),
+                entry["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(records, [("a", "create"), ("b", "create"), ("a", "kill")]);
+    assert_eq!(set_aside(&path).len(), 1);
+}
+
+#[tokio::test]
+async fn an_edit_still_being_written_when_a_kill_overrides_it_ends_up_set_aside_whole() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.json");
+    let flags = Flags::new(
+        FileStore::open_with_poll(&path, Duration::ZERO)
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    flags
+        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+        .await
+        .unwrap();
+    let edit = edited(&path, &fs::read_to_string(&path).unwrap(), |file| {
+        file["flags"]["a"]["definition"]["description"] = json!("edited in place");
+    });
+    let (head, tail) = edit.split_at(edit.len() / 2);
+
+    // Act: an editor that writes the file in place has written half of it
+    // when the kill comes; it then writes the rest.
+    let mut editor = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut editor, head.as_bytes()).unwrap();
+    let killed = flags.kill("a", "bob", "INC-10").await;
+    std::io::Write::write_all(&mut editor, tail.as_bytes()).unwrap();
+    drop(editor);
+
+    // Assert: the kill stands, and the edit is whole where it was set
+    // aside, not cut off where the kill found it.
+    assert_eq!(killed.unwrap().version, 2);
+    assert_eq!(read(&path)["flags"]["a"]["definition"]["enabled"], false);
+    let aside = set_aside(&path);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(fs::read_to_string(&aside[0]).unwrap(), edit);
+}
+
+#[tokio::test]
+async fn a_stale_copy_saved_while_no_store_runs_does_not_undo_a_kill() {
+    for extension in ["json", "toml"] {
+        // Arrange: an editor opens the file while the flag is on; the flag
+        // is killed; the service stops.
+        let dir = tempfile::tempdir().unwrap();
+        let (path, flags) = shouting(dir.path(), extension).await;
+        let in_the_editor = fs::read(&path).unwrap();
+        flags
+            .kill("greeting.shout", "oncall", "incident 42")
+            .await
+            .unwrap();
+        drop(flags);
+
+        // Act: the editor saves its copy, from before the kill; the service
+        // starts again.
+        fs::write(&path, &in_the_editor).unwrap();
+        let reopened = Flags::new(open(&path).await).await.unwrap();
+
+        // Assert: the kill stands, in memory and in the file.
+        assert!(
+            !reopened.bool_value("greeting.shout", &pro(), true),
+            "{extension}"
+        );
+        let history = reopened.history("greeting.shout").await.unwrap();
+        assert_eq!(
+            summary(&history),
+            [
+                (1, "create", "alice", "launch"),
+                (2, "kill", "oncall", "incident 42"),
+            ],
+            "{extension}"
+        );
+        let file = read(&path);
+        assert_eq!(file["flags"]["greeting.shout"]["version"], 2, "{extension}");
+        assert_eq!(
+            file["flags"]["greeting.shout"]["definition"]["enabled"], false,
+            "{extension}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_malformed_file_is_refused_at_open_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flags.json");

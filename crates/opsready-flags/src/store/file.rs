@@ -167,7 +167,12 @@ const RACY: Duration = Duration::from_secs(2);
 ///   lacks that flag's latest audit entries. What it says of that flag is
 ///   its past, not an edit: the live definition stays and is written back,
 ///   and a warning names the flag. Edit the file as it is now. Flags whose
-///   entries are all there take the copy's edits as usual.
+///   entries are all there take the copy's edits as usual. This holds
+///   across restarts too: every write also goes to a hidden copy,
+///   `.flags.json.written`, which [`open`](FileStore::open) reads as what
+///   the stores last knew. To replace the flags wholesale (a file from a
+///   backup, a fresh start) while the service is stopped, delete that copy
+///   as well, or the entries the new file lacks are put back.
 /// - **A bad edit changes nothing, and blocks no kill.** When the file
 ///   does not parse, or a definition edited by hand fails
 ///   [`Flag::validate`], the error is logged (`tracing::error!`, with the
@@ -177,7 +182,10 @@ const RACY: Duration = Duration::from_secs(2);
 ///   rather than overwrite the edit, except kills and rollbacks: they
 ///   apply to the flags in force, the file is written anew, and the edit
 ///   is kept next to it as `flags.json.rejected-{time}` (named in an
-///   error log line) for its author to make again. Fixing the file is
+///   error log line) for its author to make again. The flags in force
+///   include what other processes wrote since this one last read the file
+///   (from `.flags.json.written`). A file that cannot even be read (its
+///   permissions changed) is set aside the same way. Fixing the file is
 ///   picked up like any edit. At [`open`](FileStore::open) the
 ///   `BadEdit` error is returned instead.
 /// - **A missing or empty file is not "no flags".** While running, a file
@@ -203,6 +211,10 @@ struct Shared {
     /// Locked by every writer, in this process and others, from reading
     /// the file to renaming the new one over it.
     lock_path: PathBuf,
+    /// A copy of the last write, made by every writer after the file: the
+    /// flags as the stores last left them, whatever happened to the file
+    /// since (a bad edit, a stale copy saved while no store ran).
+    written_path: PathBuf,
     format: Format,
     /// What `load`, `get` and `history` read: swapped whole after a write
     /// or a reload, never held across file work.
@@ -291,6 +303,17 @@ fn inode(metadata: &fs::Metadata) -> u64 {
 
 #[cfg(not(unix))]
 fn inode(_metadata: &fs::Metadata) -> u64 {
+    0
+}
+
+#[cfg(unix)]
+fn device(metadata: &fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    metadata.dev()
+}
+
+#[cfg(not(unix))]
+fn device(_metadata: &fs::Metadata) -> u64 {
     0
 }
 
@@ -491,11 +514,22 @@ impl Refusal {
         }
     }
 
-    /// The error of a change refused (or of an `open`) because of `self`.
+    /// The error of a change refused because of `self`.
     fn into_error(self, path: &Path) -> Error {
         match self {
             Self::Failed(error) => error,
             bad => Error::bad_edit(format!("{}; {FIX_FIRST}", bad.describe(path))),
+        }
+    }
+
+    /// The error of an `open` refused because of `self`.
+    fn into_open_error(self, path: &Path) -> Error {
+        match self {
+            Self::Failed(error) => error,
+            bad => Error::bad_edit(format!(
+                "{}; fix the file or undo the edit (nothing was written)",
+                bad.describe(path)
+            )),
         }
     }
 }
@@ -531,6 +565,7 @@ impl Shared {
         let shared = Self {
             temp_path: dir.join(format!(".{name}.tmp")),
             lock_path: dir.join(format!(".{name}.lock")),
+            written_path: dir.join(format!(".{name}.written")),
             path,
             format,
             state: Mutex::new(Arc::new(State::default())),
@@ -546,15 +581,24 @@ impl Shared {
             let _lock = shared.lock_file()?;
             match shared
                 .read()
-                .map_err(|refusal| refusal.into_error(&shared.path))?
+                .map_err(|refusal| refusal.into_open_error(&shared.path))?
             {
                 Content::Missing | Content::Blank(_) => {
                     let seen = shared.write(&State::default(), None)?;
                     disk.seen = Some(seen);
                 }
-                Content::Text(bytes, seen) => shared
-                    .take_in(&mut disk, &bytes, seen)
-                    .map_err(|refusal| refusal.into_error(&shared.path))?,
+                Content::Text(bytes, seen) => {
+                    // What the stores last wrote is known, as it would be
+                    // to a running store: a file saved from a copy older
+                    // than that (an editor's buffer from before a kill,
+                    // saved while the service was stopped) undoes nothing.
+                    if let Some(known) = shared.written_state() {
+                        *lock(&shared.state) = Arc::new(known);
+                    }
+                    shared
+                        .take_in(&mut disk, &bytes, seen)
+                        .map_err(|refusal| refusal.into_open_error(&shared.path))?;
+                }
             }
         }
         Ok(shared)
@@ -581,46 +625,87 @@ impl Shared {
         // kill or a rollback, which cannot wait for someone to fix the
         // file at 3 a.m.: they apply to the flags in force, and the edit is
         // set aside for its author.
-        // The text the write below carries the change into.
-        let current = match self.read() {
+        let overriding = overrides_bad_edits(change.action());
+        // The text the write below carries the change into, and what is
+        // wrong with the file when the change overrides a bad edit.
+        let (current, bad) = match self.read() {
             Ok(Content::Text(bytes, seen)) if Some(seen.hash) != disk.seen.map(|s| s.hash) => {
                 match self.take_in(&mut disk, &bytes, seen) {
                     // Taking the edit in may have written the file again.
-                    Ok(()) => fs::read(&self.path).ok(),
+                    Ok(()) => (fs::read(&self.path).ok(), None),
                     Err(Refusal::Failed(error)) => return Err(error),
-                    Err(refusal) if overrides_bad_edits(change.action()) => {
-                        let aside = self.set_aside(&bytes)?;
-                        tracing::error!(
-                            path = %self.path.display(),
-                            kept = %aside.display(),
-                            key = %change.key(),
-                            action = %change.action(),
-                            "{}; the {} of flag `{}` was applied to the flags in force, and \
-                             the edit was moved to `{}`: make it again, fixed, in the flag file",
-                            refusal.describe(&self.path),
-                            change.action(),
-                            change.key(),
-                            aside.display()
-                        );
-                        // The bad text is no base for the new one.
-                        None
-                    }
+                    Err(refusal) if overriding => (None, Some(refusal.describe(&self.path))),
                     Err(refusal) => return Err(refusal.into_error(&self.path)),
                 }
             }
-            Ok(Content::Text(bytes, _)) => Some(bytes),
+            Ok(Content::Text(bytes, _)) => (Some(bytes), None),
             // Missing or blank, which the write below repairs.
-            Ok(Content::Missing | Content::Blank(_)) => None,
+            Ok(Content::Missing | Content::Blank(_)) => (None, None),
+            // Unreadable: its permissions changed by hand, say.
+            Err(refusal) if overriding => (None, Some(refusal.describe(&self.path))),
             Err(refusal) => return Err(refusal.into_error(&self.path)),
         };
-        let mut next = State::clone(&self.state());
+        let (mut next, current) = match bad {
+            None => (State::clone(&self.state()), current),
+            Some(_) => self.last_good(),
+        };
         let entry = record(&mut next, change, now())?;
+        let aside = match &bad {
+            Some(_) => Some(self.set_aside()?),
+            None => None,
+        };
         // On failure the state stays as it was. The file may still hold the
         // change, if only flushing the directory failed: the next poll or
         // write then reads it back, like any other writer's change.
-        let seen = self.write(&next, current.as_deref())?;
+        let seen = match self.write(&next, current.as_deref()) {
+            Ok(seen) => seen,
+            Err(error) => {
+                if let Some(aside) = &aside {
+                    self.unset_aside(aside);
+                }
+                return Err(error);
+            }
+        };
         self.commit(next, seen, &mut disk);
+        if let (Some(problem), Some(aside)) = (bad, aside) {
+            tracing::error!(
+                path = %self.path.display(),
+                kept = %aside.display(),
+                key = %entry.key,
+                action = %entry.action,
+                "{problem}; the {} of flag `{}` was applied to the flags in force, and the \
+                 edit was moved to `{}`: make it again, fixed, in the flag file",
+                entry.action,
+                entry.key,
+                aside.display()
+            );
+        }
         Ok(entry)
+    }
+
+    /// What a change that overrides a bad edit applies to: the flags in
+    /// force, with what other writers recorded that this process has not
+    /// read yet (from the copy every writer keeps of its last write), and
+    /// that copy's text, whose layout a TOML file keeps.
+    fn last_good(&self) -> (State, Option<Vec<u8>>) {
+        let state = self.state();
+        let merged = fs::read(&self.written_path).ok().and_then(|bytes| {
+            let document = self.format.parse(&bytes).ok()?;
+            let merged = merge(document, &state, now()).ok()?;
+            Some((merged.state, bytes))
+        });
+        match merged {
+            Some((state, bytes)) => (state, Some(bytes)),
+            None => (State::clone(&state), None),
+        }
+    }
+
+    /// The state the copy of the last write holds, if it is there and
+    /// reads.
+    fn written_state(&self) -> Option<State> {
+        let bytes = fs::read(&self.written_path).ok()?;
+        let document = self.format.parse(&bytes).ok()?;
+        Some(merge(document, &State::default(), now()).ok()?.state)
     }
 
     /// One check of the file for changes made elsewhere; blocking. Never
@@ -832,24 +917,47 @@ impl Shared {
                 self.format
             ))
         })?;
-        let stamp = write_atomically(&self.path, &self.temp_path, &bytes, self.fault()).map_err(
-            |error| {
-                Error::backend(format!(
-                    "cannot write the flag file `{}`: {error}",
-                    self.path.display()
-                ))
-            },
-        )?;
+        let stamp = write_atomically(
+            &self.path,
+            &self.temp_path,
+            &self.path,
+            &bytes,
+            self.fault(),
+        )
+        .map_err(|error| {
+            Error::backend(format!(
+                "cannot write the flag file `{}`: {error}",
+                self.path.display()
+            ))
+        })?;
+        // After the file, so that the copy is never ahead of it. The change
+        // stands without it: only a kill overriding a bad edit, or an open
+        // of a stale copy, would miss what it lacks.
+        if let Err(error) = write_atomically(
+            &self.written_path,
+            &self.temp_path,
+            &self.path,
+            &bytes,
+            None,
+        ) {
+            tracing::warn!(
+                path = %self.written_path.display(),
+                %error,
+                "cannot keep a copy of the flag file's last write"
+            );
+        }
         Ok(Seen {
             stamp,
             hash: hash(&bytes),
         })
     }
 
-    /// Keeps `bytes`, a bad edit that a kill or a rollback is about to
-    /// replace, next to the file as `{name}.rejected-{time}` (flushed,
-    /// with the file's permissions); returns where.
-    fn set_aside(&self, bytes: &[u8]) -> Result<PathBuf, Error> {
+    /// Keeps the file, a bad edit that a kill or a rollback is about to
+    /// replace, next to it as `{name}.rejected-{time}`: a second name for
+    /// the same file, so that nothing is copied (an unreadable file too)
+    /// and an editor still writing it in place finishes there. Where the
+    /// file system has no hard links, a copy. Returns where.
+    fn set_aside(&self) -> Result<PathBuf, Error> {
         let name = self
             .path
             .file_name()
@@ -857,8 +965,13 @@ impl Shared {
             .unwrap_or_default();
         // `:` is not allowed in Windows file names, and awkward in shells.
         let time = crate::time::format(now()).replace(':', "-");
-        let mut tried = 0_u32;
-        loop {
+        let failed = |aside: &Path, error: io::Error| {
+            Error::backend(format!(
+                "cannot set the bad edit of the flag file aside in `{}` (nothing was written): {error}",
+                aside.display()
+            ))
+        };
+        for tried in 0..100 {
             let suffix = if tried == 0 {
                 String::new()
             } else {
@@ -867,19 +980,50 @@ impl Shared {
             let aside = self
                 .path
                 .with_file_name(format!("{name}.rejected-{time}{suffix}"));
-            match keep(&aside, &self.path, bytes) {
-                Ok(()) => return Ok(aside),
-                // Two within a millisecond: never overwrite an earlier one.
-                Err(error) if error.kind() == io::ErrorKind::AlreadyExists && tried < 100 => {
-                    tried += 1;
-                }
-                Err(error) => {
-                    return Err(Error::backend(format!(
-                        "cannot set the bad edit of the flag file aside in `{}` (nothing was written): {error}",
-                        aside.display()
-                    )));
-                }
+            let kept = match fs::hard_link(&self.path, &aside) {
+                Ok(()) => sync_directory(&aside).inspect_err(|_| {
+                    // The file is still where it was.
+                    let _ = fs::remove_file(&aside);
+                }),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(link) => match fs::read(&self.path) {
+                    Ok(bytes) => keep(&aside, &self.path, &bytes),
+                    Err(_) => Err(link),
+                },
+            };
+            return match kept {
+                Ok(()) => Ok(aside),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(error) => Err(failed(&aside, error)),
+            };
+        }
+        Err(failed(
+            &self.path.with_file_name(format!("{name}.rejected-{time}")),
+            io::Error::from(io::ErrorKind::AlreadyExists),
+        ))
+    }
+
+    /// Undoes [`set_aside`](Self::set_aside) after the write failed, when
+    /// the file still holds the edit: a second copy would only mislead.
+    fn unset_aside(&self, aside: &Path) {
+        let same = match (fs::metadata(&self.path), fs::metadata(aside)) {
+            (Ok(file), Ok(kept)) => {
+                (inode(&file) != 0
+                    && inode(&file) == inode(&kept)
+                    && device(&file) == device(&kept))
+                    || matches!((fs::read(&self.path), fs::read(aside)), (Ok(a), Ok(b)) if a == b)
             }
+            _ => false,
+        };
+        if same {
+            let _ = fs::remove_file(aside);
+        } else {
+            tracing::error!(
+                path = %self.path.display(),
+                kept = %aside.display(),
+                "the bad edit of the flag file is kept in `{}`; the change was not applied",
+                aside.display()
+            );
         }
     }
 
@@ -942,12 +1086,14 @@ fn hash(bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
-/// Writes `bytes` to `temp`, flushes it, renames it over `path` and
-/// flushes the directory, so that a crash at any point leaves the old file
-/// or the new one. Returns the new file's stamp.
+/// Writes `bytes` to `temp` (with the permissions of `like`), flushes it,
+/// renames it over `path` and flushes the directory, so that a crash at
+/// any point leaves the old file or the new one. Returns the new file's
+/// stamp.
 fn write_atomically(
     path: &Path,
     temp: &Path,
+    like: &Path,
     bytes: &[u8],
     fault: Option<Step>,
 ) -> io::Result<Stamp> {
@@ -958,7 +1104,7 @@ fn write_atomically(
             Ok(())
         }
     };
-    let stamp = match write_temporary(path, temp, bytes, fail_after) {
+    let stamp = match write_temporary(like, temp, bytes, fail_after) {
         Ok(stamp) => stamp,
         Err(error) => {
             // Best effort: a leftover is overwritten by the next write.
@@ -972,9 +1118,10 @@ fn write_atomically(
     Ok(stamp)
 }
 
-/// Writes and flushes the temporary file of [`write_atomically`].
+/// Writes and flushes the temporary file of [`write_atomically`], with
+/// the permissions of `like` when it exists.
 fn write_temporary(
-    path: &Path,
+    like: &Path,
     temp: &Path,
     bytes: &[u8],
     fail_after: impl Fn(Step) -> io::Result<()>,
@@ -986,7 +1133,7 @@ fn write_temporary(
         .open(temp)?;
     // Keep the permissions the file was given (say, readable by its owner
     // only) rather than the defaults of a new file.
-    if let Ok(metadata) = fs::metadata(path) {
+    if let Ok(metadata) = fs::metadata(like) {
         file.set_permissions(metadata.permissions())?;
     }
     file.write_all(bytes)?;

@@ -285,7 +285,7 @@ impl Modify for OpsRoutes {
                     )
                     .response(
                         "409",
-                        problem("`CONFLICT`: other changes of the flag kept getting in first (a kill tries five times); read it again and retry."),
+                        problem("`CONFLICT`: other changes of the flag kept getting in first (a kill tries five times): read it again and retry. Or, on a file flag store, a hand edit left the flag file unreadable (the detail names the file and the problem): fix the file, then retry; kills and rollbacks go through all the same."),
                     )
                     .response(
                         "415",
