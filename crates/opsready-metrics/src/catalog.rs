@@ -65,8 +65,8 @@ pub const HTTP_SERVER_ACTIVE_REQUESTS: MetricDef = MetricDef {
     kind: Kind::Gauge,
     unit: "requests",
     labels: &["http_request_method", "http_route"],
-    help: "HTTP requests being served now, by method and route template.",
-    action: "Near http.concurrency_limit: the service sheds load (503 OVERLOADED); scale out or find what got slower.",
+    help: "HTTP requests being served now, by method and route template: from the request's arrival to its response headers (a streamed body's time after them is not counted).",
+    action: "Near http.concurrency_limit: the service sheds load (503 OVERLOADED); scale out or find what got slower. A service that streams responses (downloads, server-sent events) holds a concurrency slot until each body ends, which this gauge does not count: watch its 503 rate instead.",
 };
 
 /// What is running.
@@ -313,10 +313,18 @@ making callers time out.
 sum by (http_route) (rate(http_server_request_duration_seconds_count{http_response_status_code="499"}[5m]))
 ```
 
-Saturation: requests in flight per instance, against `http.concurrency_limit`:
+Saturation: requests in flight per instance, against `http.concurrency_limit`
+(until their response headers: a service that streams long responses
+holds its slots longer than this shows, and sheds load as 503s first):
 
 ```promql
 sum by (instance) (http_server_active_requests)
+```
+
+Load shed or timed out (503), per instance:
+
+```promql
+sum by (instance) (rate(http_server_request_duration_seconds_count{http_response_status_code="503"}[5m]))
 ```
 
 A handler blocking the async workers (p99 scheduling lag):

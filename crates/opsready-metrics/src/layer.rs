@@ -111,15 +111,19 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A recorder with [`DEFAULT_BUCKETS`] for every histogram.
+    /// A recorder with [`DEFAULT_BUCKETS`] for the request durations.
     pub fn new() -> Self {
         Self::with_buckets(DEFAULT_BUCKETS)
     }
 
-    /// A recorder with these histogram buckets (seconds), put in order,
-    /// once each; bounds that are not positive finite seconds are left out
-    /// (a bucket's count relies on its bounds being in order). Falls back
-    /// to [`DEFAULT_BUCKETS`] when none is left.
+    /// A recorder with these buckets (seconds) for the request durations
+    /// (and any histogram of the service's own), put in order, once each;
+    /// bounds that are not positive finite seconds are left out (a
+    /// bucket's count relies on its bounds being in order). Falls back to
+    /// [`DEFAULT_BUCKETS`] when none is left. The toolkit's other
+    /// histograms keep buckets of their own: the scheduling lag
+    /// [`LAG_BUCKETS`](crate::LAG_BUCKETS), pool and blocking-job waits
+    /// [`WAIT_BUCKETS`](crate::WAIT_BUCKETS).
     ///
     /// ```
     /// use opsready_metrics::Metrics;
@@ -141,11 +145,23 @@ impl Metrics {
             &usable
         };
         let lag = Matcher::Full(catalog::TOKIO_SCHEDULING_LAG.name.to_owned());
-        // Only an empty list of buckets is refused, and neither is empty.
-        let builder = PrometheusBuilder::new()
+        // Only an empty list of buckets is refused, and none is empty.
+        let mut builder = PrometheusBuilder::new()
             .set_buckets(buckets)
-            .and_then(|builder| builder.set_buckets_for_metric(lag, crate::system::LAG_BUCKETS))
-            .unwrap_or_else(|_| PrometheusBuilder::new());
+            .and_then(|builder| builder.set_buckets_for_metric(lag, crate::system::LAG_BUCKETS));
+        for wait in [
+            catalog::DB_CLIENT_CONNECTION_WAIT_TIME,
+            catalog::BLOCKING_QUEUE_WAIT,
+            catalog::BLOCKING_RUN,
+        ] {
+            builder = builder.and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full(wait.name.to_owned()),
+                    crate::system::WAIT_BUCKETS,
+                )
+            });
+        }
+        let builder = builder.unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         let metrics = Self {
@@ -577,9 +593,15 @@ pin_project! {
 
     impl<F> PinnedDrop for MetricsFuture<F> {
         fn drop(this: Pin<&mut Self>) {
-            // Dropped before the inner service answered.
+            // Dropped before the inner service answered: the client gave
+            // up, or, while a panic unwinds through it with no panic catcher
+            // inside, the server failed.
             if let Some((measured, start)) = this.project().measured.take() {
-                MetricsLayer::cancel(measured, start.elapsed());
+                if std::thread::panicking() {
+                    MetricsLayer::finish(measured, 500, start.elapsed());
+                } else {
+                    MetricsLayer::cancel(measured, start.elapsed());
+                }
             }
         }
     }

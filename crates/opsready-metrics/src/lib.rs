@@ -45,7 +45,16 @@
 //!   several apps in one process never share series. Metrics recorded with
 //!   the `metrics` crate's macros go to the global recorder, not here.
 //! - Durations are histograms with explicit buckets ([`DEFAULT_BUCKETS`]),
-//!   never summaries, so they aggregate across instances.
+//!   never summaries, so they aggregate across instances. A request's
+//!   duration and its place in `http_server_active_requests` end with its
+//!   response headers, not with the body: a streamed body's time is not in
+//!   them.
+//! - A request is recorded when the inner service answers (its status) or
+//!   is dropped unanswered: status 499 when the client gave up, 500 when a
+//!   panic unwound through the layer (put a panic catcher inside it, such
+//!   as `opsready_problem::GuardLayer::catch_panics`, so the client gets the
+//!   500 too). An inner service's `Err` is not recorded: turn errors into
+//!   responses inside the layer (axum's `HandleErrorLayer`).
 //! - Two formats: the Prometheus text format 0.0.4 ([`Metrics::render`]) and
 //!   OpenMetrics 1.0.0 with exemplars ([`Metrics::render_openmetrics`]);
 //!   [`Format::negotiate`] picks one from a scrape's `Accept` header.
@@ -75,4 +84,4 @@ pub use layer::{
     CANCELLED_STATUS, DEFAULT_BUCKETS, Measured, Metrics, MetricsFuture, MetricsLayer,
     MetricsService, TraceIdOf, UNMATCHED,
 };
-pub use system::{LAG_BUCKETS, LAG_PROBE_INTERVAL, PoolWait};
+pub use system::{LAG_BUCKETS, LAG_PROBE_INTERVAL, PoolWait, WAIT_BUCKETS};

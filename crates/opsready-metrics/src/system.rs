@@ -22,6 +22,17 @@ pub const LAG_BUCKETS: &[f64] = &[
     0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
 ];
 
+/// Buckets of the waits and runs that are not requests (a pooled
+/// connection's acquire, a blocking job's queue wait and run), in seconds:
+/// 0.1 ms to 30 s. A healthy wait is well under a millisecond, and a bad
+/// one reaches a pool's acquire timeout (30 s by default in sqlx); the
+/// request buckets (`metrics.latency_buckets`), set for latency
+/// objectives, would put every healthy wait in their first bucket.
+pub const WAIT_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
 impl Metrics {
     /// Reads the current Tokio runtime's workers, alive tasks and global
     /// queue depth (when called inside one), and the watched pools, into

@@ -15,6 +15,8 @@ async fn spawn_app(metrics: &Metrics) -> String {
         .route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
         .route("/readyz", get(|| async { "ready" }))
         .route("/stall", get(std::future::pending::<&'static str>))
+        // No panic catcher here: the panic drops the connection.
+        .route("/explode", get(explode))
         .layer(MetricsLayer::new(metrics.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -377,6 +379,34 @@ fn a_collector_that_panics_leaves_the_others_and_the_scrape_alone() {
 }
 
 #[tokio::test]
+async fn a_handler_panic_with_no_catcher_is_recorded_as_a_500_not_a_client_giving_up() {
+    let metrics = Metrics::new();
+    let base = spawn_app(&metrics).await;
+
+    let dropped = reqwest::get(format!("{base}/explode")).await;
+
+    assert!(dropped.is_err(), "{dropped:?}");
+    let series = |status: &str| {
+        format!(
+            "http_server_request_duration_seconds_count{{http_request_method=\"GET\",http_route=\"/explode\",http_response_status_code=\"{status}\"}}"
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let exposition = metrics.render();
+        if sample(&exposition, &series("500")) == Some(1.0) {
+            assert_eq!(sample(&exposition, &series("499")), None, "{exposition}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed request recorded:\n{exposition}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_request_whose_client_gave_up_is_recorded_with_status_499() {
     let metrics = Metrics::new();
     let base = spawn_app(&metrics).await;
@@ -407,4 +437,9 @@ async fn a_request_whose_client_gave_up_is_recorded_with_status_499() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// A handler that panics.
+async fn explode() -> &'static str {
+    panic!("boom")
 }

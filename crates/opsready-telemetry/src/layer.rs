@@ -370,6 +370,11 @@ struct Unspanned {
     trace_id: crate::context::TraceId,
 }
 
+/// The `error` of a request whose handler panicked with no panic catcher
+/// to answer it.
+const PANICKED: &str =
+    "the handler panicked, and no panic catcher answered (the connection was dropped)";
+
 pin_project! {
     /// The response future of [`Telemetry`].
     pub struct ResponseFuture<F, O: RequestObserver = ()> {
@@ -399,8 +404,16 @@ pin_project! {
                 return;
             };
             let elapsed = this.start.elapsed();
+            // Dropped by a panic unwinding through it, with no panic catcher
+            // inside (`GuardLayer::catch_panics`): the server failed, the
+            // client did not give up.
+            let panicked = std::thread::panicking();
             if let Some(observation) = this.observation.take() {
-                O::cancel(observation, elapsed);
+                if panicked {
+                    O::finish(observation, 500, elapsed);
+                } else {
+                    O::cancel(observation, elapsed);
+                }
             }
             if *this.quiet {
                 return;
@@ -409,24 +422,56 @@ pin_project! {
                 let at = this
                     .arrived
                     .map_or_else(SystemTime::now, |arrived| arrived + elapsed);
-                line.write(None, elapsed, at, (None, None));
+                if panicked {
+                    line.write(Some(500), elapsed, at, (None, Some(PANICKED)));
+                } else {
+                    line.write(None, elapsed, at, (None, None));
+                }
             } else if !this.span.is_disabled() {
                 let _entered = this.span.enter();
-                tracing::info!(
-                    target: REQUEST_TARGET,
-                    message = "request cancelled",
-                    latency_ms = elapsed.as_secs_f64() * 1000.0,
-                );
+                let latency_ms = elapsed.as_secs_f64() * 1000.0;
+                if panicked {
+                    tracing::error!(
+                        target: REQUEST_TARGET,
+                        message = "request failed",
+                        status = 500_u16,
+                        latency_ms,
+                        error = PANICKED,
+                    );
+                } else {
+                    tracing::info!(
+                        target: REQUEST_TARGET,
+                        message = "request cancelled",
+                        latency_ms,
+                    );
+                }
             } else if let Some(unspanned) = this.unspanned.take() {
-                tracing::info!(
-                    target: REQUEST_TARGET,
-                    message = "request cancelled",
-                    latency_ms = elapsed.as_secs_f64() * 1000.0,
-                    request_id = id.to_str().unwrap_or_default(),
-                    trace_id = unspanned.trace_id.to_hex().as_str(),
-                    method = unspanned.method,
-                    route = unspanned.route.as_deref(),
-                );
+                let latency_ms = elapsed.as_secs_f64() * 1000.0;
+                let request_id = id.to_str().unwrap_or_default();
+                let trace_id = unspanned.trace_id.to_hex();
+                if panicked {
+                    tracing::error!(
+                        target: REQUEST_TARGET,
+                        message = "request failed",
+                        status = 500_u16,
+                        latency_ms,
+                        error = PANICKED,
+                        request_id,
+                        trace_id = trace_id.as_str(),
+                        method = unspanned.method,
+                        route = unspanned.route.as_deref(),
+                    );
+                } else {
+                    tracing::info!(
+                        target: REQUEST_TARGET,
+                        message = "request cancelled",
+                        latency_ms,
+                        request_id,
+                        trace_id = trace_id.as_str(),
+                        method = unspanned.method,
+                        route = unspanned.route.as_deref(),
+                    );
+                }
             }
         }
     }

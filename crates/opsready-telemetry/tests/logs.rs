@@ -120,6 +120,8 @@ async fn spawn_app() -> String {
             }),
         )
         .route("/stall", get(std::future::pending::<&'static str>))
+        // No panic catcher in this stack: the panic drops the connection.
+        .route("/explode", get(explode))
         .route(
             "/leaky",
             get(|| async {
@@ -274,6 +276,28 @@ async fn a_request_whose_client_gives_up_is_logged_as_cancelled() {
     assert_eq!(line["route"], "/stall");
     assert!(line.get("status").is_none(), "{line}");
     assert!(line["latency_ms"].as_f64().unwrap() >= 150.0, "{line}");
+}
+
+#[tokio::test]
+async fn a_handler_panic_with_no_catcher_is_logged_as_a_failure_not_a_cancellation() {
+    let base = spawn_app().await;
+
+    let dropped = reqwest::Client::new()
+        .get(format!("{base}/explode"))
+        .header("x-request-id", "req-explode-1")
+        .send()
+        .await;
+
+    assert!(dropped.is_err(), "{dropped:?}");
+    let line = request_line_of("req-explode-1").await;
+    assert_eq!(line["message"], "request failed", "{line}");
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["status"], 500);
+    assert_eq!(line["route"], "/explode");
+    assert!(
+        line["error"].as_str().unwrap().contains("panicked"),
+        "{line}"
+    );
 }
 
 #[tokio::test]
@@ -650,4 +674,9 @@ async fn two_traceparents_or_two_request_ids_are_neither_taken() {
     );
     assert!(!request_id.starts_with("req-twice"), "{request_id}");
     assert_eq!(response.headers().get_all("x-request-id").iter().count(), 1);
+}
+
+/// A handler that panics.
+async fn explode() -> &'static str {
+    panic!("boom")
 }

@@ -79,12 +79,26 @@ pub use redact::{REDACTED, is_sensitive_name, redact_secrets, redact_secrets_in}
 /// error tracking unless asked.
 pub const QUIET_PATHS: [&str; 4] = ["/livez", "/readyz", "/startupz", "/metrics"];
 
-/// Whether `path` is one of [`QUIET_PATHS`] or below one.
+/// Whether `path` is one of [`QUIET_PATHS`], or the probe of one check
+/// (`/readyz/{check}`). A service's own routes below them
+/// (`/metrics/dashboards`) are not quiet: they are traced, counted and
+/// given the timeout like any other.
+///
+/// ```
+/// use opsready_vocab::is_quiet;
+///
+/// assert!(is_quiet("/metrics"));
+/// assert!(is_quiet("/readyz/database"));
+/// assert!(!is_quiet("/metrics/dashboards/7"));
+/// assert!(!is_quiet("/readyz/database/extra"));
+/// ```
 pub fn is_quiet(path: &str) -> bool {
-    QUIET_PATHS.iter().any(|quiet| {
-        path.strip_prefix(quiet)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
+    match path {
+        "/livez" | "/readyz" | "/startupz" | "/metrics" => true,
+        _ => path
+            .strip_prefix("/readyz/")
+            .is_some_and(|check| !check.is_empty() && !check.contains('/')),
+    }
 }
 
 /// The method as OpenTelemetry names it: known methods as they are, any
@@ -285,7 +299,28 @@ fn is_all_zeros(field: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::Traceparent;
+    use super::{QUIET_PATHS, Traceparent, is_quiet};
+
+    #[test]
+    fn only_the_probes_and_the_scrape_are_quiet_not_routes_below_them() {
+        for path in QUIET_PATHS {
+            assert!(is_quiet(path), "{path}");
+        }
+        assert!(is_quiet("/readyz/db"));
+        for path in [
+            "/metrics/dashboards/7",
+            "/livez/extra",
+            "/startupz/x",
+            "/readyz/",
+            "/readyz/db/x",
+            "/readyzz",
+            "/metricsx",
+            "/",
+            "",
+        ] {
+            assert!(!is_quiet(path), "{path}");
+        }
+    }
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 

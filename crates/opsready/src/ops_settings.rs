@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 /// | `http.problem_type_base` | `https://opsready.dev/problems/` | where problem `type` URIs point: the service's own error documentation |
 /// | `telemetry.*` | | logs and tracing: see [`TelemetrySettings`] |
 /// | `metrics.latency_buckets` | 5 ms … 10 s | request-duration bucket bounds in seconds |
+/// | `metrics.measure_probes` | `false` | whether probes and `/metrics` are in the request metrics |
 /// | `flags.store` | `file://./data/flags.json` | where feature flags live: `memory:`, `file://PATH` (JSON or TOML), `postgres://…` |
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
@@ -84,14 +85,22 @@ pub const DEFAULT_FLAG_STORE: &str = "file://./data/flags.json";
 pub struct MetricsSettings {
     /// Upper bounds, in seconds, of the request-duration buckets. Put one at
     /// each latency objective, so the share of requests under it is exact.
-    /// Defaults to OpenTelemetry's recommended 5 ms … 10 s.
+    /// Defaults to OpenTelemetry's recommended 5 ms … 10 s. The toolkit's
+    /// other histograms (scheduling lag, pool and blocking-job waits) keep
+    /// buckets of their own.
     pub latency_buckets: Vec<f64>,
+    /// Whether requests to the probes (`/livez`, `/readyz`,
+    /// `/readyz/{check}`, `/startupz`) and to `/metrics` are in the request
+    /// metrics. Off by default: many, regular, and saying nothing a
+    /// dashboard does not, they would dilute its rates and latencies.
+    pub measure_probes: bool,
 }
 
 impl Default for MetricsSettings {
     fn default() -> Self {
         Self {
             latency_buckets: opsready_metrics::DEFAULT_BUCKETS.to_vec(),
+            measure_probes: false,
         }
     }
 }

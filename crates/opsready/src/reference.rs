@@ -19,6 +19,10 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "Upper bounds in seconds of the request-duration histogram's buckets, increasing (`0.05,0.1,0.25,0.5,1`); put one at each latency objective.",
     ),
     (
+        "metrics.measure_probes",
+        "Whether requests to the probes (`/livez`, `/readyz`, `/readyz/{check}`, `/startupz`) and to `/metrics` are in the request metrics; off, they do not dilute the service's rates and latencies.",
+    ),
+    (
         "server.addr",
         "Where the main listener binds. Loopback by default: in a container set `0.0.0.0:8080`, or the kubelet's probes cannot reach it.",
     ),

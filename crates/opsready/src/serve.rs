@@ -256,9 +256,11 @@ impl Ops {
     ///
     /// `/livez`, `/readyz`, `/readyz/{check}` and `/startupz` are the
     /// probes', and with `admin.addr` empty `/metrics` and `/admin/…` too.
-    /// Paths at or below `/livez`, `/readyz`, `/startupz` and `/metrics`
-    /// (of the service's own too) are quiet: no timeout, no load shedding,
-    /// not in the request metrics (`opsready_vocab::QUIET_PATHS`).
+    /// Those paths exactly (`opsready_vocab::is_quiet`) are quiet: no
+    /// timeout, no load shedding, not in the request metrics unless
+    /// `metrics.measure_probes`, not traced unless
+    /// `telemetry.trace_probes`. A service's own routes below them
+    /// (`/metrics/dashboards`) are served like any other.
     ///
     /// # Panics
     ///
@@ -306,13 +308,17 @@ impl Ops {
         let http = &self.settings.http;
         // The telemetry layer times each request for the metrics too: one
         // layer, one clock reading and one route lookup fewer per request.
-        // Probes and /metrics are traced as configured and never counted.
+        // Probes and /metrics are traced and counted as configured.
         let telemetry = TelemetryLayer::new()
             .trace_probes(self.settings.telemetry.trace_probes)
             // Under `Router::layer` the inner service is an axum route, which
             // runs nothing in `call`: the span is entered only around polls.
             .inner_starts_when_polled(true)
-            .observe(MetricsLayer::new(self.metrics.clone()).exemplars(sampled_trace_id));
+            .observe(
+                MetricsLayer::new(self.metrics.clone())
+                    .exemplars(sampled_trace_id)
+                    .measure_probes(self.settings.metrics.measure_probes),
+            );
         // The layers inside the telemetry (or Sentry) layer, and the call;
         // a macro, since each combination is a type of its own.
         macro_rules! finish {

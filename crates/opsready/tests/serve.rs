@@ -601,17 +601,68 @@ async fn request_bodies_are_limited_by_http_body_limit_and_to_2_mib_by_default()
 #[tokio::test]
 async fn the_latency_buckets_come_from_the_settings() {
     let settings = settings(&[("TEST__METRICS__LATENCY_BUCKETS", "0.02,0.3,1.5")]);
-    let running = spawn(
-        Ops::new(&settings),
-        Router::new().route("/x", get(|| async { "x" })),
-    )
-    .await;
+    let ops = Ops::new(&settings);
+    let blocking = ops.blocking();
+    let running = spawn(ops, Router::new().route("/x", get(|| async { "x" }))).await;
 
     running.get("/x").await;
+    blocking.run(|| ()).await.unwrap();
     let exposition = running.metrics().await;
 
-    assert!(exposition.contains("le=\"0.3\""), "{exposition}");
-    assert!(!exposition.contains("le=\"0.005\""), "{exposition}");
+    let requests: Vec<&str> = exposition
+        .lines()
+        .filter(|line| line.starts_with("http_server_request_duration_seconds_bucket{"))
+        .collect();
+    assert!(
+        requests.iter().any(|line| line.contains("le=\"0.3\"")),
+        "{exposition}"
+    );
+    assert!(
+        !requests.iter().any(|line| line.contains("le=\"0.005\"")),
+        "{exposition}"
+    );
+    // The waits that are not requests keep their own, finer buckets.
+    assert!(
+        exposition.contains("blocking_run_seconds_bucket{le=\"0.0001\"}"),
+        "{exposition}"
+    );
+    assert!(
+        !exposition.contains("blocking_run_seconds_bucket{le=\"0.3\"}"),
+        "{exposition}"
+    );
+}
+
+#[tokio::test]
+async fn probes_are_counted_when_asked_and_routes_below_a_quiet_path_always() {
+    for (measure, probes_counted) in [("false", false), ("true", true)] {
+        // Arrange: a service route below `/metrics`, which is not the scrape.
+        let settings = settings(&[("TEST__METRICS__MEASURE_PROBES", measure)]);
+        let app = Router::new().route("/metrics/dashboards/{id}", get(|| async { "board" }));
+        let running = spawn(Ops::new(&settings), app).await;
+
+        // Act
+        let board = running.get("/metrics/dashboards/7").await.status();
+        running.get("/readyz").await;
+        running.get("/livez").await;
+        let exposition = running.metrics().await;
+
+        // Assert
+        assert_eq!(board, 200);
+        assert!(
+            exposition.contains("http_route=\"/metrics/dashboards/{id}\""),
+            "{measure}: {exposition}"
+        );
+        assert_eq!(
+            exposition.contains("http_route=\"/readyz\""),
+            probes_counted,
+            "{measure}: {exposition}"
+        );
+        assert_eq!(
+            exposition.contains("http_route=\"/livez\""),
+            probes_counted,
+            "{measure}: {exposition}"
+        );
+    }
 }
 
 #[tokio::test]
