@@ -202,6 +202,33 @@ impl fmt::Debug for Component {
     }
 }
 
+/// Logs a reading whose status differs from the one before (the first
+/// reading, when it does not pass): the log then tells when and why an
+/// instance left the load balancer, and when it came back, with the
+/// output the probe answers.
+fn log_change(name: &str, critical: bool, before: Option<&Stamped>, now: &Stamped) {
+    let status = now.reading.status();
+    let was = before.map(|before| before.reading.status());
+    if was == Some(status) || (was.is_none() && status == Status::Pass) {
+        return;
+    }
+    let output = now.reading.output().unwrap_or("no output");
+    match status {
+        Status::Pass => tracing::info!(check = %name, "health check passes again"),
+        Status::Warn => tracing::warn!(check = %name, output, "health check warns: {output}"),
+        Status::Fail if critical => tracing::error!(
+            check = %name,
+            output,
+            "health check failed: {output}; the instance is not ready"
+        ),
+        Status::Fail => tracing::warn!(
+            check = %name,
+            output,
+            "health check failed (non-critical, the instance stays ready): {output}"
+        ),
+    }
+}
+
 /// The cache of a component: the last reading and the run under way.
 #[derive(Default)]
 struct RunState {
@@ -357,6 +384,7 @@ impl Component {
             self.timeout,
             Arc::clone(&self.state),
         );
+        let (name, critical) = (self.name.clone(), self.critical);
         let after_abort = Arc::clone(&state);
         let task = tokio::spawn(async move {
             let started = Instant::now();
@@ -381,9 +409,12 @@ impl Component {
                 taken: Instant::now(),
                 elapsed: started.elapsed(),
             };
-            let mut state = lock(&state);
-            state.last = Some(stamped.clone());
-            state.running = None;
+            let before = {
+                let mut state = lock(&state);
+                state.running = None;
+                state.last.replace(stamped.clone())
+            };
+            log_change(&name, critical, before.as_ref(), &stamped);
             stamped
         });
         async move {

@@ -41,16 +41,54 @@ pub const HEALTH_JSON: &str = "application/health+json";
 ///
 /// Mount [`Health::router`] on the main listener for `/livez`, `/readyz`,
 /// `/readyz/{check}` and `/startupz`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Health {
     components: Arc<Vec<Component>>,
     lifecycle: Lifecycle,
+    show_output: bool,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            components: Arc::default(),
+            lifecycle: Lifecycle::default(),
+            show_output: true,
+        }
+    }
 }
 
 impl Health {
     /// No checks, and a lifecycle in [`Phase::Starting`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether the probes show a failing or warning check's `output` (on
+    /// by default). A driver's error message can name hosts, ports and
+    /// users, and the probes answer whoever reaches the main listener:
+    /// off, they say each check's status only, and the log still says why
+    /// (a check whose status changes is logged with its output).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use opsready_health::{Component, Health};
+    ///
+    /// let health = Health::new()
+    ///     .component(Component::new("database", || async {
+    ///         Err::<(), _>("db.internal:5432: password authentication failed for user \"app\"")
+    ///     }))
+    ///     .show_output(false);
+    /// health.lifecycle().set_ready();
+    ///
+    /// let body = health.readiness(&[]).await.to_json();
+    /// assert_eq!(body["checks"]["database"][0]["status"], "fail");
+    /// assert!(body["checks"]["database"][0].get("output").is_none());
+    /// # });
+    /// ```
+    pub fn show_output(mut self, show: bool) -> Self {
+        self.show_output = show;
+        self
     }
 
     /// Uses an existing lifecycle, shared with a server.
@@ -85,6 +123,7 @@ impl Health {
         if phase != Phase::Ready {
             return Report::not_ready(phase);
         }
+        let show_output = self.show_output;
         let entries = join_all(self.components.iter().map(|component| async move {
             let excluded = exclude.contains(&component.name());
             let reading = if excluded {
@@ -119,6 +158,7 @@ impl Health {
             phase,
             status,
             entries,
+            show_output,
         }
     }
 
@@ -154,6 +194,7 @@ pub struct Report {
     phase: Phase,
     status: Status,
     entries: Vec<Entry>,
+    show_output: bool,
 }
 
 impl Report {
@@ -164,6 +205,7 @@ impl Report {
             phase,
             status: Status::Fail,
             entries: Vec::new(),
+            show_output: true,
         }
     }
 
@@ -201,7 +243,7 @@ impl Report {
             };
             checks.insert(
                 entry.component.name().to_owned(),
-                json!([component_json(&entry.component, stamped)]),
+                json!([component_json(&entry.component, stamped, self.show_output)]),
             );
         }
         body.insert("checks".into(), Value::Object(checks));
@@ -220,13 +262,17 @@ impl Report {
                 None => writeln!(text, "[+]{name} excluded: ok"),
                 Some(stamped) => {
                     let reading = &stamped.reading;
-                    let output = reading.output().unwrap_or("no output");
+                    let output = if self.show_output {
+                        format!(": {}", reading.output().unwrap_or("no output"))
+                    } else {
+                        String::new()
+                    };
                     match (reading.status(), entry.component.is_critical()) {
                         (Status::Pass, _) => writeln!(text, "[+]{name} ok"),
-                        (Status::Warn, _) => writeln!(text, "[+]{name} warn: {output}"),
-                        (Status::Fail, true) => writeln!(text, "[-]{name} failed: {output}"),
+                        (Status::Warn, _) => writeln!(text, "[+]{name} warn{output}"),
+                        (Status::Fail, true) => writeln!(text, "[-]{name} failed{output}"),
                         (Status::Fail, false) => {
-                            writeln!(text, "[-]{name} failed (non-critical): {output}")
+                            writeln!(text, "[-]{name} failed (non-critical){output}")
                         }
                     }
                 }
@@ -238,7 +284,7 @@ impl Report {
     }
 }
 
-fn component_json(component: &Component, stamped: &Stamped) -> Value {
+fn component_json(component: &Component, stamped: &Stamped, show_output: bool) -> Value {
     let reading = &stamped.reading;
     let mut item = Map::new();
     item.insert("componentId".into(), json!(component.name()));
@@ -255,7 +301,8 @@ fn component_json(component: &Component, stamped: &Stamped) -> Value {
         .unwrap_or((stamped.elapsed().as_secs_f64() * 1000.0, "ms"));
     item.insert("observedValue".into(), json!(value));
     item.insert("observedUnit".into(), json!(unit));
-    if reading.status() != Status::Pass
+    if show_output
+        && reading.status() != Status::Pass
         && let Some(output) = reading.output()
     {
         item.insert("output".into(), json!(output));
@@ -347,7 +394,7 @@ async fn readyz_one(State(health): State<Health>, Path(name): Path<String>) -> R
     };
     let body = json!({
         "status": stamped.reading.status(),
-        "checks": { component.name(): [component_json(component, &stamped)] },
+        "checks": { component.name(): [component_json(component, &stamped, health.show_output)] },
     });
     health_json(status, &body)
 }

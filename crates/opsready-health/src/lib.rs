@@ -67,6 +67,11 @@
 //!   the tasks queued on it, the probe's among them, until it returns.
 //! - The `output` of a failing check is visible to anyone who can reach the
 //!   probe: say what failed, not credentials.
+//! - A check whose status changes is logged once: `error` when a critical
+//!   check fails (the instance leaves the load balancer), `warn` for a
+//!   warning or a non-critical failure, `info` when it passes again, each
+//!   with the check's name and output. Readings that repeat the status
+//!   before them are not logged.
 //! - The SQL checks (`postgres`, `sqlite`) do not wait for a connection
 //!   when every connection of the pool is in use (none idle, the pool at
 //!   its maximum size), rather than time out and fail on every instance at

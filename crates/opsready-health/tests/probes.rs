@@ -163,6 +163,34 @@ async fn a_failing_critical_check_makes_the_service_not_ready() {
 }
 
 #[tokio::test]
+async fn with_output_withheld_the_probes_say_each_status_but_not_why() {
+    const WHY: &str = "db.internal:5432: password authentication failed for user \"app\"";
+    let health = Health::new()
+        .component(Component::new("database", failing(WHY)))
+        .component(Component::new("cache", failing(WHY)).non_critical())
+        .show_output(false);
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+
+    let (status, _, body) = app.json("/readyz").await;
+    let (_, text) = app.text("/readyz?verbose").await;
+    let (one, _, one_body) = app.json("/readyz/database").await;
+
+    assert_eq!(status, 503);
+    assert_eq!(body["checks"]["database"][0]["status"], "fail");
+    assert_eq!(one, 503);
+    assert_eq!(one_body["checks"]["database"][0]["status"], "fail");
+    for answer in [body.to_string(), text.clone(), one_body.to_string()] {
+        assert!(!answer.contains("db.internal"), "{answer}");
+        assert!(!answer.contains("output"), "{answer}");
+    }
+    assert_eq!(
+        text,
+        "[-]database failed\n[-]cache failed (non-critical)\nreadyz check failed\n"
+    );
+}
+
+#[tokio::test]
 async fn a_failing_non_critical_check_warns_but_stays_ready() {
     let health = Health::new()
         .component(Component::new("database", passing()))
@@ -332,6 +360,57 @@ impl std::io::Write for Appender {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+#[tokio::test]
+async fn a_check_that_starts_failing_and_recovers_is_logged_once_each_way() {
+    // Arrange: a check that fails while `down` is set; the log captured.
+    logged();
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = Arc::clone(&down);
+    let health = Health::new().component(
+        Component::new("accounts-ledger", move || {
+            let failing = flag.load(Ordering::SeqCst);
+            async move {
+                if failing {
+                    Reading::fail("postgres://app:LEDGER-SECRET@db/ledger: connection refused")
+                } else {
+                    Reading::pass()
+                }
+            }
+        })
+        .cache_interval(Duration::ZERO),
+    );
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+    let lines = || -> Vec<String> {
+        logged()
+            .lines()
+            .filter(|line| line.contains("check=accounts-ledger"))
+            .map(str::to_owned)
+            .collect()
+    };
+
+    // Act: passing, failing three probes long, passing again.
+    app.get("/readyz").await;
+    down.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        app.get("/readyz").await;
+    }
+    down.store(false, Ordering::SeqCst);
+    app.get("/readyz").await;
+    app.get("/readyz").await;
+
+    // Assert: one line when it failed, with the reason, its credentials
+    // masked, and one when it recovered; none for readings that did not
+    // change.
+    let lines = lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines[0].contains("ERROR"), "{}", lines[0]);
+    assert!(lines[0].contains("connection refused"), "{}", lines[0]);
+    assert!(!lines[0].contains("LEDGER-SECRET"), "{}", lines[0]);
+    assert!(lines[1].contains("INFO"), "{}", lines[1]);
+    assert!(lines[1].contains("passes again"), "{}", lines[1]);
 }
 
 #[tokio::test]

@@ -57,8 +57,20 @@ async fn metrics(State(state): State<AdminState>, headers: HeaderMap) -> impl In
     // Runtime and pool gauges as of this scrape.
     state.metrics.collect();
     // OpenMetrics (with exemplars) when the scraper prefers it, as
-    // Prometheus does.
-    let format = Format::negotiate(headers.get(header::ACCEPT));
+    // Prometheus does. Several `Accept` lines are one list (RFC 9110).
+    let mut accept = headers.get_all(header::ACCEPT).iter();
+    let format = match (accept.next(), accept.next()) {
+        (first, None) => Format::negotiate(first),
+        (Some(first), Some(second)) => {
+            let mut joined = first.as_bytes().to_vec();
+            for value in std::iter::once(second).chain(accept) {
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(value.as_bytes());
+            }
+            Format::negotiate(HeaderValue::from_bytes(&joined).ok().as_ref())
+        }
+        (None, Some(_)) => Format::Prometheus,
+    };
     (
         [
             (

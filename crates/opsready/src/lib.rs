@@ -76,8 +76,9 @@ mod serve;
 
 pub use build_info::BuildInfo;
 pub use ops_settings::{
-    AdminSettings, DEFAULT_FLAG_STORE, FlagsSettings, HttpSettings, MAX_CONCURRENCY, MIN_TOKEN_LEN,
-    MetricsSettings, OpsSettings, ServerSettings, Settings, ShutdownSettings, load, settings,
+    AdminSettings, DEFAULT_FLAG_STORE, FlagsSettings, HealthSettings, HttpSettings,
+    MAX_CONCURRENCY, MIN_TOKEN_LEN, MetricsSettings, OpsSettings, ServerSettings, Settings,
+    ShutdownSettings, load, settings,
 };
 pub use reference::config_reference;
 pub use serve::{DEADLINE_EXIT_CODE, Ops, ServeError, Server, TelemetryGuards, shutdown_signal};

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 /// | `telemetry.*` | | logs and tracing: see [`TelemetrySettings`] |
 /// | `metrics.latency_buckets` | 5 ms … 10 s | request-duration bucket bounds in seconds |
 /// | `metrics.measure_probes` | `false` | whether probes and `/metrics` are in the request metrics |
+/// | `health.show_output` | `true` | whether the probes show a failing check's `output` |
 /// | `flags.store` | `file://./data/flags.json` | where feature flags live: `memory:`, `file://PATH` (JSON or TOML), `postgres://…` |
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
@@ -44,8 +45,29 @@ pub struct OpsSettings {
     pub telemetry: TelemetrySettings,
     /// Metrics.
     pub metrics: MetricsSettings,
+    /// The probes.
+    pub health: HealthSettings,
     /// Feature flags.
     pub flags: FlagsSettings,
+}
+
+/// `health.*`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct HealthSettings {
+    /// Whether `/readyz` and `/readyz/{check}` show a failing or warning
+    /// check's `output`. A driver's error message can name hosts, ports
+    /// and users, and the probes answer whoever reaches the main listener:
+    /// turn it off where that is the internet. The log says why all the
+    /// same (a check whose status changes is logged with its output).
+    pub show_output: bool,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self { show_output: true }
+    }
 }
 
 /// `flags.*`

@@ -23,6 +23,10 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "Whether requests to the probes (`/livez`, `/readyz`, `/readyz/{check}`, `/startupz`) and to `/metrics` are in the request metrics; off, they do not dilute the service's rates and latencies.",
     ),
     (
+        "health.show_output",
+        "Whether `/readyz` and `/readyz/{check}` show a failing or warning check's `output` (a driver's error, which can name hosts, ports and users) to whoever reaches the main listener; off, each check's status only, and the log still says why.",
+    ),
+    (
         "server.addr",
         "Where the main listener binds. Loopback by default: in a container set `0.0.0.0:8080`, or the kubelet's probes cannot reach it.",
     ),

@@ -106,7 +106,7 @@ impl Ops {
         Self {
             settings: settings.ops.clone(),
             dump: Arc::new(settings.dump().clone()),
-            health: Health::new(),
+            health: Health::new().show_output(settings.ops.health.show_output),
             hooks: Vec::new(),
             info: BuildInfo::default(),
             environment: settings.environment().to_owned(),

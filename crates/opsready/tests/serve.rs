@@ -633,6 +633,24 @@ async fn the_latency_buckets_come_from_the_settings() {
 }
 
 #[tokio::test]
+async fn health_show_output_false_keeps_a_failing_checks_error_out_of_the_probes() {
+    for (show, shown) in [("true", true), ("false", false)] {
+        let settings = settings(&[("TEST__HEALTH__SHOW_OUTPUT", show)]);
+        let ops = Ops::new(&settings).check(Component::new("database", || async {
+            Err::<(), _>("db.internal:5432: connection refused")
+        }));
+        let running = spawn(ops, Router::new()).await;
+        running.reach(Phase::Ready).await;
+
+        let response = running.get("/readyz").await;
+
+        assert_eq!(response.status(), 503, "{show}");
+        let body = response.text().await.unwrap();
+        assert_eq!(body.contains("db.internal"), shown, "{show}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn probes_are_counted_when_asked_and_routes_below_a_quiet_path_always() {
     for (measure, probes_counted) in [("false", false), ("true", true)] {
         // Arrange: a service route below `/metrics`, which is not the scrape.
@@ -986,6 +1004,27 @@ async fn an_openmetrics_scrape_links_a_duration_bucket_to_the_requests_trace() {
             .starts_with("http_server_request_duration_seconds_bucket{http_request_method=\"GET\",http_route=\"/orders/{id}\"")
             && line.contains(&exemplar)),
         "{exposition}"
+    );
+}
+
+#[tokio::test]
+async fn an_accept_list_split_over_two_header_lines_is_read_whole() {
+    let settings = settings(&[]);
+    let running = spawn(Ops::new(&settings), Router::new()).await;
+    let admin = running.admin.clone().unwrap();
+
+    let response = running
+        .client
+        .get(format!("{admin}/metrics"))
+        .header("accept", "text/plain;q=0.5")
+        .header("accept", "application/openmetrics-text;version=1.0.0")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
 }
 
