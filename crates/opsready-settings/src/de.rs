@@ -92,6 +92,9 @@ pub(crate) struct Error {
     pub(crate) path: Option<String>,
     pub(crate) tag: Tag,
     pub(crate) kind: ErrorKind,
+    /// The problem is a map entry's key, not its value: the value, never
+    /// read, was not seen to be a secret, so it is not to be shown.
+    pub(crate) of_key: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +129,7 @@ impl Error {
             path: None,
             tag: Tag::Default,
             kind,
+            of_key: false,
         }
     }
 
@@ -743,7 +747,11 @@ impl<'de> MapAccess<'de> for MapDe<'de> {
         .tag();
         let key = seed
             .deserialize(IntoDeserializer::<Error>::into_deserializer(key))
-            .map_err(|e| e.at(&path, tag))?;
+            .map_err(|e| {
+                let mut e = e.at(&path, tag);
+                e.of_key = true;
+                e
+            })?;
         self.value = Some((node, path));
         Ok(Some(key))
     }

@@ -647,9 +647,7 @@ impl CommandLine {
         let mut parsed = Self::default();
         let mut args = args.into_iter().map(Into::into);
         while let Some(arg) = args.next() {
-            let arg = arg
-                .into_string()
-                .map_err(|arg| UsageError::new(format!("argument {arg:?} is not UTF-8")))?;
+            let arg = arg.into_string().map_err(|arg| not_utf8(&arg))?;
             let pair = match arg.as_str() {
                 "--print-config" => {
                     parsed.action = Action::PrintConfig;
@@ -667,12 +665,16 @@ impl CommandLine {
                 }
                 "--set" => args
                     .next()
-                    .and_then(|v| v.into_string().ok())
-                    .ok_or_else(|| UsageError::new("--set needs KEY=VALUE".to_owned()))?,
+                    .ok_or_else(|| UsageError::new("--set needs KEY=VALUE".to_owned()))?
+                    .into_string()
+                    .map_err(|arg| not_utf8(&arg))?,
                 other => match other.strip_prefix("--set=") {
                     Some(pair) => pair.to_owned(),
                     None => {
-                        return Err(UsageError::new(format!("unknown argument `{other}`")));
+                        return Err(UsageError::new(format!(
+                            "unknown argument `{}`",
+                            without_value(other)
+                        )));
                     }
                 },
             };
@@ -739,6 +741,8 @@ struct Failure {
     path: String,
     tag: Tag,
     kind: ErrorKind,
+    /// About the entry's key: its value is not shown.
+    of_key: bool,
 }
 
 #[derive(Debug)]
@@ -885,6 +889,28 @@ fn is_environment_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// An argument as a usage error may quote it: up to its first `=`, since
+/// what follows may be a secret (`--sett=db.password=…`).
+fn without_value(arg: &str) -> String {
+    match arg.split_once('=') {
+        Some((key, _)) => format!("{key}=…"),
+        None => arg.to_owned(),
+    }
+}
+
+/// The usage error of an argument that is not UTF-8, quoting at most what
+/// comes before its first `=`.
+fn not_utf8(arg: &OsString) -> UsageError {
+    let lossy = arg.to_string_lossy();
+    UsageError::new(match lossy.split_once('=') {
+        Some(_) => format!(
+            "argument `{}` is not UTF-8 (its value is not shown)",
+            without_value(&lossy)
+        ),
+        None => "an argument is not UTF-8 (it is not shown)".to_owned(),
+    })
+}
+
 /// A TOML parser's message without the lines it quotes from the file
 /// (`2 | password = "…"` and the caret under it): the line of a syntax
 /// error may hold a secret, and the line and column say where it is.
@@ -997,6 +1023,7 @@ fn extract<T: DeserializeOwned>(root: &Value) -> Extraction<T> {
                         path: path.clone(),
                         tag: error.tag,
                         kind,
+                        of_key: error.of_key,
                     });
                 }
                 if path.is_empty() || skip.contains(&path) {
@@ -1032,6 +1059,7 @@ fn missing(path: String, field: &'static str) -> Failure {
         path,
         tag: Tag::Default,
         kind: ErrorKind::MissingField(field),
+        of_key: false,
     }
 }
 
@@ -1158,7 +1186,13 @@ impl Report<'_> {
                         };
                         Diagnostic {
                             kind: DiagnosticKind::InvalidValue,
-                            value: self.shown_value(&key, secret),
+                            // A bad key's value was never read: whether it
+                            // is a secret is unknown.
+                            value: if failure.of_key {
+                                None
+                            } else {
+                                self.shown_value(&key, secret)
+                            },
                             help: Some(help.unwrap_or_else(|| self.fix_for(&key, &origin))),
                             key: (!key.is_empty()).then_some(key),
                             origin,
@@ -1244,13 +1278,22 @@ impl Report<'_> {
         let origin = find(self.root, key).map_or(Origin::Default, |node| {
             Origin::of(self.figment, node.tag(), key)
         });
+        // A rule's message may quote the value: a URL's password, or all
+        // of a secret (`… got "hunter2"`).
+        let mut message = opsready_vocab::redact_secrets(message).into_owned();
+        if secret
+            && let Some(text) = find(self.root, key).and_then(de::scalar_text)
+            && !text.is_empty()
+        {
+            message = message.replace(text.as_str(), REDACTED);
+        }
         Diagnostic {
             kind: DiagnosticKind::Violation,
             value: self.shown_value(key, secret),
             help: Some(self.fix_for(key, &origin)),
             key: Some(key.to_owned()),
             origin,
-            message: message.to_owned(),
+            message,
         }
     }
 }

@@ -1335,3 +1335,156 @@ fn good_settings_run_the_service() {
     assert_eq!(output.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&output.stdout).contains("running with port 9002"));
 }
+
+#[test]
+fn a_rules_message_quoting_a_secret_or_a_urls_password_is_masked() {
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Quoting {
+        endpoint: String,
+        api: Api,
+    }
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Api {
+        key: Secret<String>,
+    }
+    impl Validate for Quoting {
+        fn validate(&self, v: &mut Violations) {
+            v.add(
+                "endpoint",
+                format!("give the base address, not `{}`", self.endpoint),
+            );
+            v.add(
+                "api.key",
+                format!("`{}` is too short", self.api.key.expose_secret()),
+            );
+        }
+    }
+    let dir = config(&[]);
+
+    let error = loader(
+        dir.path(),
+        &[
+            (
+                "APP__ENDPOINT",
+                "https://user:RULE-SECRET-1@otel:4318/v1/traces",
+            ),
+            ("APP__API__KEY", "RULE-SECRET-2"),
+        ],
+    )
+    .load::<Quoting>()
+    .unwrap_err();
+
+    let text = format!("{error}\n{error:?}");
+    assert_eq!(error.diagnostics().len(), 2, "{text}");
+    assert!(!text.contains("RULE-SECRET-1"), "{text}");
+    assert!(!text.contains("RULE-SECRET-2"), "{text}");
+    assert!(text.contains("too short"), "{text}");
+}
+
+#[test]
+fn a_bad_key_of_a_map_of_secrets_does_not_show_the_secret() {
+    #[derive(Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+    #[serde(rename_all = "snake_case")]
+    enum Region {
+        EuWest,
+        UsEast,
+    }
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Regional {
+        region_creds: std::collections::HashMap<Region, Secret<String>>,
+    }
+    impl Validate for Regional {}
+    let dir = config(&[]);
+
+    let error = loader(
+        dir.path(),
+        &[("APP__REGION_CREDS__EU_WESTT", "KEY-SECRET-3")],
+    )
+    .load::<Regional>()
+    .unwrap_err();
+
+    let text = format!("{error}\n{error:?}");
+    assert!(!text.contains("KEY-SECRET-3"), "{text}");
+    assert!(text.contains("region_creds.eu_westt"), "{text}");
+}
+
+#[test]
+fn a_required_field_that_refuses_zero_does_not_hide_the_problems_after_it() {
+    // Keys are read in order: `workers` before `zone`.
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Workers {
+        workers: std::num::NonZeroUsize,
+        zone: u16,
+    }
+    impl Validate for Workers {}
+    let dir = config(&[]);
+
+    let error = loader(
+        dir.path(),
+        &[
+            ("APP__WORKERS", "0"),
+            ("APP__ZONE", "eighty"),
+            ("APP__ZONR", "1"),
+        ],
+    )
+    .load::<Workers>()
+    .unwrap_err();
+    // Missing, it is a stand-in that must not be 0.
+    let missing = loader(dir.path(), &[("APP__ZONE", "eighty"), ("APP__ZONR", "1")])
+        .load::<Workers>()
+        .unwrap_err();
+
+    let keys = |error: &LoadError| -> Vec<String> {
+        let mut keys: Vec<String> = error
+            .diagnostics()
+            .iter()
+            .filter_map(|d| d.key().map(str::to_owned))
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&error), ["workers", "zone", "zonr"], "{error}");
+    assert_eq!(keys(&missing), ["workers", "zone", "zonr"], "{missing}");
+}
+
+#[test]
+fn a_field_not_serialized_is_read_when_set_but_left_out_of_the_dump() {
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Hidden {
+        #[serde(skip_serializing, default)]
+        internal: u32,
+    }
+    impl Validate for Hidden {}
+    let dir = config(&[]);
+
+    let loaded = loader(dir.path(), &[("APP__INTERNAL", "7")])
+        .load::<Hidden>()
+        .unwrap();
+
+    assert_eq!(loaded.internal, 7);
+    assert!(loaded.dump().get("internal").is_none());
+}
+
+#[cfg(unix)]
+#[test]
+fn an_argument_that_is_not_utf8_is_refused_without_its_value() {
+    use std::os::unix::ffi::OsStringExt as _;
+    let mut bytes = b"db.password=ARG-SECRET-".to_vec();
+    bytes.push(0xff);
+    let arg = std::ffi::OsString::from_vec(bytes);
+
+    let error = CommandLine::parse([std::ffi::OsString::from("--set"), arg]).unwrap_err();
+
+    let text = format!("{error}\n{error:?}");
+    assert!(text.contains("db.password"), "{text}");
+    assert!(!text.contains("ARG-SECRET"), "{text}");
+}
+
+#[test]
+fn an_unknown_argument_is_quoted_without_its_value() {
+    let error = CommandLine::parse(["--sett=db.password=ARG-SECRET-5"]).unwrap_err();
+
+    let text = format!("{error}\n{error:?}");
+    assert!(text.contains("--sett=…"), "{text}");
+    assert!(!text.contains("ARG-SECRET"), "{text}");
+}
