@@ -66,7 +66,8 @@
 //!   that blocks a runtime worker outright holds that thread, and can hold
 //!   the tasks queued on it, the probe's among them, until it returns.
 //! - The `output` of a failing check is visible to anyone who can reach the
-//!   probe: say what failed, not credentials.
+//!   probe, unless [`Health::show_output`]`(false)` (`health.show_output`
+//!   in opsready) hides it: say what failed, not credentials.
 //! - A check whose status changes is logged once: `error` when a critical
 //!   check fails (the instance leaves the load balancer), `warn` for a
 //!   warning or a non-critical failure, `info` when it passes again, each
