@@ -264,7 +264,7 @@ fn tax_engine(state: &AppState, customer: UserId) -> TaxEngine {
                    A retry with the same key and body answers the first response again, byte for byte, \
                    with `Idempotent-Replayed: true`.",
     params(
-        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255,
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
             description = "A unique value per operation (a UUID, say), sent again unchanged on every retry."),
     ),
     request_body = CreateInvoice,
@@ -346,7 +346,10 @@ fn json_response(status: StatusCode, id: InvoiceId, body: String, replayed: bool
 /// The query of `GET /billing/invoices`.
 // Not `IntoParams` by name: `#[utoipa::path]` calls it by its full path,
 // which the `unused_qualifications` lint flags when the name is in scope.
+// Unknown parameters are refused: a misspelt filter (`customerId`) would
+// otherwise answer every customer's invoices.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct InvoiceQuery {
     /// Only this customer's invoices.

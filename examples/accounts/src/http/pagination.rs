@@ -40,6 +40,7 @@ impl List {
 
 /// The query parameters of a list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     /// 1 to 100; 20 when absent.

@@ -415,6 +415,10 @@ async fn invoices_are_listed_across_pages_and_by_customer(app: TestApp) {
         .await
         .unwrap();
     let users_cursor = app.get(&format!("/users?cursor={cursor}")).await;
+    // A misspelt filter is refused, not ignored into everyone's invoices.
+    let misspelt = app
+        .get(&format!("/billing/invoices?customerId={customer}"))
+        .await;
 
     // Assert
     let ids = |page: &Value| -> Vec<Value> {
@@ -431,6 +435,13 @@ async fn invoices_are_listed_across_pages_and_by_customer(app: TestApp) {
     assert_eq!(all["items"].as_array().unwrap().len(), 6);
     // A cursor of one list is no cursor of another.
     assert_eq!(users_cursor.status(), 400);
+    assert_eq!(misspelt.status(), 400);
+    let misspelt: Value = misspelt.json().await.unwrap();
+    assert_eq!(
+        misspelt["errors"][0]["parameter"], "customerId",
+        "{misspelt}"
+    );
+    assert_eq!(misspelt["errors"][0]["code"], "UNKNOWN_FIELD", "{misspelt}");
 }
 
 async fn a_customer_with_invoices_cannot_be_deleted(app: TestApp) {
