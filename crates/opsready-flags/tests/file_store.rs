@@ -806,6 +806,53 @@ async fn a_stale_copy_saved_while_no_store_runs_does_not_undo_a_kill() {
 }
 
 #[tokio::test]
+async fn a_hand_edit_of_a_killed_flag_without_enabled_keeps_the_kill() {
+    for extension in ["json", "toml"] {
+        // Arrange: a killed flag.
+        let dir = tempfile::tempdir().unwrap();
+        let (path, flags) = shouting(dir.path(), extension).await;
+        flags
+            .kill("greeting.shout", "oncall", "INC-11")
+            .await
+            .unwrap();
+
+        // Act: its definition edited by hand, `enabled` left out (copied
+        // from elsewhere, say), with a new description.
+        edit(&path, |file| {
+            let definition = &mut file["flags"]["greeting.shout"]["definition"];
+            definition.as_object_mut().unwrap().remove("enabled");
+            definition["description"] = json!("shouts");
+        });
+
+        // Assert: the edit is taken, the kill stays.
+        eventually("the edit is followed", async || {
+            flags
+                .get("greeting.shout")
+                .is_some_and(|stored| stored.flag.description.as_deref() == Some("shouts"))
+        })
+        .await;
+        let stored = flags.get("greeting.shout").unwrap();
+        assert!(!stored.flag.enabled, "{extension}");
+        assert_eq!(stored.version, 3, "{extension}");
+        assert!(
+            !flags.bool_value("greeting.shout", &pro(), true),
+            "{extension}"
+        );
+
+        // Act: `enabled = true` written out.
+        edit(&path, |file| {
+            file["flags"]["greeting.shout"]["definition"]["enabled"] = json!(true);
+        });
+
+        // Assert: that turns it back on.
+        eventually("the flag is on again", async || {
+            flags.bool_value("greeting.shout", &pro(), false)
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
 async fn a_malformed_file_is_refused_at_open_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flags.json");

@@ -150,7 +150,9 @@ const RACY: Duration = Duration::from_secs(2);
 ///   removed by hand becomes a new version, recorded as a `create`,
 ///   `update` or `delete` by actor `file` with reason `edited by hand`,
 ///   and the file is rewritten right away to hold that record. An editor
-///   that still has the file open will say it changed.
+///   that still has the file open will say it changed. A definition of a
+///   killed flag written without `enabled` stays killed: only an explicit
+///   `enabled = true` turns it back on.
 /// - **TOML comments stay.** A TOML file is rewritten into its own text:
 ///   comments, blank lines, key order and inline tables stay where the
 ///   content they sit by stays; a deleted flag's table leaves with the
@@ -1287,7 +1289,17 @@ fn merge(document: Document, known: &State, at: SystemTime) -> Result<Merged, Ve
             changes.push((key.clone(), delete));
         }
     }
-    for (key, definition) in document.flags.0 {
+    let Entries(definitions, without_enabled) = document.flags;
+    for (key, mut definition) in definitions {
+        // A definition written without `enabled` keeps a kill: only an
+        // explicit `enabled = true` turns a killed flag back on (a
+        // definition copied from the docs or another flag would otherwise
+        // undo the kill unnoticed).
+        if without_enabled.contains(&key)
+            && live.get(&key).is_some_and(|stored| !stored.flag.enabled)
+        {
+            definition.enabled = false;
+        }
         let change = match live.get(&key) {
             Some(stored) if stored.flag == definition => continue,
             _ if behind.contains(&key) => {
@@ -1494,9 +1506,10 @@ struct Document {
 }
 
 /// The `flags` table: each definition by its key. Its `version` is read
-/// and checked to be a number, but the store's count is the log's.
+/// and checked to be a number, but the store's count is the log's. Then
+/// the keys whose definition leaves `enabled` out.
 #[derive(Debug, Default)]
-struct Entries(BTreeMap<String, Flag>);
+struct Entries(BTreeMap<String, Flag>, BTreeSet<String>);
 
 impl<'de> Deserialize<'de> for Entries {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -1515,14 +1528,18 @@ impl<'de> Visitor<'de> for EntriesVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
         let mut entries = BTreeMap::new();
+        let mut without_enabled = BTreeSet::new();
         while let Some(key) = map.next_key::<String>()? {
             if entries.contains_key(&key) {
                 return Err(de::Error::custom(format!("flag `{key}` appears twice")));
             }
-            let flag = map.next_value_seed(EntrySeed(&key))?;
+            let (flag, enabled_given) = map.next_value_seed(EntrySeed(&key))?;
+            if !enabled_given {
+                without_enabled.insert(key.clone());
+            }
             entries.insert(key, flag);
         }
-        Ok(Entries(entries))
+        Ok(Entries(entries, without_enabled))
     }
 }
 
@@ -1537,21 +1554,22 @@ enum EntryField {
 }
 
 impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
-    type Value = Flag;
+    /// The definition, and whether it gives `enabled`.
+    type Value = (Flag, bool);
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Flag, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(Flag, bool), D::Error> {
         deserializer.deserialize_struct("entry", &["version", "definition"], self)
     }
 }
 
 impl<'de> Visitor<'de> for EntrySeed<'_> {
-    type Value = Flag;
+    type Value = (Flag, bool);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "the version and definition of flag `{}`", self.0)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Flag, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(Flag, bool), A::Error> {
         let mut version = false;
         let mut definition = None;
         while let Some(field) = map.next_key::<EntryField>()? {
@@ -1579,37 +1597,42 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
 struct DefinitionSeed<'k>(&'k str);
 
 impl<'de> DeserializeSeed<'de> for DefinitionSeed<'_> {
-    type Value = Flag;
+    type Value = (Flag, bool);
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Flag, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(Flag, bool), D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for DefinitionSeed<'_> {
-    type Value = Flag;
+    type Value = (Flag, bool);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "the definition of flag `{}`", self.0)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Flag, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(Flag, bool), A::Error> {
         // Reading through the file's own deserializer, rather than through
         // an intermediate value, keeps the line of an error and TOML's
         // dates.
-        Flag::deserialize(MapAccessDeserializer::new(WithKey {
+        let enabled_given = std::cell::Cell::new(false);
+        let flag = Flag::deserialize(MapAccessDeserializer::new(WithKey {
             key: self.0,
             map,
             next: Injected::Key,
-        }))
+            enabled_given: &enabled_given,
+        }))?;
+        Ok((flag, enabled_given.get()))
     }
 }
 
-/// A definition's fields, with `key` first, given by the entry.
+/// A definition's fields, with `key` first, given by the entry; notes
+/// whether `enabled` is among them.
 struct WithKey<'k, A> {
     key: &'k str,
     map: A,
     next: Injected,
+    enabled_given: &'k std::cell::Cell<bool>,
 }
 
 #[derive(PartialEq, Eq)]
@@ -1640,6 +1663,9 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for WithKey<'_, A> {
                     )));
                 }
                 continue;
+            }
+            if name == "enabled" {
+                self.enabled_given.set(true);
             }
             return seed.deserialize(StringDeserializer::new(name)).map(Some);
         }
@@ -1828,7 +1854,7 @@ mod tests {
         let mut known = State::default();
         record(&mut known, change(Flag::boolean("a")), now()).unwrap();
         let stale = Document {
-            flags: Entries(BTreeMap::new()),
+            flags: Entries::default(),
             audit: Vec::new(),
         };
         let merged = merge(stale, &known, now()).unwrap();
@@ -1847,7 +1873,7 @@ mod tests {
         let mut known = State::default();
         record(&mut known, change(Flag::boolean("a")), now()).unwrap();
         let edited = Document {
-            flags: Entries(BTreeMap::new()),
+            flags: Entries::default(),
             audit: known.log.clone(),
         };
         let merged = merge(edited, &known, now()).unwrap();
@@ -1861,10 +1887,10 @@ mod tests {
     #[test]
     fn an_invalid_hand_edit_is_located_in_the_file() {
         let document = Document {
-            flags: Entries(BTreeMap::from([(
-                "a".to_owned(),
-                Flag::boolean("a").default_variant("maybe"),
-            )])),
+            flags: Entries(
+                BTreeMap::from([("a".to_owned(), Flag::boolean("a").default_variant("maybe"))]),
+                BTreeSet::new(),
+            ),
             audit: Vec::new(),
         };
         let problems = merge(document, &State::default(), now()).unwrap_err();
