@@ -22,7 +22,7 @@ pub(crate) use invoice::{
     AlreadyPaid, Invoice, InvoiceState, Line, LineField, TaxEngine, check_line_count,
 };
 pub(crate) use money::{CURRENCIES, Currency, Money};
-pub(crate) use page::Limit;
+pub(crate) use page::{Limit, LimitError};
 pub(crate) use password::{HashError, Hasher, Password, PasswordHash};
 pub(crate) use user::{NewUser, User, UserChanges};
 pub(crate) use user_name::UserName;

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::idempotency::{self, IdempotencyKey};
 use super::openapi::{InternalError, PayloadTooLarge, Unavailable, UnsupportedMediaType};
-use super::pagination::{List, Page, PageQuery};
+use super::pagination::{List, Page, PageQuery, invalid_query};
 use super::problems::{IDEMPOTENCY_KEY_REUSED, not_found};
 use crate::data::{DataError, IdempotencyRecord, Outcome};
 use crate::domain::{
@@ -353,11 +353,13 @@ fn json_response(status: StatusCode, id: InvoiceId, body: String, replayed: bool
 #[into_params(parameter_in = Query)]
 pub(crate) struct InvoiceQuery {
     /// Only this customer's invoices.
+    // Text, read by the handler with the page parameters, so that every
+    // bad parameter is named in one answer.
     #[param(value_type = Option<uuid::Uuid>)]
-    customer_id: Option<UserId>,
+    customer_id: Option<String>,
     /// 1 to 100; 20 when absent.
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
     /// `next_cursor` of the previous page; the first page when absent.
     cursor: Option<String>,
 }
@@ -381,16 +383,34 @@ async fn list_invoices(
     State(state): State<AppState>,
     Query(query): Query<InvoiceQuery>,
 ) -> Result<Json<Page<InvoiceBody>>, Problem> {
+    let mut errors = ValidationErrors::new();
+    let customer = match query.customer_id.as_deref().map(str::trim) {
+        None => Some(None),
+        Some(text) => match Uuid::parse_str(text) {
+            Ok(uuid) => Some(Some(UserId::from_uuid(uuid))),
+            Err(_) => {
+                errors.push(FieldError::parameter(
+                    "customer_id",
+                    "INVALID_VALUE",
+                    "is not a user id (a UUID)",
+                ));
+                None
+            }
+        },
+    };
     let page = PageQuery {
         limit: query.limit,
         cursor: query.cursor,
     }
-    .parse(List::Invoices)?;
+    .parse_into(List::Invoices, &mut errors);
+    let (Some(customer), Some(page)) = (customer, page) else {
+        return Err(invalid_query(&errors));
+    };
     let after = page.after.map(InvoiceId::from_uuid);
     let slice = state
         .db
         .invoices()
-        .list(after, query.customer_id, page.limit)
+        .list(after, customer, page.limit)
         .await?;
     Ok(Json(Page::of(
         List::Invoices,

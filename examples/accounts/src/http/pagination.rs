@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::Limit;
+use crate::domain::{Limit, LimitError};
 
 /// Which list a cursor belongs to: a cursor of one list is refused by
 /// another rather than silently skipping to a random place.
@@ -44,8 +44,10 @@ impl List {
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     /// 1 to 100; 20 when absent.
-    #[param(minimum = 1, maximum = 100)]
-    pub(crate) limit: Option<i64>,
+    // Text, read by `parse`: a limit that is no number is then reported
+    // with the other parameters' problems, not alone before them.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page; the first page when absent.
     pub(crate) cursor: Option<String>,
 }
@@ -61,7 +63,24 @@ impl PageQuery {
     /// Parses both parameters, reporting both when both are wrong.
     pub(crate) fn parse(&self, list: List) -> Result<PageRequest, Problem> {
         let mut errors = ValidationErrors::new();
-        let limit = Limit::parse(self.limit).map_err(|error| {
+        match self.parse_into(list, &mut errors) {
+            Some(page) => Ok(page),
+            None => Err(invalid_query(&errors)),
+        }
+    }
+
+    /// Parses both parameters, adding the problems of each to `errors`,
+    /// where a list's own parameters may have added theirs.
+    pub(crate) fn parse_into(
+        &self,
+        list: List,
+        errors: &mut ValidationErrors,
+    ) -> Option<PageRequest> {
+        let requested = match self.limit.as_deref().map(str::trim) {
+            None => Ok(None),
+            Some(text) => text.parse::<i64>().map(Some).map_err(|_| LimitError),
+        };
+        let limit = requested.and_then(Limit::parse).map_err(|error| {
             errors.push(FieldError::parameter(
                 "limit",
                 "INVALID_LIMIT",
@@ -79,12 +98,17 @@ impl PageQuery {
             }),
         };
         match (limit, after) {
-            (Ok(limit), Ok(after)) => Ok(PageRequest { after, limit }),
-            _ => Err(Problem::new(codes::INVALID_QUERY_PARAMETER)
-                .detail("The query parameters are invalid.")
-                .errors(errors.iter().cloned())),
+            (Ok(limit), Ok(after)) if errors.is_empty() => Some(PageRequest { after, limit }),
+            _ => None,
         }
     }
+}
+
+/// The 400 of a list whose query parameters are invalid, naming each.
+pub(crate) fn invalid_query(errors: &ValidationErrors) -> Problem {
+    Problem::new(codes::INVALID_QUERY_PARAMETER)
+        .detail("The query parameters are invalid.")
+        .errors(errors.iter().cloned())
 }
 
 /// The cursor that continues after `last`.
@@ -162,7 +186,7 @@ mod tests {
     #[test]
     fn a_bad_limit_and_a_bad_cursor_are_reported_together() {
         let query = PageQuery {
-            limit: Some(0),
+            limit: Some("0".to_owned()),
             cursor: Some("nope".to_owned()),
         };
         let problem = query.parse(List::Users).unwrap_err();

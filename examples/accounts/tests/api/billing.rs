@@ -419,6 +419,10 @@ async fn invoices_are_listed_across_pages_and_by_customer(app: TestApp) {
     let misspelt = app
         .get(&format!("/billing/invoices?customerId={customer}"))
         .await;
+    // Every bad parameter named in one answer.
+    let all_bad = app
+        .get("/billing/invoices?customer_id=nope&limit=many&cursor=x")
+        .await;
 
     // Assert
     let ids = |page: &Value| -> Vec<Value> {
@@ -442,6 +446,15 @@ async fn invoices_are_listed_across_pages_and_by_customer(app: TestApp) {
         "{misspelt}"
     );
     assert_eq!(misspelt["errors"][0]["code"], "UNKNOWN_FIELD", "{misspelt}");
+    assert_eq!(all_bad.status(), 400);
+    let all_bad: Value = all_bad.json().await.unwrap();
+    let named: Vec<&str> = all_bad["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["parameter"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["customer_id", "limit", "cursor"], "{all_bad}");
 }
 
 async fn a_customer_with_invoices_cannot_be_deleted(app: TestApp) {
