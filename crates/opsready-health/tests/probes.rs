@@ -625,7 +625,7 @@ async fn the_postgres_check_replaces_an_idle_connection_the_server_closed() {
     use sqlx::Connection as _;
 
     let Ok(url) = std::env::var("OPSREADY_TEST_DATABASE_URL") else {
-        eprintln!("skipped: OPSREADY_TEST_DATABASE_URL is not set");
+        pg_scratch::skip("OPSREADY_TEST_DATABASE_URL is not set");
         return;
     };
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -679,7 +679,7 @@ async fn the_postgres_check_of_a_full_pool_asks_the_database_on_a_connection_of_
     use std::str::FromStr as _;
 
     let Ok(url) = std::env::var("OPSREADY_TEST_DATABASE_URL") else {
-        eprintln!("skipped: OPSREADY_TEST_DATABASE_URL is not set");
+        pg_scratch::skip("OPSREADY_TEST_DATABASE_URL is not set");
         return;
     };
     // The pool reaches the database through a forwarder the test can
@@ -826,7 +826,7 @@ async fn the_http_check_follows_the_status_class_of_the_upstream() {
 #[tokio::test]
 async fn the_postgres_check_passes_on_the_real_server_and_fails_on_a_missing_database() {
     let Ok(url) = std::env::var("OPSREADY_TEST_DATABASE_URL") else {
-        eprintln!("skipped: OPSREADY_TEST_DATABASE_URL is not set");
+        pg_scratch::skip("OPSREADY_TEST_DATABASE_URL is not set");
         return;
     };
     let good = sqlx::PgPool::connect_lazy(&url).unwrap();
@@ -923,7 +923,7 @@ async fn the_sqlite_check_warns_without_waiting_when_every_connection_is_in_use(
 #[tokio::test]
 async fn the_redis_check_passes_on_the_real_server_and_fails_on_a_closed_port() {
     let Ok(url) = std::env::var("OPSREADY_TEST_REDIS_URL") else {
-        eprintln!("skipped: OPSREADY_TEST_REDIS_URL is not set");
+        pg_scratch::skip("OPSREADY_TEST_REDIS_URL is not set");
         return;
     };
     let closed_port = {
@@ -948,7 +948,7 @@ async fn the_redis_check_passes_on_the_real_server_and_fails_on_a_closed_port() 
 #[tokio::test]
 async fn the_redis_connection_check_fails_when_the_services_own_connection_broke() {
     let Ok(url) = std::env::var("OPSREADY_TEST_REDIS_URL") else {
-        eprintln!("skipped: OPSREADY_TEST_REDIS_URL is not set");
+        pg_scratch::skip("OPSREADY_TEST_REDIS_URL is not set");
         return;
     };
     let client = redis::Client::open(url).unwrap();

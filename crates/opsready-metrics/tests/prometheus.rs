@@ -168,7 +168,7 @@ fn by_route(result: &Value) -> Vec<(String, f64)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_prometheus_sees_the_routes_their_counts_and_one_unmatched_series() {
     let Some(binary) = prometheus_binary() else {
-        eprintln!("skipped: no `prometheus` binary on PATH (Debian: apt-get install prometheus)");
+        pg_scratch::skip("no `prometheus` binary on PATH (Debian: apt-get install prometheus)");
         return;
     };
     // Arrange
@@ -303,7 +303,7 @@ fn documented_queries() -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_documented_query_finds_series_on_a_real_prometheus() {
     let Some(binary) = prometheus_binary() else {
-        eprintln!("skipped: no `prometheus` binary on PATH (Debian: apt-get install prometheus)");
+        pg_scratch::skip("no `prometheus` binary on PATH (Debian: apt-get install prometheus)");
         return;
     };
     // Arrange: an app with every family the queries ask about, scraped:

@@ -7,7 +7,9 @@
 //! (`postgres://USER@HOST:PORT/DB`, a role that may create schemas and
 //! databases; PostgreSQL 13 or later, whose `DROP DATABASE … WITH (FORCE)`
 //! ends the connections a test left open); without it [`Scratch::database`] and [`Scratch::schema`]
-//! say on standard error that the test is skipped and return `None`.
+//! say on standard error that the test is skipped and return `None`, or,
+//! under CI (`CI` set), fail the test: see [`skip`], which tests of other
+//! real services (Redis, Prometheus) call too.
 //!
 //! ```no_run
 //! # async fn test() {
@@ -145,6 +147,21 @@ impl Drop for Scratch {
     }
 }
 
+/// Says on standard error that a test is skipped, and why. Under CI (the
+/// `CI` variable set, as `.ci/run` runs) it fails the test instead: a CI
+/// run that skips the tests of a real service has lost part of its set-up,
+/// and must not pass as if it had run them.
+///
+/// # Panics
+///
+/// Under CI, always.
+pub fn skip(reason: &str) {
+    if std::env::var_os("CI").is_some_and(|ci| !ci.is_empty()) {
+        panic!("not skipped under CI: {reason}");
+    }
+    eprintln!("skipped: {reason}");
+}
+
 /// The test server's URL, or `None` after saying why the test is skipped.
 /// The first call for each prefix sweeps that prefix's leftovers.
 fn server_url(prefix: &'static str) -> Option<String> {
@@ -152,9 +169,9 @@ fn server_url(prefix: &'static str) -> Option<String> {
         .ok()
         .filter(|url| !url.trim().is_empty());
     let Some(url) = url else {
-        eprintln!(
-            "skipped: set {URL_VAR} (postgres://USER@HOST:PORT/DB) to run the Postgres tests"
-        );
+        skip(&format!(
+            "set {URL_VAR} (postgres://USER@HOST:PORT/DB) to run the Postgres tests"
+        ));
         return None;
     };
     static SWEPT: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
