@@ -722,6 +722,83 @@ async fn a_kill_through_a_bad_edit_keeps_what_another_store_wrote_since() {
 }
 
 #[tokio::test]
+async fn a_kill_through_a_bad_edit_of_a_flag_another_store_changed_since_goes_through() {
+    // Arrange: the first store never polls; the second changes `a` after
+    // the first read it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.json");
+    let first = Flags::new(
+        FileStore::open_with_poll(&path, Duration::ZERO)
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    first
+        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+        .await
+        .unwrap();
+    let second = Flags::new(open(&path).await).await.unwrap();
+    let current = second.get("a").unwrap();
+    second
+        .replace(
+            "a",
+            current.flag.description("changed by the second"),
+            1,
+            "carol",
+            "describe",
+        )
+        .await
+        .unwrap();
+
+    // Act: a bad edit, then a kill through the first store, which still
+    // has version 1.
+    fs::write(&path, "{\"flags\": nope").unwrap();
+    let killed = first.kill("a", "bob", "INC-12").await;
+
+    // Assert: the kill is based on the second store's version.
+    let killed = killed.unwrap();
+    assert_eq!(killed.version, 3);
+    let file = read(&path);
+    assert_eq!(file["flags"]["a"]["definition"]["enabled"], false);
+    assert_eq!(
+        file["flags"]["a"]["definition"]["description"],
+        "changed by the second"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_kill_through_a_file_made_unreadable_leaves_one_the_store_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.json");
+    let flags = Flags::new(
+        FileStore::open_with_poll(&path, Duration::ZERO)
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    flags
+        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+        .await
+        .unwrap();
+
+    // Act: a bad edit, its permissions taken away, then a kill.
+    fs::write(&path, "{\"flags\": nope").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
+    let killed = flags.kill("a", "bob", "INC-13").await;
+
+    // Assert: the new file can be read and written by its owner.
+    assert_eq!(killed.unwrap().version, 2);
+    let mode = fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o600, 0o600, "{mode:o}");
+}
+
+#[tokio::test]
 async fn an_edit_still_being_written_when_a_kill_overrides_it_ends_up_set_aside_whole() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();

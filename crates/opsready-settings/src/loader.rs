@@ -1279,13 +1279,21 @@ impl Report<'_> {
             Origin::of(self.figment, node.tag(), key)
         });
         // A rule's message may quote the value: a URL's password, or all
-        // of a secret (`… got "hunter2"`).
+        // of a secret (`… got "hunter2"`), as it is or escaped (`{:?}`),
+        // the key's own or one below it (a rule on a section).
         let mut message = opsready_vocab::redact_secrets(message).into_owned();
-        if secret
-            && let Some(text) = find(self.root, key).and_then(de::scalar_text)
-            && !text.is_empty()
-        {
-            message = message.replace(text.as_str(), REDACTED);
+        let below = secrets.iter().filter(|s| is_within(s, key));
+        let quoted = (secret.then_some(key))
+            .into_iter()
+            .chain(below.map(String::as_str))
+            .filter_map(|path| find(self.root, path).and_then(de::scalar_text))
+            .filter(|text| !text.is_empty());
+        for text in quoted {
+            let escaped = format!("{text:?}");
+            let escaped = &escaped[1..escaped.len() - 1];
+            message = message
+                .replace(text.as_str(), REDACTED)
+                .replace(escaped, REDACTED);
         }
         Diagnostic {
             kind: DiagnosticKind::Violation,

@@ -1357,6 +1357,11 @@ fn a_rules_message_quoting_a_secret_or_a_urls_password_is_masked() {
                 "api.key",
                 format!("`{}` is too short", self.api.key.expose_secret()),
             );
+            // A rule on the section, quoting the secret below it escaped.
+            v.add(
+                "api",
+                format!("key {:?} was revoked", self.api.key.expose_secret()),
+            );
         }
     }
     let dir = config(&[]);
@@ -1368,17 +1373,18 @@ fn a_rules_message_quoting_a_secret_or_a_urls_password_is_masked() {
                 "APP__ENDPOINT",
                 "https://user:RULE-SECRET-1@otel:4318/v1/traces",
             ),
-            ("APP__API__KEY", "RULE-SECRET-2"),
+            ("APP__API__KEY", "RULE\"SECRET-2"),
         ],
     )
     .load::<Quoting>()
     .unwrap_err();
 
     let text = format!("{error}\n{error:?}");
-    assert_eq!(error.diagnostics().len(), 2, "{text}");
+    assert_eq!(error.diagnostics().len(), 3, "{text}");
     assert!(!text.contains("RULE-SECRET-1"), "{text}");
-    assert!(!text.contains("RULE-SECRET-2"), "{text}");
+    assert!(!text.contains("SECRET-2"), "{text}");
     assert!(text.contains("too short"), "{text}");
+    assert!(text.contains("was revoked"), "{text}");
 }
 
 #[test]

@@ -186,8 +186,11 @@ const RACY: Duration = Duration::from_secs(2);
 ///   is kept next to it as `flags.json.rejected-{time}` (named in an
 ///   error log line) for its author to make again. The flags in force
 ///   include what other processes wrote since this one last read the file
-///   (from `.flags.json.written`). A file that cannot even be read (its
-///   permissions changed) is set aside the same way. Fixing the file is
+///   (from `.flags.json.written`, whose layout a TOML file then takes:
+///   comments added by hand since the last write stay in the set-aside
+///   file). A file that cannot even be read (its permissions changed) is
+///   set aside the same way; the store's files are always left readable
+///   and writable by their owner. Fixing the file is
 ///   picked up like any edit. At [`open`](FileStore::open) the
 ///   `BadEdit` error is returned instead.
 /// - **A missing or empty file is not "no flags".** While running, a file
@@ -649,7 +652,15 @@ impl Shared {
         };
         let (mut next, current) = match bad {
             None => (State::clone(&self.state()), current),
-            Some(_) => self.last_good(),
+            Some(_) => {
+                let (base, text) = self.last_good();
+                // What other writers recorded is in force from now on,
+                // whatever becomes of this change: a kill based on a version
+                // this process had not read yet conflicts, and its retry
+                // then finds the version it must be based on.
+                self.adopt(&base);
+                (base, text)
+            }
         };
         let entry = record(&mut next, change, now())?;
         let aside = match &bad {
@@ -700,6 +711,19 @@ impl Shared {
             Some((state, bytes)) => (state, Some(bytes)),
             None => (State::clone(&state), None),
         }
+    }
+
+    /// Makes `state` current in memory, without touching the file (which
+    /// holds a bad edit).
+    fn adopt(&self, state: &State) {
+        let mut current = lock(&self.state);
+        if **current == *state {
+            return;
+        }
+        *current = Arc::new(state.clone());
+        drop(current);
+        self.revision
+            .send_modify(|revision| *revision = revision.wrapping_add(1));
     }
 
     /// The state the copy of the last write holds, if it is there and
@@ -1023,7 +1047,7 @@ impl Shared {
             tracing::error!(
                 path = %self.path.display(),
                 kept = %aside.display(),
-                "the bad edit of the flag file is kept in `{}`; the change was not applied",
+                "the bad edit of the flag file is kept in `{}`; writing the change failed",
                 aside.display()
             );
         }
@@ -1134,9 +1158,18 @@ fn write_temporary(
         .truncate(true)
         .open(temp)?;
     // Keep the permissions the file was given (say, readable by its owner
-    // only) rather than the defaults of a new file.
+    // only) rather than the defaults of a new file; but the store must be
+    // able to read and write what it writes (a file made unreadable by
+    // hand, set aside by a kill, must not pass that on).
     if let Ok(metadata) = fs::metadata(like) {
-        file.set_permissions(metadata.permissions())?;
+        #[allow(unused_mut)] // changed on Unix only
+        let mut permissions = metadata.permissions();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            permissions.set_mode(permissions.mode() | 0o600);
+        }
+        file.set_permissions(permissions)?;
     }
     file.write_all(bytes)?;
     fail_after(Step::Written)?;

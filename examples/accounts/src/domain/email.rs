@@ -8,9 +8,10 @@ use std::fmt;
 /// The check is deliberately shallow (one `@`, a dotted domain, no spaces
 /// or control characters, RFC 5321 lengths in bytes): the only real proof
 /// of an address is a message that arrives, which is not this service's
-/// job. It takes no more than the API document's `format: email` does: a
-/// domain in ASCII (an international one in its `xn--` form), so that
-/// every address the service returns passes a client's schema check.
+/// job. It takes no more than the API document's `format: email` (RFC
+/// 5321, ASCII) does: an international domain in its `xn--` form, no
+/// letters outside ASCII before the `@`, so that every address the service
+/// returns passes a client's schema check.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Email(String);
 
@@ -48,21 +49,19 @@ impl Email {
         if local.is_empty() || local.len() > MAX_LOCAL_LEN {
             return Err(EmailError("must have 1 to 64 bytes before the @"));
         }
-        // RFC 5322's dot-atom (RFC 6531 lets letters of any script in):
-        // no quoted local parts, no comments, no empty dot-separated part.
-        // Invisible characters are not letters, so `ann\u{200b}@…` is no
-        // second account for `ann@…`.
+        // RFC 5322's dot-atom, in ASCII as `format: email` is: no quoted
+        // local parts, no comments, no empty dot-separated part, and
+        // nothing invisible (`ann\u{200b}@…` is no second account for
+        // `ann@…`).
         let atom_ok = |atom: &str| {
             !atom.is_empty()
-                && atom.chars().all(|c| {
-                    c.is_ascii_alphanumeric()
-                        || "!#$%&'*+-/=?^_`{|}~".contains(c)
-                        || (!c.is_ascii() && c.is_alphanumeric())
-                })
+                && atom
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c))
         };
         if !local.split('.').all(atom_ok) {
             return Err(EmailError(
-                "must have before the @ only letters, digits, dots between them and !#$%&'*+-/=?^_`{|}~",
+                "must have before the @ only letters a to z, digits, dots between them and !#$%&'*+-/=?^_`{|}~",
             ));
         }
         let labels: Vec<&str> = domain.split('.').collect();
@@ -167,19 +166,17 @@ mod tests {
             "\"ann\"@example.com",
             "ann\u{200b}@example.com",
             "jose\u{301}@example.com",
+            // Not in `format: email`, which is ASCII.
+            "josé@example.com",
+            "用户@example.com",
         ] {
             assert!(Email::parse(address).is_err(), "{address:?}");
         }
     }
 
     #[test]
-    fn a_local_part_with_signs_or_letters_of_any_script_is_accepted() {
-        for address in [
-            "ann.lee+billing@example.com",
-            "o'neil@example.com",
-            "josé@example.com",
-            "用户@example.com",
-        ] {
+    fn a_local_part_with_signs_is_accepted() {
+        for address in ["ann.lee+billing@example.com", "o'neil@example.com"] {
             assert!(Email::parse(address).is_ok(), "{address:?}");
         }
     }
@@ -203,9 +200,6 @@ mod tests {
     fn a_local_part_longer_than_64_bytes_is_rejected() {
         let long = format!("{}@example.com", "a".repeat(65));
         assert!(Email::parse(&long).is_err());
-        // 33 letters, 66 bytes: longer than a mail server takes.
-        let wide = format!("{}@example.com", "é".repeat(33));
-        assert!(Email::parse(&wide).is_err());
     }
 
     #[test]
