@@ -658,7 +658,7 @@ impl Shared {
                 // whatever becomes of this change: a kill based on a version
                 // this process had not read yet conflicts, and its retry
                 // then finds the version it must be based on.
-                self.adopt(&base);
+                self.adopt(base.clone());
                 (base, text)
             }
         };
@@ -702,36 +702,25 @@ impl Shared {
     /// that copy's text, whose layout a TOML file keeps.
     fn last_good(&self) -> (State, Option<Vec<u8>>) {
         let state = self.state();
-        let merged = fs::read(&self.written_path).ok().and_then(|bytes| {
-            let document = self.format.parse(&bytes).ok()?;
-            let merged = merge(document, &state, now()).ok()?;
-            Some((merged.state, bytes))
-        });
-        match merged {
-            Some((state, bytes)) => (state, Some(bytes)),
-            None => (State::clone(&state), None),
-        }
-    }
-
-    /// Makes `state` current in memory, without touching the file (which
-    /// holds a bad edit).
-    fn adopt(&self, state: &State) {
-        let mut current = lock(&self.state);
-        if **current == *state {
-            return;
-        }
-        *current = Arc::new(state.clone());
-        drop(current);
-        self.revision
-            .send_modify(|revision| *revision = revision.wrapping_add(1));
+        self.written()
+            .and_then(|(document, bytes)| {
+                Some((merge(document, &state, now()).ok()?.state, Some(bytes)))
+            })
+            .unwrap_or_else(|| (State::clone(&state), None))
     }
 
     /// The state the copy of the last write holds, if it is there and
     /// reads.
     fn written_state(&self) -> Option<State> {
+        let (document, _) = self.written()?;
+        Some(merge(document, &State::default(), now()).ok()?.state)
+    }
+
+    /// The copy of the last write, parsed, and its text.
+    fn written(&self) -> Option<(Document, Vec<u8>)> {
         let bytes = fs::read(&self.written_path).ok()?;
         let document = self.format.parse(&bytes).ok()?;
-        Some(merge(document, &State::default(), now()).ok()?.state)
+        Some((document, bytes))
     }
 
     /// One check of the file for changes made elsewhere; blocking. Never
@@ -893,6 +882,13 @@ impl Shared {
         disk.seen = Some(seen);
         disk.pending = None;
         disk.reported = None;
+        self.adopt(state);
+    }
+
+    /// Makes `state` current in memory, waking the readers when it
+    /// changed; the file is the caller's business (a kill overriding a bad
+    /// edit adopts what other writers recorded before it writes).
+    fn adopt(&self, state: State) {
         let mut current = lock(&self.state);
         if **current == state {
             return;
