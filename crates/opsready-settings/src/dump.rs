@@ -1,5 +1,6 @@
 //! [`Dump`]: the effective settings, redacted, with the origin of each value.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use figment::Figment;
@@ -43,13 +44,15 @@ impl Dump {
         figment: &Figment,
         root: &Value,
         secrets: &HashSet<String>,
+        aliases: &Aliases,
     ) -> Self {
         let mut entries = BTreeMap::new();
         let mut leaves = Vec::new();
         flatten(serialized, String::new(), &mut leaves);
         for (key, value) in leaves {
-            let origin = find(root, &key).map_or(Origin::Default, |node| {
-                Origin::of(figment, node.tag(), &key)
+            let given = aliases.input_key(&key);
+            let origin = find(root, &given).map_or(Origin::Default, |node| {
+                Origin::of(figment, node.tag(), &given)
             });
             let secret = secrets.iter().any(|s| is_within(&key, s));
             let value = redact_json(&key, value, secret);
@@ -92,6 +95,105 @@ fn flatten(value: &serde_json::Value, key: String, out: &mut Vec<(String, serde_
             }
         }
         other => out.push((key, other.clone())),
+    }
+}
+
+/// Keys given under a `#[serde(alias)]`: each key as the settings
+/// serialize it, with the key the input gave instead. Found by comparing
+/// the two trees: at one level, an input key the settings took but do not
+/// serialize, beside a serialized key the input lacks.
+#[derive(Debug, Default)]
+pub(crate) struct Aliases(Vec<(String, String)>);
+
+impl Aliases {
+    /// The aliases `input` used, given what the settings took (`accepted`)
+    /// and how they serialize (`output`).
+    pub(crate) fn find(
+        input: &Value,
+        output: &serde_json::Value,
+        accepted: &HashSet<String>,
+    ) -> Self {
+        let mut found = Vec::new();
+        walk(input, output, "", "", accepted, &mut found);
+        Self(found)
+    }
+
+    /// `key` as the input spells it: its longest aliased part replaced.
+    pub(crate) fn input_key<'k>(&self, key: &'k str) -> Cow<'k, str> {
+        self.0
+            .iter()
+            .filter(|(canonical, _)| is_within(key, canonical))
+            .max_by_key(|(canonical, _)| canonical.len())
+            .map_or(Cow::Borrowed(key), |(canonical, given)| {
+                Cow::Owned(format!("{given}{}", &key[canonical.len()..]))
+            })
+    }
+}
+
+fn walk(
+    input: &Value,
+    output: &serde_json::Value,
+    in_path: &str,
+    out_path: &str,
+    accepted: &HashSet<String>,
+    found: &mut Vec<(String, String)>,
+) {
+    let (Value::Dict(_, dict), serde_json::Value::Object(fields)) = (input, output) else {
+        return;
+    };
+    for (name, out) in fields {
+        if let Some(value) = dict.get(name) {
+            let (inner_in, inner_out) = (
+                crate::de::join(in_path, name),
+                crate::de::join(out_path, name),
+            );
+            walk(value, out, &inner_in, &inner_out, accepted, found);
+        }
+    }
+    // Taken, but not serialized under that name: an alias (or a field
+    // that is not serialized at all, which matches nothing below).
+    let given = dict
+        .iter()
+        .filter(|(name, _)| !fields.contains_key(*name))
+        .filter(|(name, _)| accepted.contains(&crate::de::join(in_path, name)));
+    let lacking: Vec<(&String, &serde_json::Value)> = fields
+        .iter()
+        .filter(|(name, _)| !dict.contains_key(*name))
+        .collect();
+    for (alias, value) in given {
+        // The field it set: the one serialized key the input lacks whose
+        // value is the one given (the others kept their defaults).
+        let mut matching = lacking.iter().filter(|(_, out)| same_value(value, out));
+        let (Some((canonical, out)), None) = (matching.next(), matching.next()) else {
+            continue;
+        };
+        let inner_in = crate::de::join(in_path, alias);
+        let inner_out = crate::de::join(out_path, canonical);
+        walk(value, out, &inner_in, &inner_out, accepted, found);
+        found.push((inner_out, inner_in));
+    }
+}
+
+/// Whether the input's `value` is what a field serialized as `output`:
+/// the same text for a scalar (`"8080"` from a variable is `8080`), the
+/// same length for a list, keys all there for a table.
+fn same_value(value: &Value, output: &serde_json::Value) -> bool {
+    match (value, output) {
+        (Value::Dict(_, dict), serde_json::Value::Object(fields)) => {
+            dict.keys().all(|key| fields.contains_key(key))
+        }
+        (Value::Array(_, items), serde_json::Value::Array(out)) => items.len() == out.len(),
+        (value, output) => {
+            let Some(text) = crate::de::scalar_text(value) else {
+                return false;
+            };
+            match output {
+                serde_json::Value::String(out) => *out == text,
+                serde_json::Value::Number(n) => text.trim().parse::<f64>().ok() == n.as_f64(),
+                serde_json::Value::Bool(b) => text.trim().eq_ignore_ascii_case(&b.to_string()),
+                _ => false,
+            }
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::de::{self, De, EMPTY_TABLE, ErrorKind, PLACEHOLDER_MODES, Session, is_within, join};
-use crate::dump::{Dump, find, is_sensitive_key, is_under_sensitive_key};
+use crate::dump::{Aliases, Dump, find, is_sensitive_key, is_under_sensitive_key};
 use crate::error::{Diagnostic, DiagnosticKind, EX_USAGE, LoadError};
 use crate::origin::Origin;
 use crate::secret::REDACTED;
@@ -359,16 +359,17 @@ impl Loader {
         let mut violations = Violations::new();
         a.validate(&mut violations);
         b.validate(&mut violations);
+        let aliases = Aliases::find(&root, &serialized, &accepted);
         diagnostics.extend(
             violations
                 .iter()
-                .map(|(key, message)| report.violation(key, message, &secrets)),
+                .map(|(key, message)| report.violation(key, message, &secrets, &aliases)),
         );
         if !diagnostics.is_empty() {
             return Err(fail(diagnostics));
         }
 
-        let dump = Dump::build(&serialized, &figment, &root, &secrets);
+        let dump = Dump::build(&serialized, &figment, &root, &secrets, &aliases);
         let settings = (a, b);
         Ok(Loaded {
             settings,
@@ -1271,12 +1272,20 @@ impl Report<'_> {
         }
     }
 
-    fn violation(&self, key: &str, message: &str, secrets: &HashSet<String>) -> Diagnostic {
+    fn violation(
+        &self,
+        key: &str,
+        message: &str,
+        secrets: &HashSet<String>,
+        aliases: &Aliases,
+    ) -> Diagnostic {
         let secret = secrets.iter().any(|s| is_within(key, s))
             || is_sensitive_key(key)
             || is_under_sensitive_key(key);
-        let origin = find(self.root, key).map_or(Origin::Default, |node| {
-            Origin::of(self.figment, node.tag(), key)
+        // Where the input has the value: under an alias, maybe.
+        let given = aliases.input_key(key);
+        let origin = find(self.root, &given).map_or(Origin::Default, |node| {
+            Origin::of(self.figment, node.tag(), &given)
         });
         // A rule's message may quote the value: a URL's password, or all
         // of a secret (`… got "hunter2"`), as it is or escaped (`{:?}`),
@@ -1286,7 +1295,7 @@ impl Report<'_> {
         let quoted = (secret.then_some(key))
             .into_iter()
             .chain(below.map(String::as_str))
-            .filter_map(|path| find(self.root, path).and_then(de::scalar_text))
+            .filter_map(|path| find(self.root, &aliases.input_key(path)).and_then(de::scalar_text))
             .filter(|text| !text.is_empty());
         for text in quoted {
             let escaped = format!("{text:?}");
@@ -1297,8 +1306,8 @@ impl Report<'_> {
         }
         Diagnostic {
             kind: DiagnosticKind::Violation,
-            value: self.shown_value(key, secret),
-            help: Some(self.fix_for(key, &origin)),
+            value: self.shown_value(&given, secret),
+            help: Some(self.fix_for(&given, &origin)),
             key: Some(key.to_owned()),
             origin,
             message,

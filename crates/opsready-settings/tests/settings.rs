@@ -1494,3 +1494,56 @@ fn an_unknown_argument_is_quoted_without_its_value() {
     assert!(text.contains("--sett=…"), "{text}");
     assert!(!text.contains("ARG-SECRET"), "{text}");
 }
+
+#[test]
+fn a_value_given_under_an_alias_is_dumped_and_reported_with_its_origin() {
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Renamed {
+        #[serde(alias = "listen")]
+        addr: String,
+        #[serde(default)]
+        backlog: u32,
+        #[serde(alias = "old_http", default)]
+        http: RenamedHttp,
+    }
+    #[derive(Debug, Default, Deserialize, Serialize)]
+    #[serde(default)]
+    struct RenamedHttp {
+        port: u16,
+    }
+    impl Validate for Renamed {
+        fn validate(&self, v: &mut Violations) {
+            if self.http.port == 1 {
+                v.add("http.port", "must not be 1");
+            }
+        }
+    }
+    let dir = config(&[]);
+    let env = [
+        ("APP__LISTEN", "127.0.0.1:1"),
+        ("APP__OLD_HTTP__PORT", "80"),
+    ];
+
+    let loaded = loader(dir.path(), &env).load::<Renamed>().unwrap();
+    let error = loader(
+        dir.path(),
+        &[("APP__OLD_HTTP__PORT", "1"), ("APP__LISTEN", "x")],
+    )
+    .load::<Renamed>()
+    .unwrap_err();
+
+    let origin = |key: &str| loaded.dump().get(key).unwrap().origin.to_string();
+    assert_eq!(origin("addr"), "environment variable APP__LISTEN");
+    assert_eq!(
+        origin("http.port"),
+        "environment variable APP__OLD_HTTP__PORT"
+    );
+    assert_eq!(origin("backlog"), "default");
+    let diagnostic = &error.diagnostics()[0];
+    assert_eq!(diagnostic.key(), Some("http.port"));
+    assert_eq!(
+        diagnostic.origin().to_string(),
+        "environment variable APP__OLD_HTTP__PORT",
+        "{error}"
+    );
+}
