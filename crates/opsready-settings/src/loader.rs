@@ -671,6 +671,15 @@ impl CommandLine {
                     .map_err(|arg| not_utf8(&arg))?,
                 other => match other.strip_prefix("--set=") {
                     Some(pair) => pair.to_owned(),
+                    // Not an option: a value, maybe the rest of a secret
+                    // the shell split at a space (`--set db.password=a b`).
+                    None if !other.starts_with('-') => {
+                        return Err(UsageError::new(
+                            "an argument that is no option (not shown: it may be a value); \
+                             quote a --set value that holds spaces"
+                                .to_owned(),
+                        ));
+                    }
                     None => {
                         return Err(UsageError::new(format!(
                             "unknown argument `{}`",

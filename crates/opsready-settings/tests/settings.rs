@@ -1547,3 +1547,13 @@ fn a_value_given_under_an_alias_is_dumped_and_reported_with_its_origin() {
         "{error}"
     );
 }
+
+#[test]
+fn a_value_split_off_by_the_shell_is_not_echoed() {
+    // `--set db.password=$PW` with a space in $PW, unquoted.
+    let error = CommandLine::parse(["--set", "db.password=first", "SPLIT-SECRET-6"]).unwrap_err();
+
+    let text = format!("{error}\n{error:?}");
+    assert!(!text.contains("SPLIT-SECRET"), "{text}");
+    assert!(text.contains("quote"), "{text}");
+}
