@@ -399,6 +399,14 @@ impl Component {
             });
             let run = AssertUnwindSafe(marked).catch_unwind();
             let reading = match tokio::time::timeout(timeout, run).await {
+                // A check that blocked its thread past the timeout, which
+                // could not interrupt it, answers late: it timed out all
+                // the same, whatever it says.
+                Ok(Ok(_)) if started.elapsed() > timeout => Reading::fail(format!(
+                    "timed out after {timeout:?}: the check blocked its thread for {:?} \
+                     instead of waiting",
+                    started.elapsed()
+                )),
                 Ok(Ok(reading)) => reading,
                 Ok(Err(_panic)) => Reading::fail("the check panicked"),
                 Err(_) => Reading::fail(format!("timed out after {timeout:?}")),

@@ -330,6 +330,42 @@ async fn a_check_that_blocks_its_thread_is_answered_soon_after_its_timeout() {
     assert!(warnings >= 2, "{}", logged());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_that_blocked_past_its_timeout_and_then_passed_is_still_a_failure() {
+    let timeout = Duration::from_millis(200);
+    let health = Health::new().component(
+        Component::new("slow-driver", || async {
+            // A synchronous driver call, three times the timeout.
+            tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(600)));
+            Reading::pass()
+        })
+        .timeout(timeout)
+        .cache_interval(Duration::from_secs(3600)),
+    );
+    health.lifecycle().set_ready();
+    let app = spawn_app(&health).await;
+
+    // Act: probes until the run is over and its reading is cached.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, _, body) = app.json("/readyz").await;
+        let output = body["checks"]["slow-driver"][0]["output"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !output.starts_with("no reading after") {
+            break (status, body);
+        }
+        assert!(Instant::now() < deadline, "the run never ended: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    // Assert: the late pass is not taken.
+    assert_eq!(status, 503, "{body}");
+    let output = body["checks"]["slow-driver"][0]["output"].as_str().unwrap();
+    assert!(output.starts_with("timed out after 200ms"), "{output}");
+}
+
 /// What this test binary logged so far, through a subscriber installed on
 /// first use: the probes run on the runtime's workers, so a subscriber of
 /// the test's own thread would not see them.

@@ -111,6 +111,11 @@ where
     // not failed on. Bounded, for the pool may fill up meanwhile.
     let mut connection = match tokio::time::timeout(ACQUIRE_WAIT, pool.acquire()).await {
         Ok(Ok(connection)) => connection,
+        // The pool's own acquire timeout, shorter than the wait here, ran
+        // out behind the service's requests: as busy as the wait's.
+        Ok(Err(sqlx::Error::PoolTimedOut)) if pool.size() >= max => {
+            return busy(pool, max, query, own_connection, started).await;
+        }
         Ok(Err(error)) => return Reading::fail(format!("cannot get a connection: {error}")),
         Err(_) if pool.size() >= max => {
             return busy(pool, max, query, own_connection, started).await;
