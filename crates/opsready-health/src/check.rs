@@ -233,8 +233,32 @@ fn log_change(name: &str, critical: bool, before: Option<&Stamped>, now: &Stampe
 #[derive(Default)]
 struct RunState {
     last: Option<Stamped>,
-    /// The run under way, and when it started.
-    running: Option<(Shared<BoxFuture<'static, Stamped>>, Instant)>,
+    /// The run under way, when it started, and its number.
+    running: Option<(Shared<BoxFuture<'static, Stamped>>, Instant, u64)>,
+    /// Runs started so far: each run's number.
+    runs: u64,
+}
+
+/// Clears the run under way when its task ends, however it ends (its
+/// reading recorded, a panic outside the check's own, its runtime shut
+/// down), unless another run has started since: a run left marked as under
+/// way would fail every probe after it as stuck, and start no other.
+struct EndOfRun {
+    state: Arc<Mutex<RunState>>,
+    run: u64,
+}
+
+impl Drop for EndOfRun {
+    fn drop(&mut self) {
+        let mut state = lock(&self.state);
+        if state
+            .running
+            .as_ref()
+            .is_some_and(|(_, _, run)| *run == self.run)
+        {
+            state.running = None;
+        }
+    }
 }
 
 /// Locks the state; a panic while it was held cannot leave it inconsistent
@@ -361,12 +385,14 @@ impl Component {
                 return stamped.clone();
             }
             match &state.running {
-                Some((_, since)) if since.elapsed() >= limit => return stuck(*since),
-                Some((run, since)) => (run.clone(), *since),
+                Some((_, since, _)) if since.elapsed() >= limit => return stuck(*since),
+                Some((run, since, _)) => (run.clone(), *since),
                 None => {
-                    let run = self.start_run();
+                    state.runs += 1;
+                    let number = state.runs;
+                    let run = self.start_run(number);
                     let since = Instant::now();
-                    state.running = Some((run.clone(), since));
+                    state.running = Some((run.clone(), since, number));
                     (run, since)
                 }
             }
@@ -377,16 +403,21 @@ impl Component {
             .unwrap_or_else(|_| stuck(since))
     }
 
-    /// Spawns one run that records its reading in the cache when done.
-    fn start_run(&self) -> Shared<BoxFuture<'static, Stamped>> {
+    /// Spawns run number `number`, which records its reading in the
+    /// cache when done.
+    fn start_run(&self, number: u64) -> Shared<BoxFuture<'static, Stamped>> {
         let (check, timeout, state) = (
             Arc::clone(&self.check),
             self.timeout,
             Arc::clone(&self.state),
         );
         let (name, critical) = (self.name.clone(), self.critical);
-        let after_abort = Arc::clone(&state);
+        let end = EndOfRun {
+            state: Arc::clone(&state),
+            run: number,
+        };
         let task = tokio::spawn(async move {
+            let _end = end;
             let started = Instant::now();
             // A check that panics is a failing check, not a failing probe:
             // also when it panics before its first wait, in `check` itself
@@ -428,9 +459,8 @@ impl Component {
         async move {
             task.await.unwrap_or_else(|_| {
                 // The run ended without recording its reading (its runtime
-                // shut down): the next read starts a new one rather than
-                // waiting on this one for ever.
-                lock(&after_abort).running = None;
+                // shut down, a panic outside the check's own): `EndOfRun`
+                // let the next read start a new one.
                 Stamped {
                     reading: Reading::fail("the check was cancelled"),
                     time: SystemTime::now(),

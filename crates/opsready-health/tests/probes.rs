@@ -366,6 +366,46 @@ async fn a_check_that_blocked_past_its_timeout_and_then_passed_is_still_a_failur
     assert!(output.starts_with("timed out after 200ms"), "{output}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_dies_with_no_probe_waiting_does_not_leave_the_check_stuck() {
+    // A check whose future panics when dropped at its timeout: outside the
+    // check's own panic catching, its task dies without a reading.
+    struct PanicsWhenDropped;
+    impl Drop for PanicsWhenDropped {
+        fn drop(&mut self) {
+            panic!("dropped");
+        }
+    }
+    let timeout = Duration::from_millis(100);
+    let component = Component::new("fragile", || async {
+        let _guard = PanicsWhenDropped;
+        std::future::pending::<Reading>().await
+    })
+    .timeout(timeout)
+    .cache_interval(Duration::ZERO);
+
+    // Act: a probe that gives up before the run ends.
+    let gave_up = tokio::time::timeout(Duration::from_millis(20), component.read()).await;
+    assert!(gave_up.is_err());
+    // Past the probe's limit (the timeout and 250 ms of grace), after which
+    // a run still marked as under way is reported as stuck, not joined: the
+    // state the next probe finds once the run died with no one waiting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Assert: once the run has died, a probe starts a new one rather than
+    // report the dead one as stuck, which it would do for ever.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let later = component.read().await;
+        let output = later.reading.output().unwrap_or_default().to_owned();
+        if !output.starts_with("no reading after") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stuck for good: {output}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// What this test binary logged so far, through a subscriber installed on
 /// first use: the probes run on the runtime's workers, so a subscriber of
 /// the test's own thread would not see them.
