@@ -53,9 +53,11 @@ pub const REQUEST_SPAN_TARGET: &str = "opsready::http";
 /// - logs one line when the response is ready: error for 5xx, info
 ///   otherwise, with method, route, status and latency.
 ///
-/// No header value is recorded anywhere, so `Authorization`, cookies and API
-/// keys never reach logs or spans; nor is the query string, which may carry
-/// tokens.
+/// No credential-bearing header is recorded anywhere, so `Authorization`,
+/// cookies and API keys never reach logs or spans; nor is the query
+/// string, which may carry tokens. Lines record no header value at all;
+/// exported spans carry `User-Agent`, `Host` and the proxy headers, as the
+/// HTTP conventions ask.
 ///
 /// With an [observer](TelemetryLayer::observe) it also tells another
 /// component (opsready's metrics) when each request starts and ends, from

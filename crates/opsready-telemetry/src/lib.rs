@@ -80,9 +80,11 @@
 //!
 //! # What is never logged
 //!
-//! Header values (so `Authorization`, `Cookie`, `Set-Cookie`,
-//! `Proxy-Authorization`, API keys) and query strings. The span records the
-//! method, the route template, the path and the status only.
+//! Credential-bearing headers (`Authorization`, `Cookie`, `Set-Cookie`,
+//! `Proxy-Authorization`, API keys) and query strings. Log lines record no
+//! header value at all; the span records the method, the route template,
+//! the path and the status, and, only when exported (feature `otlp`),
+//! `User-Agent`, `Host` and the proxy headers, as the HTTP conventions ask.
 //!
 //! # Sentry (feature `sentry`)
 //!

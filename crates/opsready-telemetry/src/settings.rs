@@ -165,7 +165,9 @@ pub(crate) fn otlp_endpoint_problem(endpoint: &str) -> Option<String> {
         .into_iter()
         .find(|signal| path.ends_with(signal))
     {
-        let base = endpoint.split(signal).next().unwrap_or(endpoint);
+        // Its password masked: the message reaches a terminal or a log.
+        let base =
+            opsready_vocab::redact_secrets(endpoint.split(signal).next().unwrap_or(endpoint));
         return Some(format!(
             "is a signal's own URL: give the collector's base address (`{base}`); `/v1/traces` and `/v1/logs` are appended to it"
         ));
@@ -535,6 +537,9 @@ mod tests {
         assert!(signal.contains("(`https://collector:4318`)"), "{signal}");
         assert!(otlp_endpoint_problem("http://collector:4318/v1/logs/").is_some());
         assert!(otlp_endpoint_problem("http://collector:4318?tenant=a").is_some());
+        // The base it quotes has its password masked.
+        let quoted = otlp_endpoint_problem("https://u:PW-SECRET@otel:4318/v1/traces").unwrap();
+        assert!(!quoted.contains("PW-SECRET"), "{quoted}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! system call or a thread wake-up.
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -78,6 +78,13 @@ struct Shared {
     /// Bytes written so far: how the guard tells a slow output from one
     /// that takes nothing.
     written: AtomicU64,
+    /// Lines an output that was given up on did not take (some in part),
+    /// for the next "lines dropped" warning. Apart from `State::dropped`:
+    /// counted while the output is held, where `state` cannot be taken.
+    lost: AtomicU64,
+    /// The last write was given up on in the middle of a line: the next
+    /// write ends that line first, rather than glue the next one to it.
+    mid_line: AtomicBool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -103,6 +110,17 @@ struct State {
 }
 
 impl Shared {
+    fn new(output: Box<dyn Write + Send>) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            output: Mutex::new(output),
+            written: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            mid_line: AtomicBool::new(false),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A writer never panics while holding the lock; if one did, the
         // buffer is still bytes and worth writing.
@@ -125,44 +143,69 @@ impl Shared {
     /// [`STOP_WAIT`] (its reader has stopped) is given up on: the rest of
     /// `bytes` is dropped, as a failing output's is, rather than every
     /// thread that logs waiting on it for ever.
-    fn write_to(&self, output: &mut dyn Write, mut bytes: &[u8]) {
-        let mut give_up = Instant::now() + STOP_WAIT;
-        // Waits a moment for a full non-blocking output; false when it
-        // has taken nothing for too long.
-        let wait = |give_up: Instant| {
-            std::thread::sleep(Duration::from_millis(1));
-            Instant::now() < give_up
-        };
-        while !bytes.is_empty() {
-            // In pieces, each counted, so that a slow output shows progress.
-            let piece = &bytes[..bytes.len().min(64 * 1024)];
-            match output.write(piece) {
-                Ok(0) => return,
-                Ok(taken) => {
-                    bytes = &bytes[taken..];
-                    self.written.fetch_add(taken as u64, Ordering::Relaxed);
-                    give_up = Instant::now() + STOP_WAIT;
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    if !wait(give_up) {
-                        return;
-                    }
-                }
-                Err(_) => return,
+    fn write_to(&self, output: &mut dyn Write, bytes: &[u8]) {
+        if self.mid_line.load(Ordering::Relaxed) {
+            if self.write_some(output, b"\n") == 0 {
+                self.lose(bytes);
+                return;
             }
+            self.mid_line.store(false, Ordering::Relaxed);
         }
+        let written = self.write_some(output, bytes);
+        if written < bytes.len() {
+            if written > 0 && bytes[written - 1] != b'\n' {
+                self.mid_line.store(true, Ordering::Relaxed);
+            }
+            self.lose(&bytes[written..]);
+            return;
+        }
+        let give_up = Instant::now() + STOP_WAIT;
         loop {
             match output.flush() {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    if !wait(give_up) {
+                    if !wait_until(give_up) {
                         return;
                     }
                 }
                 _ => return,
             }
         }
+    }
+
+    /// Writes `bytes` to `output`, in pieces, each counted; returns how
+    /// many it wrote: all of them, or fewer when the output failed or took
+    /// nothing for [`STOP_WAIT`].
+    fn write_some(&self, output: &mut dyn Write, bytes: &[u8]) -> usize {
+        let mut give_up = Instant::now() + STOP_WAIT;
+        let mut done = 0;
+        while done < bytes.len() {
+            // In pieces, so that a slow output shows progress.
+            let piece = &bytes[done..bytes.len().min(done + 64 * 1024)];
+            match output.write(piece) {
+                Ok(0) => break,
+                Ok(taken) => {
+                    done += taken;
+                    self.written.fetch_add(taken as u64, Ordering::Relaxed);
+                    give_up = Instant::now() + STOP_WAIT;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if !wait_until(give_up) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        done
+    }
+
+    /// Counts the lines of `rest`, which an output did not take, as lost
+    /// (a line it took in part is one of them).
+    fn lose(&self, rest: &[u8]) {
+        let lines = rest.iter().filter(|&&b| b == b'\n').count().max(1);
+        self.lost.fetch_add(lines as u64, Ordering::Relaxed);
     }
 
     /// Writes what is buffered now, from the calling thread, in order with
@@ -209,12 +252,7 @@ impl Shared {
 impl BatchWriter {
     /// Starts the thread that writes to `output`.
     pub fn new<W: Write + Send + 'static>(output: W) -> (Self, BatchGuard) {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            wake: Condvar::new(),
-            output: Mutex::new(Box::new(output)),
-            written: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(Box::new(output)));
         let thread = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -242,6 +280,13 @@ impl BatchWriter {
     pub fn write_buffered(&self) {
         self.shared.write_buffered_now();
     }
+}
+
+/// Waits a moment for a full non-blocking output; false once `give_up`
+/// has passed.
+fn wait_until(give_up: Instant) -> bool {
+    std::thread::sleep(Duration::from_millis(1));
+    Instant::now() < give_up
 }
 
 /// The writer of the subscriber [`init`](crate::init) installed.
@@ -274,10 +319,12 @@ fn run(shared: &Shared) {
             std::mem::swap(&mut batch, &mut state.buffer);
             (state.stop, std::mem::take(&mut state.dropped))
         };
+        let dropped = dropped + shared.lost.swap(0, Ordering::Relaxed);
         if dropped > 0 {
+            let at = humantime::format_rfc3339_micros(std::time::SystemTime::now());
             shared.write_out(
                 format!(
-                    "{{\"level\":\"WARN\",\"target\":\"opsready_telemetry\",\"message\":\"{dropped} log lines dropped: the output did not keep up\"}}\n"
+                    "{{\"timestamp\":\"{at}\",\"level\":\"WARN\",\"target\":\"opsready_telemetry\",\"message\":\"{dropped} log lines dropped: the output did not keep up\"}}\n"
                 )
                 .as_bytes(),
             );
@@ -507,12 +554,7 @@ mod tests {
         // No writer thread: the lines stay buffered until `write_buffered`.
         let output = Output::default();
         let mut writer = BatchWriter {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
-                wake: Condvar::new(),
-                output: Mutex::new(Box::new(output.clone())),
-                written: AtomicU64::new(0),
-            }),
+            shared: Arc::new(Shared::new(Box::new(output.clone()))),
         };
         writer.write_all(b"first\n").unwrap();
         writer.write_all(b"second\n").unwrap();
@@ -541,12 +583,7 @@ mod tests {
     #[test]
     fn a_non_blocking_output_that_never_drains_is_given_up_on() {
         let writer = BatchWriter {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
-                wake: Condvar::new(),
-                output: Mutex::new(Box::new(Full)),
-                written: AtomicU64::new(0),
-            }),
+            shared: Arc::new(Shared::new(Box::new(Full))),
         };
         writer.make_writer().write_all(b"never taken\n").unwrap();
 
@@ -563,6 +600,69 @@ mod tests {
         );
         // And the lines logged after it are buffered, not blocked.
         writer.make_writer().write_all(b"later\n").unwrap();
+    }
+
+    /// An output that takes `first` bytes, then nothing until opened.
+    #[derive(Clone)]
+    struct Stalling {
+        taken: Arc<Mutex<Vec<u8>>>,
+        first: usize,
+        open: Arc<AtomicBool>,
+    }
+
+    impl Write for Stalling {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let mut taken = self.taken.lock().unwrap();
+            if self.open.load(Ordering::SeqCst) {
+                taken.extend_from_slice(bytes);
+                return Ok(bytes.len());
+            }
+            let room = self.first.saturating_sub(taken.len()).min(bytes.len());
+            if room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            taken.extend_from_slice(&bytes[..room]);
+            Ok(room)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_cut_short_by_an_output_given_up_on_is_ended_and_counted() {
+        // Arrange: the output takes 10 bytes of the first line, then stalls.
+        let output = Stalling {
+            taken: Arc::default(),
+            first: 10,
+            open: Arc::default(),
+        };
+        let (mut writer, guard) = BatchWriter::new(output.clone());
+
+        // Act: a line it gives up on, then, once the output drains again,
+        // another.
+        writer.write_all(b"{\"msg\":\"the first line\"}\n").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while writer.shared.lost.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "never given up on");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        output.open.store(true, Ordering::SeqCst);
+        writer
+            .write_all(b"{\"msg\":\"the second line\"}\n")
+            .unwrap();
+        drop(guard);
+
+        // Assert: the cut line ends where it was cut, the loss is said, and
+        // the next line is whole, on a line of its own.
+        let text = String::from_utf8(output.taken.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], "{\"msg\":\"th");
+        assert!(lines[1].contains("1 log lines dropped"), "{text}");
+        assert!(lines[1].starts_with("{\"timestamp\":"), "{text}");
+        assert_eq!(lines[2], "{\"msg\":\"the second line\"}");
     }
 
     #[test]
