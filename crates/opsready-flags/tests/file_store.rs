@@ -231,6 +231,26 @@ async fn a_hand_edit_is_followed_and_recorded_as_a_change_by_the_file() {
     }
 }
 
+/// Asserts that `greeting.shout`'s history and the file at `path` hold
+/// oncall's kill, version 2, after alice's create.
+async fn the_kill_stands(flags: &Flags, path: &Path, extension: &str) {
+    let history = flags.history("greeting.shout").await.unwrap();
+    assert_eq!(
+        summary(&history),
+        [
+            (1, "create", "alice", "launch"),
+            (2, "kill", "oncall", "incident 42"),
+        ],
+        "{extension}"
+    );
+    let file = read(path);
+    assert_eq!(file["flags"]["greeting.shout"]["version"], 2, "{extension}");
+    assert_eq!(
+        file["flags"]["greeting.shout"]["definition"]["enabled"], false,
+        "{extension}"
+    );
+}
+
 #[tokio::test]
 async fn saving_a_stale_copy_of_the_file_does_not_undo_a_kill_made_since() {
     for extension in ["json", "toml"] {
@@ -255,21 +275,7 @@ async fn saving_a_stale_copy_of_the_file_does_not_undo_a_kill_made_since() {
             !flags.bool_value("greeting.shout", &pro(), true)
         })
         .await;
-        let history = flags.history("greeting.shout").await.unwrap();
-        assert_eq!(
-            summary(&history),
-            [
-                (1, "create", "alice", "launch"),
-                (2, "kill", "oncall", "incident 42"),
-            ],
-            "{extension}"
-        );
-        let file = read(&path);
-        assert_eq!(file["flags"]["greeting.shout"]["version"], 2, "{extension}");
-        assert_eq!(
-            file["flags"]["greeting.shout"]["definition"]["enabled"], false,
-            "{extension}"
-        );
+        the_kill_stands(&flags, &path, extension).await;
     }
 }
 
@@ -864,21 +870,7 @@ async fn a_stale_copy_saved_while_no_store_runs_does_not_undo_a_kill() {
             !reopened.bool_value("greeting.shout", &pro(), true),
             "{extension}"
         );
-        let history = reopened.history("greeting.shout").await.unwrap();
-        assert_eq!(
-            summary(&history),
-            [
-                (1, "create", "alice", "launch"),
-                (2, "kill", "oncall", "incident 42"),
-            ],
-            "{extension}"
-        );
-        let file = read(&path);
-        assert_eq!(file["flags"]["greeting.shout"]["version"], 2, "{extension}");
-        assert_eq!(
-            file["flags"]["greeting.shout"]["definition"]["enabled"], false,
-            "{extension}"
-        );
+        the_kill_stands(&reopened, &path, extension).await;
     }
 }
 

@@ -77,6 +77,12 @@
 //!   `request_id`, `trace_id`, `span_id`, `method` and `route`.
 //! - Probes and `/metrics` are neither traced nor logged unless
 //!   `telemetry.trace_probes` is set.
+//! - A request the client gave up on gets `request cancelled`, without a
+//!   status; one whose handler panicked with no panic catcher inside the
+//!   layer, `request failed` with status 500. An inner service's `Err`
+//!   (axum's routes have none) goes to the caller with no line and no
+//!   observer record: turn errors into responses inside the layer (axum's
+//!   `HandleErrorLayer`).
 //!
 //! # What is never logged
 //!
