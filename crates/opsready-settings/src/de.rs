@@ -62,6 +62,9 @@ pub(crate) struct Session {
     pub(crate) unknown: RefCell<BTreeMap<String, (Tag, &'static [&'static str])>>,
     /// Keys a struct took by one of its field names (aliases included).
     pub(crate) accepted: RefCell<HashSet<String>>,
+    /// The field names of the settings type itself (its sections), known
+    /// even when a value below them does not parse.
+    pub(crate) root_fields: RefCell<HashSet<&'static str>>,
 }
 
 /// Joins a parent key and a child name into a dotted key.
@@ -341,6 +344,11 @@ impl<'de> De<'de> {
     }
 
     fn map_access(&self, dict: &'de Dict, fields: Option<&'static [&'static str]>) -> MapDe<'de> {
+        if self.path.is_empty()
+            && let Some(fields) = fields
+        {
+            self.session.root_fields.borrow_mut().extend(fields);
+        }
         let mut entries = Vec::with_capacity(dict.len());
         for (key, value) in dict {
             let path = join(&self.path, key);

@@ -324,9 +324,6 @@ impl Loader {
             },
             _ => None,
         };
-        if let Some(serde_json::Value::Object(roots)) = &serialized {
-            diagnostics.extend(self.single_underscores(&vars, roots));
-        }
         let mut unknown = unknown_to_both(&first.unknown, &second.unknown);
         let accepted: HashSet<String> = first.accepted.union(&second.accepted).cloned().collect();
         if let Some(serialized) = &serialized {
@@ -341,8 +338,17 @@ impl Loader {
         };
         unknown.retain(|key, _| !skipped(key));
         // An unknown key leaves every value parsed: the rules still run, so
-        // that one round of fixes covers both.
+        // that one round of fixes covers both. So does a variable with one
+        // underscore after the prefix, found whether or not the values
+        // parsed: the sections are the settings types' own fields.
         let parsed = diagnostics.is_empty();
+        let roots: HashSet<&str> = first
+            .root_fields
+            .iter()
+            .chain(&second.root_fields)
+            .copied()
+            .collect();
+        diagnostics.extend(self.single_underscores(&vars, &roots));
         diagnostics.extend(
             unknown
                 .iter()
@@ -768,6 +774,8 @@ struct Extraction<T> {
     skip: HashSet<String>,
     /// Keys a struct field took, in the last pass.
     accepted: HashSet<String>,
+    /// The settings type's own field names (its sections).
+    root_fields: HashSet<&'static str>,
 }
 
 /// The diagnostic of a configuration file that cannot be read.
@@ -790,7 +798,7 @@ impl Loader {
     fn single_underscores(
         &self,
         vars: &[(String, String)],
-        roots: &serde_json::Map<String, serde_json::Value>,
+        roots: &HashSet<&str>,
     ) -> Vec<Diagnostic> {
         let single = format!("{}_", self.prefix);
         vars.iter()
@@ -799,7 +807,7 @@ impl Loader {
                 let (first, _) = rest.split_once("__")?;
                 let names_a_section = !first.is_empty()
                     && !first.starts_with('_')
-                    && roots.contains_key(&first.to_ascii_lowercase());
+                    && roots.contains(first.to_ascii_lowercase().as_str());
                 names_a_section.then(|| Diagnostic {
                     kind: DiagnosticKind::Source,
                     key: None,
@@ -956,6 +964,7 @@ fn extract<T: DeserializeOwned>(root: &Value) -> Extraction<T> {
     let mut pending: HashMap<String, &'static str> = HashMap::new();
     let mut value = None;
     let mut accepted = HashSet::new();
+    let mut root_fields = HashSet::new();
     for _ in 0..MAX_PASSES {
         let session = Session {
             skip: skip.clone(),
@@ -966,6 +975,7 @@ fn extract<T: DeserializeOwned>(root: &Value) -> Extraction<T> {
         secrets.extend(session.secrets.take());
         maps.extend(session.maps.take());
         accepted = session.accepted.take();
+        root_fields.extend(session.root_fields.take());
         for (key, (tag, fields)) in session.unknown.take() {
             unknown.insert(key, (tag, fields.iter().map(|f| (*f).to_owned()).collect()));
         }
@@ -1061,6 +1071,7 @@ fn extract<T: DeserializeOwned>(root: &Value) -> Extraction<T> {
         maps,
         skip,
         accepted,
+        root_fields,
     }
 }
 

@@ -280,6 +280,32 @@ fn a_sections_path_after_one_underscore_is_an_error_naming_the_right_spelling() 
 }
 
 #[test]
+fn one_underscore_too_few_and_a_broken_rule_are_reported_in_one_run() {
+    // The port breaks a rule (`must be > 1024`), and the variable meant to
+    // fix it is spelt with one underscore: both in one run, not the rule
+    // only after the spelling is fixed.
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = load(
+        dir.path(),
+        &[("APP__HTTP__PORT", "80"), ("APP_HTTP__PORT", "9000")],
+    )
+    .unwrap_err();
+
+    let origins: Vec<String> = error
+        .diagnostics()
+        .iter()
+        .map(|d| d.origin().to_string())
+        .collect();
+    assert!(
+        origins.contains(&"environment variable APP_HTTP__PORT".to_owned()),
+        "{error}"
+    );
+    let keys: Vec<_> = error.diagnostics().iter().filter_map(|d| d.key()).collect();
+    assert_eq!(keys, ["http.port"], "{error}");
+}
+
+#[test]
 fn only_double_underscores_nest_so_snake_case_keys_stay_whole() {
     let dir = config(&[("default.toml", DATABASE)]);
 
