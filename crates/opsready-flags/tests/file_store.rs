@@ -680,23 +680,27 @@ async fn a_kill_or_a_rollback_goes_through_a_bad_edit_and_sets_it_aside() {
     }
 }
 
+/// Flags in `dir`'s `flags.json` through a store that never polls, with
+/// `a` created by alice and on for pro users.
+async fn unpolled(dir: &Path) -> (std::path::PathBuf, Flags) {
+    let path = dir.join("flags.json");
+    let store = FileStore::open_with_poll(&path, Duration::ZERO)
+        .await
+        .unwrap();
+    let flags = Flags::new(store).await.unwrap();
+    flags
+        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
+        .await
+        .unwrap();
+    (path, flags)
+}
+
 #[tokio::test]
 async fn a_kill_through_a_bad_edit_keeps_what_another_store_wrote_since() {
     // Arrange: two stores on one file; the first never polls, so it has
     // not read what the second writes.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("flags.json");
-    let first = Flags::new(
-        FileStore::open_with_poll(&path, Duration::ZERO)
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    first
-        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
-        .await
-        .unwrap();
+    let (path, first) = unpolled(dir.path()).await;
     let second = Flags::new(open(&path).await).await.unwrap();
     second
         .create(Flag::boolean("b"), "carol", "launch")
@@ -732,18 +736,7 @@ async fn a_kill_through_a_bad_edit_of_a_flag_another_store_changed_since_goes_th
     // Arrange: the first store never polls; the second changes `a` after
     // the first read it.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("flags.json");
-    let first = Flags::new(
-        FileStore::open_with_poll(&path, Duration::ZERO)
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    first
-        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
-        .await
-        .unwrap();
+    let (path, first) = unpolled(dir.path()).await;
     let second = Flags::new(open(&path).await).await.unwrap();
     let current = second.get("a").unwrap();
     second
@@ -780,18 +773,7 @@ async fn a_kill_through_a_file_made_unreadable_leaves_one_the_store_can_read() {
 
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("flags.json");
-    let flags = Flags::new(
-        FileStore::open_with_poll(&path, Duration::ZERO)
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    flags
-        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
-        .await
-        .unwrap();
+    let (path, flags) = unpolled(dir.path()).await;
 
     // Act: a bad edit, its permissions taken away, then a kill.
     fs::write(&path, "{\"flags\": nope").unwrap();
@@ -808,18 +790,7 @@ async fn a_kill_through_a_file_made_unreadable_leaves_one_the_store_can_read() {
 async fn an_edit_still_being_written_when_a_kill_overrides_it_ends_up_set_aside_whole() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("flags.json");
-    let flags = Flags::new(
-        FileStore::open_with_poll(&path, Duration::ZERO)
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    flags
-        .create(Flag::boolean("a").rule(Rule::new("on")), "alice", "launch")
-        .await
-        .unwrap();
+    let (path, flags) = unpolled(dir.path()).await;
     let edit = edited(&path, &fs::read_to_string(&path).unwrap(), |file| {
         file["flags"]["a"]["definition"]["description"] = json!("edited in place");
     });
