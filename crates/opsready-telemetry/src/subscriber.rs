@@ -306,8 +306,9 @@ pub fn init(
     })
 }
 
-/// Writes the log lines that [`init`]'s subscriber has buffered, now, from
-/// the calling thread.
+/// Writes the log lines that [`init`]'s subscriber has buffered, now, and
+/// returns once they are written. Other threads' lines meanwhile are
+/// buffered as usual: they do not wait for a slow output.
 ///
 /// Lines are written by a background thread a few milliseconds after they
 /// are logged, and the [`TelemetryGuard`] writes the rest when dropped.

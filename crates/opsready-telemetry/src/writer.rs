@@ -72,6 +72,12 @@ pub struct BatchGuard {
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
+    /// Told each time the writer thread has written a batch, or the
+    /// threads that log have taken over: [`Shared::write_buffered_now`]
+    /// waits on it.
+    flushed: Condvar,
+    /// The writer thread, which must not wait for itself.
+    writer_thread: std::sync::OnceLock<std::thread::ThreadId>,
     /// Taken by the writer thread for each batch, and by the threads that
     /// log once it has stopped. Always after `state` when both are held.
     output: Mutex<Box<dyn Write + Send>>,
@@ -107,6 +113,13 @@ struct State {
     direct: bool,
     /// Lines dropped because the output did not keep up.
     dropped: u64,
+    /// Batches the writer thread has taken, and those it has written out
+    /// (or given up on): what [`Shared::write_buffered_now`] waits for.
+    taken: u64,
+    done: u64,
+    /// A thread waits for what is buffered: the writer thread takes it
+    /// without letting more gather first.
+    hurry: bool,
 }
 
 impl Shared {
@@ -114,6 +127,8 @@ impl Shared {
         Self {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
+            flushed: Condvar::new(),
+            writer_thread: std::sync::OnceLock::new(),
             output: Mutex::new(output),
             written: AtomicU64::new(0),
             lost: AtomicU64::new(0),
@@ -208,44 +223,44 @@ impl Shared {
         self.lost.fetch_add(lines as u64, Ordering::Relaxed);
     }
 
-    /// Writes what is buffered now, from the calling thread, in order with
-    /// the writer thread's batches: for a panic that may end the process
-    /// next, or a call to `std::process::exit`. Gives up, leaving the
-    /// lines buffered, when the writer thread's batch keeps the output
-    /// from taking anything for [`STOP_WAIT`].
+    /// Has the writer thread write what is buffered now, at once, and
+    /// waits until it has: for a panic that may end the process next, or a
+    /// call to `std::process::exit`. Lines logged meanwhile are buffered
+    /// as usual: the thread that waits holds no lock. Gives up when the
+    /// output takes nothing for [`STOP_WAIT`].
     fn write_buffered_now(&self) {
-        // Held until the output is: no later batch can be taken by the
-        // writer thread and written before these.
-        let mut state = self.lock();
-        if state.buffer.is_empty() {
+        if self.writer_thread.get() == Some(&std::thread::current().id()) {
+            // The writer thread itself (a panic in its output's `write`):
+            // it holds the output and cannot wait for its own next batch.
             return;
         }
-        let rest = std::mem::take(&mut state.buffer);
-        // The writer thread may be writing an earlier batch: wait for it
-        // while it makes progress.
+        let mut state = self.lock();
+        // The batch being written, and the one that takes the lines
+        // buffered now.
+        let target = state.taken + u64::from(!state.buffer.is_empty());
+        if state.direct || state.done >= target {
+            return;
+        }
+        state.hurry = true;
+        self.wake.notify_one();
         let mut give_up = Instant::now() + STOP_WAIT;
         let mut written = self.written.load(Ordering::Relaxed);
-        let mut output = loop {
-            match self.output.try_lock() {
-                Ok(output) => break output,
-                Err(std::sync::TryLockError::Poisoned(poisoned)) => break poisoned.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => {
-                    let now = self.written.load(Ordering::Relaxed);
-                    if now != written {
-                        written = now;
-                        give_up = Instant::now() + STOP_WAIT;
-                    } else if Instant::now() >= give_up {
-                        state.buffer = rest;
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+        while state.done < target && !state.direct {
+            state = self
+                .flushed
+                .wait_timeout(state, Duration::from_millis(10))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            let now = self.written.load(Ordering::Relaxed);
+            if now != written {
+                written = now;
+                give_up = Instant::now() + STOP_WAIT;
+            } else if Instant::now() >= give_up {
+                // Stuck in a write that never returns: the lines stay
+                // buffered.
+                return;
             }
-        };
-        // The output is held: lines logged meanwhile are buffered, for the
-        // writer thread's next batch, instead of waiting on this write.
-        drop(state);
-        self.write_to(&mut **output, &rest);
+        }
     }
 }
 
@@ -271,12 +286,12 @@ impl BatchWriter {
 }
 
 impl BatchWriter {
-    /// Writes the lines buffered so far from the calling thread, at once,
-    /// in order with those the writer thread has written: before
-    /// `std::process::exit` or an abort, which run no destructors and
-    /// would lose them. Waits while the output takes bytes; gives up after
-    /// 2 s in which it took none, unless a blocking write itself never
-    /// returns (a full pipe no one reads), as any write to it would not.
+    /// Writes the lines buffered so far at once, in order with the others,
+    /// and returns when they are written: before `std::process::exit` or
+    /// an abort, which run no destructors and would lose them. The writer
+    /// thread writes them, so threads that log meanwhile do not wait for a
+    /// slow output. Waits while the output takes bytes; gives up after 2 s
+    /// in which it took none.
     pub fn write_buffered(&self) {
         self.shared.write_buffered_now();
     }
@@ -304,6 +319,7 @@ pub(crate) fn process_writer() -> Option<&'static BatchWriter> {
 
 /// The writer thread: waits for lines, writes them, lets more gather.
 fn run(shared: &Shared) {
+    let _ = shared.writer_thread.set(std::thread::current().id());
     let mut batch = Vec::with_capacity(HIGH_WATER);
     loop {
         let (stop, dropped) = {
@@ -316,6 +332,8 @@ fn run(shared: &Shared) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
             state.idle = false;
+            state.hurry = false;
+            state.taken += 1;
             std::mem::swap(&mut batch, &mut state.buffer);
             (state.stop, std::mem::take(&mut state.dropped))
         };
@@ -331,13 +349,15 @@ fn run(shared: &Shared) {
         }
         shared.write_out(&batch);
         batch.clear();
+        let mut state = shared.lock();
+        state.done += 1;
+        shared.flushed.notify_all();
         if stop {
             return;
         }
         // Let lines gather: one write per few milliseconds under load
         // instead of one per line.
-        let state = shared.lock();
-        if state.buffer.len() < HIGH_WATER && !state.stop {
+        if state.buffer.len() < HIGH_WATER && !state.stop && !state.hurry {
             let _ = shared.wake.wait_timeout(state, GATHER);
         }
     }
@@ -377,6 +397,8 @@ impl Drop for BatchGuard {
         if !rest.is_empty() {
             self.shared.write_out(&rest);
         }
+        drop(state);
+        self.shared.flushed.notify_all();
     }
 }
 
@@ -550,20 +572,108 @@ mod tests {
     }
 
     #[test]
-    fn write_buffered_writes_the_lines_at_once_and_in_order() {
-        // No writer thread: the lines stay buffered until `write_buffered`.
+    fn write_buffered_returns_once_the_lines_are_written_in_order() {
         let output = Output::default();
-        let mut writer = BatchWriter {
-            shared: Arc::new(Shared::new(Box::new(output.clone()))),
-        };
+        let (mut writer, _guard) = BatchWriter::new(output.clone());
+        // The first line wakes the idle thread; the second waits for more
+        // to gather.
         writer.write_all(b"first\n").unwrap();
         writer.write_all(b"second\n").unwrap();
-        assert!(output.0.lock().unwrap().is_empty());
 
         writer.write_buffered();
 
         assert_eq!(&*output.0.lock().unwrap(), b"first\nsecond\n");
         assert!(writer.shared.lock().buffer.is_empty());
+    }
+
+    /// An output that takes one byte per write, slowly, until opened:
+    /// always making progress, never done.
+    #[derive(Clone, Default)]
+    struct Trickle {
+        taken: Arc<Mutex<Vec<u8>>>,
+        open: Arc<AtomicBool>,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let taken = if self.open.load(Ordering::SeqCst) {
+                bytes.len()
+            } else {
+                std::thread::sleep(Duration::from_millis(2));
+                1
+            };
+            self.taken
+                .lock()
+                .unwrap()
+                .extend_from_slice(&bytes[..taken]);
+            Ok(taken)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn threads_that_log_do_not_wait_while_write_buffered_waits_for_a_slow_output() {
+        // Arrange: the writer thread trickles a long first line out; a
+        // second line is buffered behind it.
+        let output = Trickle::default();
+        let (mut writer, guard) = BatchWriter::new(output.clone());
+        let first = format!("{}\n", "x".repeat(64 * 1024));
+        writer.write_all(first.as_bytes()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while output.taken.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "the first line never started");
+            std::thread::yield_now();
+        }
+        writer.write_all(b"second\n").unwrap();
+        let flushing = writer.clone();
+        let (flushed, returned) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            flushing.write_buffered();
+            let _ = flushed.send(());
+        });
+        // The flush has begun: it holds the state (the writer thread, busy
+        // with the first line, does not), or has asked the writer thread to
+        // hurry.
+        loop {
+            match writer.shared.state.try_lock() {
+                Err(std::sync::TryLockError::WouldBlock) => break,
+                Ok(state) if state.hurry => break,
+                _ => {}
+            }
+            assert!(Instant::now() < deadline, "write_buffered never began");
+            std::thread::yield_now();
+        }
+
+        // Act: another thread logs while the output is still slow.
+        let mut logging = writer.clone();
+        let (logged, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            logging.write_all(b"third\n").unwrap();
+            let _ = logged.send(());
+        });
+        let logged_at_once = done.recv_timeout(Duration::from_secs(10));
+        output.open.store(true, Ordering::SeqCst);
+
+        // Assert: its line was taken without waiting for the output; the
+        // flush returned once the output drained, and every line is there,
+        // in order.
+        assert!(logged_at_once.is_ok(), "a line waited for the flush");
+        assert!(
+            returned.recv_timeout(Duration::from_secs(60)).is_ok(),
+            "write_buffered never returned"
+        );
+        let before_guard = output.taken.lock().unwrap().clone();
+        assert!(
+            before_guard.starts_with(first.as_bytes())
+                && before_guard[first.len()..].starts_with(b"second\n"),
+            "write_buffered returned before its lines were written"
+        );
+        drop(guard);
+        let text = String::from_utf8(output.taken.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, format!("{first}second\nthird\n"));
     }
 
     /// A non-blocking output whose reader has stopped: it never takes a
@@ -582,9 +692,7 @@ mod tests {
 
     #[test]
     fn a_non_blocking_output_that_never_drains_is_given_up_on() {
-        let writer = BatchWriter {
-            shared: Arc::new(Shared::new(Box::new(Full))),
-        };
+        let (writer, _guard) = BatchWriter::new(Full);
         writer.make_writer().write_all(b"never taken\n").unwrap();
 
         let (done, returned) = std::sync::mpsc::channel();
