@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -233,10 +234,60 @@ fn log_change(name: &str, critical: bool, before: Option<&Stamped>, now: &Stampe
 #[derive(Default)]
 struct RunState {
     last: Option<Stamped>,
-    /// The run under way, when it started, and its number.
-    running: Option<(Shared<BoxFuture<'static, Stamped>>, Instant, u64)>,
+    /// The run under way.
+    running: Option<Running>,
     /// Runs started so far: each run's number.
     runs: u64,
+}
+
+/// A run under way: its reading to come, when it started, its number and
+/// where it is.
+struct Running {
+    reading: Shared<BoxFuture<'static, Stamped>>,
+    since: Instant,
+    number: u64,
+    progress: Arc<Progress>,
+}
+
+/// Where a run is, so that one without a reading in time is reported for
+/// what holds it: the check itself, or the runtime that does not run it.
+#[derive(Default)]
+struct Progress {
+    /// [`NOT_STARTED`], [`POLLING`] or [`WAITING`].
+    stage: AtomicU8,
+    /// The longest the check held its thread in one poll, in microseconds.
+    longest_poll: AtomicU64,
+}
+
+/// The run's task has not been polled yet.
+const NOT_STARTED: u8 = 0;
+/// The check is being polled: it runs on its thread.
+const POLLING: u8 = 1;
+/// The check waits to be woken.
+const WAITING: u8 = 2;
+
+impl Progress {
+    /// Why a run gave no reading within `running_for`.
+    fn stuck_cause(&self, running_for: Duration) -> String {
+        match self.stage.load(Ordering::Acquire) {
+            NOT_STARTED => format!(
+                "no reading after {running_for:?}: the check has not started; the runtime \
+                 does not run it (a worker blocked by other code, or an overloaded runtime)"
+            ),
+            WAITING => format!(
+                "no reading after {running_for:?}: the check waits, and the runtime has not \
+                 run it since (a worker blocked by other code, or an overloaded runtime)"
+            ),
+            _ => format!(
+                "no reading after {running_for:?}: the check blocks its thread instead of waiting"
+            ),
+        }
+    }
+
+    /// The longest poll so far.
+    fn longest_poll(&self) -> Duration {
+        Duration::from_micros(self.longest_poll.load(Ordering::Relaxed))
+    }
 }
 
 /// Clears the run under way when its task ends, however it ends (its
@@ -254,7 +305,7 @@ impl Drop for EndOfRun {
         if state
             .running
             .as_ref()
-            .is_some_and(|(_, _, run)| *run == self.run)
+            .is_some_and(|running| running.number == self.run)
         {
             state.running = None;
         }
@@ -358,26 +409,24 @@ impl Component {
         // The probe answers anyway, a little after that timeout, and at
         // once while such a run goes on.
         let limit = self.timeout.saturating_add(PROBE_GRACE);
-        let stuck = |since: Instant| {
+        let stuck = |since: Instant, progress: &Progress| {
+            let running_for = since.elapsed();
+            let cause = progress.stuck_cause(running_for);
             // Logged at each probe it fails: until the run returns, the
             // component fails every probe, and nothing else would say why.
             tracing::warn!(
                 check = %self.name,
-                running_for = ?since.elapsed(),
-                "a health check gave no reading in time: it blocks its thread instead of waiting, \
-                 or every runtime worker is blocked elsewhere; its probes fail until it returns"
+                ?running_for,
+                "a health check gave no reading in time; its probes fail until it returns: {cause}"
             );
             Stamped {
-                reading: Reading::fail(format!(
-                    "no reading after {:?}: the check blocks its thread instead of waiting",
-                    since.elapsed()
-                )),
+                reading: Reading::fail(cause),
                 time: SystemTime::now(),
                 taken: Instant::now(),
-                elapsed: since.elapsed(),
+                elapsed: running_for,
             }
         };
-        let (run, since) = {
+        let (run, since, progress) = {
             let mut state = lock(&self.state);
             if let Some(stamped) = &state.last
                 && stamped.taken.elapsed() < self.cache_interval
@@ -385,27 +434,43 @@ impl Component {
                 return stamped.clone();
             }
             match &state.running {
-                Some((_, since, _)) if since.elapsed() >= limit => return stuck(*since),
-                Some((run, since, _)) => (run.clone(), *since),
+                Some(running) if running.since.elapsed() >= limit => {
+                    return stuck(running.since, &running.progress);
+                }
+                Some(running) => (
+                    running.reading.clone(),
+                    running.since,
+                    Arc::clone(&running.progress),
+                ),
                 None => {
                     state.runs += 1;
                     let number = state.runs;
-                    let run = self.start_run(number);
+                    let progress = Arc::new(Progress::default());
+                    let reading = self.start_run(number, Arc::clone(&progress));
                     let since = Instant::now();
-                    state.running = Some((run.clone(), since, number));
-                    (run, since)
+                    state.running = Some(Running {
+                        reading: reading.clone(),
+                        since,
+                        number,
+                        progress: Arc::clone(&progress),
+                    });
+                    (reading, since, progress)
                 }
             }
         };
         let left = limit.saturating_sub(since.elapsed());
         tokio::time::timeout(left, run)
             .await
-            .unwrap_or_else(|_| stuck(since))
+            .unwrap_or_else(|_| stuck(since, &progress))
     }
 
     /// Spawns run number `number`, which records its reading in the
-    /// cache when done.
-    fn start_run(&self, number: u64) -> Shared<BoxFuture<'static, Stamped>> {
+    /// cache when done, and where it is in `progress`.
+    fn start_run(
+        &self,
+        number: u64,
+        progress: Arc<Progress>,
+    ) -> Shared<BoxFuture<'static, Stamped>> {
         let (check, timeout, state) = (
             Arc::clone(&self.check),
             self.timeout,
@@ -425,19 +490,37 @@ impl Component {
             // Each poll is marked as answering its panic (a failing
             // reading), so that a panic hook does not report it as a crash.
             let mut checking = Box::pin(async move { check.check().await });
+            let polled = Arc::clone(&progress);
             let marked = std::future::poll_fn(move |cx| {
-                opsready_vocab::answering_panics(|| checking.as_mut().poll(cx))
+                polled.stage.store(POLLING, Ordering::Release);
+                let poll_started = Instant::now();
+                let poll = opsready_vocab::answering_panics(|| checking.as_mut().poll(cx));
+                let took = u64::try_from(poll_started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                polled.longest_poll.fetch_max(took, Ordering::Relaxed);
+                polled.stage.store(WAITING, Ordering::Release);
+                poll
             });
             let run = AssertUnwindSafe(marked).catch_unwind();
             let reading = match tokio::time::timeout(timeout, run).await {
-                // A check that blocked its thread past the timeout, which
-                // could not interrupt it, answers late: it timed out all
-                // the same, whatever it says.
-                Ok(Ok(_)) if started.elapsed() > timeout => Reading::fail(format!(
-                    "timed out after {timeout:?}: the check blocked its thread for {:?} \
-                     instead of waiting",
-                    started.elapsed()
-                )),
+                // A check that answers past the timeout, which could not
+                // interrupt it, timed out all the same, whatever it says:
+                // it blocked its thread, or the runtime did not run it.
+                Ok(Ok(_)) if started.elapsed() > timeout => {
+                    let longest = progress.longest_poll();
+                    Reading::fail(if longest > timeout {
+                        format!(
+                            "timed out after {timeout:?}: the check blocked its thread for \
+                             {longest:?} instead of waiting"
+                        )
+                    } else {
+                        format!(
+                            "timed out after {timeout:?}: the check answered after {:?}, \
+                             the runtime not running it meanwhile (a worker blocked by other \
+                             code, or an overloaded runtime)",
+                            started.elapsed()
+                        )
+                    })
+                }
                 Ok(Ok(reading)) => reading,
                 Ok(Err(_panic)) => Reading::fail("the check panicked"),
                 Err(_) => Reading::fail(format!("timed out after {timeout:?}")),

@@ -330,6 +330,181 @@ async fn a_check_that_blocks_its_thread_is_answered_soon_after_its_timeout() {
     assert!(warnings >= 2, "{}", logged());
 }
 
+/// A runtime of one worker, held by other code (a task that blocks it)
+/// until the sender returned is dropped.
+fn runtime_with_its_worker_held() -> (tokio::runtime::Runtime, std::sync::mpsc::Sender<()>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (holding, busy) = std::sync::mpsc::channel::<()>();
+    runtime.spawn(async move {
+        let _ = holding.send(());
+        let _ = held.recv_timeout(Duration::from_secs(60));
+    });
+    assert!(
+        busy.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "the worker never ran the task that holds it"
+    );
+    (runtime, release)
+}
+
+/// Waits until the probe limit of a check with `timeout` has passed since
+/// `since` (its timeout and 250 ms of grace): a run still under way is
+/// reported as stuck from then on.
+fn wait_past_the_probe_limit(since: Instant, timeout: Duration) {
+    let past = since + timeout + Duration::from_millis(300);
+    while Instant::now() < past {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_run_the_runtime_never_starts_is_reported_as_such_not_as_a_blocking_check() {
+    use futures_util::FutureExt as _;
+    // Arrange: the only worker is held by other code; a probe starts a run,
+    // which cannot start.
+    let (runtime, release) = runtime_with_its_worker_held();
+    let timeout = Duration::from_millis(50);
+    let component = Component::new("starved", || async { Reading::pass() }).timeout(timeout);
+    let context = runtime.enter();
+    let since = Instant::now();
+    assert!(component.read().now_or_never().is_none());
+    wait_past_the_probe_limit(since, timeout);
+
+    // Act: a later probe.
+    let stamped = component
+        .read()
+        .now_or_never()
+        .expect("a stuck run is answered at once");
+    drop(release);
+    drop(context);
+
+    // Assert: it fails, naming the runtime, not the check.
+    let output = stamped.reading.output().unwrap().to_owned();
+    assert_eq!(stamped.reading.status(), opsready_health::Status::Fail);
+    assert!(output.contains("the check has not started"), "{output}");
+    assert!(
+        output.contains("a worker blocked by other code"),
+        "{output}"
+    );
+    assert!(!output.contains("blocks its thread"), "{output}");
+}
+
+#[test]
+fn a_waiting_check_the_runtime_stops_running_is_reported_as_such_not_as_a_blocking_check() {
+    use futures_util::FutureExt as _;
+    // Arrange: a check that waits (for an answer that never comes); once it
+    // waits, other code holds the only worker.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (started, waiting) = std::sync::mpsc::channel::<()>();
+    let started = Arc::new(std::sync::Mutex::new(started));
+    let timeout = Duration::from_millis(50);
+    let component = Component::new("waits", move || {
+        let _ = started.lock().unwrap().send(());
+        std::future::pending::<Reading>()
+    })
+    .timeout(timeout);
+    let context = runtime.enter();
+    let since = Instant::now();
+    assert!(component.read().now_or_never().is_none());
+    waiting
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the check never started");
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (holding, busy) = std::sync::mpsc::channel::<()>();
+    runtime.spawn(async move {
+        let _ = holding.send(());
+        let _ = held.recv_timeout(Duration::from_secs(60));
+    });
+    busy.recv_timeout(Duration::from_secs(10))
+        .expect("the worker never ran the task that holds it");
+    wait_past_the_probe_limit(since, timeout);
+
+    // Act: a later probe.
+    let stamped = component
+        .read()
+        .now_or_never()
+        .expect("a stuck run is answered at once");
+    drop(release);
+    drop(context);
+
+    // Assert: it fails, naming the runtime, not the check.
+    let output = stamped.reading.output().unwrap().to_owned();
+    assert!(output.contains("the check waits"), "{output}");
+    assert!(
+        output.contains("a worker blocked by other code"),
+        "{output}"
+    );
+    assert!(!output.contains("blocks its thread"), "{output}");
+}
+
+#[test]
+fn a_check_answering_late_because_the_runtime_did_not_run_it_says_so() {
+    use futures_util::FutureExt as _;
+    // Arrange: a check that waits 10 ms; while it waits, other code holds
+    // the only worker for longer than the check's timeout.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (started, waiting) = std::sync::mpsc::channel::<()>();
+    let started = Arc::new(std::sync::Mutex::new(started));
+    let timeout = Duration::from_millis(50);
+    let component = Component::new("late", move || {
+        let _ = started.lock().unwrap().send(());
+        async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Reading::pass()
+        }
+    })
+    .timeout(timeout)
+    .cache_interval(Duration::from_secs(3600));
+    let context = runtime.enter();
+    assert!(component.read().now_or_never().is_none());
+    waiting
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the check never started");
+    let (holding, busy) = std::sync::mpsc::channel::<()>();
+    runtime.spawn(async move {
+        let _ = holding.send(());
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    busy.recv_timeout(Duration::from_secs(10))
+        .expect("the worker never ran the task that holds it");
+    drop(context);
+
+    // Act: probes until the run is over and its reading is cached.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let output = loop {
+        let stamped = runtime.block_on(component.read());
+        let output = stamped.reading.output().unwrap_or_default().to_owned();
+        if !output.starts_with("no reading after") {
+            break output;
+        }
+        assert!(Instant::now() < deadline, "the run never ended: {output}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    // Assert: a failure, put down to the runtime, not to the check.
+    assert!(
+        output.starts_with("timed out after 50ms: the check answered after"),
+        "{output}"
+    );
+    assert!(
+        output.contains("a worker blocked by other code"),
+        "{output}"
+    );
+    assert!(!output.contains("blocked its thread"), "{output}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_that_blocked_past_its_timeout_and_then_passed_is_still_a_failure() {
     let timeout = Duration::from_millis(200);
