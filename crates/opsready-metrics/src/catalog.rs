@@ -55,7 +55,7 @@ pub const HTTP_SERVER_REQUEST_DURATION: MetricDef = MetricDef {
         "http_route",
         "http_response_status_code",
     ],
-    help: "Duration of HTTP requests, from when the service receives the request to its response headers, by method, route template and status; a request dropped unanswered (the client gave up, or the shutdown deadline cut it) has status 499.",
+    help: "Duration of HTTP requests, from when the service receives the request to its response (to the end of the body when the body streams), by method, route template and status; a request dropped unanswered (the client gave up, or the shutdown deadline cut it) has status 499.",
     action: "Rate of 5xx by route rising: check the route's dependencies and recent deploys, roll back a suspect change. p99 rising: look for saturation (active requests, runtime lag) or a slow dependency.",
 };
 
@@ -65,8 +65,8 @@ pub const HTTP_SERVER_ACTIVE_REQUESTS: MetricDef = MetricDef {
     kind: Kind::Gauge,
     unit: "requests",
     labels: &["http_request_method", "http_route"],
-    help: "HTTP requests being served now, by method and route template: from the request's arrival to its response headers (a streamed body's time after them is not counted).",
-    action: "Near http.concurrency_limit: the service sheds load (503 OVERLOADED); scale out or find what got slower. A service that streams responses (downloads, server-sent events) holds a concurrency slot until each body ends, which this gauge does not count: watch its 503 rate instead.",
+    help: "HTTP requests being served now, by method and route template: from the request's arrival to its response, or to the end of its body when the body streams (a download, server-sent events).",
+    action: "Near http.concurrency_limit: the service sheds load (503 OVERLOADED); scale out or find what got slower.",
 };
 
 /// What is running.
@@ -313,9 +313,8 @@ making callers time out.
 sum by (http_route) (rate(http_server_request_duration_seconds_count{http_response_status_code="499"}[5m]))
 ```
 
-Saturation: requests in flight per instance, against `http.concurrency_limit`
-(until their response headers: a service that streams long responses
-holds its slots longer than this shows, and sheds load as 503s first):
+Saturation: requests in flight per instance (a streamed response until
+its body ends), against `http.concurrency_limit`:
 
 ```promql
 sum by (instance) (http_server_active_requests)

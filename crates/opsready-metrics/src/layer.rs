@@ -18,7 +18,9 @@ use metrics_exporter_prometheus::{
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use opsready_vocab::{ObservedRequest, RequestObserver, is_quiet, method_name as method_label};
+use opsready_vocab::{
+    BodyEnd, ObservedRequest, RequestObserver, is_quiet, method_name as method_label,
+};
 
 use crate::catalog::{self, CATALOG};
 use crate::exposition::{
@@ -623,7 +625,14 @@ where
         let this = self.project();
         let result = ready!(this.future.poll(cx));
         if let (Ok(response), Some((measured, start))) = (&result, this.measured.take()) {
-            MetricsLayer::finish(measured, response.status().as_u16(), start.elapsed());
+            let status = response.status().as_u16();
+            // A streamed body is work in flight until it ends.
+            match response.extensions().get::<BodyEnd>() {
+                Some(end) => {
+                    end.on_end(move || MetricsLayer::finish(measured, status, start.elapsed()));
+                }
+                None => MetricsLayer::finish(measured, status, start.elapsed()),
+            }
         }
         Poll::Ready(result)
     }

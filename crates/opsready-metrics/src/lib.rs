@@ -47,8 +47,10 @@
 //! - Durations are histograms with explicit buckets ([`DEFAULT_BUCKETS`]),
 //!   never summaries, so they aggregate across instances. A request's
 //!   duration and its place in `http_server_active_requests` end with its
-//!   response headers, not with the body: a streamed body's time is not in
-//!   them.
+//!   response, or, when the body streams and the response carries an
+//!   [`opsready_vocab::BodyEnd`] (opsready's guard puts one there), with
+//!   the end of the body: sent whole, failed, or dropped by a client that
+//!   went away.
 //! - A request is recorded when the inner service answers (its status) or
 //!   is dropped unanswered: status 499 when the client gave up, 500 when a
 //!   panic unwound through the layer (put a panic catcher inside it, such

@@ -58,7 +58,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::Request;
 use http_body::Body as HttpBody;
-use opsready_vocab::answering_panics;
+use opsready_vocab::{BodyEnd, answering_panics};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -287,9 +287,7 @@ where
                 match polled {
                     Ok(Poll::Ready(result)) => {
                         let permit = permit.take();
-                        return Poll::Ready(
-                            result.map(|response| response.map(|body| holding(body, permit))),
-                        );
+                        return Poll::Ready(result.map(|response| holding(response, permit)));
                     }
                     Ok(Poll::Pending) => {
                         let Some(timer) = timer else {
@@ -319,33 +317,51 @@ where
     }
 }
 
-/// The response body, keeping the request's `permit` (its concurrency slot)
-/// until the body has been sent when it streams: a download or a stream of
-/// events is work in flight. A body whose length is known up front (in
-/// memory, the usual case) gives the slot back with the head, and costs no
-/// wrapper.
-fn holding<B>(body: B, permit: Option<crate::limit::Slot>) -> Body
+/// The response, its body keeping the request's `permit` (its concurrency
+/// slot) until the body has been sent when it streams: a download or a
+/// stream of events is work in flight. Such a response also carries a
+/// [`BodyEnd`] in its extensions, so that the layers outside (telemetry,
+/// metrics) see the request as in flight until then too. A body whose
+/// length is known up front (in memory, the usual case) gives the slot
+/// back with the head, and costs no wrapper.
+fn holding<B>(mut response: Response<B>, permit: Option<crate::limit::Slot>) -> Response
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    match permit {
-        Some(slot) if body.size_hint().exact().is_none() && !body.is_end_stream() => {
-            Body::new(Holding {
-                body,
-                slot: Some(slot),
-            })
-        }
-        _ => Body::new(body),
+    let body = response.body();
+    if body.size_hint().exact().is_some() || body.is_end_stream() {
+        return response.map(Body::new);
+    }
+    let end = BodyEnd::new();
+    response.extensions_mut().insert(end.clone());
+    response.map(|body| {
+        Body::new(Holding {
+            body,
+            slot: permit,
+            end: Some(EndsWhenDropped(end)),
+        })
+    })
+}
+
+/// Ends its [`BodyEnd`] when dropped: at the body's last frame, or with
+/// the body when the client goes away first.
+struct EndsWhenDropped(BodyEnd);
+
+impl Drop for EndsWhenDropped {
+    fn drop(&mut self) {
+        self.0.end();
     }
 }
 
 pin_project! {
-    /// A streaming body and the concurrency slot it holds until its end.
+    /// A streaming body, the concurrency slot it holds until its end, and
+    /// the end the layers outside wait for.
     struct Holding<B> {
         #[pin]
         body: B,
         slot: Option<crate::limit::Slot>,
+        end: Option<EndsWhenDropped>,
     }
 }
 
@@ -357,12 +373,14 @@ impl<B: HttpBody> HttpBody for Holding<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.body.poll_frame(cx));
-        if !matches!(frame, Some(Ok(_))) {
-            // The end, or an error that ends it: the slot is free now, not
-            // when the server gets round to dropping the body.
+        let mut this = self.project();
+        let frame = ready!(this.body.as_mut().poll_frame(cx));
+        // The end (no frame, or the last one), or an error that ends it:
+        // the slot is free now, not when the server gets round to dropping
+        // the body.
+        if !matches!(frame, Some(Ok(_))) || this.body.is_end_stream() {
             this.slot.take();
+            this.end.take();
         }
         Poll::Ready(frame)
     }

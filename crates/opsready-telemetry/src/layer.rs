@@ -16,7 +16,7 @@ use tracing::Span;
 use tracing::field::Empty;
 
 use opsready_problem::Problem;
-use opsready_vocab::{ObservedRequest, RequestObserver, is_quiet, method_name};
+use opsready_vocab::{BodyEnd, ObservedRequest, RequestObserver, is_quiet, method_name};
 
 use crate::context::{TraceContext, TraceState, is_sane_request_id, request_id_at};
 use crate::subscriber::{RequestFields, RequestLine};
@@ -114,7 +114,11 @@ impl<O> TelemetryLayer<O> {
 
     /// Tells `observer` when each request starts and ends, instead of
     /// another layer timing it again. The observer decides which requests
-    /// it watches: probes untraced here may still be observed.
+    /// it watches: probes untraced here may still be observed. A request
+    /// ends with its response, or, when the response carries an
+    /// [`opsready_vocab::BodyEnd`] (a streamed body behind opsready's
+    /// guard), when its body ends; the request's log line is still written
+    /// with the response's head.
     ///
     /// ```
     /// use opsready_metrics::{Metrics, MetricsLayer};
@@ -512,7 +516,14 @@ where
             opsready_problem::answered(response.status(), response.extensions().get::<Problem>());
         let status = status.as_u16();
         if let Some(observation) = this.observation.take() {
-            O::finish(observation, status, elapsed);
+            // A streamed body is work in flight until it ends.
+            match response.extensions().get::<BodyEnd>() {
+                Some(end) => {
+                    let start = *this.start;
+                    end.on_end(move || O::finish(observation, status, start.elapsed()));
+                }
+                None => O::finish(observation, status, elapsed),
+            }
         }
         // An error answer's problem code goes on its line, and for a 5xx
         // what the problem kept from the client (its detail, its cause, a

@@ -19,7 +19,9 @@
 //!
 //! [`RequestObserver`] lets one request layer tell another when a request
 //! starts and ends, so that a stack measures each request once: opsready's
-//! telemetry layer drives its metrics this way.
+//! telemetry layer drives its metrics this way. [`BodyEnd`], in a
+//! response's extensions, tells the layers outside when a streamed body
+//! ends.
 //!
 //! [`answering_panics`] and [`panic_is_answered`] let a panic catcher tell
 //! a panic hook that a panic becomes a reported answer, so that an error
@@ -208,7 +210,9 @@ pub trait RequestObserver: Clone + Send + Sync + 'static {
     fn start(&self, request: &ObservedRequest<'_>) -> Option<Self::Observation>;
 
     /// The request's response is ready: its status, and the time since
-    /// the request started.
+    /// the request started. For a streamed body whose response carries a
+    /// [`BodyEnd`], opsready's telemetry layer calls it when the body
+    /// ends instead, with the time until then.
     fn finish(observation: Self::Observation, status: u16, elapsed: Duration);
 
     /// The request was dropped unanswered after `elapsed` (the client went
@@ -217,6 +221,91 @@ pub trait RequestObserver: Clone + Send + Sync + 'static {
     fn cancel(observation: Self::Observation, elapsed: Duration) {
         let _ = elapsed;
         drop(observation);
+    }
+}
+
+/// Put in a response's extensions by the layer that wraps a streamed body
+/// (one whose length is not known up front: a download, a stream of
+/// events), so that the layers outside, which see only the response's
+/// head, learn when the body ends: sent whole, failed, or dropped because
+/// the client went away. opsready's guard puts it there; its telemetry and
+/// metrics layers then count a streaming request as active, and time it,
+/// until its body ends instead of until its head is ready.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use opsready_vocab::BodyEnd;
+///
+/// let end = BodyEnd::new();
+/// let ended = Arc::new(AtomicBool::new(false));
+/// let seen = Arc::clone(&ended);
+/// end.on_end(move || seen.store(true, Ordering::SeqCst));
+/// assert!(!ended.load(Ordering::SeqCst));
+/// end.end(); // the body's wrapper, at its last frame or when dropped
+/// assert!(ended.load(Ordering::SeqCst));
+/// ```
+#[derive(Clone, Default)]
+pub struct BodyEnd {
+    state: std::sync::Arc<std::sync::Mutex<EndState>>,
+}
+
+#[derive(Default)]
+struct EndState {
+    ended: bool,
+    hooks: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+impl std::fmt::Debug for BodyEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyEnd")
+            .field("ended", &self.lock().ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BodyEnd {
+    /// A body that has not ended yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `hook` when the body ends, or at once if it has.
+    pub fn on_end(&self, hook: impl FnOnce() + Send + 'static) {
+        let mut state = self.lock();
+        if state.ended {
+            drop(state);
+            hook();
+        } else {
+            state.hooks.push(Box::new(hook));
+        }
+    }
+
+    /// The body has ended: runs the hooks, in the order they came, once.
+    /// Later calls do nothing.
+    pub fn end(&self) {
+        let hooks = {
+            let mut state = self.lock();
+            state.ended = true;
+            std::mem::take(&mut state.hooks)
+        };
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    /// Whether the body has ended.
+    #[must_use]
+    pub fn has_ended(&self) -> bool {
+        self.lock().ended
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, EndState> {
+        // A hook runs outside the lock; nothing can leave it half-written.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

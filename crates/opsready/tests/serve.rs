@@ -905,6 +905,97 @@ async fn the_admin_listener_serves_metrics_where_a_panic_counts_as_a_500() {
     );
 }
 
+/// An app whose `/events` streams what the test sends, one chunk per
+/// message, until the sender is dropped.
+fn streaming_app() -> (Router, tokio::sync::mpsc::Sender<String>) {
+    let (send, receive) = tokio::sync::mpsc::channel::<String>(4);
+    let receive = Arc::new(std::sync::Mutex::new(Some(receive)));
+    let app = Router::new().route(
+        "/events",
+        get(move || {
+            let mut receive = receive.lock().unwrap().take().unwrap();
+            async move {
+                axum::body::Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+                    receive
+                        .poll_recv(cx)
+                        .map(|chunk| chunk.map(Ok::<_, std::io::Error>))
+                }))
+            }
+        }),
+    );
+    (app, send)
+}
+
+/// The value of the series `series` (its name and labels) in `exposition`.
+fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}
+
+const EVENTS_ACTIVE: &str =
+    "http_server_active_requests{http_request_method=\"GET\",http_route=\"/events\"}";
+const EVENTS_COUNT: &str = "http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/events\",http_response_status_code=\"200\"}";
+
+/// Scrapes until the `/events` request is over and counted once, with a
+/// deadline.
+async fn wait_until_the_stream_is_counted(running: &Running) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let exposition = running.metrics().await;
+        if sample(&exposition, EVENTS_ACTIVE) == Some(0.0)
+            && sample(&exposition, EVENTS_COUNT) == Some(1.0)
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{exposition}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_response_is_in_flight_until_its_body_ends() {
+    // Arrange: a response whose head and first chunk have arrived.
+    let (app, send) = streaming_app();
+    let running = spawn(Ops::new(&settings(&[])), app).await;
+    let mut response = running.get("/events").await;
+    send.send("first\n".to_owned()).await.unwrap();
+    assert_eq!(response.chunk().await.unwrap().unwrap(), "first\n");
+
+    // Act: a scrape while the body streams, then the body ends.
+    let streaming = running.metrics().await;
+    drop(send);
+    assert!(response.chunk().await.unwrap().is_none());
+
+    // Assert: active, and not yet timed, while it streamed; then over and
+    // counted once.
+    assert_eq!(sample(&streaming, EVENTS_ACTIVE), Some(1.0), "{streaming}");
+    assert_eq!(sample(&streaming, EVENTS_COUNT), None, "{streaming}");
+    wait_until_the_stream_is_counted(&running).await;
+}
+
+#[tokio::test]
+async fn a_streamed_response_the_client_leaves_is_over_when_it_leaves() {
+    // Arrange: a response whose head and first chunk have arrived.
+    let (app, send) = streaming_app();
+    let running = spawn(Ops::new(&settings(&[])), app).await;
+    let mut response = running.get("/events").await;
+    send.send("first\n".to_owned()).await.unwrap();
+    response.chunk().await.unwrap();
+    let streaming = running.metrics().await;
+
+    // Act: the client goes away with the body still open.
+    drop(response);
+
+    // Assert: active while it streamed; once the client left, no longer
+    // active, and counted with the status its head had, though the
+    // service's stream was never closed.
+    assert_eq!(sample(&streaming, EVENTS_ACTIVE), Some(1.0), "{streaming}");
+    wait_until_the_stream_is_counted(&running).await;
+    drop(send);
+}
+
 #[tokio::test]
 async fn problem_types_point_at_the_services_own_documentation() {
     let settings = settings(&[(
