@@ -45,7 +45,8 @@
 //! - Any other response with a status of 400 or more whose content type is
 //!   not already `application/problem+json` is rewritten into a problem with
 //!   the code [`Code::for_status`] picks. For a 4xx a short (≤ 1 KiB) UTF-8
-//!   `text/plain` body, like axum's rejection messages, becomes `detail`; a
+//!   `text/plain` body in memory, like axum's rejection messages, becomes
+//!   `detail` (one still on its way is not waited for); a
 //!   5xx always gets the catalog description, and its original text is kept
 //!   only as the problem's internal detail for logs. Headers are kept except
 //!   those describing the old body (`content-type`, `content-length`,
@@ -85,7 +86,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, StatusCode, Uri, response::Parts};
@@ -293,9 +293,7 @@ where
             path: KeptPath::of(request.uri()),
         };
         ResponseFuture {
-            state: State::Inner {
-                future: self.inner.call(request),
-            },
+            future: self.inner.call(request),
             info: Some(info),
             config: Arc::clone(&self.config),
         }
@@ -378,19 +376,9 @@ pin_project! {
     /// Response future of [`ProblemService`].
     pub struct ResponseFuture<F> {
         #[pin]
-        state: State<F>,
+        future: F,
         info: Option<RequestInfo>,
         config: Arc<Config>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Inner { #[pin] future: F },
-        // Only entered for error responses whose short text body becomes
-        // the detail, so the allocation is off the happy path.
-        Reading { future: BoxFuture<'static, Response> },
     }
 }
 
@@ -409,29 +397,14 @@ where
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Inner { future } => {
-                    let response = ready!(future.poll(cx))?;
-                    let info = this.info.take().unwrap_or_default();
-                    match process(response, &info, Arc::clone(this.config)) {
-                        Step::Done(response) => return Poll::Ready(Ok(response)),
-                        Step::Read(future) => this.state.set(State::Reading { future }),
-                    }
-                }
-                StateProj::Reading { future } => return future.as_mut().poll(cx).map(Ok),
-            }
-        }
+        let this = self.project();
+        let response = ready!(this.future.poll(cx))?;
+        let info = this.info.take().unwrap_or_default();
+        Poll::Ready(Ok(process(response, &info, Arc::clone(this.config))))
     }
 }
 
-enum Step {
-    Done(Response),
-    Read(BoxFuture<'static, Response>),
-}
-
-fn process<B>(response: Response<B>, info: &RequestInfo, config: Arc<Config>) -> Step
+fn process<B>(response: Response<B>, info: &RequestInfo, config: Arc<Config>) -> Response
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -439,7 +412,7 @@ where
     let status = response.status();
     if status.as_u16() < 400 && response.extensions().get::<Problem>().is_none() {
         // The hot path: no parsing, no buffering.
-        return Step::Done(response.map(Body::new));
+        return response.map(Body::new);
     }
 
     let (mut parts, body) = response.into_parts();
@@ -472,7 +445,7 @@ where
 
     if let Some(problem) = problem {
         drop(body);
-        return Step::Done(renderer.finish(parts, &problem));
+        return renderer.finish(parts, &problem);
     }
 
     let exempt = parts.extensions.get::<Exempt>().is_some();
@@ -489,29 +462,19 @@ where
                 HeaderValue::from(retry_after_secs(after)),
             );
         }
-        return Step::Done(Response::from_parts(parts, Body::new(body)));
+        return Response::from_parts(parts, Body::new(body));
     }
 
     let code = Code::for_status(status);
     let fallback = fallback_detail(status, &info.method, &quoted_path(info.path()));
-    if is_short_text(&parts.headers, &body) {
-        let future = async move {
-            let text = read_text(body).await;
-            let mut problem = Problem::new(code);
-            if let Some(detail) = text.or(fallback) {
-                problem = problem.detail(detail);
-            }
-            renderer.finish(parts, &problem)
-        };
-        return Step::Read(Box::pin(future));
-    }
-
-    drop(body);
+    let text = is_short_text(&parts.headers, &body)
+        .then(|| text_in_memory(body))
+        .flatten();
     let mut problem = Problem::new(code);
-    if let Some(detail) = fallback {
+    if let Some(detail) = text.or(fallback) {
         problem = problem.detail(detail);
     }
-    Step::Done(renderer.finish(parts, &problem))
+    renderer.finish(parts, &problem)
 }
 
 /// Everything needed to render a problem for this request.
@@ -586,9 +549,8 @@ fn is_problem_json(headers: &HeaderMap) -> bool {
     media_type(headers).is_some_and(|media| media.eq_ignore_ascii_case(PROBLEM_JSON))
 }
 
-/// Whether the body is plain text small enough to be worth reading: of a
-/// known size, so that reading it cannot wait on a stream (the guard's
-/// timer stopped when the answer's head was ready).
+/// Whether the body is plain text small enough to be worth reading, of a
+/// known size.
 fn is_short_text<B: HttpBody>(headers: &HeaderMap, body: &B) -> bool {
     let is_text = media_type(headers).is_some_and(|media| media.eq_ignore_ascii_case("text/plain"));
     let fits = body
@@ -605,18 +567,25 @@ fn media_type(headers: &HeaderMap) -> Option<&str> {
     Some(media)
 }
 
-/// Reads at most [`MAX_DETAIL_BODY`] bytes; anything longer, not UTF-8 or
-/// blank is not a usable detail.
-async fn read_text<B>(body: B) -> Option<String>
+/// The body's text, when all of it is at hand now (a body in memory, as a
+/// handler's or axum's own text is): at most [`MAX_DETAIL_BODY`] bytes;
+/// anything longer, not UTF-8 or blank is not a usable detail. A body that
+/// would have to be waited for is not: one relayed from an upstream, say,
+/// whose length is known but whose bytes may never come, with the guard's
+/// timer stopped once the answer's head was ready.
+fn text_in_memory<B>(body: B) -> Option<String>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let bytes = Limited::new(body, MAX_DETAIL_BODY)
-        .collect()
-        .await
-        .ok()?
-        .to_bytes();
+    let mut collecting = std::pin::pin!(Limited::new(body, MAX_DETAIL_BODY).collect());
+    let Poll::Ready(collected) = collecting
+        .as_mut()
+        .poll(&mut Context::from_waker(std::task::Waker::noop()))
+    else {
+        return None;
+    };
+    let bytes = collected.ok()?.to_bytes();
     let text = String::from_utf8(bytes.to_vec()).ok()?;
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
@@ -722,6 +691,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_text_body_of_known_length_still_on_its_way_is_not_waited_for() {
+        /// An upstream's body relayed as is: its length announced, its
+        /// bytes never coming.
+        struct Announced;
+        impl HttpBody for Announced {
+            type Data = Bytes;
+            type Error = std::io::Error;
+            fn poll_frame(
+                self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+            ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+                Poll::Pending
+            }
+            fn size_hint(&self) -> http_body::SizeHint {
+                http_body::SizeHint::with_exact(200)
+            }
+        }
+        let (response, body) = tokio::time::timeout(
+            Duration::from_secs(10),
+            call(Method::GET, &[], || {
+                (
+                    StatusCode::CONFLICT,
+                    [(header::CONTENT_TYPE, "text/plain")],
+                    Body::new(Announced),
+                )
+                    .into_response()
+            }),
+        )
+        .await
+        .expect("the layer waited on the body");
+
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert_eq!(body["code"], "CONFLICT", "{body}");
+    }
+
+    #[tokio::test]
     async fn a_text_body_of_unknown_length_is_not_waited_for() {
         let (response, body) = tokio::time::timeout(
             Duration::from_secs(10),
@@ -765,12 +770,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_4xx_set_around_a_5xx_problem_does_not_make_its_detail_public() {
+    async fn a_4xx_set_around_a_5xx_problem_does_not_make_its_detail_or_field_errors_public() {
         let (response, body) = call(Method::GET, &[], || {
             (
                 StatusCode::BAD_REQUEST,
                 Problem::new(crate::codes::INTERNAL_ERROR)
-                    .detail("redis 10.0.0.5:6379: auth failed"),
+                    .detail("redis 10.0.0.5:6379: auth failed")
+                    .with_error(crate::FieldError::pointer(
+                        "/account",
+                        "UPSTREAM",
+                        "ledger at 10.0.0.7 said no",
+                    )),
             )
                 .into_response()
         })
@@ -779,6 +789,8 @@ mod tests {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert_eq!(body["status"], 400);
         assert!(!body.to_string().contains("10.0.0.5"), "{body}");
+        assert!(!body.to_string().contains("10.0.0.7"), "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
     }
 
     #[tokio::test]

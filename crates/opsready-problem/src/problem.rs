@@ -261,12 +261,13 @@ impl Problem {
 
     /// This problem answered with another error status: the catalog's code
     /// for it, the rest kept. A detail becomes internal if the status is a
-    /// 5xx; a 5xx problem's detail, internal, is dropped from a 4xx answer
-    /// rather than shown (its cause stays).
+    /// 5xx; a 5xx problem's detail and field errors, internal, are dropped
+    /// from a 4xx answer rather than shown (its cause stays).
     pub(crate) fn answering(&self, status: StatusCode) -> Self {
         let mut problem = self.clone();
         if self.status().is_server_error() && !status.is_server_error() {
             problem.inner.detail = None;
+            problem.inner.errors.clear();
         }
         problem.inner.code = Code::for_status(status);
         problem
