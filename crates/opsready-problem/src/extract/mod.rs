@@ -64,8 +64,10 @@
 //!
 //! serde stops at the first error. The JSON extractors parse the body into a
 //! `serde_json::Value`, deserialize `T` from it, and on an error record it,
-//! remove the offending member (or fill a missing one with a placeholder)
-//! and try again, up to a bound: 128 passes for a body of up to 32 KiB,
+//! remove the offending member (or fill a missing one with a placeholder:
+//! an empty string, `0`, `false`, `{}`, `[]`, `null`, an enum's first
+//! variant, or text a UUID, a date and time, a date, a time, an IP address
+//! or a URL accepts) and try again, up to a bound: 128 passes for a body of up to 32 KiB,
 //! fewer for larger ones (4 MiB read over all passes: two for a 2 MiB
 //! body), so a large body with many errors reports its first few and a
 //! hostile one cannot hold a worker for long. Field codes are `MISSING_FIELD`,
@@ -80,6 +82,10 @@
 //!   a structural error are dropped: that value was a placeholder.
 //! - `#[serde(flatten)]` and untagged enums buffer their input, so their
 //!   errors may point at the enclosing object rather than the member.
+//! - A missing or invalid member whose type takes no placeholder (a type
+//!   with a parse rule of its own) ends the list there: serde reports the
+//!   missing members after it only once it has a value. `Query<T>` fills
+//!   parameters the same way.
 //! - Every extractor `Deref`s to the value and has `into_inner()`.
 
 mod json;
@@ -92,6 +98,71 @@ pub use json::{Json, ValidJson};
 pub use path::Path;
 pub use query::Query;
 pub use validate::{Validate, ValidationErrors};
+
+/// Text stand-ins for a missing or removed value whose type takes none of
+/// the plain ones (an empty string, `0`, `false`, …): a UUID, a date and
+/// time, a date, a time of day, an IP address, a URL, non-empty text.
+/// Without one that fits, no pass gets past the value, and every error
+/// after it (serde reports missing members in declaration order) would go
+/// unreported.
+const TEXT_STAND_INS: [&str; 7] = [
+    "00000000-0000-0000-0000-000000000000",
+    "1970-01-01T00:00:00Z",
+    "1970-01-01",
+    "00:00:00",
+    "0.0.0.0",
+    "http://localhost/",
+    "a",
+];
+
+/// The first variant an enum's rejection names (serde's `unknown variant
+/// `x`, expected one of `a`, `b``, `expected `a` or `b``): the stand-in
+/// that fits an enum.
+fn named_variant(message: &str) -> Option<&str> {
+    let expected = message.rsplit_once("expected ")?.1;
+    let expected = expected.strip_prefix("one of ").unwrap_or(expected);
+    expected
+        .strip_prefix('`')?
+        .split('`')
+        .next()
+        .filter(|variant| !variant.is_empty())
+}
+
+/// The stand-ins tried in turn at one place: `plain` ones, then
+/// [`TEXT_STAND_INS`]; the variant an enum's rejection names as soon as
+/// one does.
+#[derive(Debug, Default)]
+struct StandIns {
+    next: usize,
+    variant_tried: bool,
+}
+
+impl StandIns {
+    /// The next stand-in, given the message the last one (or the value
+    /// itself) was rejected with: the variant it names, if any, first;
+    /// `None` once none is left.
+    fn next<T: Clone>(
+        &mut self,
+        plain: &[T],
+        text: impl Fn(&str) -> T,
+        message: &str,
+    ) -> Option<T> {
+        if !self.variant_tried
+            && let Some(variant) = named_variant(message)
+        {
+            self.variant_tried = true;
+            return Some(text(variant));
+        }
+        let next = self.next;
+        self.next += 1;
+        match plain.get(next) {
+            Some(stand_in) => Some(stand_in.clone()),
+            None => TEXT_STAND_INS
+                .get(next - plain.len())
+                .map(|stand_in| text(stand_in)),
+        }
+    }
+}
 
 /// Field codes of the errors the extractors report.
 pub mod field_codes {

@@ -5,13 +5,15 @@ use http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
+use super::StandIns;
 use super::field_codes::{INVALID_TYPE, INVALID_VALUE, MISSING_FIELD, UNKNOWN_FIELD};
 use crate::{FieldError, Problem, codes};
 
 /// Upper bound on deserialization passes over the query.
 const MAX_PASSES: usize = 64;
 /// Stand-ins for a missing parameter, tried in turn: `0` also satisfies
-/// text, `false` a flag.
+/// text, `false` a flag; then an enum's variant and
+/// [`TEXT_STAND_INS`](super::TEXT_STAND_INS).
 const PLACEHOLDERS: [&str; 3] = ["0", "false", ""];
 
 /// Query parameters, rejected with 400 `INVALID_QUERY_PARAMETER` naming
@@ -46,7 +48,7 @@ fn parse<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
         .collect();
     let mut errors: Vec<FieldError> = Vec::new();
     let mut reported: Vec<String> = Vec::new();
-    let mut next_placeholder: Vec<(String, usize)> = Vec::new();
+    let mut next_placeholder: Vec<(String, StandIns)> = Vec::new();
 
     for _ in 0..MAX_PASSES {
         let encoded = form_urlencoded::Serializer::new(String::new())
@@ -79,13 +81,13 @@ fn parse<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
             let (code, detail) = if missing.is_some() {
                 (MISSING_FIELD, "is required".to_owned())
             } else if message.starts_with("unknown field `") {
-                (UNKNOWN_FIELD, message)
+                (UNKNOWN_FIELD, message.clone())
             } else {
                 let value = pairs
                     .iter()
                     .find(|(key, _)| *key == name)
                     .map(|(_, value)| value.as_str());
-                (invalid_code(&message, value), message)
+                (invalid_code(&message, value), message.clone())
             };
             errors.push(FieldError::parameter(name.clone(), code, detail));
             reported.push(name.clone());
@@ -93,20 +95,24 @@ fn parse<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
 
         let had_value = pairs.iter().any(|(key, _)| *key == name);
         pairs.retain(|(key, _)| *key != name);
-        if missing.is_some() || !had_value {
-            let index = match next_placeholder.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, index)) => index,
+        // A placeholder refused: the next one at once, told by this
+        // refusal (an enum's names its variants).
+        let refused = next_placeholder.iter().any(|(placed, _)| *placed == name);
+        if missing.is_some() || !had_value || refused {
+            let stand_ins = match next_placeholder.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, stand_ins)) => stand_ins,
                 None => {
-                    next_placeholder.push((name.clone(), 0));
+                    next_placeholder.push((name.clone(), StandIns::default()));
                     let last = next_placeholder.len() - 1;
                     &mut next_placeholder[last].1
                 }
             };
-            let Some(placeholder) = PLACEHOLDERS.get(*index) else {
+            let Some(placeholder) =
+                stand_ins.next(&PLACEHOLDERS.map(str::to_owned), str::to_owned, &message)
+            else {
                 break;
             };
-            *index += 1;
-            pairs.push((name, (*placeholder).to_owned()));
+            pairs.push((name, placeholder));
         }
     }
     Err(query_problem(errors))
@@ -196,6 +202,35 @@ mod tests {
             .iter()
             .map(|e| (e.parameter_name().unwrap_or_default(), e.code()))
             .collect()
+    }
+
+    #[test]
+    fn a_parameter_no_plain_placeholder_fits_does_not_hide_the_ones_after_it() {
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        #[allow(dead_code)]
+        enum Order {
+            Newest,
+            Oldest,
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Search {
+            order: Order,
+            from: std::net::IpAddr,
+            page: u32,
+        }
+
+        let problem = parse::<Search>("").unwrap_err();
+
+        assert_eq!(
+            failing(&problem),
+            [
+                ("order", MISSING_FIELD),
+                ("from", MISSING_FIELD),
+                ("page", MISSING_FIELD)
+            ]
+        );
     }
 
     #[test]

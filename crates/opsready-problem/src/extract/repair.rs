@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_path_to_error::Segment;
 
+use super::StandIns;
 use super::field_codes::{INVALID_TYPE, INVALID_VALUE, MISSING_FIELD, UNKNOWN_FIELD};
 use crate::FieldError;
 
@@ -28,15 +29,18 @@ pub(super) fn passes_for(len: usize) -> usize {
 }
 /// Upper bound on reported errors; the rest would not help a client.
 const MAX_ERRORS: usize = 32;
-/// Stand-ins for a missing member, tried in turn until one deserializes.
-const PLACEHOLDERS: [fn() -> Value; 6] = [
-    || Value::String(String::new()),
-    || Value::from(0),
-    || Value::Bool(false),
-    || Value::Object(serde_json::Map::new()),
-    || Value::Array(Vec::new()),
-    || Value::Null,
-];
+/// Stand-ins for a missing member, tried in turn until one deserializes;
+/// then an enum's variant and [`TEXT_STAND_INS`](super::TEXT_STAND_INS).
+fn placeholders() -> [Value; 6] {
+    [
+        Value::String(String::new()),
+        Value::from(0),
+        Value::Bool(false),
+        Value::Object(serde_json::Map::new()),
+        Value::Array(Vec::new()),
+        Value::Null,
+    ]
+}
 
 /// What the passes found.
 #[derive(Debug)]
@@ -71,8 +75,9 @@ pub(super) fn deserialize_all<T: DeserializeOwned>(mut value: Value, passes: usi
         errors: Vec::new(),
         touched: Vec::new(),
     };
-    // Pointer -> index of the next placeholder to try there.
-    let mut next_placeholder: Vec<(String, usize)> = Vec::new();
+    // Pointer -> the placeholders tried there.
+    let mut next_placeholder: Vec<(String, StandIns)> = Vec::new();
+    let plain = placeholders();
 
     for _ in 0..passes.clamp(1, MAX_PASSES) {
         let error = match serde_path_to_error::deserialize::<_, T>(&value) {
@@ -115,17 +120,17 @@ pub(super) fn deserialize_all<T: DeserializeOwned>(mut value: Value, passes: usi
             // the pointers of the rest) and rejected placeholders: try the
             // next placeholder.
             _ => {
-                let index = match next_placeholder.iter_mut().find(|(p, _)| *p == pointer) {
-                    Some((_, index)) => index,
+                let stand_ins = match next_placeholder.iter_mut().find(|(p, _)| *p == pointer) {
+                    Some((_, stand_ins)) => stand_ins,
                     None => {
-                        next_placeholder.push((pointer.clone(), 0));
+                        next_placeholder.push((pointer.clone(), StandIns::default()));
                         let last = next_placeholder.len() - 1;
                         &mut next_placeholder[last].1
                     }
                 };
-                let placeholder = PLACEHOLDERS.get(*index);
-                *index += 1;
-                placeholder.is_some_and(|make| set(&mut value, &steps, make()))
+                stand_ins
+                    .next(&plain, |text| Value::String(text.to_owned()), &message)
+                    .is_some_and(|placeholder| set(&mut value, &steps, placeholder))
             }
         };
         if !repaired {
@@ -135,7 +140,7 @@ pub(super) fn deserialize_all<T: DeserializeOwned>(mut value: Value, passes: usi
     outcome
 }
 
-fn has_placeholder(placeholders: &[(String, usize)], pointer: &str) -> bool {
+fn has_placeholder(placeholders: &[(String, StandIns)], pointer: &str) -> bool {
     placeholders.iter().any(|(p, _)| p == pointer)
 }
 
@@ -382,6 +387,40 @@ mod tests {
         assert_eq!(
             pointers_and_codes(&outcome),
             [("/address".to_owned(), "MISSING_FIELD".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_value_no_plain_placeholder_fits_does_not_hide_the_errors_after_it() {
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        #[allow(dead_code)]
+        enum Kind {
+            Retail,
+            Wholesale,
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Order {
+            kind: Kind,
+            from: std::net::IpAddr,
+            name: String,
+            qty: u32,
+        }
+
+        let outcome = deserialize_all::<Order>(
+            json!({ "kind": "bogus", "from": "nowhere", "lines": [] }),
+            MAX_PASSES,
+        );
+
+        assert_eq!(
+            pointers_and_codes(&outcome),
+            [
+                ("/from".to_owned(), "INVALID_VALUE".to_owned()),
+                ("/kind".to_owned(), "INVALID_VALUE".to_owned()),
+                ("/name".to_owned(), "MISSING_FIELD".to_owned()),
+                ("/qty".to_owned(), "MISSING_FIELD".to_owned()),
+            ]
         );
     }
 
