@@ -387,8 +387,40 @@ impl Flags {
     /// [`Invalid`](ErrorKind::Invalid) without actor or reason;
     /// [`NotFound`](ErrorKind::NotFound); the store's.
     pub async fn kill(&self, key: &str, actor: &str, reason: &str) -> Result<AuditEntry, Error> {
+        self.kill_expecting(key, None, actor, reason).await
+    }
+
+    /// [`kill`](Self::kill), only while the flag's latest version is
+    /// `latest`, the one the caller read, or is the kill that followed it
+    /// (this kill sent again, or another responder's: the answer is that
+    /// kill, nothing written): a kill sent again after its answer was lost
+    /// does not undo a rollback made since.
+    ///
+    /// # Errors
+    ///
+    /// [`Conflict`](ErrorKind::Conflict) when the latest version is another
+    /// (its [`current_version`](Error::current_version) says which); as
+    /// [`kill`](Self::kill) otherwise.
+    pub async fn kill_from(
+        &self,
+        key: &str,
+        latest: u64,
+        actor: &str,
+        reason: &str,
+    ) -> Result<AuditEntry, Error> {
+        self.kill_expecting(key, Some(latest), actor, reason).await
+    }
+
+    async fn kill_expecting(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<AuditEntry, Error> {
         self.modify(
             key,
+            expected,
             Action::Kill,
             Repeat::WritesNothing,
             actor,
@@ -423,6 +455,7 @@ impl Flags {
         }
         self.modify(
             key,
+            None,
             Action::Ramp,
             Repeat::Writes,
             actor,
@@ -451,9 +484,15 @@ impl Flags {
     /// [`Invalid`](ErrorKind::Invalid) without actor or reason;
     /// [`NotFound`](ErrorKind::NotFound); the store's.
     pub async fn delete(&self, key: &str, actor: &str, reason: &str) -> Result<AuditEntry, Error> {
-        self.modify(key, Action::Delete, Repeat::Writes, actor, reason, |_| {
-            Ok(None)
-        })
+        self.modify(
+            key,
+            None,
+            Action::Delete,
+            Repeat::Writes,
+            actor,
+            reason,
+            |_| Ok(None),
+        )
         .await
     }
 
@@ -530,6 +569,17 @@ impl Flags {
                 )
             })?,
         };
+        if to == latest {
+            return Err(Error::invalid_flag(
+                key,
+                vec![Violation::new(
+                    "/to_version",
+                    format!(
+                        "version {latest} is the flag's current one: there is nothing to roll back"
+                    ),
+                )],
+            ));
+        }
         let target = history
             .iter()
             .find(|entry| entry.version == to)
@@ -613,10 +663,15 @@ impl Flags {
     }
 
     /// Reads `key` from the store, edits it and writes it back based on the
-    /// version read; reads again if another writer got in between.
+    /// version read; reads again if another writer got in between. With
+    /// `expected`, only while the flag is at that version (or, for a change
+    /// that [writes nothing](Repeat::WritesNothing) when repeated, at the
+    /// same action right after it).
+    #[allow(clippy::too_many_arguments)] // one private helper, seven plain inputs
     async fn modify(
         &self,
         key: &str,
+        expected: Option<u64>,
         action: Action,
         repeat: Repeat,
         actor: &str,
@@ -631,6 +686,23 @@ impl Flags {
                 .get(key)
                 .await?
                 .ok_or_else(|| Error::not_found(key))?;
+            if let Some(expected) = expected
+                && current.version != expected
+            {
+                // The same change right after the version read (this one
+                // sent again, or another's alike) is the answer; anything
+                // else changed the flag since.
+                if repeat == Repeat::WritesNothing
+                    && expected.checked_add(1) == Some(current.version)
+                    && let Some(entry) = self.inner.store.history(key).await?.pop()
+                    && entry.version == current.version
+                    && entry.action == action
+                {
+                    self.install(key, Some(current), entry.version).await;
+                    return Ok(entry);
+                }
+                return Err(Error::conflict(key, expected, Some(current.version)));
+            }
             let already = current.flag.validate().err().unwrap_or_default();
             let after = edit(current.flag.clone())?;
             let unchanged = after.as_ref() == Some(&current.flag);

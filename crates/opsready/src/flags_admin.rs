@@ -136,13 +136,21 @@ async fn put(
 async fn kill(
     State(flags): State<Flags>,
     Path(key): Path<String>,
+    headers: HeaderMap,
     Json(body): Json<KillBody>,
 ) -> Result<Response, Problem> {
     let reason = required_reason(&body.reason)?;
-    let entry = flags
-        .kill(&key, actor(body.actor.as_deref()), reason)
-        .await
-        .map_err(problem)?;
+    let actor = actor(body.actor.as_deref());
+    // A kill needs no precondition: at 3 a.m. it must go through. With
+    // one, a kill sent again after its answer was lost does not undo a
+    // rollback made since.
+    let entry = match if_match(&headers)? {
+        None => flags.kill(&key, actor, reason).await.map_err(problem)?,
+        Some(version) => flags
+            .kill_from(&key, version, actor, reason)
+            .await
+            .map_err(|error| precondition(&key, version, error))?,
+    };
     Ok(with_etag(entry.version, axum::Json(Changed { change: entry })).into_response())
 }
 

@@ -520,6 +520,84 @@ async fn kill_and_rollback_change_what_handlers_serve_and_are_in_the_history() {
 }
 
 #[tokio::test]
+async fn a_kill_based_on_a_version_sent_again_does_not_undo_a_rollback_made_since() {
+    // Arrange: a kill based on version 1 lands as version 2; its answer is
+    // lost, and meanwhile someone rolls it back (version 3).
+    let app = App::spawn("memory:").await;
+    let kill = || {
+        app.admin(reqwest::Method::POST, "/admin/flags/greeting.shout/kill")
+            .header("if-match", "\"1\"")
+            .json(&json!({"reason": "shouting breaks the mobile app", "actor": "bob"}))
+    };
+    let (first, first_etag, _) = app.send(kill()).await;
+    // The same kill sent again right away is answered with the kill.
+    let (repeated, repeated_etag, _) = app.send(kill()).await;
+    let (rolled_back, _, _) = app
+        .send(
+            app.admin(
+                reqwest::Method::POST,
+                "/admin/flags/greeting.shout/rollback",
+            )
+            .header("if-match", "\"2\"")
+            .json(&json!({"reason": "fixed", "actor": "alice"})),
+        )
+        .await;
+
+    // Act: the kill sent again once more.
+    let (late, _, failed) = app.send(kill()).await;
+
+    // Assert: refused, the rollback stands, and nothing was written.
+    assert_eq!(first, 200);
+    assert_eq!(first_etag.as_deref(), Some("\"2\""));
+    assert_eq!(repeated, 200);
+    assert_eq!(repeated_etag.as_deref(), Some("\"2\""));
+    assert_eq!(rolled_back, 200);
+    assert_eq!(late, 412, "{failed}");
+    assert_eq!(failed["code"], "PRECONDITION_FAILED");
+    assert_eq!(app.hello().await, "HELLO");
+    let (_, _, history) = app
+        .send(app.admin(reqwest::Method::GET, "/admin/flags/greeting.shout/history"))
+        .await;
+    let actions: Vec<&str> = history["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["create", "kill", "rollback"]);
+}
+
+#[tokio::test]
+async fn a_rollback_to_the_current_version_is_refused_and_writes_nothing() {
+    let app = App::spawn("memory:").await;
+
+    let (status, _, problem) = app
+        .send(
+            app.admin(
+                reqwest::Method::POST,
+                "/admin/flags/greeting.shout/rollback",
+            )
+            .header("if-match", "\"1\"")
+            .json(&json!({"reason": "undo", "to_version": 1})),
+        )
+        .await;
+
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/to_version");
+    assert!(
+        problem["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("current"),
+        "{problem}"
+    );
+    let (_, _, history) = app
+        .send(app.admin(reqwest::Method::GET, "/admin/flags/greeting.shout/history"))
+        .await;
+    assert_eq!(history["changes"].as_array().unwrap().len(), 1, "{history}");
+}
+
+#[tokio::test]
 async fn a_flag_file_broken_by_hand_refuses_changes_with_a_409_but_not_a_kill() {
     // Arrange: a file store, then a hand edit with a syntax error on line 3.
     let dir = tempfile::tempdir().unwrap();

@@ -297,9 +297,12 @@ impl Modify for OpsRoutes {
                     );
             }
             let rollback = id == "admin_rollback_flag";
-            if method == HttpMethod::Put || rollback {
+            let kill = id == "admin_kill_flag";
+            if method == HttpMethod::Put || rollback || kill {
                 let based_on = if rollback {
                     "The version the rollback is based on (`\"3\"`): the kill's `ETag`, or the latest in the history. Required."
+                } else if kill {
+                    "The version the kill is based on (`\"3\"`); optional. With it, the kill goes through only while the flag is at that version or at the kill that followed it, so that a kill sent again late does not undo a rollback made since."
                 } else {
                     "The version the change is based on (`\"3\"`); required to replace an existing flag."
                 };
@@ -319,8 +322,11 @@ impl Modify for OpsRoutes {
                     .response(
                         "412",
                         problem("The flag changed since the version in `If-Match`."),
-                    )
-                    .response("428", problem("`PRECONDITION_REQUIRED`: send `If-Match`."));
+                    );
+                if !kill {
+                    operation = operation
+                        .response("428", problem("`PRECONDITION_REQUIRED`: send `If-Match`."));
+                }
             }
             if method == HttpMethod::Put {
                 operation = operation.response("201", json("The flag was created.", changed()));
