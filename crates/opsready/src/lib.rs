@@ -38,7 +38,7 @@
 //! |---|---|---|
 //! | main (`server.addr`) | `/livez`, `/readyz`, `/readyz/{check}`, `/startupz` | the probes of [`opsready_health`] |
 //! | main | the service's routes | with a body limit, a timeout and load shedding |
-//! | main | anything else | 404 problem |
+//! | main | anything else | 404 problem (or the service's own fallback, when it set one) |
 //! | admin (`admin.addr`) | `/admin/info` | name, version, git commit, build time |
 //! | admin | `/admin/config` | the redacted settings with origins; needs `Authorization: Bearer <admin.token>` (401 without or wrong, 404 when no token is configured) |
 //! | admin | `/metrics` | Prometheus text 0.0.4, or OpenMetrics 1.0.0 with exemplars when asked |

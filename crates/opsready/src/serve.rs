@@ -17,7 +17,7 @@ use opsready_problem::ProblemLayer;
 use opsready_problem::guard::GuardLayer;
 use opsready_problem::limit::ConcurrencyLimitLayer;
 use opsready_problem::timeout::TimeoutLayer;
-use opsready_settings::Dump;
+use opsready_settings::{Dump, Validate as _, Violations};
 use opsready_telemetry::{Blocking, ServiceInfo, TelemetryLayer};
 use opsready_vocab::{is_quiet, redact_secrets};
 use tokio::net::TcpListener;
@@ -59,7 +59,9 @@ type Hook = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>
 ///   panic catcher, request ids (`x-request-id`, kept when sane, else a
 ///   UUIDv7) and the problem envelope for every error.
 /// - On the admin listener (`admin.addr`, or under `/admin` on the main
-///   listener): `/admin/info` and, behind `admin.token`, `/admin/config`.
+///   listener): `/metrics`, `/admin/info` and, behind `admin.token`,
+///   `/admin/config` and the flags API (`/admin/flags…`, once
+///   [`Ops::open_flags`] ran).
 /// - The lifecycle: starting (startup hooks run; not ready) → ready →
 ///   draining on SIGTERM or Ctrl-C (not ready at once, still serving for
 ///   `shutdown.drain_delay`, unless the signal came before ready) → stopped (listeners closed, in-flight requests
@@ -387,7 +389,27 @@ impl Ops {
 
     /// Binds the listeners, so that their addresses are known (port 0 works)
     /// and a busy port is an error before anything runs.
+    ///
+    /// # Errors
+    ///
+    /// A port that cannot be bound, naming its setting; opsready settings
+    /// that break their rules (only possible when set in code after
+    /// loading: the loader refuses them), naming each key.
     pub async fn bind(self, app: Router) -> Result<Server, ServeError> {
+        // The loader checked them; settings set in code since (a token
+        // from a secret store, `Settings::from_parts`) were not.
+        let mut violations = Violations::new();
+        self.settings.validate(&mut violations);
+        if !violations.is_empty() {
+            return Err(ServeError {
+                kind: ErrorKind::Settings(
+                    violations
+                        .iter()
+                        .map(|(key, rule)| format!("{key} {rule}"))
+                        .collect(),
+                ),
+            });
+        }
         self.warn_of_cut_requests();
         let main = bind(self.settings.server.addr, "server.addr").await?;
         let admin = match self.settings.admin.addr {
@@ -651,6 +673,11 @@ impl Server {
                 }
             }
         }
+        // Asked to stop before the hooks were done, or with none, before
+        // the server ran at all: not ready either.
+        if !signalled && futures_util::FutureExt::now_or_never(&mut shutdown).is_some() {
+            signalled = true;
+        }
         if !signalled {
             self.lifecycle.set_ready();
             tracing::info!("ready");
@@ -876,6 +903,8 @@ enum ErrorKind {
     Telemetry(opsready_telemetry::TelemetryError),
     Serve(std::io::Error),
     Deadline(Duration),
+    /// Rules the settings break, each `key rule`.
+    Settings(Vec<String>),
     Flags {
         what: &'static str,
         source: opsready_flags::Error,
@@ -911,6 +940,11 @@ impl fmt::Display for ServeError {
                 redact_secrets(&with_causes(source.as_ref()))
             ),
             ErrorKind::Telemetry(source) => write!(f, "telemetry could not start: {source}"),
+            ErrorKind::Settings(broken) => write!(
+                f,
+                "the settings break their rules (set in code after loading, as the loader would have refused them): {}; fix them where the code sets them",
+                broken.join("; ")
+            ),
             ErrorKind::Serve(source) => write!(f, "serving failed: {source}"),
             ErrorKind::Flags { what, source } => write!(
                 f,
@@ -954,7 +988,7 @@ impl std::error::Error for ServeError {
             ErrorKind::Startup(_) => None,
             ErrorKind::Telemetry(source) => Some(source),
             ErrorKind::Flags { .. } => None,
-            ErrorKind::Deadline(_) => None,
+            ErrorKind::Deadline(_) | ErrorKind::Settings(_) => None,
         }
     }
 }

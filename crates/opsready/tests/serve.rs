@@ -252,6 +252,27 @@ async fn a_service_stopped_before_it_was_ready_skips_the_drain_delay() {
 }
 
 #[tokio::test]
+async fn a_service_told_to_stop_before_it_runs_skips_the_drain_delay() {
+    // No startup hooks, and a stop that came before `run_until`.
+    let settings = settings(&[
+        ("TEST__SHUTDOWN__DRAIN_DELAY", "20s"),
+        ("TEST__SHUTDOWN__DEADLINE", "30s"),
+    ]);
+    let server = Ops::new(&settings).bind(Router::new()).await.unwrap();
+    let lifecycle = server.lifecycle().clone();
+
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        server.run_until(std::future::ready(())),
+    )
+    .await
+    .expect("still waiting out the drain delay");
+
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(lifecycle.phase(), Phase::Stopped);
+}
+
+#[tokio::test]
 async fn the_service_is_not_ready_until_its_startup_hooks_finish() {
     let gate = Arc::new(Notify::new());
     let settings = settings(&[]);
@@ -796,6 +817,29 @@ fn ops_settings_refuse_a_drain_delay_longer_than_the_deadline_and_a_short_token(
         .collect();
     assert_eq!(keys, ["shutdown.drain_delay", "admin.token"], "{error}");
     assert!(!error.to_string().contains("short\""), "{error}");
+}
+
+#[tokio::test]
+async fn settings_set_in_code_that_break_their_rules_are_refused_at_bind() {
+    // A token from a secret store, set after loading: too short, and with
+    // the secret file's final newline.
+    let mut settings = settings(&[]);
+    settings.ops.admin.token = Some(opsready::settings::Secret::from("s3cr\n".to_owned()));
+
+    let error = Ops::new(&settings)
+        .bind(Router::new())
+        .await
+        .expect_err("bound with a token no request can match");
+
+    let message = error.to_string();
+    assert!(
+        message.contains("admin.token must be at least 16 characters"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("s3cr"),
+        "the token is not quoted: {message}"
+    );
 }
 
 #[test]
