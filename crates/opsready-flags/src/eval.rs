@@ -693,7 +693,10 @@ impl<'p, 'c> Scope<'p, 'c> {
             Source::TargetingKey => {
                 let ctx = self.ctx;
                 return *self.targeting_key.get_or_insert_with(|| {
+                    // An empty key counts as none, as for percentages: a
+                    // caller's `unwrap_or_default()` is not a user.
                     ctx.get_targeting_key()
+                        .filter(|key| !key.is_empty())
                         .map(|key| Attr::String(key, text_hash(key)))
                 });
             }
@@ -740,15 +743,18 @@ impl Check {
             Self::Semver(op, operand) => match value {
                 // An attribute that is not a version does not hold, rather
                 // than failing the evaluation: it is the caller's data.
-                Attr::String(text, _) => {
-                    semver::Version::parse(text).is_ok_and(|version| match op {
-                        SemverOp::Eq => version == *operand,
-                        SemverOp::Lt => version < *operand,
-                        SemverOp::Lte => version <= *operand,
-                        SemverOp::Gt => version > *operand,
-                        SemverOp::Gte => version >= *operand,
-                    })
-                }
+                // By precedence: build metadata (`2.4.1+42`) is ignored
+                // (SemVer 2.0.0, 10), pre-releases come first.
+                Attr::String(text, _) => semver::Version::parse(text).is_ok_and(|version| {
+                    let order = version.cmp_precedence(operand);
+                    match op {
+                        SemverOp::Eq => order.is_eq(),
+                        SemverOp::Lt => order.is_lt(),
+                        SemverOp::Lte => order.is_le(),
+                        SemverOp::Gt => order.is_gt(),
+                        SemverOp::Gte => order.is_ge(),
+                    }
+                }),
                 _ => false,
             },
         }
@@ -956,12 +962,57 @@ mod tests {
     }
 
     #[test]
+    fn build_metadata_does_not_count_in_version_comparisons() {
+        // SemVer 2.0.0, 10: `2.4.1+42` is 2.4.1, as mobile apps report it.
+        let rule = |op, operand: &str| {
+            Flag::boolean("a").rule(Rule::new("on").when(Condition::semver("app", op, operand)))
+        };
+        let app = |v: &str| EvaluationContext::new().attribute("app", v.to_owned());
+        for (op, operand, version, holds) in [
+            (Operator::SemverGt, "2.4.1", "2.4.1+42", false),
+            (Operator::SemverEq, "2.4.1", "2.4.1+42", true),
+            (Operator::SemverLte, "2.4.1", "2.4.1+42", true),
+            (Operator::SemverEq, "2.4.1+7", "2.4.1", true),
+            (Operator::SemverLt, "2.4.1+7", "2.4.1+42", false),
+            (Operator::SemverGte, "2.4.2", "2.4.1+99", false),
+        ] {
+            let (snap, _) = snapshot(vec![rule(op.clone(), operand)]);
+            let expected = if holds {
+                ok("on", Reason::TargetingMatch)
+            } else {
+                ok("off", Reason::Default)
+            };
+            assert_eq!(
+                outcome(&snap, "a", &app(version)),
+                expected,
+                "{version} {op:?} {operand}"
+            );
+        }
+    }
+
+    #[test]
     fn the_targeting_key_can_be_tested_like_an_attribute() {
         let flag = Flag::boolean("a")
             .rule(Rule::new("on").when(Condition::one_of("targeting_key", ["qa-1"])));
         let (snap, _) = snapshot(vec![flag]);
         let ctx = EvaluationContext::new().targeting_key("qa-1");
         assert_eq!(outcome(&snap, "a", &ctx), ok("on", Reason::TargetingMatch));
+    }
+
+    #[test]
+    fn an_empty_targeting_key_holds_no_condition_on_it() {
+        // As for percentages: an empty key is no key, so a caller with none
+        // is not "everyone but qa-1".
+        let flag = Flag::boolean("a")
+            .rule(Rule::new("on").when(Condition::not_one_of("targeting_key", ["qa-1"])));
+        let (snap, _) = snapshot(vec![flag]);
+        let empty = EvaluationContext::new().targeting_key("");
+        assert_eq!(outcome(&snap, "a", &empty), ok("off", Reason::Default));
+        let other = EvaluationContext::new().targeting_key("user-7");
+        assert_eq!(
+            outcome(&snap, "a", &other),
+            ok("on", Reason::TargetingMatch)
+        );
     }
 
     #[test]

@@ -42,9 +42,10 @@ pub const LOAD_WITHIN: Duration = Duration::from_secs(10);
 ///
 /// Cheap to clone (one `Arc`); every clone sees the same flags. Evaluation
 /// reads an immutable snapshot swapped atomically after each change, so it
-/// takes no lock, allocates nothing for booleans, numbers and strings, and
-/// never fails: on any problem it serves the caller's default with
-/// [`Reason::Error`].
+/// takes no lock, allocates nothing for booleans, numbers and strings
+/// (except to read a version a `semver_*` condition compares whose
+/// pre-release or build part is longer than 8 bytes), and never fails: on
+/// any problem it serves the caller's default with [`Reason::Error`].
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
