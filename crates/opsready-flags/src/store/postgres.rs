@@ -128,7 +128,8 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 ///   one and reports a change, as above. Tune both with
 ///   [`PostgresStore::builder`]. An answer from another process than before
 ///   means the driver connected again on its own, while the quiet timer
-///   cut a receive short: that reports a change too.
+///   cut a receive short: that reports a change too, as does the first
+///   answer after a reconnection the driver reported.
 /// - **`LISTEN` needs a session of its own**: point the store at Postgres
 ///   or at a pooler in session mode, not at one in transaction mode.
 /// - **Pool sizing**: [`connect`](PostgresStore::connect) opens a pool of
@@ -779,6 +780,16 @@ async fn backend_pid(listener: &mut PgListener) -> Result<i32, sqlx::Error> {
         .await
 }
 
+/// Notes the server process `now` that answered a heartbeat; true when
+/// the changes made meanwhile may have reached no one: another process
+/// than the one noted (sqlx connected again on its own), or any process
+/// after a reconnection sqlx reported (`None`), since the connection may
+/// have been lost again while sqlx was connecting, unreported. One load
+/// too many costs little; a kill never heard costs much.
+fn heartbeat_finds_unannounced(noted: &mut Option<i32>, now: i32) -> bool {
+    noted.replace(now) != Some(now)
+}
+
 /// Bumps `revision` on every announcement on `channel`, and after every
 /// reconnection. Runs until aborted, when the store is dropped.
 async fn relay(
@@ -803,9 +814,7 @@ async fn relay(
                     .await
                 {
                     Ok(Ok(now)) => {
-                        // After a reconnection sqlx reported (`None`), the
-                        // new process is only noted: it was announced.
-                        if pid.replace(now).is_some_and(|before| before != now) {
+                        if heartbeat_finds_unannounced(&mut pid, now) {
                             reconnected(&channel, &revision);
                         }
                         continue;
@@ -991,6 +1000,21 @@ impl StdError for Failure {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    #[test]
+    fn a_heartbeat_after_a_reported_reconnection_reloads_as_one_from_another_process() {
+        // The same process as noted: nothing was missed.
+        let mut noted = Some(41);
+        assert!(!heartbeat_finds_unannounced(&mut noted, 41));
+        // Another process: sqlx connected again on its own.
+        assert!(heartbeat_finds_unannounced(&mut noted, 42));
+        assert_eq!(noted, Some(42));
+        // After a reconnection sqlx reported, the connection may have been
+        // lost again while it connected: reload.
+        let mut after_reported = None;
+        assert!(heartbeat_finds_unannounced(&mut after_reported, 43));
+        assert!(!heartbeat_finds_unannounced(&mut after_reported, 43));
+    }
 
     #[test]
     fn schema_names_that_need_no_quoting_are_accepted() {
