@@ -230,22 +230,31 @@ impl Loader {
             environment: environment.clone(),
             diagnostics,
         };
-        if !is_environment_name(&environment) {
+        // A name that cannot be an environment's: reported, its file not
+        // looked for, and the load goes on, so that the other problems are
+        // reported with it (the rules, which would judge values without
+        // the environment's file, are not run).
+        let named = is_environment_name(&environment);
+        if !named {
             diagnostics.push(Diagnostic {
                 kind: DiagnosticKind::Source,
                 key: None,
-                origin: Origin::Env(env_var),
+                origin: Origin::Env(env_var.clone()),
                 message: format!("`{environment}` is not an environment name"),
                 value: None,
                 help: Some(
                     "use letters, digits, `-` and `_`, as in `local` or `production`".to_owned(),
                 ),
             });
-            return Err(fail(diagnostics));
         }
 
         let mut figment = Figment::new();
-        for name in ["default", environment.as_str()] {
+        let files: &[&str] = if named {
+            &["default", environment.as_str()]
+        } else {
+            &["default"]
+        };
+        for &name in files {
             let path = self.config_dir.join(format!("{name}.toml"));
             // A file that cannot even be looked at (a directory without
             // search permission, a dangling symlink of a mounted config

@@ -190,6 +190,27 @@ fn an_environment_name_that_could_escape_the_config_directory_is_refused() {
 }
 
 #[test]
+fn a_bad_environment_name_is_reported_with_the_other_problems() {
+    let dir = config(&[("default.toml", DATABASE)]);
+
+    let error = load(
+        dir.path(),
+        &[("APP_ENV", "prod uction"), ("APP__HTTP__PORT", "eighty")],
+    )
+    .unwrap_err();
+
+    let text = error.to_string();
+    assert!(text.contains("is not an environment name"), "{text}");
+    assert!(
+        error
+            .diagnostics()
+            .iter()
+            .any(|diagnostic| diagnostic.key() == Some("http.port")),
+        "{text}"
+    );
+}
+
+#[test]
 fn an_environment_without_a_file_beside_files_of_others_is_an_error_that_lists_them() {
     let dir = config(&[
         ("default.toml", DATABASE),
