@@ -506,8 +506,9 @@ impl Flags {
     ///
     /// [`NotFound`](ErrorKind::NotFound) when the flag never existed;
     /// [`Invalid`](ErrorKind::Invalid) (pointer `/to_version`) when it has
-    /// no such version, or none before the latest; [`Conflict`](ErrorKind::Conflict)
-    /// when another writer changed the flag meanwhile; the store's.
+    /// no such version, or none before the latest, or `to_version` is the
+    /// latest; [`Conflict`](ErrorKind::Conflict) when another writer
+    /// changed the flag meanwhile; the store's.
     pub async fn rollback(
         &self,
         key: &str,

@@ -393,38 +393,55 @@ fn a_run_the_runtime_never_starts_is_reported_as_such_not_as_a_blocking_check() 
     assert!(!output.contains("blocks its thread"), "{output}");
 }
 
-#[test]
-fn a_waiting_check_the_runtime_stops_running_is_reported_as_such_not_as_a_blocking_check() {
-    use futures_util::FutureExt as _;
-    // Arrange: a check that waits (for an answer that never comes); once it
-    // waits, other code holds the only worker.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// A runtime of one worker.
+fn one_worker() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .unwrap();
-    let (started, waiting) = std::sync::mpsc::channel::<()>();
-    let started = Arc::new(std::sync::Mutex::new(started));
+        .unwrap()
+}
+
+/// Queues, from inside a check's first poll, a task that holds the only
+/// worker (other code blocking it) until `held` says: run next on that
+/// worker, before the check can run again or any timer fire, whatever the
+/// machine's load. Sends on `holding` once it holds the worker.
+fn hold_the_worker_next(
+    holding: std::sync::mpsc::Sender<()>,
+    held: impl FnOnce() + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let _ = holding.send(());
+        held();
+    });
+}
+
+#[test]
+fn a_waiting_check_the_runtime_stops_running_is_reported_as_such_not_as_a_blocking_check() {
+    use futures_util::FutureExt as _;
+    // Arrange: a check that waits (for an answer that never comes), after
+    // queueing other code that then holds the only worker.
+    let runtime = one_worker();
+    let (holding, held) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let queued = Arc::new(std::sync::Mutex::new(Some((holding, released))));
     let timeout = Duration::from_millis(50);
     let component = Component::new("waits", move || {
-        let _ = started.lock().unwrap().send(());
+        if let Some((holding, released)) = queued.lock().unwrap().take() {
+            hold_the_worker_next(holding, move || {
+                let _ = released.recv_timeout(Duration::from_secs(60));
+            });
+        }
         std::future::pending::<Reading>()
     })
     .timeout(timeout);
     let context = runtime.enter();
     let since = Instant::now();
     assert!(component.read().now_or_never().is_none());
-    waiting
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the check never started");
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let (holding, busy) = std::sync::mpsc::channel::<()>();
-    runtime.spawn(async move {
-        let _ = holding.send(());
-        let _ = held.recv_timeout(Duration::from_secs(60));
-    });
-    busy.recv_timeout(Duration::from_secs(10))
-        .expect("the worker never ran the task that holds it");
+    assert!(
+        held.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "the check never ran"
+    );
     wait_past_the_probe_limit(since, timeout);
 
     // Act: a later probe.
@@ -445,23 +462,41 @@ fn a_waiting_check_the_runtime_stops_running_is_reported_as_such_not_as_a_blocki
     assert!(!output.contains("blocks its thread"), "{output}");
 }
 
+/// Probes `component` on `runtime` until its run is over, with a
+/// deadline; the output of the reading it left.
+fn output_once_the_run_is_over(runtime: &tokio::runtime::Runtime, component: &Component) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stamped = runtime.block_on(component.read());
+        let output = stamped.reading.output().unwrap_or_default().to_owned();
+        if !output.starts_with("no reading after") {
+            return output;
+        }
+        assert!(Instant::now() < deadline, "the run never ended: {output}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_check_answering_late_because_the_runtime_did_not_run_it_says_so() {
     use futures_util::FutureExt as _;
-    // Arrange: a check that waits 10 ms; while it waits, other code holds
-    // the only worker for longer than the check's timeout.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (started, waiting) = std::sync::mpsc::channel::<()>();
-    let started = Arc::new(std::sync::Mutex::new(started));
+    // Arrange: a check that waits for other code it queued, which holds
+    // the only worker for longer than the check's timeout before it lets
+    // the check go on.
+    let runtime = one_worker();
+    let (holding, held) = std::sync::mpsc::channel::<()>();
+    let queued = Arc::new(std::sync::Mutex::new(Some(holding)));
     let timeout = Duration::from_millis(50);
     let component = Component::new("late", move || {
-        let _ = started.lock().unwrap().send(());
-        async {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let (answer, answered) = tokio::sync::oneshot::channel::<()>();
+        if let Some(holding) = queued.lock().unwrap().take() {
+            hold_the_worker_next(holding, move || {
+                let _ = answer.send(());
+                std::thread::sleep(Duration::from_millis(300));
+            });
+        }
+        async move {
+            let _ = answered.await;
             Reading::pass()
         }
     })
@@ -469,29 +504,14 @@ fn a_check_answering_late_because_the_runtime_did_not_run_it_says_so() {
     .cache_interval(Duration::from_secs(3600));
     let context = runtime.enter();
     assert!(component.read().now_or_never().is_none());
-    waiting
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the check never started");
-    let (holding, busy) = std::sync::mpsc::channel::<()>();
-    runtime.spawn(async move {
-        let _ = holding.send(());
-        std::thread::sleep(Duration::from_millis(300));
-    });
-    busy.recv_timeout(Duration::from_secs(10))
-        .expect("the worker never ran the task that holds it");
+    assert!(
+        held.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "the check never ran"
+    );
     drop(context);
 
-    // Act: probes until the run is over and its reading is cached.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let output = loop {
-        let stamped = runtime.block_on(component.read());
-        let output = stamped.reading.output().unwrap_or_default().to_owned();
-        if !output.starts_with("no reading after") {
-            break output;
-        }
-        assert!(Instant::now() < deadline, "the run never ended: {output}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    // Act
+    let output = output_once_the_run_is_over(&runtime, &component);
 
     // Assert: a failure, put down to the runtime, not to the check.
     assert!(
@@ -503,6 +523,30 @@ fn a_check_answering_late_because_the_runtime_did_not_run_it_says_so() {
         "{output}"
     );
     assert!(!output.contains("blocked its thread"), "{output}");
+}
+
+#[test]
+fn a_check_that_blocks_its_thread_in_several_calls_is_blamed_for_it() {
+    // Arrange: a check that blocks its thread twice, 150 ms each, with a
+    // wait between: no one call outlasts its 200 ms timeout, both do.
+    let runtime = one_worker();
+    let component = Component::new("blocks-twice", || async {
+        std::thread::sleep(Duration::from_millis(150));
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(150));
+        Reading::pass()
+    })
+    .timeout(Duration::from_millis(200))
+    .cache_interval(Duration::from_secs(3600));
+
+    // Act
+    let output = output_once_the_run_is_over(&runtime, &component);
+
+    // Assert
+    assert!(
+        output.starts_with("timed out after 200ms: the check blocked its thread for"),
+        "{output}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

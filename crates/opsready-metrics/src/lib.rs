@@ -49,7 +49,8 @@
 //!   duration and its place in `http_server_active_requests` end with its
 //!   response, or, when the body streams and the response carries an
 //!   [`opsready_vocab::BodyEnd`] (opsready's guard puts one there), with
-//!   the end of the body: sent whole, failed, or dropped by a client that
+//!   the end of the body: its last frame handed to the server, an error,
+//!   or the body dropped by a client that
 //!   went away.
 //! - A request is recorded when the inner service answers (its status) or
 //!   is dropped unanswered: status 499 when the client gave up, 500 when a

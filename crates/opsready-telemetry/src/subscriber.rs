@@ -307,8 +307,9 @@ pub fn init(
 }
 
 /// Writes the log lines that [`init`]'s subscriber has buffered, now, and
-/// returns once they are written. Other threads' lines meanwhile are
-/// buffered as usual: they do not wait for a slow output.
+/// returns once they are written, or once the output has taken nothing
+/// for 2 s. Other threads' lines meanwhile are buffered as usual: they do
+/// not wait for a slow output.
 ///
 /// Lines are written by a background thread a few milliseconds after they
 /// are logged, and the [`TelemetryGuard`] writes the rest when dropped.

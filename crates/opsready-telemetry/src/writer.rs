@@ -235,10 +235,19 @@ impl Shared {
             return;
         }
         let mut state = self.lock();
+        if state.direct {
+            // No writer thread (any more): lines left from before it died
+            // are written here, in order with every later one.
+            let rest = std::mem::take(&mut state.buffer);
+            if !rest.is_empty() {
+                self.write_out(&rest);
+            }
+            return;
+        }
         // The batch being written, and the one that takes the lines
         // buffered now.
         let target = state.taken + u64::from(!state.buffer.is_empty());
-        if state.direct || state.done >= target {
+        if state.done >= target {
             return;
         }
         state.hurry = true;
@@ -319,6 +328,18 @@ pub(crate) fn process_writer() -> Option<&'static BatchWriter> {
 
 /// The writer thread: waits for lines, writes them, lets more gather.
 fn run(shared: &Shared) {
+    /// A writer thread that dies (its output's `write` panicked) leaves
+    /// the threads that log to write their lines themselves.
+    struct Died<'a>(&'a Shared);
+    impl Drop for Died<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.lock().direct = true;
+                self.0.flushed.notify_all();
+            }
+        }
+    }
+    let _died = Died(shared);
     let _ = shared.writer_thread.set(std::thread::current().id());
     let mut batch = Vec::with_capacity(HIGH_WATER);
     loop {
@@ -418,6 +439,11 @@ impl Write for &BatchWriter {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let mut state = self.shared.lock();
         if state.direct {
+            // Lines a writer thread that died left buffered go first.
+            if !state.buffer.is_empty() {
+                let rest = std::mem::take(&mut state.buffer);
+                self.shared.write_out(&rest);
+            }
             self.shared.write_out(line);
             return Ok(line.len());
         }
@@ -771,6 +797,53 @@ mod tests {
         assert!(lines[1].contains("1 log lines dropped"), "{text}");
         assert!(lines[1].starts_with("{\"timestamp\":"), "{text}");
         assert_eq!(lines[2], "{\"msg\":\"the second line\"}");
+    }
+
+    /// An output whose first write panics; it takes the others.
+    #[derive(Clone, Default)]
+    struct PanicsOnce(Arc<Mutex<(bool, Vec<u8>)>>);
+
+    impl Write for PanicsOnce {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if !state.0 {
+                state.0 = true;
+                drop(state);
+                panic!("the output failed");
+            }
+            state.1.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn once_the_writer_thread_died_lines_are_written_by_the_threads_that_log_them() {
+        // Arrange: the writer thread dies on its first write.
+        let output = PanicsOnce::default();
+        let (mut writer, _guard) = BatchWriter::new(output.clone());
+        writer.write_all(b"lost with the thread\n").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !writer.shared.lock().direct {
+            assert!(Instant::now() < deadline, "the writer thread never died");
+            std::thread::yield_now();
+        }
+
+        // Act
+        writer.write_all(b"after\n").unwrap();
+        writer.write_buffered();
+
+        // Assert: written at once, not left for a thread that is gone.
+        let taken = output
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .clone();
+        assert_eq!(taken, b"after\n");
     }
 
     #[test]

@@ -227,8 +227,9 @@ pub trait RequestObserver: Clone + Send + Sync + 'static {
 /// Put in a response's extensions by the layer that wraps a streamed body
 /// (one whose length is not known up front: a download, a stream of
 /// events), so that the layers outside, which see only the response's
-/// head, learn when the body ends: sent whole, failed, or dropped because
-/// the client went away. opsready's guard puts it there; its telemetry and
+/// head, learn when the body ends: its last frame handed to the server,
+/// an error, or dropped because the client went away. opsready's guard
+/// puts it there; its telemetry and
 /// metrics layers then count a streaming request as active, and time it,
 /// until its body ends instead of until its head is ready.
 ///

@@ -393,8 +393,8 @@ impl Ops {
     /// # Errors
     ///
     /// A port that cannot be bound, naming its setting; opsready settings
-    /// that break their rules (only possible when set in code after
-    /// loading: the loader refuses them), naming each key.
+    /// that break their rules (set in code after loading, or naming a file
+    /// removed since: the loader refuses them), naming each key.
     pub async fn bind(self, app: Router) -> Result<Server, ServeError> {
         // The loader checked them; settings set in code since (a token
         // from a secret store, `Settings::from_parts`) were not.
@@ -628,8 +628,9 @@ impl Server {
 
     /// Serves until `shutdown` completes, then drains: readiness turns 503
     /// at once, new requests are still served for the drain delay (none
-    /// when `shutdown` completed during the startup hooks: never ready, the
-    /// service was sent no requests to wait for), then the listeners close
+    /// when `shutdown` completed during the startup hooks or before this
+    /// call: never ready, the service was sent no requests to wait for),
+    /// then the listeners close
     /// and in-flight requests finish, all within the deadline counted from
     /// `shutdown`.
     pub async fn run_until(
@@ -942,7 +943,7 @@ impl fmt::Display for ServeError {
             ErrorKind::Telemetry(source) => write!(f, "telemetry could not start: {source}"),
             ErrorKind::Settings(broken) => write!(
                 f,
-                "the settings break their rules (set in code after loading, as the loader would have refused them): {}; fix them where the code sets them",
+                "the settings break their rules: {}; the loader checked them, so they were changed since (set in code) or what they name changed (a file removed)",
                 broken.join("; ")
             ),
             ErrorKind::Serve(source) => write!(f, "serving failed: {source}"),

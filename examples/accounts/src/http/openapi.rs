@@ -323,10 +323,14 @@ impl Modify for OpsRoutes {
                         "412",
                         problem("The flag changed since the version in `If-Match`."),
                     );
-                if !kill {
-                    operation = operation
-                        .response("428", problem("`PRECONDITION_REQUIRED`: send `If-Match`."));
-                }
+                operation = operation.response(
+                    "428",
+                    problem(if kill {
+                        "`PRECONDITION_REQUIRED`: `If-Match: *` names no version; send one, or none."
+                    } else {
+                        "`PRECONDITION_REQUIRED`: send `If-Match`."
+                    }),
+                );
             }
             if method == HttpMethod::Put {
                 operation = operation.response("201", json("The flag was created.", changed()));
