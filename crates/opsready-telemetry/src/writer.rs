@@ -270,6 +270,11 @@ impl Shared {
                 return;
             }
         }
+        // The writer thread died meanwhile: what it left is written here.
+        if state.direct && !state.buffer.is_empty() {
+            let rest = std::mem::take(&mut state.buffer);
+            self.write_out(&rest);
+        }
     }
 }
 
