@@ -449,6 +449,58 @@ mod tests {
         (status, code)
     }
 
+    /// A streamed body that yields `frames`, then ends or fails.
+    fn streamed(frames: Vec<Result<&'static str, std::io::Error>>) -> Response {
+        Response::new(Body::from_stream(futures_util::stream::iter(frames)))
+    }
+
+    /// How many times the response's `BodyEnd` hooks ran.
+    fn count_ends(response: &Response) -> Arc<std::sync::atomic::AtomicUsize> {
+        let ends = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&ends);
+        response
+            .extensions()
+            .get::<BodyEnd>()
+            .expect("a streamed body is marked")
+            .on_end(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+            });
+        ends
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_ends_once_at_its_end_at_an_error_or_when_dropped() {
+        use http_body_util::BodyExt as _;
+        // Read to its end: once, and not before.
+        let response = holding(streamed(vec![Ok("a"), Ok("b")]), None);
+        let ends = count_ends(&response);
+        let mut body = response.into_body();
+        body.frame().await.unwrap().unwrap();
+        assert_eq!(ends.load(Ordering::SeqCst), 0, "ended before its end");
+        while body.frame().await.is_some() {}
+        drop(body);
+        assert_eq!(ends.load(Ordering::SeqCst), 1);
+
+        // An error ends it.
+        let response = holding(streamed(vec![Err(std::io::Error::other("gone"))]), None);
+        let ends = count_ends(&response);
+        let mut body = response.into_body();
+        assert!(body.frame().await.unwrap().is_err());
+        assert_eq!(ends.load(Ordering::SeqCst), 1);
+        drop(body);
+        assert_eq!(ends.load(Ordering::SeqCst), 1, "ended twice");
+
+        // Dropped unread (the client went away) ends it.
+        let response = holding(streamed(vec![Ok("a")]), None);
+        let ends = count_ends(&response);
+        drop(response);
+        assert_eq!(ends.load(Ordering::SeqCst), 1);
+
+        // A body in memory is not marked.
+        let response = holding(Response::new(Body::from("whole")), None);
+        assert!(response.extensions().get::<BodyEnd>().is_none());
+    }
+
     #[tokio::test]
     async fn a_panic_when_polled_is_a_500_and_frees_its_slot() {
         #[allow(clippy::panic)] // the route exists to panic
