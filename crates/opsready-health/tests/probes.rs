@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use opsready_health::{Component, Health, Reading, checks};
+use opsready_health::{Component, Health, Reading, Stamped, checks};
 use opsready_problem::ProblemLayer;
 use serde_json::Value;
 
@@ -351,14 +351,19 @@ fn runtime_with_its_worker_held() -> (tokio::runtime::Runtime, std::sync::mpsc::
     (runtime, release)
 }
 
-/// Waits until the probe limit of a check with `timeout` has passed since
-/// `since` (its timeout and 250 ms of grace): a run still under way is
-/// reported as stuck from then on.
-fn wait_past_the_probe_limit(since: Instant, timeout: Duration) {
+/// A probe of `component`, whose run started at `since`, once the probe
+/// limit of its `timeout` has passed (its timeout and 250 ms of grace): a
+/// run still under way is then reported as stuck, at once.
+fn a_probe_past_the_limit(component: &Component, since: Instant, timeout: Duration) -> Stamped {
+    use futures_util::FutureExt as _;
     let past = since + timeout + Duration::from_millis(300);
     while Instant::now() < past {
         std::thread::sleep(Duration::from_millis(10));
     }
+    let Some(stamped) = component.read().now_or_never() else {
+        panic!("a stuck run is answered at once");
+    };
+    stamped
 }
 
 #[test]
@@ -372,13 +377,9 @@ fn a_run_the_runtime_never_starts_is_reported_as_such_not_as_a_blocking_check() 
     let context = runtime.enter();
     let since = Instant::now();
     assert!(component.read().now_or_never().is_none());
-    wait_past_the_probe_limit(since, timeout);
 
-    // Act: a later probe.
-    let stamped = component
-        .read()
-        .now_or_never()
-        .expect("a stuck run is answered at once");
+    // Act: a later probe, past the probe limit.
+    let stamped = a_probe_past_the_limit(&component, since, timeout);
     drop(release);
     drop(context);
 
@@ -442,13 +443,9 @@ fn a_waiting_check_the_runtime_stops_running_is_reported_as_such_not_as_a_blocki
         held.recv_timeout(Duration::from_secs(10)).is_ok(),
         "the check never ran"
     );
-    wait_past_the_probe_limit(since, timeout);
 
-    // Act: a later probe.
-    let stamped = component
-        .read()
-        .now_or_never()
-        .expect("a stuck run is answered at once");
+    // Act: a later probe, past the probe limit.
+    let stamped = a_probe_past_the_limit(&component, since, timeout);
     drop(release);
     drop(context);
 

@@ -121,6 +121,16 @@ async fn hello(State(flags): State<Flags>) -> String {
     }
 }
 
+/// The actions of a flag's history, oldest first.
+fn actions(history: &Value) -> Vec<&str> {
+    history["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect()
+}
+
 fn pointers(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
@@ -505,12 +515,7 @@ async fn kill_and_rollback_change_what_handlers_serve_and_are_in_the_history() {
     assert_eq!(etag.as_deref(), Some("\"3\""));
     assert_eq!(change["change"]["restores"], 1);
     assert_eq!(after_rollback, "HELLO");
-    let actions: Vec<&str> = history["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["action"].as_str().unwrap())
-        .collect();
+    let actions = actions(&history);
     assert_eq!(actions, ["create", "kill", "rollback"]);
     assert_eq!(history["changes"][1]["actor"], "sre");
     assert_eq!(
@@ -558,12 +563,7 @@ async fn a_kill_based_on_a_version_sent_again_does_not_undo_a_rollback_made_sinc
     let (_, _, history) = app
         .send(app.admin(reqwest::Method::GET, "/admin/flags/greeting.shout/history"))
         .await;
-    let actions: Vec<&str> = history["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["action"].as_str().unwrap())
-        .collect();
+    let actions = actions(&history);
     assert_eq!(actions, ["create", "kill", "rollback"]);
 }
 
